@@ -1,0 +1,1 @@
+//! Config parser: see docs/config.md. (Being written.)
