@@ -45,7 +45,18 @@ pub fn config_text(machine: &Machine) -> Result<String, HarnessError> {
     let _ = writeln!(rc, "vgaromimage: file={VGABIOS}");
     rc.push_str("display_library: rfb, options=\"timeout=0\"\n");
     rc.push_str("ata0: enabled=true, ioaddr1=0x1f0, ioaddr2=0x3f0, irq=14\n");
-    let _ = writeln!(rc, "ata0-master: type=disk, path=\"{esp}\", mode=vvfat");
+    match &machine.disk_image {
+        Some(image) => {
+            let _ = writeln!(
+                rc,
+                "ata0-master: type=disk, path=\"{}\", mode=flat",
+                image.display()
+            );
+        }
+        None => {
+            let _ = writeln!(rc, "ata0-master: type=disk, path=\"{esp}\", mode=vvfat");
+        }
+    }
     rc.push_str("boot: disk\n");
     rc.push_str("speaker: enabled=false\n");
     rc.push_str("sound: waveoutdrv=dummy\n");
@@ -117,7 +128,10 @@ pub fn command(machine: &Machine) -> Result<Command, HarnessError> {
 /// Bochs leaves `PATH.lock` beside a disk it did not close (after a panic or a kill), and
 /// refuses that disk next time. The ESP copy is ours alone, so a lock there is stale.
 pub fn remove_stale_locks(machine: &Machine) {
-    let mut lock = machine.esp_dir.clone().into_os_string();
-    lock.push(".lock");
-    let _ = std::fs::remove_file(lock);
+    let disks = [Some(&machine.esp_dir), machine.disk_image.as_ref()];
+    for disk in disks.into_iter().flatten() {
+        let mut lock = disk.clone().into_os_string();
+        lock.push(".lock");
+        let _ = std::fs::remove_file(lock);
+    }
 }

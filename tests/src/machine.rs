@@ -121,6 +121,9 @@ pub struct Machine {
     /// The ESP directory the firmware boots from (a per-instance copy: both emulators may
     /// write to it, and Bochs leaves lock files beside it).
     pub esp_dir: PathBuf,
+    /// Boot this raw FAT image instead of `esp_dir` (see `cargo xtask build`'s
+    /// `build/tern-esp.img`; give each instance its own copy).
+    pub disk_image: Option<PathBuf>,
     /// Where config, logs and the serial transcript go.
     pub work_dir: PathBuf,
     /// Host RAM in MiB. Bochs boots OVMF with 512 (measured); QEMU also uses 512 by default.
@@ -148,6 +151,7 @@ impl Machine {
         Machine {
             kind,
             esp_dir,
+            disk_image: None,
             work_dir,
             memory_mib: DEFAULT_MEMORY_MIB,
             serial,

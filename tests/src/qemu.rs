@@ -22,8 +22,18 @@ pub fn command(machine: &Machine) -> Result<Command, HarnessError> {
     }
     cmd.arg("-m").arg(machine.memory_mib.to_string());
     cmd.arg("-bios").arg(OVMF);
-    let mut drive = std::ffi::OsString::from("format=raw,file=fat:rw:");
-    drive.push(machine.esp_dir.as_os_str());
+    let drive = match &machine.disk_image {
+        Some(image) => {
+            let mut drive = std::ffi::OsString::from("format=raw,file=");
+            drive.push(image.as_os_str());
+            drive
+        }
+        None => {
+            let mut drive = std::ffi::OsString::from("format=raw,file=fat:rw:");
+            drive.push(machine.esp_dir.as_os_str());
+            drive
+        }
+    };
     cmd.arg("-drive").arg(drive);
     match machine.serial {
         SerialEndpoint::ConnectTo(port) => {

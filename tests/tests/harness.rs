@@ -21,11 +21,20 @@ fn shell_round_trip(kind: EmulatorKind, name: &str) -> TestResult {
     // OVMF's first lines (boot option failures) prove no early output was lost.
     host.console().expect("BdsDxe:", boot)?;
     host.console().expect("Shell> ", boot)?;
-    let answer = host.console().command("echo harness-says-hi", "Shell> ", kind.command_timeout())?;
-    assert!(answer.contains("harness-says-hi\n"), "echo output missing: {answer:?}");
+    let answer =
+        host.console()
+            .command("echo harness-says-hi", "Shell> ", kind.command_timeout())?;
+    assert!(
+        answer.contains("harness-says-hi\n"),
+        "echo output missing: {answer:?}"
+    );
     host.console().send_line("reset -s")?;
     let exit = host.wait_exit(Duration::from_secs(60))?;
-    assert!(exit.powered_off, "expected an ACPI power-off, got {:?}", exit.status);
+    assert!(
+        exit.powered_off,
+        "expected an ACPI power-off, got {:?}",
+        exit.status
+    );
     Ok(())
 }
 
@@ -45,14 +54,27 @@ fn qemu_firmware_shell_round_trip() -> TestResult {
 #[ignore = "boots emulators: run with cargo xtask test"]
 fn missing_pattern_fails_with_transcript_tail() -> TestResult {
     let esp = empty_esp("harness-timeout")?;
-    let mut host = Emulator::builder(EmulatorKind::Qemu).name("harness-timeout").esp(&esp).start()?;
-    host.console().expect("Shell> ", EmulatorKind::Qemu.boot_timeout())?;
-    let err = match host.console().expect("this never appears", Duration::from_secs(2)) {
+    let mut host = Emulator::builder(EmulatorKind::Qemu)
+        .name("harness-timeout")
+        .esp(&esp)
+        .start()?;
+    host.console()
+        .expect("Shell> ", EmulatorKind::Qemu.boot_timeout())?;
+    let err = match host
+        .console()
+        .expect("this never appears", Duration::from_secs(2))
+    {
         Ok(text) => panic!("matched a pattern that was never printed: {text:?}"),
         Err(err) => err.to_string(),
     };
-    assert!(err.contains("Shell> "), "error lacks the transcript tail: {err}");
-    assert!(err.contains("console.txt"), "error lacks the transcript path: {err}");
+    assert!(
+        err.contains("Shell> "),
+        "error lacks the transcript tail: {err}"
+    );
+    assert!(
+        err.contains("console.txt"),
+        "error lacks the transcript path: {err}"
+    );
     let pid = host.pid();
     drop(host);
     // The process group is gone once the handle is dropped.
