@@ -38,9 +38,17 @@ pub struct EmulatorBuilder {
     memory_mib: Option<u32>,
     nic: Option<Nic>,
     extra: String,
+    image: Option<PathBuf>,
 }
 
 impl EmulatorBuilder {
+    /// Boot a copy of this raw FAT image (`build/tern-esp.img`) instead of an ESP directory.
+    /// Files and config given to the builder do not go into the image.
+    pub fn boot_image(mut self, image: impl Into<PathBuf>) -> Self {
+        self.image = Some(image.into());
+        self
+    }
+
     /// Instance name: the start of the instance directory's name (use the test's name).
     pub fn name(mut self, name: &str) -> Self {
         self.name = name.to_string();
@@ -119,6 +127,12 @@ impl EmulatorBuilder {
         }
         machine.nic = self.nic;
         machine.extra = self.extra;
+        if let Some(image) = &self.image {
+            let copy = dir.join("disk.img");
+            std::fs::copy(image, &copy)
+                .map_err(|e| HarnessError::io(format!("copy {}", image.display()), e))?;
+            machine.disk_image = Some(copy);
+        }
         let mut process = ProcessGroup::spawn(machine.command()?, &machine.emulator_log())?;
         let stream = accept_serial(&listener, &mut process, &machine.emulator_log())?;
         let console = Console::new(stream, &dir)?;
@@ -199,6 +213,7 @@ impl Emulator {
             memory_mib: None,
             nic: None,
             extra: String::new(),
+            image: None,
         }
     }
 

@@ -43,6 +43,8 @@ pub type TestResult = Result<(), HarnessError>;
 
 /// Environment variable naming the assembled ESP directory (set by `cargo xtask test`).
 pub const ESP_DIR_ENV: &str = "TERN_ESP_DIR";
+/// Environment variable naming the raw FAT image of the ESP (set by `cargo xtask test`).
+pub const ESP_IMAGE_ENV: &str = "TERN_ESP_IMAGE";
 /// Environment variable naming where instance directories are created.
 pub const WORK_DIR_ENV: &str = "TERN_TEST_WORK_DIR";
 
@@ -84,6 +86,20 @@ pub fn esp_dir() -> Result<PathBuf, HarnessError> {
     }
 }
 
+/// The FAT image built by `cargo xtask build`: `$TERN_ESP_IMAGE`, else
+/// `build/tern-esp.img`.
+pub fn esp_image() -> Result<PathBuf, HarnessError> {
+    let image = match std::env::var_os(ESP_IMAGE_ENV) {
+        Some(path) => PathBuf::from(path),
+        None => workspace_root().join("build").join("tern-esp.img"),
+    };
+    if image.is_file() {
+        Ok(image)
+    } else {
+        Err(HarnessError::NoEsp { dir: image })
+    }
+}
+
 /// Where instance directories go: `$TERN_TEST_WORK_DIR`, else `build/test-runs`.
 pub fn work_root() -> PathBuf {
     match std::env::var_os(WORK_DIR_ENV) {
@@ -98,12 +114,46 @@ pub fn workspace_root() -> PathBuf {
     here.parent().map(PathBuf::from).unwrap_or(here)
 }
 
-/// What tern prints: the strings the system tests look for (one place to change them).
+/// What tern prints, and booting a host to its prompt: the vocabulary of the system tests.
 pub mod tern {
+    use crate::{Emulator, EmulatorKind, HarnessError};
+
     /// Part of the hypervisor's banner line.
     pub const BANNER: &str = "tern hypervisor";
     /// The console prompt.
     pub const PROMPT: &str = "tern> ";
     /// Answer to a command the console does not know.
     pub const UNKNOWN_COMMAND: &str = "error: unknown command";
+    /// The boot line on a CPU with VT-x (Bochs `tigerlake`).
+    pub const VTX_AVAILABLE: &str = "VT-x: available";
+    /// The boot line on a CPU without VT-x (QEMU TCG).
+    pub const VTX_NOT_AVAILABLE: &str = "VT-x: not available";
+
+    /// A booted host and everything it printed up to its first prompt.
+    pub struct Booted {
+        /// The running host.
+        pub host: Emulator,
+        /// Boot output up to and including the first prompt (ANSI sequences removed).
+        pub boot_log: String,
+    }
+
+    /// Boot the default ESP in `kind` and wait for the banner and the first prompt.
+    pub fn boot(kind: EmulatorKind, name: &str) -> Result<Booted, HarnessError> {
+        let host = Emulator::builder(kind).name(name).start()?;
+        to_prompt(host)
+    }
+
+    /// Wait for a started host's banner and first prompt.
+    pub fn to_prompt(mut host: Emulator) -> Result<Booted, HarnessError> {
+        let timeout = host.kind().boot_timeout();
+        let mut boot_log = host.console().expect(BANNER, timeout)?;
+        boot_log.push_str(&host.console().expect(PROMPT, timeout)?);
+        Ok(Booted { host, boot_log })
+    }
+
+    /// Send `line` and return the answer up to the next prompt (without the prompt).
+    pub fn command(host: &mut Emulator, line: &str) -> Result<String, HarnessError> {
+        let timeout = host.kind().command_timeout();
+        host.console().command(line, PROMPT, timeout)
+    }
 }

@@ -156,6 +156,7 @@ pub fn test(ws: &Workspace, options: &TestOptions) -> Result<()> {
         }
         let mut cmd = cargo_cmd(&args);
         cmd.env(system_tests::ESP_DIR_ENV, ws.esp_dir())
+            .env(system_tests::ESP_IMAGE_ENV, ws.esp_image())
             .env(system_tests::WORK_DIR_ENV, &work);
         eprintln!("[xtask] system test transcripts go to {}", work.display());
         outcomes.push(run_step("system tests", cmd));
