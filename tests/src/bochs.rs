@@ -90,7 +90,7 @@ pub fn config_text(machine: &Machine) -> Result<String, HarnessError> {
         rc.push_str("pci: enabled=1, chipset=i440fx, slot1=e1000\n");
         let _ = writeln!(
             rc,
-            "e1000: enabled=1, mac={}, ethmod=socket, ethdev=localhost:{port}",
+            "e1000: enabled=1, mac={}, ethmod=socket, ethdev={port}",
             nic.mac_string()
         );
     }
