@@ -74,23 +74,17 @@ pub fn ensure(ws: &Workspace) -> Result<()> {
 }
 
 fn ensure_system_packages() -> Result<()> {
-    let mut missing: Vec<&str> = Vec::new();
-    for package in PACKAGES {
-        if !Path::new(package.evidence).exists() && !missing.contains(&package.name) {
-            eprintln!(
-                "[xtask]   missing {} ({}): no {}",
-                package.name, package.why, package.evidence
-            );
-            missing.push(package.name);
-        }
+    let missing = missing_packages(|path| Path::new(path).exists());
+    for package in PACKAGES.iter().filter(|p| missing.contains(&p.name)) {
+        eprintln!(
+            "[xtask]   missing {} ({}): no {}",
+            package.name, package.why, package.evidence
+        );
     }
     if missing.is_empty() {
         return Ok(());
     }
-    let command = format!(
-        "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y {}",
-        missing.join(" ")
-    );
+    let command = install_command(&missing);
     if !is_root() || !Path::new("/usr/bin/apt-get").exists() {
         bail!("missing system packages; as root, run:\n    {command}");
     }
@@ -113,6 +107,25 @@ fn ensure_system_packages() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The packages (each once) whose evidence file does not exist.
+fn missing_packages(exists: impl Fn(&str) -> bool) -> Vec<&'static str> {
+    let mut missing: Vec<&'static str> = Vec::new();
+    for package in PACKAGES {
+        if !exists(package.evidence) && !missing.contains(&package.name) {
+            missing.push(package.name);
+        }
+    }
+    missing
+}
+
+/// The command an administrator runs to install `missing`.
+fn install_command(missing: &[&str]) -> String {
+    format!(
+        "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y {}",
+        missing.join(" ")
+    )
 }
 
 fn ensure_rust(ws: &Workspace) -> Result<()> {
@@ -200,4 +213,41 @@ pub fn run(cmd: &mut Command) -> Result<()> {
         bail!("{cmd:?} failed ({status})");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_missing_when_every_file_exists() {
+        assert!(missing_packages(|_| true).is_empty());
+    }
+
+    #[test]
+    fn a_package_with_two_missing_files_is_listed_once() {
+        let missing = missing_packages(|path| !path.starts_with("/usr/bin/b"));
+        assert_eq!(missing, ["bochs"]);
+        assert_eq!(
+            install_command(&missing),
+            "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y bochs"
+        );
+    }
+
+    #[test]
+    fn everything_missing_lists_each_package() {
+        let missing = missing_packages(|_| false);
+        for name in [
+            "bochs",
+            "bochsbios",
+            "vgabios",
+            "ovmf",
+            "qemu-system-x86",
+            "mtools",
+            "dosfstools",
+        ] {
+            assert!(missing.contains(&name), "{name} not listed: {missing:?}");
+        }
+        assert_eq!(missing.len(), 7);
+    }
 }
