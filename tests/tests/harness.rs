@@ -82,3 +82,60 @@ fn missing_pattern_fails_with_transcript_tail() -> TestResult {
     assert!(!alive, "emulator {pid} survived its handle");
     Ok(())
 }
+
+/// Both hosts of a networked pair boot with their NICs configured (a bad NIC line makes
+/// Bochs panic at start-up and QEMU refuse to start, before any firmware output).
+fn networked_pair_boots(kind: EmulatorKind, name: &str) -> TestResult {
+    use system_tests::{BxHub, Nic, NicAttachment};
+    let esp = empty_esp(name)?;
+    let hub_dir = system_tests::work_root().join(format!("{name}-hub-{}", std::process::id()));
+    let (hub, nics) = match kind {
+        EmulatorKind::Bochs => {
+            let hub = BxHub::start(2, &hub_dir)?;
+            let nics = [hub.nic(0)?, hub.nic(1)?];
+            (Some(hub), nics)
+        }
+        EmulatorKind::Qemu | EmulatorKind::Kvm => {
+            let port = system_tests::net::free_tcp_port()?;
+            let nic = |index: u8, attachment| Nic {
+                mac: Nic::mac_for_host(index),
+                attachment,
+            };
+            (
+                None,
+                [
+                    nic(0, NicAttachment::QemuListen(port)),
+                    nic(1, NicAttachment::QemuConnect(port)),
+                ],
+            )
+        }
+    };
+    let mut first = Emulator::builder(kind)
+        .name(&format!("{name}-0"))
+        .esp(&esp)
+        .nic(nics[0])
+        .start()?;
+    let mut second = Emulator::builder(kind)
+        .name(&format!("{name}-1"))
+        .esp(&esp)
+        .nic(nics[1])
+        .start()?;
+    for host in [&mut first, &mut second] {
+        let boot = host.kind().boot_timeout();
+        host.console().expect("Shell> ", boot)?;
+    }
+    drop(hub);
+    Ok(())
+}
+
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn bochs_pair_on_bxhub_boots() -> TestResult {
+    networked_pair_boots(EmulatorKind::Bochs, "harness-bochs-pair")
+}
+
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn qemu_pair_on_socket_netdev_boots() -> TestResult {
+    networked_pair_boots(EmulatorKind::Qemu, "harness-qemu-pair")
+}
