@@ -14,6 +14,7 @@ use crate::terminal;
 use crate::workspace::Workspace;
 use anyhow::{Context, Result, bail};
 use std::io::BufRead as _;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::Arc;
@@ -219,9 +220,7 @@ fn run_single(
                 machine.emulator_log().display()
             );
             let mut child = spawn_logged(&machine)?;
-            let (stream, _) = listener
-                .accept()
-                .context("wait for Bochs to connect its serial line")?;
+            let stream = accept_or_exit(&listener, &mut child, &machine)?;
             let quit = terminal::bridge(stream)?;
             if quit {
                 let _ = child.kill();
@@ -230,6 +229,34 @@ fn run_single(
             eprintln!("[xtask] bochs exited: {status}");
             Ok(())
         }
+    }
+}
+
+/// Wait for the emulator to connect its serial line; fail (pointing at its log) if it exits
+/// first, e.g. on a bad config line.
+fn accept_or_exit(
+    listener: &TcpListener,
+    child: &mut Child,
+    machine: &Machine,
+) -> Result<TcpStream> {
+    listener.set_nonblocking(true)?;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false)?;
+                return Ok(stream);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e).context("accept the serial connection"),
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "{} exited ({status}) before connecting its console; see {}",
+                machine.kind,
+                machine.emulator_log().display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
