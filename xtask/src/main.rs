@@ -1,1 +1,174 @@
-fn main() {}
+//! `cargo xtask`: tern's developer and CI driver. See README.md for the commands.
+//!
+//! Arguments are parsed by hand (no clap): there are few, and xtask is compiled on every
+//! fresh checkout of a two-core machine.
+
+mod build;
+mod esp;
+mod hostcfg;
+mod image;
+mod prereq;
+mod progress;
+mod run;
+mod terminal;
+mod test;
+mod workspace;
+
+use anyhow::{Context, Result, bail};
+use hostcfg::NetConfig;
+use std::path::PathBuf;
+use system_tests::EmulatorKind;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  build [--debug] [--net none|dhcp|static|static:ADDR/LEN]
+        check prerequisites, build loader + hypervisor + guests, assemble build/esp/
+        and build/tern-esp.img
+  run --emu bochs|qemu|kvm [--hosts N] [--config FILE]... [--debug] [--no-build] [--image]
+        boot N hosts (console on this terminal for one host; for several, each console
+        on a TCP port: attach with `cargo xtask console PORT`)
+  console PORT
+        attach this terminal to a console served by `run --hosts N`
+  test [--quick] [--filter TEXT] [--threads N]
+        fmt + clippy + host tests + build + system tests in emulators
+  prereq
+        check and install prerequisites only
+";
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("[xtask] error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let mut args = Args(std::env::args().skip(1).collect());
+    let Some(command) = args.next() else {
+        eprint!("{USAGE}");
+        bail!("no command given");
+    };
+    match command.as_str() {
+        "build" => {
+            let mut options = build::BuildOptions {
+                debug: false,
+                net: NetConfig::None,
+            };
+            while let Some(arg) = args.next() {
+                match arg.as_str() {
+                    "--debug" => options.debug = true,
+                    "--net" => {
+                        let value = args.value("--net")?;
+                        options.net = NetConfig::parse(&value)
+                            .with_context(|| format!("bad --net value `{value}`"))?;
+                    }
+                    other => bail!("unknown build option `{other}`\n{USAGE}"),
+                }
+            }
+            let ws = workspace::Workspace::load()?;
+            let step = progress::Step::start("xtask build");
+            build::build(&ws, &options)?;
+            step.done();
+            eprintln!(
+                "[xtask] ESP: {}  image: {}",
+                ws.esp_dir().display(),
+                ws.esp_image().display()
+            );
+            Ok(())
+        }
+        "run" => {
+            let mut options = run::RunOptions {
+                emu: EmulatorKind::Qemu,
+                hosts: 1,
+                configs: Vec::new(),
+                debug: false,
+                no_build: false,
+                image: false,
+            };
+            let mut emu_given = false;
+            while let Some(arg) = args.next() {
+                match arg.as_str() {
+                    "--emu" => {
+                        options.emu = args.value("--emu")?.parse()?;
+                        emu_given = true;
+                    }
+                    "--hosts" => {
+                        options.hosts = args
+                            .value("--hosts")?
+                            .parse()
+                            .context("--hosts takes a number")?
+                    }
+                    "--config" => options.configs.push(PathBuf::from(args.value("--config")?)),
+                    "--debug" => options.debug = true,
+                    "--no-build" => options.no_build = true,
+                    "--image" => options.image = true,
+                    other => bail!("unknown run option `{other}`\n{USAGE}"),
+                }
+            }
+            if !emu_given {
+                bail!(
+                    "run needs --emu bochs|qemu|kvm (bochs emulates VT-x; qemu is fast but has none)"
+                );
+            }
+            run::run(&workspace::Workspace::load()?, &options)
+        }
+        "console" => {
+            let port = args
+                .value("console")?
+                .parse()
+                .context("console takes a port number")?;
+            terminal::attach(port)
+        }
+        "test" => {
+            let mut options = test::TestOptions::default();
+            while let Some(arg) = args.next() {
+                match arg.as_str() {
+                    "--quick" => options.quick = true,
+                    "--filter" => options.filter = Some(args.value("--filter")?),
+                    "--threads" => {
+                        options.threads = Some(
+                            args.value("--threads")?
+                                .parse()
+                                .context("--threads takes a number")?,
+                        )
+                    }
+                    other => bail!("unknown test option `{other}`\n{USAGE}"),
+                }
+            }
+            let ws = workspace::Workspace::load()?;
+            let step = progress::Step::start("xtask test");
+            let result = test::test(&ws, &options);
+            step.done();
+            result
+        }
+        "prereq" => prereq::ensure(&workspace::Workspace::load()?),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            eprint!("{USAGE}");
+            bail!("unknown command `{other}`")
+        }
+    }
+}
+
+/// The remaining command-line arguments.
+struct Args(Vec<String>);
+
+impl Args {
+    fn next(&mut self) -> Option<String> {
+        if self.0.is_empty() {
+            None
+        } else {
+            Some(self.0.remove(0))
+        }
+    }
+
+    /// The value of option `name`.
+    fn value(&mut self, name: &str) -> Result<String> {
+        self.next().with_context(|| format!("{name} needs a value"))
+    }
+}
