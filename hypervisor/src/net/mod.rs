@@ -1,1 +1,3 @@
-//! (being written)
+//! Networking: PCI discovery, the e1000 driver behind the [`nic::Nic`] trait, the smoltcp
+//! glue and the network stack with its console commands.
+pub mod pci;
