@@ -152,9 +152,20 @@ mod tests {
     #[test]
     fn decodes_mem32_io_and_mem64_and_restores_everything() {
         let (mut space, bdf) = space_with([
-            FakeBar::Mem32 { address: 0xfebc_0000, size: 128 * 1024, prefetchable: false },
-            FakeBar::Io { address: 0xc000, size: 64 },
-            FakeBar::Mem64 { address: 0x8_0000_0000, size: 1 << 20, prefetchable: true },
+            FakeBar::Mem32 {
+                address: 0xfebc_0000,
+                size: 128 * 1024,
+                prefetchable: false,
+            },
+            FakeBar::Io {
+                address: 0xc000,
+                size: 64,
+            },
+            FakeBar::Mem64 {
+                address: 0x8_0000_0000,
+                size: 1 << 20,
+                prefetchable: true,
+            },
             FakeBar::Mem64High,
             FakeBar::None,
             FakeBar::None,
@@ -166,11 +177,18 @@ mod tests {
             [
                 Bar {
                     index: 0,
-                    kind: BarKind::Mem32 { prefetchable: false },
+                    kind: BarKind::Mem32 {
+                        prefetchable: false
+                    },
                     address: 0xfebc_0000,
                     size: 0x2_0000
                 },
-                Bar { index: 1, kind: BarKind::Io, address: 0xc000, size: 64 },
+                Bar {
+                    index: 1,
+                    kind: BarKind::Io,
+                    address: 0xc000,
+                    size: 64
+                },
                 Bar {
                     index: 2,
                     kind: BarKind::Mem64 { prefetchable: true },
@@ -180,7 +198,10 @@ mod tests {
             ]
         );
         let after: Vec<u32> = (0..16).map(|i| space.read32(bdf, i * 4)).collect();
-        assert_eq!(before, after, "probing must restore BARs and the command register");
+        assert_eq!(
+            before, after,
+            "probing must restore BARs and the command register"
+        );
         assert!(space.decode_disabled_during_bar_writes(bdf));
     }
 
@@ -192,7 +213,11 @@ mod tests {
             FakeBar::None,
             FakeBar::None,
             FakeBar::None,
-            FakeBar::Mem32 { address: 0x1000_0000, size: 4096, prefetchable: false },
+            FakeBar::Mem32 {
+                address: 0x1000_0000,
+                size: 4096,
+                prefetchable: false,
+            },
         ]);
         let bars = probe_bars(&mut space, bdf, 6);
         assert_eq!(bars.len(), 1);
@@ -208,7 +233,11 @@ mod tests {
             FakeBar::None,
             FakeBar::None,
             FakeBar::None,
-            FakeBar::Mem64 { address: 0x1000_0000, size: 4096, prefetchable: false },
+            FakeBar::Mem64 {
+                address: 0x1000_0000,
+                size: 4096,
+                prefetchable: false,
+            },
         ]);
         assert!(probe_bars(&mut space, bdf, 6).is_empty());
     }

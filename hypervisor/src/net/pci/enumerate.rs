@@ -39,7 +39,9 @@ pub struct PciDevice {
 impl PciDevice {
     /// The memory BAR with slot `index`, if implemented.
     pub fn memory_bar(&self, index: u8) -> Option<&Bar> {
-        self.bars.iter().find(|bar| bar.index == index && bar.is_memory())
+        self.bars
+            .iter()
+            .find(|bar| bar.index == index && bar.is_memory())
     }
 }
 
@@ -125,7 +127,11 @@ impl Walker<'_> {
 
 /// Enumerate every reachable function, in depth-first order from bus 0.
 pub fn enumerate(cfg: &mut dyn ConfigSpace) -> Vec<PciDevice> {
-    let mut walker = Walker { cfg, visited: [false; BUS_COUNT], found: Vec::new() };
+    let mut walker = Walker {
+        cfg,
+        visited: [false; BUS_COUNT],
+        found: Vec::new(),
+    };
     walker.scan_bus(0);
     walker.found
 }
@@ -137,24 +143,45 @@ mod tests {
 
     fn q35_like() -> FakeConfigSpace {
         let mut space = FakeConfigSpace::new();
-        space.insert(Bdf::new(0, 0, 0), FakeFunction::endpoint(0x8086, 0x29c0, 0x06_00_00));
+        space.insert(
+            Bdf::new(0, 0, 0),
+            FakeFunction::endpoint(0x8086, 0x29c0, 0x06_00_00),
+        );
         let mut nic = FakeFunction::endpoint(0x8086, 0x100e, 0x02_00_00);
-        nic.bars[0] =
-            FakeBar::Mem32 { address: 0xfebc_0000, size: 128 * 1024, prefetchable: false };
-        nic.bars[1] = FakeBar::Io { address: 0xc000, size: 64 };
+        nic.bars[0] = FakeBar::Mem32 {
+            address: 0xfebc_0000,
+            size: 128 * 1024,
+            prefetchable: false,
+        };
+        nic.bars[1] = FakeBar::Io {
+            address: 0xc000,
+            size: 64,
+        };
         space.insert(Bdf::new(0, 2, 0), nic);
         // A multi-function device with a hole at function 1.
         space.insert(
             Bdf::new(0, 0x1f, 0),
             FakeFunction::endpoint(0x8086, 0x2918, 0x06_01_00).multi_function(),
         );
-        space.insert(Bdf::new(0, 0x1f, 2), FakeFunction::endpoint(0x8086, 0x2922, 0x01_06_01));
-        space.insert(Bdf::new(0, 0x1f, 3), FakeFunction::endpoint(0x8086, 0x2930, 0x0c_05_00));
+        space.insert(
+            Bdf::new(0, 0x1f, 2),
+            FakeFunction::endpoint(0x8086, 0x2922, 0x01_06_01),
+        );
+        space.insert(
+            Bdf::new(0, 0x1f, 3),
+            FakeFunction::endpoint(0x8086, 0x2930, 0x0c_05_00),
+        );
         // A bridge to bus 5 with a virtio NIC behind it.
         space.insert(Bdf::new(0, 0x1c, 0), FakeFunction::bridge(0, 5, 5));
-        space.insert(Bdf::new(5, 0, 0), FakeFunction::endpoint(0x1af4, 0x1000, 0x02_00_00));
+        space.insert(
+            Bdf::new(5, 0, 0),
+            FakeFunction::endpoint(0x1af4, 0x1000, 0x02_00_00),
+        );
         // Unreachable: nothing points at bus 9.
-        space.insert(Bdf::new(9, 0, 0), FakeFunction::endpoint(0x1234, 0x1111, 0x03_00_00));
+        space.insert(
+            Bdf::new(9, 0, 0),
+            FakeFunction::endpoint(0x1234, 0x1111, 0x03_00_00),
+        );
         space
     }
 
@@ -186,8 +213,14 @@ mod tests {
     fn single_function_devices_are_not_probed_beyond_function_0() {
         let mut space = FakeConfigSpace::new();
         // Function 3 exists but function 0 does not claim multi-function: ignore it.
-        space.insert(Bdf::new(0, 1, 0), FakeFunction::endpoint(0x8086, 0x100e, 0x02_00_00));
-        space.insert(Bdf::new(0, 1, 3), FakeFunction::endpoint(0x8086, 0x100f, 0x02_00_00));
+        space.insert(
+            Bdf::new(0, 1, 0),
+            FakeFunction::endpoint(0x8086, 0x100e, 0x02_00_00),
+        );
+        space.insert(
+            Bdf::new(0, 1, 3),
+            FakeFunction::endpoint(0x8086, 0x100f, 0x02_00_00),
+        );
         let devices = enumerate(&mut space);
         assert_eq!(devices.len(), 1);
     }

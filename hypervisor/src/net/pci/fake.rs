@@ -12,9 +12,17 @@ pub enum FakeBar {
     /// Unimplemented: reads zero, ignores writes.
     None,
     /// 32-bit memory BAR.
-    Mem32 { address: u32, size: u32, prefetchable: bool },
+    Mem32 {
+        address: u32,
+        size: u32,
+        prefetchable: bool,
+    },
     /// 64-bit memory BAR; the next slot must be [`FakeBar::Mem64High`].
-    Mem64 { address: u64, size: u64, prefetchable: bool },
+    Mem64 {
+        address: u64,
+        size: u64,
+        prefetchable: bool,
+    },
     /// High dword of the preceding 64-bit BAR.
     Mem64High,
     /// I/O BAR.
@@ -53,9 +61,8 @@ impl FakeFunction {
     pub fn bridge(primary: u8, secondary: u8, subordinate: u8) -> Self {
         let mut function = Self::endpoint(0x8086, 0x2448, 0x06_04_00);
         function.regs[3] = 0x01 << 16;
-        function.regs[6] = u32::from(primary)
-            | (u32::from(secondary) << 8)
-            | (u32::from(subordinate) << 16);
+        function.regs[6] =
+            u32::from(primary) | (u32::from(secondary) << 8) | (u32::from(subordinate) << 16);
         function
     }
 
@@ -101,11 +108,13 @@ impl FakeFunction {
         let value = self.bar_regs[slot];
         match self.bars[slot] {
             FakeBar::None => 0,
-            FakeBar::Mem32 { size, prefetchable, .. } => {
-                (value & !(size - 1) & 0xffff_fff0) | (u32::from(prefetchable) << 3)
-            }
+            FakeBar::Mem32 {
+                size, prefetchable, ..
+            } => (value & !(size - 1) & 0xffff_fff0) | (u32::from(prefetchable) << 3),
             FakeBar::Io { size, .. } => (value & !(u32::from(size) - 1) & 0xffff_fffc) | 1,
-            FakeBar::Mem64 { size, prefetchable, .. } => {
+            FakeBar::Mem64 {
+                size, prefetchable, ..
+            } => {
                 (value & !((size - 1) as u32) & 0xffff_fff0)
                     | 0b100
                     | (u32::from(prefetchable) << 3)
@@ -144,7 +153,9 @@ impl FakeConfigSpace {
 
     /// True unless a BAR of `bdf` was written while decoding was enabled.
     pub fn decode_disabled_during_bar_writes(&self, bdf: Bdf) -> bool {
-        self.functions.get(&bdf).is_some_and(|f| !f.bar_written_while_decoding)
+        self.functions
+            .get(&bdf)
+            .is_some_and(|f| !f.bar_written_while_decoding)
     }
 }
 

@@ -53,7 +53,7 @@ impl fmt::Display for FormatSize {
         const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
         let mut value = self.0;
         let mut unit = 0;
-        while unit + 1 < UNITS.len() && value >= 1024 && value % 1024 == 0 {
+        while unit + 1 < UNITS.len() && value >= 1024 && value.is_multiple_of(1024) {
             value /= 1024;
             unit += 1;
         }
@@ -69,12 +69,22 @@ pub fn format_size(bytes: u64) -> FormatSize {
 fn write_bar(out: &mut dyn Write, bar: &Bar) -> fmt::Result {
     let kind = match bar.kind {
         BarKind::Io => "io",
-        BarKind::Mem32 { prefetchable: false } => "mem32",
+        BarKind::Mem32 {
+            prefetchable: false,
+        } => "mem32",
         BarKind::Mem32 { prefetchable: true } => "mem32 pf",
-        BarKind::Mem64 { prefetchable: false } => "mem64",
+        BarKind::Mem64 {
+            prefetchable: false,
+        } => "mem64",
         BarKind::Mem64 { prefetchable: true } => "mem64 pf",
     };
-    write!(out, "BAR{} {kind} {:#x} ({})", bar.index, bar.address, FormatSize(bar.size))
+    write!(
+        out,
+        "BAR{} {kind} {:#x} ({})",
+        bar.index,
+        bar.address,
+        FormatSize(bar.size)
+    )
 }
 
 /// Write one listing line (without a trailing newline).
@@ -117,11 +127,18 @@ mod tests {
             bars: vec![
                 Bar {
                     index: 0,
-                    kind: BarKind::Mem32 { prefetchable: false },
+                    kind: BarKind::Mem32 {
+                        prefetchable: false,
+                    },
                     address: 0xfebc_0000,
                     size: 0x2_0000,
                 },
-                Bar { index: 1, kind: BarKind::Io, address: 0xc000, size: 64 },
+                Bar {
+                    index: 1,
+                    kind: BarKind::Io,
+                    address: 0xc000,
+                    size: 64,
+                },
             ],
             interrupt_pin: 1,
         };

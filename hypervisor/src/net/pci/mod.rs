@@ -41,7 +41,11 @@ pub struct Bdf {
 impl Bdf {
     /// A function address; `device` and `function` are masked to their 5 and 3 bits.
     pub const fn new(bus: u8, device: u8, function: u8) -> Self {
-        Self { bus, device: device & 0x1f, function: function & 0x7 }
+        Self {
+            bus,
+            device: device & 0x1f,
+            function: function & 0x7,
+        }
     }
 }
 

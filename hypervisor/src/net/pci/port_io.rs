@@ -18,7 +18,10 @@ impl PortConfigSpace {
     /// The caller must hold the only `PortConfigSpace` (the address/data sequence is not
     /// atomic) and run on a platform with configuration mechanism #1 (every PC chipset).
     pub unsafe fn new() -> Self {
-        Self { address: Port::new(0xcf8), data: Port::new(0xcfc) }
+        Self {
+            address: Port::new(0xcf8),
+            data: Port::new(0xcfc),
+        }
     }
 
     fn select(&mut self, bdf: Bdf, offset: u16) {
@@ -66,7 +69,11 @@ impl EcamConfigSpace {
     /// machine, mapped (uncached, as MMIO) at the same virtual address, and not used by
     /// anything else for ordinary memory.
     pub unsafe fn new(base: u64, start_bus: u8, end_bus: u8) -> Self {
-        Self { base: base as usize, start_bus, end_bus }
+        Self {
+            base: base as usize,
+            start_bus,
+            end_bus,
+        }
     }
 
     fn address(&self, bdf: Bdf, offset: u16) -> Option<*mut u32> {
