@@ -26,6 +26,16 @@ impl TscClock {
         u64::try_from(ticks * 1_000_000 / u128::from(self.hz)).unwrap_or(u64::MAX)
     }
 
+    /// The frequency implied by `ticks` TSC ticks elapsing over `micros` microseconds of a
+    /// reference clock (PIT, HPET, ACPI PM timer); `None` if either is zero.
+    pub fn frequency_from_calibration(ticks: u64, micros: u64) -> Option<u64> {
+        if micros == 0 {
+            return None;
+        }
+        let hz = u128::from(ticks) * 1_000_000 / u128::from(micros);
+        u64::try_from(hz).ok().filter(|&hz| hz != 0)
+    }
+
     /// The TSC frequency.
     pub fn hz(&self) -> u64 {
         self.hz
@@ -47,5 +57,10 @@ mod tests {
         let clock = TscClock::new(1_000_000, 0).unwrap();
         assert_eq!(clock.micros(u64::MAX), u64::MAX);
         assert!(TscClock::new(0, 0).is_none());
+        assert_eq!(
+            TscClock::frequency_from_calibration(25_000_000, 10_000),
+            Some(2_500_000_000)
+        );
+        assert_eq!(TscClock::frequency_from_calibration(5, 0), None);
     }
 }

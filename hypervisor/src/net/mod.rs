@@ -8,6 +8,7 @@
 //! polled by the main loop. Everything but the port-I/O/MMIO glue is host-tested.
 
 pub mod bench;
+pub mod bringup;
 pub mod clock;
 pub mod commands;
 pub mod e1000;
