@@ -20,6 +20,8 @@ pub mod ping;
 pub mod stack;
 
 #[cfg(test)]
+mod dhcp_tests;
+#[cfg(test)]
 mod stack_tests;
 #[cfg(test)]
 mod testbed;

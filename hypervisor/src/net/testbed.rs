@@ -20,22 +20,30 @@ pub struct Host {
 
 impl Host {
     pub fn new(mac: [u8; 6], address: Ipv4Addr, seed: u64) -> Self {
+        let mode = NetMode::Static {
+            address,
+            prefix_len: 24,
+            gateway: None,
+        };
+        Self::with_config(mac, &NetConfig { mode }, seed)
+    }
+
+    pub fn with_config(mac: [u8; 6], config: &NetConfig, seed: u64) -> Self {
         let memory = FakeDma::new();
         let device = FakeE1000::new(mac, memory.clone());
         let nic = E1000::new(device.clone(), memory, E1000Config::default()).expect("nic");
-        let config = NetConfig {
-            mode: NetMode::Static {
-                address,
-                prefix_len: 24,
-                gateway: None,
-            },
-        };
-        let stack = NetStack::new(Box::new(nic), &config, seed, 0).expect("stack");
+        let stack = NetStack::new(Box::new(nic), config, seed, 0).expect("stack");
         Self {
             stack,
             device,
             lines: Vec::new(),
         }
+    }
+
+    /// Poll the stack at `now_us` and collect its output.
+    pub fn poll(&mut self, now_us: u64) {
+        self.stack.poll(now_us);
+        self.collect();
     }
 
     fn collect(&mut self) {
