@@ -7,6 +7,7 @@
 
 use core::fmt::{self, Write};
 
+use super::bench::{self, BenchError};
 use super::nic::MacAddr;
 use super::pci::{PciDevice, format_device};
 use super::stack::{NetError, NetMode, NetStack, parse_endpoint, parse_ipv4};
@@ -20,6 +21,8 @@ pub enum CmdError {
     NoNic,
     /// The stack refused the operation.
     Net(NetError),
+    /// The raw transmit benchmark ended early.
+    Bench(BenchError),
     /// Writing the answer failed.
     Output,
 }
@@ -30,6 +33,7 @@ impl fmt::Display for CmdError {
             Self::Usage(usage) => write!(f, "usage: {usage}"),
             Self::NoNic => write!(f, "no network interface (no supported NIC was found)"),
             Self::Net(error) => write!(f, "{error}"),
+            Self::Bench(error) => write!(f, "{error}"),
             Self::Output => write!(f, "console output failed"),
         }
     }
@@ -54,8 +58,13 @@ pub const PING_USAGE: &str = "ping IP [COUNT] | ping stop";
 /// Usage of `nettest`.
 pub const NETTEST_USAGE: &str =
     "nettest listen PORT | nettest send IP:PORT MIB | nettest status | nettest stop";
+/// Usage of `netbench`.
+pub const NETBENCH_USAGE: &str = "netbench FRAMES";
 /// Usage of `pci`.
 pub const PCI_USAGE: &str = "pci";
+
+/// Largest `netbench` run (about 15 GiB of frames).
+const MAX_NETBENCH_FRAMES: u64 = 10_000_000;
 
 /// Largest `nettest send` size in MiB (64 GiB).
 const MAX_NETTEST_MIB: u64 = 64 * 1024;
@@ -187,5 +196,27 @@ pub fn cmd_pci(devices: &[PciDevice], out: &mut dyn Write, args: &[&str]) -> Res
         format_device(out, device)?;
         writeln!(out)?;
     }
+    Ok(())
+}
+
+/// `netbench FRAMES`: the raw transmit benchmark. It holds the console until the frames are
+/// sent (bounded by FRAMES and by the benchmark's stall timeout); `now_us` reads the clock.
+pub fn cmd_netbench(
+    stack: Option<&mut NetStack>,
+    out: &mut dyn Write,
+    args: &[&str],
+    now_us: &mut dyn FnMut() -> u64,
+) -> Result<(), CmdError> {
+    let stack = stack.ok_or(CmdError::NoNic)?;
+    let frames = match args {
+        [frames] => frames
+            .parse::<u64>()
+            .ok()
+            .filter(|&n| (1..=MAX_NETBENCH_FRAMES).contains(&n))
+            .ok_or(CmdError::Usage(NETBENCH_USAGE))?,
+        _ => return Err(CmdError::Usage(NETBENCH_USAGE)),
+    };
+    let report = bench::raw_transmit(stack.nic(), frames, now_us).map_err(CmdError::Bench)?;
+    writeln!(out, "{report}")?;
     Ok(())
 }

@@ -7,7 +7,7 @@ use alloc::vec;
 use smoltcp::socket::tcp;
 use smoltcp::wire::{IpAddress, IpEndpoint};
 
-use super::commands::{CmdError, cmd_net, cmd_nettest, cmd_ping};
+use super::commands::{CmdError, cmd_net, cmd_netbench, cmd_nettest, cmd_ping};
 use super::nettest::{self, wire};
 use super::stack::NetError;
 use super::testbed::{A_IP, B_IP, Testbed, Wire};
@@ -282,4 +282,43 @@ fn console_commands_answer() {
     .unwrap();
     assert!(bed.run_until(30_000_000, STEP, |bed| bed.a.said("checksum ok")));
     let _ = A_IP;
+}
+
+#[test]
+fn stopping_the_receiver_resets_the_sender() {
+    let mut bed = Testbed::new();
+    bed.b.stack.nettest_listen(5001).unwrap();
+    bed.a.stack.nettest_send(endpoint(5001), 64 << 20).unwrap();
+    assert!(bed.run_until(60_000_000, STEP, |bed| bed.b.said("connection from")));
+    bed.run_until(100_000, STEP, |_| false);
+    let started = bed.now_us;
+    bed.b.stack.nettest_stop().unwrap();
+    assert!(!bed.b.stack.listening());
+    assert!(bed.run_until(5_000_000, STEP, |bed| bed.a.said("nettest: error")));
+    assert!(
+        bed.a.said("connection reset by peer after"),
+        "{:?}",
+        bed.a.lines
+    );
+    // The reset arrives at once; no waiting for the progress timeout.
+    assert!(bed.now_us - started < 1_000_000);
+}
+
+#[test]
+fn netbench_reports_throughput() {
+    let mut bed = Testbed::new();
+    let mut clock = 0u64;
+    let mut now = || {
+        clock += 5;
+        clock
+    };
+    let mut out = String::new();
+    cmd_netbench(Some(&mut bed.a.stack), &mut out, &["200"], &mut now).unwrap();
+    assert!(out.starts_with("bench: 200 frames, 0.28 MiB in "), "{out}");
+    assert!(out.contains("frames/s"), "{out}");
+    assert_eq!(bed.a.device.take_sent().len(), 200);
+    assert!(matches!(
+        cmd_netbench(Some(&mut bed.a.stack), &mut out, &["0"], &mut now),
+        Err(CmdError::Usage(_))
+    ));
 }
