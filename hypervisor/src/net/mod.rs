@@ -1,6 +1,6 @@
-//! Networking: PCI discovery, the e1000 driver behind the [`nic::Nic`] trait, the smoltcp
-//! glue ([`nic_device`]), and the network stack ([`stack`]) with its operator tools (ping,
-//! nettest, a raw transmit benchmark) and console commands.
+//! Networking: PCI discovery, the e1000 driver behind the `nic::Nic` trait, the smoltcp glue
+//! (`nic_device`), and the network stack (`stack`) with its operator tools (ping, nettest, a
+//! raw transmit benchmark) and console commands.
 //!
 //! Layering, bottom up: `pci` finds the NIC and decodes its BARs; `e1000` drives it through
 //! the `RegisterAccess`/`DmaMemory` traits; `nic` is the only thing the layers above know

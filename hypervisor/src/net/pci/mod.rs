@@ -3,7 +3,7 @@
 //! Why a trait: the hypervisor reaches configuration space through the legacy 0xCF8/0xCFC
 //! mechanism (every PC chipset, QEMU and Bochs) or through ECAM where ACPI's MCFG table offers
 //! it. Enumeration and BAR probing do not care which; writing them against [`ConfigSpace`]
-//! lets the host tests run them over [`fake::FakeConfigSpace`], a configuration space that
+//! lets the host tests run them over `fake::FakeConfigSpace`, a configuration space that
 //! behaves like real BARs (size masks, read-only type bits).
 //!
 //! References: PCI Local Bus Specification 3.0, section 6.1 (configuration header), 6.2.5
@@ -21,7 +21,7 @@ pub mod fake;
 
 pub use bar::{Bar, BarKind, probe_bars};
 pub use enumerate::{PciDevice, enumerate};
-pub use listing::{device_name, format_device, format_size};
+pub use listing::{FormatSize, device_name, format_device, format_size};
 #[cfg(target_os = "none")]
 pub use port_io::{EcamConfigSpace, PortConfigSpace};
 
