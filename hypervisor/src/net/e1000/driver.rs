@@ -127,6 +127,10 @@ impl<R: RegisterAccess, D: DmaMemory> E1000<R, D> {
         let control = (control | ctrl::SLU | ctrl::ASDE)
             & !(ctrl::LRST | ctrl::PHY_RST | ctrl::ILOS | ctrl::VME);
         regs.write(regs::CTRL, control);
+        // 14.3: no flow control, so its registers are zeroed.
+        for flow_control in [regs::FCAL, regs::FCAH, regs::FCT, regs::FCTTV] {
+            regs.write(flow_control, 0);
+        }
 
         let (mac, mac_source) = read_mac(&mut regs)?;
         let ral = u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]);

@@ -89,14 +89,22 @@ impl DmaRegion {
     /// Volatile read of a `u64` at `offset`.
     pub fn read_u64(&self, offset: usize) -> u64 {
         self.check(offset, 8);
-        // SAFETY: in bounds (checked), region valid per `new`; descriptors are 16-byte aligned
-        // and `offset` is a multiple of 8 for every caller, read_unaligned covers the rest.
+        assert!(
+            offset.is_multiple_of(8),
+            "unaligned DMA quadword at {offset:#x}"
+        );
+        // SAFETY: in bounds and 8-byte aligned (checked; the region base is 16-byte aligned
+        // per `new`), region valid per `new`.
         unsafe { self.virt.as_ptr().add(offset).cast::<u64>().read_volatile() }
     }
 
     /// Volatile write of a `u64` at `offset`.
     pub fn write_u64(&self, offset: usize, value: u64) {
         self.check(offset, 8);
+        assert!(
+            offset.is_multiple_of(8),
+            "unaligned DMA quadword at {offset:#x}"
+        );
         // SAFETY: as in `read_u64`.
         unsafe {
             self.virt

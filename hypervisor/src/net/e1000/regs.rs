@@ -14,6 +14,14 @@ pub const EECD: u32 = 0x0010;
 pub const EERD: u32 = 0x0014;
 /// Extended Device Control (13.4.6).
 pub const CTRL_EXT: u32 = 0x0018;
+/// Flow Control Address Low/High, Type, Transmit Timer Value (13.4.7-13.4.10, 13.4.13).
+pub const FCAL: u32 = 0x0028;
+/// See [`FCAL`].
+pub const FCAH: u32 = 0x002c;
+/// See [`FCAL`].
+pub const FCT: u32 = 0x0030;
+/// See [`FCAL`].
+pub const FCTTV: u32 = 0x0170;
 /// Interrupt Cause Read (13.4.17), clear on read.
 pub const ICR: u32 = 0x00c0;
 /// Interrupt Mask Set/Read (13.4.20).
