@@ -322,3 +322,22 @@ fn netbench_reports_throughput() {
         Err(CmdError::Usage(_))
     ));
 }
+
+#[test]
+fn nettest_survives_a_lossy_wire() {
+    let mut bed = Testbed::new();
+    bed.wire = Wire::Lossy { percent: 3 };
+    bed.b.stack.nettest_listen(5001).unwrap();
+    bed.a.stack.nettest_send(endpoint(5001), 1 << 20).unwrap();
+    let done = bed.run_until(120_000_000, 1000, |bed| {
+        bed.a.said("nettest: sent") || bed.a.said("nettest: error")
+    });
+    assert!(done, "a: {:?}\nb: {:?}", bed.a.lines, bed.b.lines);
+    assert!(bed.lost > 0, "the wire must actually lose frames");
+    assert!(
+        bed.a.said("receiver reports checksum ok"),
+        "{:?}",
+        bed.a.lines
+    );
+    assert!(bed.b.said("checksum ok"), "{:?}", bed.b.lines);
+}

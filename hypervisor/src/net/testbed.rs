@@ -58,13 +58,18 @@ impl Host {
     }
 }
 
-/// Which direction of the wire carries frames.
+/// What the wire does with frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wire {
-    /// Both directions.
+    /// Carries everything, both directions.
     Connected,
     /// Everything lost (a peer vanished or a cable was pulled).
     Cut,
+    /// Each frame lost with probability `percent`/100, from a seeded generator.
+    Lossy {
+        /// Loss probability in percent.
+        percent: u64,
+    },
 }
 
 /// Host A (10.0.0.1) and host B (10.0.0.2).
@@ -75,6 +80,9 @@ pub struct Testbed {
     pub wire: Wire,
     /// Frames carried across the wire so far.
     pub carried: u64,
+    /// Frames the wire lost.
+    pub lost: u64,
+    rng: u64,
 }
 
 pub const A_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -88,6 +96,22 @@ impl Testbed {
             now_us: 0,
             wire: Wire::Connected,
             carried: 0,
+            lost: 0,
+            rng: 0x2545_f491_4f6c_dd1d,
+        }
+    }
+
+    fn carries(&mut self) -> bool {
+        match self.wire {
+            Wire::Connected => true,
+            Wire::Cut => false,
+            Wire::Lossy { percent } => {
+                // xorshift64: the same loss pattern on every run.
+                self.rng ^= self.rng << 13;
+                self.rng ^= self.rng >> 7;
+                self.rng ^= self.rng << 17;
+                self.rng % 100 >= percent
+            }
         }
     }
 
@@ -96,14 +120,17 @@ impl Testbed {
         self.now_us += dt_us;
         self.a.stack.poll(self.now_us);
         self.b.stack.poll(self.now_us);
-        for (from, to) in [
-            (&self.a.device, &self.b.device),
-            (&self.b.device, &self.a.device),
-        ] {
+        let directions = [
+            (self.a.device.clone(), self.b.device.clone()),
+            (self.b.device.clone(), self.a.device.clone()),
+        ];
+        for (from, to) in directions {
             for frame in from.take_sent() {
-                if self.wire == Wire::Connected {
+                if self.carries() {
                     to.deliver(&frame);
                     self.carried += 1;
+                } else {
+                    self.lost += 1;
                 }
             }
         }
