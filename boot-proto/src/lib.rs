@@ -83,8 +83,12 @@ pub struct MemoryRegion {
 }
 
 impl MemoryRegion {
-    pub const EMPTY: MemoryRegion =
-        MemoryRegion { start: 0, len: 0, kind: MemoryKind::Reserved, _reserved: 0 };
+    pub const EMPTY: MemoryRegion = MemoryRegion {
+        start: 0,
+        len: 0,
+        kind: MemoryKind::Reserved,
+        _reserved: 0,
+    };
 
     /// One past the last byte of the region (saturating, so a malformed entry cannot wrap).
     pub fn end(&self) -> u64 {
@@ -105,17 +109,29 @@ pub struct Module {
 }
 
 impl Module {
-    pub const EMPTY: Module = Module { name: [0; MODULE_NAME_LEN], phys: 0, len: 0 };
+    pub const EMPTY: Module = Module {
+        name: [0; MODULE_NAME_LEN],
+        phys: 0,
+        len: 0,
+    };
 
     /// The name as a string (up to the first zero byte); `None` if it is not UTF-8.
     pub fn name(&self) -> Option<&str> {
-        let end = self.name.iter().position(|&b| b == 0).unwrap_or(MODULE_NAME_LEN);
+        let end = self
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(MODULE_NAME_LEN);
         core::str::from_utf8(&self.name[..end]).ok()
     }
 
     /// A module entry with `name` truncated to fit the fixed field.
     pub fn new(name: &str, phys: u64, len: u64) -> Module {
-        let mut m = Module { name: [0; MODULE_NAME_LEN], phys, len };
+        let mut m = Module {
+            name: [0; MODULE_NAME_LEN],
+            phys,
+            len,
+        };
         let n = name.len().min(MODULE_NAME_LEN);
         m.name[..n].copy_from_slice(&name.as_bytes()[..n]);
         m
@@ -229,7 +245,10 @@ impl BootInfo {
         }
         let expected = core::mem::size_of::<BootInfo>() as u32;
         if self.size != expected {
-            return Err(BootInfoError::SizeMismatch { found: self.size, expected });
+            return Err(BootInfoError::SizeMismatch {
+                found: self.size,
+                expected,
+            });
         }
         if self.memory_region_count as usize > MAX_MEMORY_REGIONS
             || self.module_count as usize > MAX_MODULES
@@ -274,10 +293,16 @@ mod tests {
         assert_eq!(b.validate(), Err(BootInfoError::BadMagic(1)));
         let mut b = BootInfo::new();
         b.version = 99;
-        assert!(matches!(b.validate(), Err(BootInfoError::VersionMismatch { found: 99, .. })));
+        assert!(matches!(
+            b.validate(),
+            Err(BootInfoError::VersionMismatch { found: 99, .. })
+        ));
         let mut b = BootInfo::new();
         b.size -= 8;
-        assert!(matches!(b.validate(), Err(BootInfoError::SizeMismatch { .. })));
+        assert!(matches!(
+            b.validate(),
+            Err(BootInfoError::SizeMismatch { .. })
+        ));
         let mut b = BootInfo::new();
         b.module_count = MAX_MODULES as u32 + 1;
         assert_eq!(b.validate(), Err(BootInfoError::CountOutOfRange));
@@ -287,6 +312,9 @@ mod tests {
     fn module_names_round_trip_and_truncate() {
         assert_eq!(Module::new("hb", 0, 0).name(), Some("hb"));
         let long = "x".repeat(100);
-        assert_eq!(Module::new(&long, 0, 0).name().map(str::len), Some(MODULE_NAME_LEN));
+        assert_eq!(
+            Module::new(&long, 0, 0).name().map(str::len),
+            Some(MODULE_NAME_LEN)
+        );
     }
 }

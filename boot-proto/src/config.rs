@@ -1,1 +1,0 @@
-//! Config parser: see docs/config.md. (Being written.)

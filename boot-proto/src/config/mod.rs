@@ -1,0 +1,159 @@
+//! Parser of tern's host configuration file, `\tern\tern.cfg` on the ESP (`docs/config.md`).
+//!
+//! The loader parses the file to learn which images to load and refuses to boot on any error;
+//! the hypervisor parses the very same bytes again to get the host, network, migration and VM
+//! settings. The format is a deliberately small INI dialect so that an operator can edit it
+//! with any text editor on any OS (CRLF line endings and a UTF-8 byte-order mark are accepted).
+//!
+//! The parser is strict because a half-understood config is worse than none: every unknown
+//! section or key, every repeated key, every out-of-range value is an error carrying the line
+//! it was found on and a message that names the key, the value and what was expected. It never
+//! panics, whatever the input (see the fuzz tests).
+//!
+//! Layout of this module, in the order the bytes flow through it:
+//! * [`line`]: one physical line to a [`line::Line`] (blank, section header or `key = value`),
+//!   with comments, quotes and control characters dealt with;
+//! * [`value`]: the typed value parsers (names, sizes, IPv4, MAC, hex key, paths...);
+//! * [`sections`]: one draft per section that collects its keys, then checks what is required;
+//! * [`error`]: [`ConfigError`] and the messages the operator sees.
+
+mod error;
+mod line;
+mod sections;
+mod value;
+
+#[cfg(test)]
+mod tests;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+pub use error::{ConfigError, ConfigErrorKind};
+
+/// Most `[vm NAME]` sections a config may have: the loader hands over one module per VM.
+pub const MAX_VMS: usize = crate::MAX_MODULES;
+
+/// Longest VM kernel command line, in bytes.
+pub const MAX_CMDLINE_LEN: usize = 1024;
+
+/// Longest image path, in bytes.
+pub const MAX_IMAGE_PATH_LEN: usize = 255;
+
+/// Longest host or VM name, in characters (all ASCII).
+pub const MAX_NAME_LEN: usize = 32;
+
+/// Largest config file the loader accepts, in bytes (checked by the loader, not by [`parse`]).
+pub const MAX_CONFIG_SIZE: usize = 64 * 1024;
+
+/// TCP port the migration listener uses when `[migration] port` is not given.
+pub const DEFAULT_MIGRATION_PORT: u16 = 4444;
+
+/// The whole host configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `[host]`: who this host is.
+    pub host: HostConfig,
+    /// `[net]`: how the host's NIC is configured.
+    pub net: NetConfig,
+    /// `[migration]`: listener and default migration parameters.
+    pub migration: MigrationConfig,
+    /// One entry per `[vm NAME]` section, in file order.
+    pub vms: Vec<VmConfig>,
+}
+
+/// `[host]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostConfig {
+    /// 1-32 characters of `[A-Za-z0-9_-]`.
+    pub name: String,
+}
+
+/// How the host's IPv4 address is obtained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetMode {
+    /// No networking (the default): migration is unavailable.
+    None,
+    /// Address, prefix and gateway from DHCP.
+    Dhcp,
+    /// Fixed address.
+    Static {
+        /// The host's IPv4 address.
+        address: [u8; 4],
+        /// Network prefix length, 1..=32.
+        prefix_len: u8,
+        /// Default gateway, if any.
+        gateway: Option<[u8; 4]>,
+    },
+}
+
+/// `[net]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetConfig {
+    /// Address configuration.
+    pub mode: NetMode,
+    /// MAC address to use instead of the NIC's own (always unicast).
+    pub mac: Option<[u8; 6]>,
+}
+
+/// `[migration]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationConfig {
+    /// TCP port of the migration listener (default [`DEFAULT_MIGRATION_PORT`]).
+    pub port: u16,
+    /// Pre-shared key authenticating peers; `None` means migration is refused.
+    pub key: Option<[u8; 32]>,
+    /// Default downtime limit for outgoing migrations, in milliseconds (>= 1).
+    pub downtime_limit_ms: Option<u32>,
+    /// Default bandwidth cap for outgoing migrations, in MiB/s; `Some(0)` means unlimited.
+    pub max_bandwidth_mib: Option<u32>,
+}
+
+/// One `[vm NAME]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmConfig {
+    /// 1-32 characters of `[A-Za-z0-9_-]`, unique (ignoring ASCII case) in the file.
+    pub name: String,
+    /// Path of the guest image on the ESP, as written (`/` or `\` separators).
+    pub image: String,
+    /// Guest RAM in bytes: a multiple of 4 KiB in 1 MiB..=64 GiB.
+    pub memory_bytes: u64,
+    /// Kernel command line handed to the guest (empty if not given), at most 1024 bytes.
+    pub cmdline: String,
+    /// Number of vCPUs (only 1 is supported for now).
+    pub vcpus: u32,
+    /// Whether the hypervisor starts the VM at boot.
+    pub autostart: bool,
+    /// Line of the `[vm NAME]` header, for later messages about this VM.
+    pub line: u32,
+}
+
+/// Parses a config file's text. Stops at the first error.
+///
+/// A leading UTF-8 byte-order mark and CRLF line endings are accepted.
+pub fn parse(text: &str) -> Result<Config, ConfigError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut builder = sections::ConfigBuilder::new();
+    for (index, raw) in text.split('\n').enumerate() {
+        let line_no = u32::try_from(index).map_or(u32::MAX, |n| n.saturating_add(1));
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        match line::classify(raw) {
+            Ok(parsed) => builder.feed(parsed, line_no)?,
+            Err(kind) => return Err(ConfigError::new(line_no, kind)),
+        }
+    }
+    builder.finish()
+}
+
+/// Parses a config file's raw bytes, as read from the ESP: like [`parse`], but bytes that are
+/// not UTF-8 are reported as [`ConfigErrorKind::InvalidUtf8`] on the line they are on.
+pub fn parse_bytes(bytes: &[u8]) -> Result<Config, ConfigError> {
+    match core::str::from_utf8(bytes) {
+        Ok(text) => parse(text),
+        Err(err) => {
+            let before = bytes.get(..err.valid_up_to()).unwrap_or(&[]);
+            let newlines = before.iter().filter(|&&b| b == b'\n').count();
+            let line = u32::try_from(newlines).map_or(u32::MAX, |n| n.saturating_add(1));
+            Err(ConfigError::new(line, ConfigErrorKind::InvalidUtf8))
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Everything that can stop a boot, each with the message an operator needs to fix it.
+
+use alloc::string::String;
+use core::fmt;
+
+/// Why the loader refused to boot.
+#[derive(Debug)]
+pub enum LoaderError {
+    /// A file could not be read from the ESP.
+    FileRead { path: String, status: uefi::Status },
+    /// The config file is larger than [`crate::boot::MAX_CONFIG_BYTES`].
+    ConfigTooLarge { path: String, len: usize },
+    /// The config file is not UTF-8.
+    ConfigNotUtf8 { path: String, offset: usize },
+    /// The config file has an error on a line.
+    Config {
+        path: String,
+        error: boot_proto::config::ConfigError,
+    },
+    /// A VM's image could not be read (names the config line).
+    VmImage {
+        config: String,
+        line: u32,
+        vm: String,
+        image: String,
+        status: uefi::Status,
+    },
+    /// Too many VMs for the boot-info module table.
+    TooManyVms { count: usize },
+    /// The hypervisor ELF is malformed.
+    HypervisorElf { path: String, reason: String },
+    /// Firmware refused an allocation.
+    OutOfMemory { what: &'static str, bytes: usize },
+    /// The firmware memory map has more entries than the boot info can carry.
+    MemoryMapTooLarge { entries: usize },
+}
+
+impl fmt::Display for LoaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoaderError::FileRead { path, status } => {
+                write!(f, "{path}: cannot read file from the ESP ({status:?})")
+            }
+            LoaderError::ConfigTooLarge { path, len } => write!(
+                f,
+                "{path}: file is {len} bytes, the limit is {} bytes",
+                crate::boot::MAX_CONFIG_BYTES
+            ),
+            LoaderError::ConfigNotUtf8 { path, offset } => {
+                write!(f, "{path}: not valid UTF-8 at byte offset {offset}")
+            }
+            LoaderError::Config { path, error } => {
+                write!(f, "{path}:{}: {}", error.line, error.kind)
+            }
+            LoaderError::VmImage {
+                config,
+                line,
+                vm,
+                image,
+                status,
+            } => write!(
+                f,
+                "{config}:{line}: [vm {vm}] image = {image}: cannot read it from the ESP ({status:?})"
+            ),
+            LoaderError::TooManyVms { count } => write!(
+                f,
+                "{count} VMs configured, at most {} are supported",
+                boot_proto::MAX_MODULES
+            ),
+            LoaderError::HypervisorElf { path, reason } => {
+                write!(f, "{path}: not a loadable hypervisor image: {reason}")
+            }
+            LoaderError::OutOfMemory { what, bytes } => {
+                write!(f, "out of memory allocating {bytes} bytes for {what}")
+            }
+            LoaderError::MemoryMapTooLarge { entries } => write!(
+                f,
+                "firmware memory map has {entries} entries, the boot info holds {}",
+                boot_proto::MAX_MEMORY_REGIONS
+            ),
+        }
+    }
+}
