@@ -26,16 +26,19 @@ pub fn write_version(out: &mut dyn Write) -> core::fmt::Result {
     write!(out, "{PRODUCT} {VERSION}")
 }
 
-/// `memory: 1019 MiB usable, 5 MiB reserved, 1024 MiB total; heap 32 MiB; image 1 MiB; 2 modules`.
+/// `memory: 1000 MiB usable, 24 MiB reserved, 1024 MiB total RAM, 256 MiB firmware/MMIO; heap
+/// 32 MiB; image 2 KiB; 1 module`. "usable" is what the frame allocator manages; "reserved" is
+/// RAM held by tern's image, boot data, modules, the loader and ACPI tables.
 pub fn write_memory_line(out: &mut dyn Write, m: &MemorySummary) -> core::fmt::Result {
     let usable = m.totals.managed_bytes;
     let reserved = m.totals.reserved_bytes;
     write!(
         out,
-        "memory: {} MiB usable, {} MiB reserved, {} MiB total; heap {} MiB; image {} KiB; {} module{}",
+        "memory: {} MiB usable, {} MiB reserved, {} MiB total RAM, {} MiB firmware/MMIO; heap {} MiB; image {} KiB; {} module{}",
         usable / MIB,
         reserved / MIB,
         (usable + reserved) / MIB,
+        m.totals.firmware_reserved_bytes / MIB,
         m.heap_bytes / MIB,
         m.image_bytes.div_ceil(1024),
         m.module_count,
@@ -60,6 +63,7 @@ mod tests {
             totals: MemoryTotals {
                 managed_bytes: 1000 * MIB,
                 reserved_bytes: 24 * MIB,
+                firmware_reserved_bytes: 256 * MIB + 1,
                 ..MemoryTotals::default()
             },
             heap_bytes: 32 * MIB,
@@ -70,7 +74,7 @@ mod tests {
         write_memory_line(&mut s, &m).unwrap();
         assert_eq!(
             s,
-            "memory: 1000 MiB usable, 24 MiB reserved, 1024 MiB total; heap 32 MiB; image 2 KiB; 1 module"
+            "memory: 1000 MiB usable, 24 MiB reserved, 1024 MiB total RAM, 256 MiB firmware/MMIO; heap 32 MiB; image 2 KiB; 1 module"
         );
     }
 }

@@ -56,7 +56,7 @@ fn info(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
     let out = &mut *inv.out;
     let host = host::get().ok_or_else(|| CommandError::Failed("still booting".into()))?;
     write_version(out)?;
-    writeln!(out, " on host '{}'", host.host_name.unwrap_or("(unnamed)"))?;
+    writeln!(out, " on host '{}'", host.name().unwrap_or("(unnamed)"))?;
     let up = tsc::uptime_ns();
     writeln!(
         out,

@@ -20,7 +20,6 @@ use super::boot_info::{from_phys, slice_as_str};
 use super::commands::registry;
 use super::console_poller::ConsolePoller;
 use super::host::{self, Host};
-use super::host_config::host_name;
 use super::main_loop::MainLoop;
 use crate::acpi::power;
 use crate::arch::{cpu, gdt, idt, serial, tsc};
@@ -84,11 +83,21 @@ pub extern "C" fn kernel_main(boot_info_phys: u64) -> ! {
     let totals = frames.totals();
     drop(frames);
 
-    let config = slice_as_str(boot_info.config, identity).unwrap_or_else(|| {
-        log::warn!("config: text is not readable UTF-8 inside the identity map; ignoring it");
+    let config_path = slice_as_str(boot_info.config_path, identity).unwrap_or("tern.cfg");
+    let config_text = slice_as_str(boot_info.config, identity).unwrap_or_else(|| {
+        log::error!("config: text is not readable UTF-8 inside the identity map; ignoring it");
         ""
     });
-    let name = host_name(config);
+    let config = match boot_proto::config::parse(config_text) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            // The loader parsed the same bytes successfully, so this means the text was
+            // damaged in the hand-over: report it and run without a config.
+            log::error!("config: {config_path}: {e}; running without a config");
+            None
+        }
+    };
+    let name = config.as_ref().map(|c| c.host.name.clone());
 
     power::init(
         boot_info.acpi_rsdp,
@@ -109,7 +118,7 @@ pub extern "C" fn kernel_main(boot_info_phys: u64) -> ! {
     log::info!(
         "{} on host '{}'",
         version.as_str(),
-        name.unwrap_or("(unnamed)")
+        name.as_deref().unwrap_or("(unnamed)")
     );
     let mut line = alloc::string::String::new();
     let _ = write_memory_line(&mut line, &memory);
@@ -121,8 +130,8 @@ pub extern "C" fn kernel_main(boot_info_phys: u64) -> ! {
 
     let host = host::set(Host {
         boot_info,
+        config_text,
         config,
-        host_name: name,
         cpu: cpu_info,
         vmx,
         tsc_hz: clock.hz,

@@ -1,12 +1,11 @@
 //! The kernel proper: entry from the loader, initialisation order, the main loop, the
 //! kernel's own console commands, panic handling.
 //!
-//! Portable (host-tested): [`banner`] (the boot banner format), [`host_config`] (host name
-//! lookup until the real config parser lands), [`main_loop`] (the poller round). Bare metal:
-//! everything else; see [`entry`] for the boot order and the polling design.
+//! Portable (host-tested): [`banner`] (the boot banner format) and [`main_loop`] (the poller
+//! round). Bare metal: everything else; see `entry` for the boot order and the polling design.
+//! The host config is parsed with `boot_proto::config::parse`, the loader's own parser.
 
 pub mod banner;
-pub mod host_config;
 pub mod main_loop;
 
 #[cfg(target_os = "none")]

@@ -79,8 +79,12 @@ pub struct MemoryTotals {
     pub managed_bytes: u64,
     /// Bytes currently free.
     pub free_bytes: u64,
-    /// Bytes of RAM the map marks as anything but usable (image, boot data, modules, ACPI...).
+    /// Bytes of RAM in use by tern, the loader or ACPI tables (image, boot data, modules,
+    /// loader memory, ACPI reclaimable): RAM that exists but is not allocatable.
     pub reserved_bytes: u64,
+    /// Bytes the map marks `Reserved` or `Unusable`: firmware runtime memory, ACPI NVS and
+    /// MMIO windows (which are address space, not RAM; the map does not tell them apart).
+    pub firmware_reserved_bytes: u64,
     /// Bytes the map reports as usable before exclusions.
     pub usable_reported_bytes: u64,
     /// Highest end address of any entry (the physical address space in use).
@@ -111,6 +115,7 @@ impl FrameAllocator {
                 managed_bytes: 0,
                 free_bytes: 0,
                 reserved_bytes: 0,
+                firmware_reserved_bytes: 0,
                 usable_reported_bytes: 0,
                 highest_address: 0,
             },
@@ -128,7 +133,9 @@ impl FrameAllocator {
     /// the global instance, which is too large to build on the boot stack and move).
     pub fn reset_from(&mut self, regions: &[MemoryRegion]) {
         *self = FrameAllocator::empty();
+        // Unions, so overlapping entries are not counted twice.
         let mut reserved = RangeSet::<MAX_RANGES>::new();
+        let mut firmware = RangeSet::<MAX_RANGES>::new();
         for r in regions {
             let end = r.end();
             self.totals.highest_address = self.totals.highest_address.max(end);
@@ -145,12 +152,17 @@ impl FrameAllocator {
                 let start = align_down(r.start, FRAME_SIZE);
                 let end = align_up(r.end(), FRAME_SIZE).unwrap_or(u64::MAX);
                 self.managed.remove(PhysRange::new(start, end));
-                reserved.insert(PhysRange::new(r.start, r.end()));
+                let range = PhysRange::new(r.start, r.end());
+                match r.kind {
+                    MemoryKind::Reserved | MemoryKind::Unusable => firmware.insert(range),
+                    _ => reserved.insert(range),
+                }
             }
         }
         self.managed.remove(PhysRange::new(0, LOW_MEMORY_LIMIT));
         self.free = self.managed.clone();
         self.totals.reserved_bytes = reserved.total_bytes();
+        self.totals.firmware_reserved_bytes = firmware.total_bytes();
         self.totals.managed_bytes = self.managed.total_bytes();
         self.totals.free_bytes = self.totals.managed_bytes;
     }

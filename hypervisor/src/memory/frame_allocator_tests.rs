@@ -36,6 +36,24 @@ fn low_memory_and_reserved_overlaps_are_excluded() {
     assert_eq!(a.totals().managed_bytes, 2 * MIB + 8 * MIB - 4096);
     assert_eq!(a.totals().usable_reported_bytes, 12 * MIB);
     assert_eq!(a.totals().highest_address, 16 * MIB);
+    assert_eq!(a.totals().reserved_bytes, MIB + 10);
+    assert_eq!(a.totals().firmware_reserved_bytes, 0);
+}
+
+#[test]
+fn firmware_reserved_and_loader_memory_are_counted_apart() {
+    let map = [
+        region(MIB, 8 * MIB, MemoryKind::Usable),
+        region(9 * MIB, MIB, MemoryKind::BootData),
+        region(9 * MIB, MIB, MemoryKind::LoaderUsed), // overlapping duplicate: counted once
+        region(10 * MIB, MIB, MemoryKind::Reserved),
+        region(0xe000_0000, 256 * MIB, MemoryKind::Reserved),
+        region(12 * MIB, MIB, MemoryKind::Unusable),
+    ];
+    let t = FrameAllocator::from_regions(&map).totals();
+    assert_eq!(t.reserved_bytes, MIB);
+    assert_eq!(t.firmware_reserved_bytes, 258 * MIB);
+    assert_eq!(t.managed_bytes, 8 * MIB);
 }
 
 #[test]
