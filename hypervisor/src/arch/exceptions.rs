@@ -91,6 +91,13 @@ extern "C" fn exception_handler(frame: &ExceptionFrame) -> ! {
         frame.vector, frame.rip
     );
     let _ = writeln!(w, "error code {:#x}", frame.error_code);
+    if frame.vector == 8 {
+        let _ = writeln!(
+            w,
+            "CR2 {:#018x}: if it is just below rsp, this is a stack overflow into a guard page",
+            cr.cr2
+        );
+    }
     if frame.vector == 14 {
         let _ = writeln!(
             w,

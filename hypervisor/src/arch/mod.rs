@@ -17,6 +17,8 @@ pub mod gdt;
 #[cfg(target_os = "none")]
 pub mod idt;
 #[cfg(target_os = "none")]
+pub mod paging;
+#[cfg(target_os = "none")]
 pub mod port;
 #[cfg(target_os = "none")]
 pub mod reset;

@@ -22,20 +22,35 @@ use super::console_poller::ConsolePoller;
 use super::host::{self, Host};
 use super::main_loop::MainLoop;
 use crate::acpi::power;
-use crate::arch::{cpu, gdt, idt, serial, tsc};
+use crate::arch::{cpu, gdt, idt, paging, serial, tsc};
 use crate::console::{Shell, serial_log};
 use crate::memory::{global::FRAMES, heap};
 
-/// Size of the boot stack the entry stub switches to (the kernel's only stack; exceptions that
-/// may come with a bad stack use IST stacks, see `arch::gdt`).
-pub const BOOT_STACK_SIZE: usize = 256 * 1024;
+/// Size of the boot stack static, guard page included: `_start` loads `rsp` with
+/// `BOOT_STACK + BOOT_STACK_SIZE`. The kernel's only stack; exceptions that may come with a bad
+/// stack (#DF, NMI, #MC) switch to IST stacks (see `arch::gdt`).
+pub const BOOT_STACK_SIZE: usize = GUARD_SIZE + 256 * 1024;
+const GUARD_SIZE: usize = 4096;
 
-#[repr(C, align(16))]
+/// The boot stack in `.bss`: its lowest page is unmapped at boot as a guard, so an overflow
+/// faults (#DF with a register dump) instead of overwriting `.data` below it.
+#[repr(C, align(4096))]
 pub struct BootStack([u8; BOOT_STACK_SIZE]);
 
-/// The boot stack (`.bss`). Only the entry stub names it (to load `rsp`); never referenced
-/// from Rust.
+/// Only the entry stub names it (to load `rsp`) and [`guard_boot_stack`] takes its address;
+/// never referenced from Rust.
 pub static mut BOOT_STACK: BootStack = BootStack([0; BOOT_STACK_SIZE]);
+
+/// Unmaps the boot stack's guard page.
+fn guard_boot_stack() {
+    let guard = (&raw const BOOT_STACK) as u64;
+    // SAFETY: the guard page is the lowest page of BOOT_STACK, which the stack never reaches
+    // unless it overflows; nothing else uses it. The tables are the loader's (identity map).
+    match unsafe { paging::unmap_4k(guard) } {
+        Ok(()) => {}
+        Err(e) => log::warn!("boot stack guard page not installed: {e}"),
+    }
+}
 
 /// Stops boot with a message on the console.
 fn fatal(args: core::fmt::Arguments<'_>) -> ! {
@@ -53,6 +68,7 @@ pub extern "C" fn kernel_main(boot_info_phys: u64) -> ! {
     serial_log::init();
     gdt::init();
     idt::init();
+    guard_boot_stack();
     let mut version = alloc_free_version();
     log::info!("{} starting", version.as_str());
     if let Err(e) = serial {
