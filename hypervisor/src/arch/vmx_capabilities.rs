@@ -231,7 +231,7 @@ impl VmxStatus {
             if feature_control.locked {
                 "locked"
             } else {
-                "unlocked (tern will enable and lock it)"
+                "unlocked (VMXON setup may enable and lock it)"
             },
             if feature_control.vmx_outside_smx {
                 "enabled"

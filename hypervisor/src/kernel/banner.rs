@@ -26,7 +26,7 @@ pub fn write_version(out: &mut dyn Write) -> core::fmt::Result {
     write!(out, "{PRODUCT} {VERSION}")
 }
 
-/// `memory: 1000 MiB usable, 24 MiB reserved, 1024 MiB total RAM, 256 MiB firmware/MMIO; heap
+/// `memory: 1000 MiB usable, 2.5 MiB reserved, 1002 MiB total RAM, 256 MiB firmware/MMIO; heap
 /// 32 MiB; image 2 KiB; 1 module`. "usable" is what the frame allocator manages; "reserved" is
 /// RAM held by tern's image, boot data, modules, the loader and ACPI tables.
 pub fn write_memory_line(out: &mut dyn Write, m: &MemorySummary) -> core::fmt::Result {
@@ -34,16 +34,32 @@ pub fn write_memory_line(out: &mut dyn Write, m: &MemorySummary) -> core::fmt::R
     let reserved = m.totals.reserved_bytes;
     write!(
         out,
-        "memory: {} MiB usable, {} MiB reserved, {} MiB total RAM, {} MiB firmware/MMIO; heap {} MiB; image {} KiB; {} module{}",
-        usable / MIB,
-        reserved / MIB,
-        (usable + reserved) / MIB,
-        m.totals.firmware_reserved_bytes / MIB,
-        m.heap_bytes / MIB,
-        m.image_bytes.div_ceil(1024),
+        "memory: {} usable, {} reserved, {} total RAM, {} firmware/MMIO; heap {}; image {}; {} module{}",
+        Size(usable),
+        Size(reserved),
+        Size(usable + reserved),
+        Size(m.totals.firmware_reserved_bytes),
+        Size(m.heap_bytes),
+        Size(m.image_bytes),
         m.module_count,
         if m.module_count == 1 { "" } else { "s" },
     )
+}
+
+/// A byte count for people: whole MiB from 10 MiB up, else MiB with one decimal, else KiB.
+pub struct Size(pub u64);
+
+impl core::fmt::Display for Size {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let b = self.0;
+        if b >= 10 * MIB {
+            write!(f, "{} MiB", b / MIB)
+        } else if b >= MIB {
+            write!(f, "{}.{} MiB", b / MIB, (b % MIB) * 10 / MIB)
+        } else {
+            write!(f, "{} KiB", b.div_ceil(1024))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -62,7 +78,7 @@ mod tests {
         let m = MemorySummary {
             totals: MemoryTotals {
                 managed_bytes: 1000 * MIB,
-                reserved_bytes: 24 * MIB,
+                reserved_bytes: 5 * MIB / 2,
                 firmware_reserved_bytes: 256 * MIB + 1,
                 ..MemoryTotals::default()
             },
@@ -74,7 +90,18 @@ mod tests {
         write_memory_line(&mut s, &m).unwrap();
         assert_eq!(
             s,
-            "memory: 1000 MiB usable, 24 MiB reserved, 1024 MiB total RAM, 256 MiB firmware/MMIO; heap 32 MiB; image 2 KiB; 1 module"
+            "memory: 1000 MiB usable, 2.5 MiB reserved, 1002 MiB total RAM, 256 MiB firmware/MMIO; heap 32 MiB; image 2 KiB; 1 module"
         );
+    }
+
+    #[test]
+    fn sizes_pick_a_readable_unit() {
+        let f = |b| alloc::format!("{}", Size(b));
+        assert_eq!(f(0), "0 KiB");
+        assert_eq!(f(1), "1 KiB");
+        assert_eq!(f(MIB - 1), "1024 KiB");
+        assert_eq!(f(MIB), "1.0 MiB");
+        assert_eq!(f(MIB * 3 / 2), "1.5 MiB");
+        assert_eq!(f(10 * MIB + 5), "10 MiB");
     }
 }

@@ -3,16 +3,16 @@
 //! The structure arrives as a physical address in `rdi`. Before a Rust reference to it may
 //! exist, every field with restricted values must be valid: `MemoryKind` is a `repr(u32)` enum,
 //! and a reference to a struct holding an out-of-range discriminant is undefined behaviour.
-//! So the header and every region's kind are checked through raw pointers first.
+//! So [`check_raw`] first checks the header and every region's kind on the raw bytes (portable,
+//! host-tested); only then does the bare-metal [`from_phys`] turn the bytes into a reference.
 
-use core::mem::offset_of;
+use core::mem::{offset_of, size_of};
 
 use boot_proto::{
     BOOT_INFO_MAGIC, BOOT_INFO_VERSION, BootInfo, BootInfoError, MAX_MEMORY_REGIONS, MemoryRegion,
-    PhysSlice,
 };
 
-// The kind check below relies on MemoryKind's discriminants being exactly 1..=8.
+// The kind check relies on MemoryKind's discriminants being exactly 1..=8.
 const _: () = assert!(
     boot_proto::MemoryKind::Usable as u32 == 1 && boot_proto::MemoryKind::LoaderUsed as u32 == 8
 );
@@ -51,60 +51,74 @@ impl core::fmt::Display for BootError {
     }
 }
 
-/// Validates and returns the boot info at `phys`.
-///
-/// # Safety
-/// `phys` must be what the loader passed in `rdi`: if it is in the identity map, the memory
-/// there is readable and stays untouched (BootData) for the kernel's lifetime.
-pub unsafe fn from_phys(phys: u64) -> Result<&'static BootInfo, BootError> {
-    let size = core::mem::size_of::<BootInfo>() as u64;
-    let aligned = phys.is_multiple_of(core::mem::align_of::<BootInfo>() as u64);
-    if phys == 0 || !aligned || phys.saturating_add(size) > MIN_IDENTITY_MAPPED {
-        return Err(BootError::BadAddress(phys));
+fn u32_at(bytes: &[u8], off: usize) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&bytes[off..off + 4]);
+    u32::from_le_bytes(b)
+}
+
+/// Checks that `bytes` (exactly `size_of::<BootInfo>()` of them) hold a `BootInfo` of this
+/// build whose enum fields are all valid, so that it may be viewed as a `&BootInfo`.
+pub fn check_raw(bytes: &[u8]) -> Result<(), BootError> {
+    let size = size_of::<BootInfo>();
+    if bytes.len() != size {
+        return Err(BootError::Header(BootInfoError::SizeMismatch {
+            found: bytes.len() as u32,
+            expected: size as u32,
+        }));
     }
-    let base = phys as usize as *const u8;
-    // SAFETY: [phys, phys + size) is inside the identity map (checked above) and readable per
-    // the caller's contract; plain integers are read at their field offsets, and no reference
-    // to the (not yet validated) BootInfo is created.
-    let read_u32 = |off: usize| unsafe { core::ptr::read(base.add(off) as *const u32) };
-    // SAFETY: as above.
-    let magic = unsafe { core::ptr::read(base.add(offset_of!(BootInfo, magic)) as *const u64) };
+    let mut magic = [0u8; 8];
+    magic.copy_from_slice(&bytes[offset_of!(BootInfo, magic)..][..8]);
+    let magic = u64::from_le_bytes(magic);
     if magic != BOOT_INFO_MAGIC {
         return Err(BootError::Header(BootInfoError::BadMagic(magic)));
     }
-    let version = read_u32(offset_of!(BootInfo, version));
+    let version = u32_at(bytes, offset_of!(BootInfo, version));
     if version != BOOT_INFO_VERSION {
         return Err(BootError::Header(BootInfoError::VersionMismatch {
             found: version,
             expected: BOOT_INFO_VERSION,
         }));
     }
-    let found = read_u32(offset_of!(BootInfo, size));
-    if found as u64 != size {
+    let found = u32_at(bytes, offset_of!(BootInfo, size));
+    if found as usize != size {
         return Err(BootError::Header(BootInfoError::SizeMismatch {
             found,
             expected: size as u32,
         }));
     }
-    let count = read_u32(offset_of!(BootInfo, memory_region_count)) as usize;
-    if count > MAX_MEMORY_REGIONS {
-        return Err(BootError::Header(BootInfoError::CountOutOfRange));
-    }
     let regions = offset_of!(BootInfo, memory_regions);
+    // Entries past the count must be valid too: they are part of the array a reference
+    // covers (the loader fills them with MemoryRegion::EMPTY).
     for index in 0..MAX_MEMORY_REGIONS {
-        let off =
-            regions + index * core::mem::size_of::<MemoryRegion>() + offset_of!(MemoryRegion, kind);
-        let raw = read_u32(off);
+        let off = regions + index * size_of::<MemoryRegion>() + offset_of!(MemoryRegion, kind);
+        let raw = u32_at(bytes, off);
         if !(1..=8).contains(&raw) {
-            // Entries past `count` must be valid too, since they are part of the array a
-            // reference covers; the loader fills them with MemoryRegion::EMPTY.
             return Err(BootError::BadMemoryKind { index, raw });
         }
     }
-    // SAFETY: the only fields with invalid bit patterns (the MemoryKind discriminants) were
-    // all checked above; everything else is plain integers. The memory stays valid and
-    // unmodified for the kernel's lifetime (BootData, excluded from the allocator).
-    let info = unsafe { &*(base as *const BootInfo) };
+    Ok(())
+}
+
+/// Validates and returns the boot info at `phys`.
+///
+/// # Safety
+/// `phys` must be what the loader passed in `rdi`: if it is in the identity map, the memory
+/// there is readable and stays untouched (BootData) for the kernel's lifetime.
+#[cfg(target_os = "none")]
+pub unsafe fn from_phys(phys: u64) -> Result<&'static BootInfo, BootError> {
+    let size = size_of::<BootInfo>();
+    let aligned = phys.is_multiple_of(core::mem::align_of::<BootInfo>() as u64);
+    if phys == 0 || !aligned || phys.saturating_add(size as u64) > MIN_IDENTITY_MAPPED {
+        return Err(BootError::BadAddress(phys));
+    }
+    // SAFETY: [phys, phys + size) is inside the identity map (checked above) and readable and
+    // unchanging per the caller's contract; any bytes are valid `u8`s.
+    let bytes = unsafe { core::slice::from_raw_parts(phys as usize as *const u8, size) };
+    check_raw(bytes)?;
+    // SAFETY: `check_raw` verified the only fields with invalid bit patterns (the MemoryKind
+    // discriminants); everything else is plain integers; alignment was checked above.
+    let info = unsafe { &*(bytes.as_ptr() as *const BootInfo) };
     info.validate().map_err(BootError::Header)?;
     if info.identity_mapped_bytes < MIN_IDENTITY_MAPPED {
         return Err(BootError::IdentityMapTooSmall(info.identity_mapped_bytes));
@@ -113,7 +127,8 @@ pub unsafe fn from_phys(phys: u64) -> Result<&'static BootInfo, BootError> {
 }
 
 /// The bytes of a `PhysSlice` as a `&'static str`, if it is inside the identity map and UTF-8.
-pub fn slice_as_str(slice: PhysSlice, identity_limit: u64) -> Option<&'static str> {
+#[cfg(target_os = "none")]
+pub fn slice_as_str(slice: boot_proto::PhysSlice, identity_limit: u64) -> Option<&'static str> {
     if slice.len == 0 {
         return Some("");
     }
@@ -127,4 +142,97 @@ pub fn slice_as_str(slice: PhysSlice, identity_limit: u64) -> Option<&'static st
         core::slice::from_raw_parts(slice.phys as usize as *const u8, slice.len as usize)
     };
     core::str::from_utf8(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::boxed::Box;
+    use alloc::vec::Vec;
+
+    /// The bytes of a BootInfo as the loader would lay them out.
+    fn bytes_of(info: &BootInfo) -> Vec<u8> {
+        // Every byte must be initialised to be read as u8: BootInfo has no padding when its
+        // size is the plain sum of its fields' sizes (all u64/u32/u8 in natural order).
+        let fields = 8
+            + 4
+            + 4
+            + MAX_MEMORY_REGIONS * size_of::<MemoryRegion>()
+            + 4
+            + 4
+            + boot_proto::MAX_MODULES * (boot_proto::MODULE_NAME_LEN + 16)
+            + 16
+            + 16
+            + 8
+            + 8
+            + 16
+            + 8
+            + 8
+            + 8;
+        assert_eq!(
+            size_of::<BootInfo>(),
+            fields,
+            "BootInfo changed: update this test helper"
+        );
+        let ptr = info as *const BootInfo as *const u8;
+        // SAFETY: a live BootInfo without padding (asserted above) read as initialised bytes.
+        unsafe { core::slice::from_raw_parts(ptr, size_of::<BootInfo>()) }.to_vec()
+    }
+
+    #[test]
+    fn a_fresh_boot_info_passes() {
+        let info = Box::new(BootInfo::new());
+        assert_eq!(check_raw(&bytes_of(&info)), Ok(()));
+    }
+
+    #[test]
+    fn bad_kind_anywhere_in_the_array_is_refused() {
+        let info = Box::new(BootInfo::new());
+        let mut bytes = bytes_of(&info);
+        let index = MAX_MEMORY_REGIONS - 1;
+        let off = offset_of!(BootInfo, memory_regions)
+            + index * size_of::<MemoryRegion>()
+            + offset_of!(MemoryRegion, kind);
+        bytes[off..off + 4].copy_from_slice(&9u32.to_le_bytes());
+        assert_eq!(
+            check_raw(&bytes),
+            Err(BootError::BadMemoryKind { index, raw: 9 })
+        );
+        bytes[off..off + 4].copy_from_slice(&0u32.to_le_bytes());
+        assert_eq!(
+            check_raw(&bytes),
+            Err(BootError::BadMemoryKind { index, raw: 0 })
+        );
+    }
+
+    #[test]
+    fn header_errors_are_reported() {
+        let info = Box::new(BootInfo::new());
+        let good = bytes_of(&info);
+        let mut b = good.clone();
+        b[0] ^= 1;
+        assert!(matches!(
+            check_raw(&b),
+            Err(BootError::Header(BootInfoError::BadMagic(_)))
+        ));
+        let mut b = good.clone();
+        b[offset_of!(BootInfo, version)] = 77;
+        assert!(matches!(
+            check_raw(&b),
+            Err(BootError::Header(BootInfoError::VersionMismatch {
+                found: 77,
+                ..
+            }))
+        ));
+        let mut b = good.clone();
+        b[offset_of!(BootInfo, size)] ^= 8;
+        assert!(matches!(
+            check_raw(&b),
+            Err(BootError::Header(BootInfoError::SizeMismatch { .. }))
+        ));
+        assert!(matches!(
+            check_raw(&good[..good.len() - 1]),
+            Err(BootError::Header(BootInfoError::SizeMismatch { .. }))
+        ));
+    }
 }

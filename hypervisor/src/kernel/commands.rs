@@ -8,7 +8,7 @@ use crate::console::{CommandError, CommandRegistry, CommandSpec, Invocation};
 use crate::memory::global::FRAMES;
 use crate::memory::heap;
 
-use super::banner::{write_memory_line, write_version};
+use super::banner::{Size, write_memory_line, write_version};
 use super::host;
 
 /// Every command table tern knows. Subsystems add theirs here with one line each.
@@ -49,8 +49,6 @@ pub static KERNEL_COMMANDS: &[CommandSpec] = &[
         handler: shutdown,
     },
 ];
-
-const MIB: u64 = 1 << 20;
 
 fn info(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
     let out = &mut *inv.out;
@@ -95,11 +93,11 @@ fn info(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
     let (heap_used, heap_size) = heap::usage();
     writeln!(
         out,
-        "memory now: {} MiB free of {} MiB allocatable; heap {} KiB used of {} KiB",
-        totals.free_bytes / MIB,
-        totals.managed_bytes / MIB,
-        heap_used / 1024,
-        heap_size / 1024
+        "memory now: {} free of {} allocatable; heap {} used of {}",
+        Size(totals.free_bytes),
+        Size(totals.managed_bytes),
+        Size(heap_used as u64),
+        Size(heap_size as u64)
     )?;
     let modules = host.boot_info.modules();
     for m in modules {

@@ -1,15 +1,15 @@
 //! The kernel proper: entry from the loader, initialisation order, the main loop, the
 //! kernel's own console commands, panic handling.
 //!
-//! Portable (host-tested): [`banner`] (the boot banner format) and [`main_loop`] (the poller
-//! round). Bare metal: everything else; see `entry` for the boot order and the polling design.
+//! Portable (host-tested): [`banner`] (the boot banner format), [`boot_info`] (checking the
+//! loader's hand-over) and [`main_loop`] (the poller round). Bare metal: everything else; see
+//! `entry` for the boot order and the polling design.
 //! The host config is parsed with `boot_proto::config::parse`, the loader's own parser.
 
 pub mod banner;
+pub mod boot_info;
 pub mod main_loop;
 
-#[cfg(target_os = "none")]
-pub mod boot_info;
 #[cfg(target_os = "none")]
 pub mod commands;
 #[cfg(target_os = "none")]
