@@ -13,6 +13,8 @@ use x86_64::instructions::tables::load_tss;
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
 use x86_64::structures::tss::TaskStateSegment;
 
+use super::paging;
+
 /// IST slot (0-based, as the IDT gate encodes it minus one) for #DF.
 pub const DOUBLE_FAULT_IST: u8 = 0;
 /// IST slot for NMI.
@@ -21,12 +23,23 @@ pub const NMI_IST: u8 = 1;
 pub const MACHINE_CHECK_IST: u8 = 2;
 
 const IST_STACK_SIZE: usize = 32 * 1024;
+const GUARD_SIZE: usize = 4096;
 
-#[repr(C, align(16))]
-struct IstStack([u8; IST_STACK_SIZE]);
+/// An IST stack with an unmapped guard page below it, so a handler that overflows its stack
+/// triple-faults (machine reset) rather than silently corrupting the neighbouring stack.
+#[repr(C, align(4096))]
+struct IstStack {
+    guard: [u8; GUARD_SIZE],
+    stack: [u8; IST_STACK_SIZE],
+}
 
 /// Written by the CPU only, through the addresses in the TSS; never referenced from Rust.
-static mut IST_STACKS: [IstStack; 3] = [const { IstStack([0; IST_STACK_SIZE]) }; 3];
+static mut IST_STACKS: [IstStack; 3] = [const {
+    IstStack {
+        guard: [0; GUARD_SIZE],
+        stack: [0; IST_STACK_SIZE],
+    }
+}; 3];
 
 /// The selectors the rest of the kernel (and the VMCS host state) uses.
 #[derive(Clone, Copy, Debug)]
@@ -44,13 +57,17 @@ pub fn init() {
     let tss = TSS.call_once(|| {
         let mut tss = TaskStateSegment::new();
         let base = (&raw mut IST_STACKS) as u64;
-        for (slot, index) in [DOUBLE_FAULT_IST, NMI_IST, MACHINE_CHECK_IST]
-            .into_iter()
-            .enumerate()
-        {
+        let each = core::mem::size_of::<IstStack>() as u64;
+        let slots = [DOUBLE_FAULT_IST, NMI_IST, MACHINE_CHECK_IST];
+        for (slot, index) in slots.into_iter().enumerate() {
+            let start = base + slot as u64 * each;
+            // SAFETY: the guard page is the first page of this IstStack (4 KiB aligned), never
+            // used by the stack above it; the tables are the loader's identity-mapped ones.
+            if let Err(e) = unsafe { paging::unmap_4k(start) } {
+                log::warn!("IST stack {index} guard page not installed: {e}");
+            }
             // Stacks grow down: the IST entry is one past the top of the slot's stack.
-            let top = base + ((slot + 1) * IST_STACK_SIZE) as u64;
-            tss.interrupt_stack_table[index as usize] = VirtAddr::new(top);
+            tss.interrupt_stack_table[index as usize] = VirtAddr::new(start + each);
         }
         tss
     });
