@@ -143,6 +143,11 @@ pub extern "C" fn kernel_main(boot_info_phys: u64) -> ! {
     line.clear();
     let _ = vmx.write_summary(&mut line);
     log::info!("{line}");
+    line.clear();
+    let _ = vmx.write_details(&mut line);
+    for detail in line.lines() {
+        log::info!("  {}", detail.trim());
+    }
 
     let host = host::set(Host {
         boot_info,
