@@ -24,7 +24,8 @@ use super::main_loop::MainLoop;
 use crate::acpi::power;
 use crate::arch::{cpu, gdt, idt, paging, serial, tsc};
 use crate::console::{Shell, serial_log};
-use crate::memory::{global::FRAMES, heap};
+use crate::memory::global::{self, FRAMES};
+use crate::memory::heap;
 
 /// Size of the boot stack static, guard page included: `_start` loads `rsp` with
 /// `BOOT_STACK + BOOT_STACK_SIZE`. The kernel's only stack; exceptions that may come with a bad
@@ -90,6 +91,7 @@ pub extern "C" fn kernel_main(boot_info_phys: u64) -> ! {
         source.as_str()
     );
 
+    global::set_identity_limit(identity);
     let mut frames = FRAMES.lock();
     frames.reset_from(boot_info.memory_regions());
     let heap = match heap::init(&mut frames, identity) {
