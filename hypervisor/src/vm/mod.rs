@@ -1,1 +1,7 @@
-//! (being written)
+//! VMs and vCPUs, guest memory, the exit handlers and device models.
+//!
+//! Everything here is portable and unit-tested on the host: device models are pure state
+//! machines, guest images are parsed from bytes, and the policies applied at exits (which
+//! CPUID bits a guest sees, which MSRs it may touch) are pure functions.
+
+pub mod uart16550;
