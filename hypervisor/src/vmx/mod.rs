@@ -1,1 +1,9 @@
-//! (being written)
+//! VT-x: capability checks, EPT structures, exit decoding (portable, host-tested) and, on
+//! bare metal, VMXON, typed VMCS access, INVEPT/INVVPID and the entry/exit assembly.
+//!
+//! SDM references are to the Intel SDM Vol. 3C in its 2023+ numbering (Chapter 25 "Virtual
+//! Machine Control Structures", 27 "VM Entries", 28 "VM Exits", 29 "VMX Support for Address
+//! Translation", 31 "VMX Instruction Reference"); editions before 2023 number these chapters
+//! one lower (24, 26, 27, 28, 30). Appendix letters are the same in both.
+
+pub mod ept;
