@@ -7,3 +7,5 @@
 //! one lower (24, 26, 27, 28, 30). Appendix letters are the same in both.
 
 pub mod ept;
+pub mod exit;
+pub mod regs;
