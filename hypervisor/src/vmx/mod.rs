@@ -6,6 +6,7 @@
 //! Translation", 31 "VMX Instruction Reference"); editions before 2023 number these chapters
 //! one lower (24, 26, 27, 28, 30). Appendix letters are the same in both.
 
+pub mod caps;
 pub mod ept;
 pub mod exit;
 pub mod regs;
