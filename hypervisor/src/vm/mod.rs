@@ -4,5 +4,8 @@
 //! machines, guest images are parsed from bytes, and the policies applied at exits (which
 //! CPUID bits a guest sees, which MSRs it may touch) are pure functions.
 
+pub mod cpuid;
+pub mod exit_counters;
+pub mod msr;
 pub mod pvh;
 pub mod uart16550;

@@ -40,9 +40,9 @@ impl Permissions {
     };
 
     pub(crate) fn bits(self) -> u64 {
-        u64::from(self.read) * READ
-            | u64::from(self.write) * WRITE
-            | u64::from(self.execute) * EXECUTE
+        (u64::from(self.read) * READ)
+            | (u64::from(self.write) * WRITE)
+            | (u64::from(self.execute) * EXECUTE)
     }
 
     fn from_bits(bits: u64) -> Self {

@@ -39,10 +39,10 @@ fn index(gpa: u64, level: u32) -> usize {
 }
 
 fn check_guest_range(gpa: u64, len: u64) -> Result<u64, EptError> {
-    if gpa % PAGE_SIZE != 0 {
+    if !gpa.is_multiple_of(PAGE_SIZE) {
         return Err(EptError::Unaligned(gpa));
     }
-    if len % PAGE_SIZE != 0 {
+    if !len.is_multiple_of(PAGE_SIZE) {
         return Err(EptError::Unaligned(len));
     }
     match gpa.checked_add(len) {
@@ -108,7 +108,7 @@ impl EptTables {
         memory_type: MemoryType,
     ) -> Result<(), EptError> {
         let end = check_guest_range(gpa, len)?;
-        if hpa % PAGE_SIZE != 0 {
+        if !hpa.is_multiple_of(PAGE_SIZE) {
             return Err(EptError::Unaligned(hpa));
         }
         if hpa
