@@ -6,7 +6,11 @@
 //! Translation", 31 "VMX Instruction Reference"); editions before 2023 number these chapters
 //! one lower (24, 26, 27, 28, 30). Appendix letters are the same in both.
 
+pub mod bitmaps;
 pub mod caps;
 pub mod ept;
+pub mod error;
 pub mod exit;
 pub mod regs;
+pub mod setup;
+pub mod vmcs;
