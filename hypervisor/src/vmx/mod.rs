@@ -11,6 +11,10 @@ pub mod caps;
 pub mod ept;
 pub mod error;
 pub mod exit;
+pub mod frames;
+/// Bare-metal VMX: VMXON, VMCS regions, entry/exit assembly, hardware vCPUs.
+#[cfg(target_os = "none")]
+pub mod hw;
 pub mod regs;
 pub mod setup;
 pub mod vmcs;
