@@ -6,6 +6,7 @@
 
 pub mod cpuid;
 pub mod exit_counters;
+pub mod exit_handler;
 pub mod msr;
 pub mod pvh;
 pub mod uart16550;

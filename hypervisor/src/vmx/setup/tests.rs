@@ -11,23 +11,7 @@ use crate::vmx::vmcs::VmcsAccess;
 use crate::vmx::vmcs::fake::FakeVmcs;
 use crate::vmx::vmcs::fields::{control, exit_info, guest, host};
 
-fn msrs() -> CapabilityMsrs {
-    CapabilityMsrs {
-        basic: 1 | (4096 << 32) | (6 << 50) | (1 << 55),
-        // allowed-1 all, allowed-0: the default1 bits of each word (SDM A.2).
-        pin: (0xffff_ffff << 32) | 0x16,
-        primary: (0xffff_ffff << 32) | 0x0401_e172,
-        secondary: 0xffff_ffff << 32,
-        exit: (0xffff_ffff << 32) | 0x0003_6dff,
-        entry: (0xffff_ffff << 32) | 0x0000_11ff,
-        misc: 5,
-        cr0_fixed0: 0x8000_0021,
-        cr0_fixed1: 0xffff_ffff,
-        cr4_fixed0: 0x2000,
-        cr4_fixed1: 0x37_27ff,
-        ept_vpid: (1 << 6) | (1 << 14) | (1 << 20) | (1 << 21) | (1 << 25) | (1 << 32) | (1 << 41),
-    }
-}
+use super::testing::bochs_like_msrs as msrs;
 
 #[test]
 fn config_sets_required_controls() {
