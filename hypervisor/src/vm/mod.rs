@@ -4,9 +4,15 @@
 //! machines, guest images are parsed from bytes, and the policies applied at exits (which
 //! CPUID bits a guest sees, which MSRs it may touch) are pure functions.
 
+pub mod console_out;
 pub mod cpuid;
 pub mod exit_counters;
 pub mod exit_handler;
+pub mod guest_ram;
+/// A VM on real VT-x (bare metal only).
+#[cfg(target_os = "none")]
+pub mod machine;
 pub mod msr;
 pub mod pvh;
+pub mod state;
 pub mod uart16550;
