@@ -8,63 +8,33 @@
 
 use alloc::format;
 use alloc::string::String;
-use core::fmt;
 
-use super::console_out::{LineOutput, LineSink};
-use super::cpuid::CpuidResult;
-use super::exit_counters::ExitCounters;
-use super::exit_handler::{CrashReason, ExitAction, HostCpu, PortBus, VcpuEmulation, handle_exit};
-use super::guest_ram::{GuestRam, GuestRamError};
-use super::msr::SWITCHED_ON_VCPU_CHANGE;
-use super::pvh::{PvhError, START_INFO_GPA, build_boot_params, parse_elf};
-use super::state::{InvalidTransition, TransitionEffect, VmCommand, VmState, transition};
-use super::uart16550::{self, NoInterrupt, Uart16550};
-use crate::vmx::ept::{EptError, EptTables, MemoryType, PAGE_SIZE, Permissions};
+mod devices;
+mod error;
+mod report;
+
+pub use devices::COM1;
+pub use error::MachineError;
+
+use devices::{Bus, HwHost, host_has_xsave};
+
+use crate::vm::console_out::{LineOutput, LineSink};
+use crate::vm::exit_counters::ExitCounters;
+use crate::vm::exit_handler::{CrashReason, ExitAction, HostCpu, VcpuEmulation, handle_exit};
+use crate::vm::guest_ram::GuestRam;
+use crate::vm::msr::SWITCHED_ON_VCPU_CHANGE;
+use crate::vm::pvh::{START_INFO_GPA, build_boot_params, parse_elf};
+use crate::vm::state::{TransitionEffect, VmCommand, VmState, transition};
+use crate::vm::uart16550::{NoInterrupt, Uart16550};
+use crate::vmx::ept::{EptTables, MemoryType, PAGE_SIZE, Permissions};
 use crate::vmx::error::VmxError;
 use crate::vmx::frames::{FrameSource, FrameTables};
 use crate::vmx::hw::VmxOn;
 use crate::vmx::hw::instr;
 use crate::vmx::hw::vcpu::HwVcpu;
-use crate::vmx::vmcs::VmcsAccess;
-use crate::vmx::vmcs::fields::{control, exit_info, guest};
 
-/// COM1's base port.
-pub const COM1: u16 = 0x3f8;
 /// Most distinct pages outside RAM a guest may touch before it is stopped.
 pub const MAX_UNMAPPED_PAGES: u32 = 64;
-
-/// Why a VM could not be created or commanded.
-#[derive(Debug)]
-pub enum MachineError {
-    /// The guest image is not a valid PVH ELF for this RAM size.
-    Image(PvhError),
-    /// Guest RAM could not be allocated or written.
-    Ram(GuestRamError),
-    /// Building the EPT failed.
-    Ept(EptError),
-    /// A VMX instruction failed.
-    Vmx(VmxError),
-    /// The command does not apply in the current state.
-    Transition(InvalidTransition),
-}
-
-impl fmt::Display for MachineError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Image(e) => write!(f, "{e}"),
-            Self::Ram(e) => write!(f, "{e}"),
-            Self::Ept(e) => write!(f, "{e}"),
-            Self::Vmx(e) => write!(f, "{e}"),
-            Self::Transition(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl From<VmxError> for MachineError {
-    fn from(e: VmxError) -> Self {
-        Self::Vmx(e)
-    }
-}
 
 /// What one slice did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,83 +60,22 @@ struct BootImage {
 
 /// One VM on VT-x.
 pub struct Machine<O: LineOutput> {
-    name: String,
-    state: VmState,
+    pub(super) name: String,
+    pub(super) state: VmState,
     boot: BootImage,
-    ram: GuestRam,
+    pub(super) ram: GuestRam,
     ept: EptTables,
     eptp: u64,
-    vpid: u16,
-    vcpu: Option<HwVcpu>,
+    pub(super) vpid: u16,
+    pub(super) vcpu: Option<HwVcpu>,
     emu: VcpuEmulation,
     uart: Uart16550<NoInterrupt, LineSink<O>>,
-    counters: ExitCounters,
+    pub(super) counters: ExitCounters,
     void_frame: Option<u64>,
     unmapped_pages: u32,
     halted: bool,
-    crash: Option<CrashReason>,
+    pub(super) crash: Option<CrashReason>,
     syscall_msrs: [u64; SWITCHED_ON_VCPU_CHANGE.len()],
-}
-
-struct Bus<'a, O: LineOutput>(&'a mut Uart16550<NoInterrupt, LineSink<O>>);
-
-impl<O: LineOutput> PortBus for Bus<'_, O> {
-    fn read(&mut self, port: u16, _size: u8) -> Option<u32> {
-        let offset = port.checked_sub(COM1)?;
-        (offset < uart16550::PORT_COUNT).then(|| u32::from(self.0.read(offset as u8)))
-    }
-
-    fn write(&mut self, port: u16, _size: u8, value: u32) -> bool {
-        match port.checked_sub(COM1) {
-            Some(offset) if offset < uart16550::PORT_COUNT => {
-                self.0.write(offset as u8, value.to_le_bytes()[0]);
-                true
-            }
-            _ => false,
-        }
-    }
-}
-
-struct HwHost {
-    xsave: bool,
-}
-
-impl HostCpu for HwHost {
-    fn cpuid(&self, leaf: u32, subleaf: u32) -> CpuidResult {
-        let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
-        CpuidResult {
-            eax: r.eax,
-            ebx: r.ebx,
-            ecx: r.ecx,
-            edx: r.edx,
-        }
-    }
-
-    fn guest_tsc(&self) -> u64 {
-        // No TSC offset is programmed yet: the guest sees the host TSC.
-        // SAFETY: RDTSC is unprivileged and CR4.TSD is clear in the hypervisor.
-        unsafe { core::arch::x86_64::_rdtsc() }
-    }
-
-    fn set_xcr0(&mut self, value: u64) {
-        if self.xsave {
-            // SAFETY: `handle_exit` validated `value` against `supported_xcr0`, and
-            // `vmx::hw::enable` set CR4.OSXSAVE when the CPU has XSAVE.
-            unsafe { instr::xsetbv(0, value) };
-        }
-    }
-
-    fn supported_xcr0(&self) -> u64 {
-        if !self.xsave {
-            return 1;
-        }
-        let r = core::arch::x86_64::__cpuid_count(0xd, 0);
-        u64::from(r.eax) | (u64::from(r.edx) << 32)
-    }
-}
-
-fn host_has_xsave() -> bool {
-    core::arch::x86_64::__cpuid(1).ecx & (1 << 26) != 0
 }
 
 impl<O: LineOutput> Machine<O> {
@@ -472,49 +381,6 @@ impl<O: LineOutput> Machine<O> {
             // SAFETY: as in `load_syscall_msrs`.
             *slot = unsafe { instr::rdmsr(msr) };
         }
-    }
-
-    /// A one-line register dump of the vCPU for crash reports.
-    pub fn state_dump(&mut self, vmx: &mut VmxOn) -> String {
-        let Some(vcpu) = self.vcpu.as_mut() else {
-            return String::from("(no vCPU)");
-        };
-        let dump = vcpu.with_vmcs(vmx, |vmcs, regs| {
-            Ok(format!(
-                "rip={:#x} rsp={:#x} rflags={:#x} cr0={:#x} cr3={:#x} cr4={:#x} efer={:#x} \
-                 exit_reason={:#x} qualification={:#x} {regs:?}",
-                vmcs.read_natural(guest::RIP)?,
-                vmcs.read_natural(guest::RSP)?,
-                vmcs.read_natural(guest::RFLAGS)?,
-                vmcs.read_natural(control::CR0_READ_SHADOW)?,
-                vmcs.read_natural(guest::CR3)?,
-                vmcs.read_natural(control::CR4_READ_SHADOW)?,
-                vmcs.read64(guest::IA32_EFER)?,
-                vmcs.read32(exit_info::EXIT_REASON)?,
-                vmcs.read_natural(exit_info::QUALIFICATION)?,
-            ))
-        });
-        dump.unwrap_or_else(|e| format!("(state unreadable: {e})"))
-    }
-
-    /// `vm info` text.
-    pub fn write_info(&self, out: &mut dyn fmt::Write) -> fmt::Result {
-        writeln!(
-            out,
-            "{}: {} ram={} MiB vpid={} exits={}",
-            self.name,
-            self.state.name(),
-            self.ram.size() >> 20,
-            self.vpid,
-            self.counters.total()
-        )?;
-        if let Some(reason) = self.crash {
-            writeln!(out, "  crashed: {reason}")?;
-        }
-        for (reason, name, count) in self.counters.nonzero() {
-            writeln!(out, "  exit {reason:>2} {name:<24} {count}")?;
-        }
-        Ok(())
     }
 
     /// Free everything: vCPU, EPT tables, RAM, the void frame.
