@@ -4,6 +4,7 @@
 //! machines, guest images are parsed from bytes, and the policies applied at exits (which
 //! CPUID bits a guest sees, which MSRs it may touch) are pure functions.
 
+pub mod console_cmd;
 pub mod console_out;
 pub mod cpuid;
 pub mod exit_counters;
@@ -16,3 +17,4 @@ pub mod msr;
 pub mod pvh;
 pub mod state;
 pub mod uart16550;
+pub mod vpid;
