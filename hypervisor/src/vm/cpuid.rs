@@ -120,7 +120,7 @@ pub const XCR0_OFFERED: u64 = 0b111;
 /// Facts about the vCPU that CPUID reflects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VcpuView {
-    /// Initial APIC ID (CPUID.1:EBX[31:24]).
+    /// Initial APIC ID (CPUID.1:EBX bits 31:24).
     pub apic_id: u8,
     /// Guest CR4.OSXSAVE: CPUID.1:ECX.OSXSAVE mirrors it (SDM Vol. 2A CPUID).
     pub cr4_osxsave: bool,

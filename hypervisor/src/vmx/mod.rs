@@ -6,11 +6,11 @@
 //! Translation", 31 "VMX Instruction Reference"); editions before 2023 number these chapters
 //! one lower (24, 26, 27, 28, 30). Appendix letters are the same in both.
 //!
-//! Map: [`caps`] (capability MSRs -> allowed controls, fixed CR bits), [`setup`] (what is
-//! written into a VMCS: controls, PVH guest state, host state, guest CR rules), [`vmcs`]
-//! (typed field encodings, `VmcsAccess`), [`error`] (`VmxError` with VM-instruction error
-//! numbers), [`ept`] (EPT builder), [`bitmaps`] (MSR/I/O bitmaps), [`exit`] (`RawExit` ->
-//! `VmExit`), [`regs`] (guest GPRs), [`frames`] (where VMX memory comes from), `hw`
+//! Map: `caps` (capability MSRs -> allowed controls, fixed CR bits), `setup` (what is
+//! written into a VMCS: controls, PVH guest state, host state, guest CR rules), `vmcs`
+//! (typed field encodings, `VmcsAccess`), `error` (`VmxError` with VM-instruction error
+//! numbers), `ept` (EPT builder), `bitmaps` (MSR/I/O bitmaps), `exit` (`RawExit` ->
+//! `VmExit`), `regs` (guest GPRs), `frames` (where VMX memory comes from), `hw`
 //! (bare metal: VMXON, VMCS regions, entry/exit assembly, `HwVcpu`).
 
 pub mod bitmaps;

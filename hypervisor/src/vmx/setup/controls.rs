@@ -142,7 +142,7 @@ pub struct VmxConfig {
     pub ept: EptCapabilities,
     /// VPIDs are enabled.
     pub vpid: bool,
-    /// Preemption timer rate: the timer ticks every 2^rate TSC ticks (IA32_VMX_MISC[4:0]).
+    /// Preemption timer rate: the timer ticks every 2^rate TSC ticks (IA32_VMX_MISC bits 4:0).
     pub preemption_timer_rate: u32,
     /// CR0/CR4 fixed bits.
     pub cr0_fixed0: u64,
