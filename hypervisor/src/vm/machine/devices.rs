@@ -72,3 +72,9 @@ impl HostCpu for HwHost {
 pub(super) fn host_has_xsave() -> bool {
     core::arch::x86_64::__cpuid(1).ecx & (1 << 26) != 0
 }
+
+/// CPUID.80000001H:EDX.RDTSCP (bit 27): IA32_TSC_AUX exists.
+pub(super) fn host_has_rdtscp() -> bool {
+    core::arch::x86_64::__cpuid(0x8000_0000).eax >= 0x8000_0001
+        && core::arch::x86_64::__cpuid(0x8000_0001).edx & (1 << 27) != 0
+}

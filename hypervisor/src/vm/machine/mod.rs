@@ -16,13 +16,14 @@ mod report;
 pub use devices::COM1;
 pub use error::MachineError;
 
-use devices::{Bus, HwHost, host_has_xsave};
+use devices::{Bus, HwHost, host_has_rdtscp, host_has_xsave};
 
 use crate::vm::console_out::{LineOutput, LineSink};
 use crate::vm::exit_counters::ExitCounters;
 use crate::vm::exit_handler::{CrashReason, ExitAction, HostCpu, VcpuEmulation, handle_exit};
 use crate::vm::guest_ram::GuestRam;
 use crate::vm::msr::SWITCHED_ON_VCPU_CHANGE;
+use crate::vm::msr::index::IA32_TSC_AUX;
 use crate::vm::pvh::{START_INFO_GPA, build_boot_params, parse_elf};
 use crate::vm::state::{TransitionEffect, VmCommand, VmState, transition};
 use crate::vm::uart16550::{NoInterrupt, Uart16550};
@@ -368,16 +369,25 @@ impl<O: LineOutput> Machine<O> {
     }
 
     fn load_syscall_msrs(&self) {
+        let rdtscp = host_has_rdtscp();
         for (msr, value) in SWITCHED_ON_VCPU_CHANGE.iter().zip(self.syscall_msrs) {
-            // SAFETY: these MSRs exist on every x86-64 CPU; the values are the guest's own
-            // (saved from hardware after its last slice, or 0), and the hypervisor does not
-            // use SYSCALL/SWAPGS/RDTSCP itself.
+            if *msr == IA32_TSC_AUX && !rdtscp {
+                continue;
+            }
+            // SAFETY: STAR/LSTAR/CSTAR/FMASK/KERNEL_GS_BASE exist on every x86-64 CPU and
+            // TSC_AUX when RDTSCP does (checked); the values are the guest's own (read back
+            // from hardware after its last slice, so valid, or 0), and the hypervisor does
+            // not use SYSCALL/SWAPGS/RDTSCP itself.
             unsafe { instr::wrmsr(*msr, value) };
         }
     }
 
     fn save_syscall_msrs(&mut self) {
+        let rdtscp = host_has_rdtscp();
         for (slot, msr) in self.syscall_msrs.iter_mut().zip(SWITCHED_ON_VCPU_CHANGE) {
+            if msr == IA32_TSC_AUX && !rdtscp {
+                continue;
+            }
             // SAFETY: as in `load_syscall_msrs`.
             *slot = unsafe { instr::rdmsr(msr) };
         }

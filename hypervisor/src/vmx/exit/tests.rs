@@ -201,3 +201,23 @@ fn reason_names_cover_the_counted_range() {
     assert_eq!(reason::name(22), "vmx-instruction");
     assert_eq!(reason::name(65), "other");
 }
+
+proptest::proptest! {
+    /// Any combination of exit fields and registers decodes without panicking, and an
+    /// entry failure is always reported as one.
+    #[test]
+    fn decode_never_panics(
+        reason in proptest::prelude::any::<u32>(),
+        qualification in proptest::prelude::any::<u64>(),
+        info in proptest::prelude::any::<u32>(),
+        rax in proptest::prelude::any::<u64>(),
+        rcx in proptest::prelude::any::<u64>(),
+    ) {
+        let r = RawExit { reason, qualification, interruption_info: info, ..RawExit::default() };
+        let regs = GuestRegisters { rax, rcx, ..GuestRegisters::default() };
+        let exit = VmExit::decode(&r, &regs);
+        if reason & (1 << 31) != 0 {
+            proptest::prop_assert!(matches!(exit, VmExit::EntryFailure(_)));
+        }
+    }
+}
