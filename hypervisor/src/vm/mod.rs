@@ -23,4 +23,5 @@ pub mod msr;
 pub mod pvh;
 pub mod state;
 pub mod uart16550;
+pub mod vm_set;
 pub mod vpid;

@@ -11,10 +11,12 @@ use alloc::string::String;
 
 mod devices;
 mod error;
+mod managed;
 mod report;
 
 pub use devices::COM1;
 pub use error::MachineError;
+pub use managed::{MachineContext, ManagedMachine};
 
 use devices::{Bus, HwHost, host_has_rdtscp, host_has_xsave};
 
