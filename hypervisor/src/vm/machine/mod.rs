@@ -12,6 +12,7 @@ use alloc::string::String;
 mod devices;
 mod error;
 mod managed;
+mod outside_ram;
 mod report;
 
 pub use devices::COM1;
@@ -29,15 +30,14 @@ use crate::vm::msr::index::IA32_TSC_AUX;
 use crate::vm::pvh::{START_INFO_GPA, build_boot_params, parse_elf};
 use crate::vm::state::{TransitionEffect, VmCommand, VmState, transition};
 use crate::vm::uart16550::{NoInterrupt, Uart16550};
-use crate::vmx::ept::{EptTables, MemoryType, PAGE_SIZE, Permissions};
+use crate::vmx::ept::{EptTables, GUEST_PHYS_LIMIT};
 use crate::vmx::error::VmxError;
 use crate::vmx::frames::{FrameSource, FrameTables};
 use crate::vmx::hw::VmxOn;
 use crate::vmx::hw::instr;
 use crate::vmx::hw::vcpu::HwVcpu;
 
-/// Most distinct pages outside RAM a guest may touch before it is stopped.
-pub const MAX_UNMAPPED_PAGES: u32 = 64;
+pub use outside_ram::MAX_UNMAPPED_PAGES;
 
 /// What one slice did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +148,15 @@ impl<O: LineOutput> Machine<O> {
             old.destroy(vmx, frames)?;
         }
         let size = self.ram.size();
+        // Scratch-page mappings of the previous boot go: a fresh boot starts with only
+        // guest RAM mapped (the INVEPT below flushes them).
+        self.ept
+            .unmap(&mut FrameTables(frames), size, GUEST_PHYS_LIMIT - size)
+            .map_err(MachineError::Ept)?;
+        self.unmapped_pages = 0;
+        if let Some(f) = self.void_frame {
+            self.ram_fill_frame(frames, f);
+        }
         self.ram
             .fill(frames, 0, size, 0)
             .map_err(MachineError::Ram)?;
@@ -316,58 +325,6 @@ impl<O: LineOutput> Machine<O> {
         // Restore the host's XCR0 (x87 only: the hypervisor is soft-float).
         host.set_xcr0(1);
         Ok(outcome)
-    }
-
-    /// An access outside guest RAM: back that page with this VM's single "void" frame
-    /// (so the guest continues, and whatever it writes there stays inside its own
-    /// allocation), up to [`MAX_UNMAPPED_PAGES`] distinct pages.
-    fn map_void_page(
-        &mut self,
-        vmx: &mut VmxOn,
-        frames: &mut impl FrameSource,
-        gpa: u64,
-        write: bool,
-    ) -> Result<(), CrashReason> {
-        let page = gpa & !(PAGE_SIZE - 1);
-        let crash = CrashReason::Unhandled {
-            reason: crate::vmx::exit::reason::EPT_VIOLATION,
-            qualification: gpa,
-        };
-        self.unmapped_pages += 1;
-        if self.unmapped_pages > MAX_UNMAPPED_PAGES {
-            return Err(crash);
-        }
-        self.say(&format!(
-            "[tern] {} outside guest RAM at {gpa:#x}: backed by a scratch page ({} of {})",
-            if write { "write" } else { "read" },
-            self.unmapped_pages,
-            MAX_UNMAPPED_PAGES
-        ));
-        let void = match self.void_frame {
-            Some(f) => f,
-            None => {
-                let f = frames.allocate_zeroed().ok_or(crash)?;
-                self.void_frame = Some(f);
-                f
-            }
-        };
-        let mut tables = FrameTables(frames);
-        let rw = Permissions {
-            read: true,
-            write: true,
-            execute: false,
-        };
-        self.ept
-            .map(
-                &mut tables,
-                page,
-                void,
-                PAGE_SIZE,
-                rw,
-                MemoryType::WriteBack,
-            )
-            .map_err(|_| crash)?;
-        vmx.invept(self.eptp).map_err(|_| crash)
     }
 
     fn load_syscall_msrs(&self) {
