@@ -23,5 +23,6 @@ pub mod msr;
 pub mod pvh;
 pub mod state;
 pub mod uart16550;
+pub mod vcpu_state;
 pub mod vm_set;
 pub mod vpid;
