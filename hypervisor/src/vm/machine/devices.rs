@@ -33,6 +33,8 @@ impl<O: LineOutput> PortBus for Bus<'_, O> {
 /// Host CPU services for the exit handlers.
 pub(super) struct HwHost {
     pub(super) xsave: bool,
+    /// Added to the host TSC to get the guest's (the VMCS TSC offset, SDM §26.3).
+    pub(super) tsc_offset: u64,
 }
 
 impl HostCpu for HwHost {
@@ -47,9 +49,8 @@ impl HostCpu for HwHost {
     }
 
     fn guest_tsc(&self) -> u64 {
-        // No TSC offset is programmed yet: the guest sees the host TSC.
         // SAFETY: RDTSC is unprivileged and CR4.TSD is clear in the hypervisor.
-        unsafe { core::arch::x86_64::_rdtsc() }
+        unsafe { core::arch::x86_64::_rdtsc() }.wrapping_add(self.tsc_offset)
     }
 
     fn set_xcr0(&mut self, value: u64) {

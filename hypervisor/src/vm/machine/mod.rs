@@ -14,10 +14,12 @@ mod error;
 mod managed;
 mod outside_ram;
 mod report;
+mod snapshot;
 
 pub use devices::COM1;
 pub use error::MachineError;
 pub use managed::{MachineContext, ManagedMachine};
+pub use snapshot::SnapshotError;
 
 use devices::{Bus, HwHost, host_has_rdtscp, host_has_xsave};
 
@@ -71,14 +73,15 @@ pub struct Machine<O: LineOutput> {
     eptp: u64,
     pub(super) vpid: u16,
     pub(super) vcpu: Option<HwVcpu>,
-    emu: VcpuEmulation,
+    pub(super) emu: VcpuEmulation,
     uart: Uart16550<NoInterrupt, LineSink<O>>,
     pub(super) counters: ExitCounters,
     void_frame: Option<u64>,
     unmapped_pages: u32,
-    halted: bool,
+    pub(super) halted: bool,
     pub(super) crash: Option<CrashReason>,
-    syscall_msrs: [u64; SWITCHED_ON_VCPU_CHANGE.len()],
+    pub(super) syscall_msrs: [u64; SWITCHED_ON_VCPU_CHANGE.len()],
+    pub(super) tsc_offset: u64,
 }
 
 impl<O: LineOutput> Machine<O> {
@@ -127,6 +130,7 @@ impl<O: LineOutput> Machine<O> {
             halted: false,
             crash: None,
             syscall_msrs: [0; SWITCHED_ON_VCPU_CHANGE.len()],
+            tsc_offset: 0,
         };
         if let Err(e) = machine.map_ram(frames) {
             machine.destroy(vmx, frames);
@@ -188,6 +192,7 @@ impl<O: LineOutput> Machine<O> {
         self.halted = false;
         self.crash = None;
         self.syscall_msrs = [0; SWITCHED_ON_VCPU_CHANGE.len()];
+        self.tsc_offset = 0;
         Ok(())
     }
 
@@ -280,6 +285,7 @@ impl<O: LineOutput> Machine<O> {
     ) -> Result<SliceOutcome, VmxError> {
         let mut host = HwHost {
             xsave: host_has_xsave(),
+            tsc_offset: self.tsc_offset,
         };
         host.set_xcr0(self.emu.xcr0);
         self.load_syscall_msrs();
