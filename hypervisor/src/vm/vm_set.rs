@@ -82,6 +82,17 @@ impl<V: ManagedVm> VmSet<V> {
         self.vms.iter()
     }
 
+    /// The VMs, mutably (e.g. for migration to reach one `Machine`).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.vms.iter_mut()
+    }
+
+    /// The VM named `name`.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut V> {
+        let i = self.find(name)?;
+        self.vms.get_mut(i)
+    }
+
     fn find(&self, name: &str) -> Option<usize> {
         self.vms.iter().position(|v| v.name() == name)
     }
