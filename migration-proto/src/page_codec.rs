@@ -206,7 +206,8 @@ impl core::fmt::Display for PageRunError {
     }
 }
 
-fn check_run_shape(first_gpa: u64, len: usize) -> Result<(), PageRunError> {
+/// Checks that a run can be one `Pages` message (alignment, whole pages, size, no wrap).
+pub fn check_run_shape(first_gpa: u64, len: usize) -> Result<(), PageRunError> {
     if first_gpa % PAGE_SIZE as u64 != 0 {
         return Err(PageRunError::Unaligned(first_gpa));
     }

@@ -62,7 +62,7 @@ pub enum MessageType {
     DiskBlocks = 0x0014,
     /// Source -> destination: BLAKE3 digest over the whole guest memory.
     MemoryDigest = 0x0015,
-    /// Source -> destination: migration progress (version 2 and later); also the keep-alive.
+    /// Source -> destination: migration progress; also the keep-alive.
     Progress = 0x0016,
     /// Source -> destination: everything was sent, verify and take over.
     Commit = 0x0020,
@@ -115,7 +115,7 @@ impl MessageType {
     /// Oldest protocol version in which this message exists.
     pub fn since_version(self) -> u16 {
         match self {
-            MessageType::DiskBlocks | MessageType::Progress => 2,
+            MessageType::DiskBlocks => 2,
             _ => 1,
         }
     }

@@ -1,0 +1,488 @@
+//! The destination side: checks everything, applies nothing itself, and only lets the VM run
+//! after the source released it.
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use crate::cpu::CpuDescriptor;
+use crate::crypto::{self, PreSharedKey, Role};
+use crate::digest::{Digest, constant_time_eq};
+use crate::message::{
+    Abort, DeviceState, DiskBlocks, HelloReply, Message, NONCE_LEN, Progress, RoundStats, VcpuState, VmIdentity,
+};
+use crate::negotiation::{Capabilities, VersionRange};
+use crate::page_codec::PageRunView;
+use crate::wire::{MessageType, Writer};
+
+use super::link::Link;
+use super::{DEFAULT_IDLE_TIMEOUT, Instant, SessionError, UsageError};
+
+/// Settings of a destination session.
+#[derive(Clone, Debug)]
+pub struct DestinationConfig {
+    /// The pre-shared migration key.
+    pub key: PreSharedKey,
+    /// Protocol versions accepted (default: N-1 ..= N).
+    pub versions: VersionRange,
+    /// Capabilities this host allows (default: all implemented).
+    pub offered: Capabilities,
+    /// Capabilities this host insists on.
+    pub required: Capabilities,
+    /// This host's CPU as it can present it to guests.
+    pub cpu: CpuDescriptor,
+    /// Largest VM memory this host accepts.
+    pub max_memory_bytes: u64,
+    /// How long the source may stay silent while we wait for it.
+    pub idle_timeout: Duration,
+}
+
+impl DestinationConfig {
+    /// Defaults for everything but the key, the host CPU and the memory limit.
+    pub fn new(key: PreSharedKey, cpu: CpuDescriptor, max_memory_bytes: u64) -> Self {
+        DestinationConfig {
+            key,
+            versions: VersionRange::SUPPORTED,
+            offered: Capabilities::IMPLEMENTED,
+            required: Capabilities::NONE,
+            cpu,
+            max_memory_bytes,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// Where the destination is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DestinationState {
+    /// Waiting for `Hello`.
+    AwaitingHello,
+    /// `HelloReply` sent, waiting for the source's proof.
+    AwaitingAuth,
+    /// Authenticated, waiting for the `Offer`.
+    AwaitingOffer,
+    /// Offer checked; the caller decides (`accept_offer` / `reject_offer`).
+    AwaitingDecision,
+    /// Receiving memory and state.
+    Receiving,
+    /// `Commit` received; the caller computes the digest (`report_digest`).
+    AwaitingDigestCheck,
+    /// Commit acknowledged; the VM must stay paused until `Release`.
+    AwaitingRelease,
+    /// The source released the VM: it may run here.
+    Released,
+    /// The migration failed; discard the incoming VM.
+    Failed,
+}
+
+impl DestinationState {
+    /// Name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            DestinationState::AwaitingHello => "AwaitingHello",
+            DestinationState::AwaitingAuth => "AwaitingAuth",
+            DestinationState::AwaitingOffer => "AwaitingOffer",
+            DestinationState::AwaitingDecision => "AwaitingDecision",
+            DestinationState::Receiving => "Receiving",
+            DestinationState::AwaitingDigestCheck => "AwaitingDigestCheck",
+            DestinationState::AwaitingRelease => "AwaitingRelease",
+            DestinationState::Released => "Released",
+            DestinationState::Failed => "Failed",
+        }
+    }
+
+    fn is_terminal(self) -> bool {
+        matches!(self, DestinationState::Released | DestinationState::Failed)
+    }
+
+    /// States in which we wait for the source (the idle timer runs).
+    fn waits_for_peer(self) -> bool {
+        !matches!(self, DestinationState::AwaitingDecision | DestinationState::AwaitingDigestCheck) && !self.is_terminal()
+    }
+}
+
+/// What the destination tells its caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DestinationEvent {
+    /// A compatible VM is offered: call `accept_offer` or `reject_offer`.
+    Offer(VmIdentity),
+    /// Write these pages into guest memory at `first_gpa`.
+    Pages {
+        /// Guest-physical address of the first page.
+        first_gpa: u64,
+        /// Page contents, decoded.
+        data: Vec<u8>,
+    },
+    /// A pre-copy round ended.
+    RoundEnd(RoundStats),
+    /// Progress from the source.
+    Progress(Progress),
+    /// Load this vCPU state.
+    VcpuState(Box<VcpuState>),
+    /// Restore this device.
+    DeviceState(DeviceState),
+    /// Write these disk blocks.
+    DiskBlocks(DiskBlocks),
+    /// Everything arrived: compute the memory digest and call `report_digest`.
+    CommitRequested {
+        /// The source's digest (for display; the session compares).
+        expected_digest: Digest,
+    },
+    /// Commit acknowledged; keep the VM paused until `Released`.
+    Committed,
+    /// The source released the VM: start it.
+    Released,
+    /// The migration failed: discard the incoming VM (see `SessionError::InDoubt`).
+    Failed(SessionError),
+}
+
+struct Incoming {
+    identity: VmIdentity,
+    vcpus_received: Vec<bool>,
+    devices: Vec<String>,
+    digest: Option<Digest>,
+}
+
+/// The receiving side of a migration.
+pub struct DestinationSession {
+    config: DestinationConfig,
+    state: DestinationState,
+    link: Link,
+    nonce: [u8; NONCE_LEN],
+    transcript: [u8; 32],
+    incoming: Option<Incoming>,
+    events: VecDeque<DestinationEvent>,
+    error: Option<SessionError>,
+}
+
+impl DestinationSession {
+    /// Starts a session on an accepted connection. `nonce` must be fresh random bytes.
+    pub fn new(config: DestinationConfig, nonce: [u8; NONCE_LEN], now: Instant) -> Self {
+        DestinationSession {
+            config,
+            state: DestinationState::AwaitingHello,
+            link: Link::new(now),
+            nonce,
+            transcript: [0; 32],
+            incoming: None,
+            events: VecDeque::new(),
+            error: None,
+        }
+    }
+
+    /// Current state.
+    pub fn state(&self) -> DestinationState {
+        self.state
+    }
+
+    /// Whether the VM may run here (only after `Released`).
+    pub fn may_run_vm(&self) -> bool {
+        self.state == DestinationState::Released
+    }
+
+    /// The error that ended the session, if it failed.
+    pub fn error(&self) -> Option<&SessionError> {
+        self.error.as_ref()
+    }
+
+    /// Negotiated version and capabilities, once authenticated.
+    pub fn negotiated(&self) -> Option<(u16, Capabilities)> {
+        self.link.keyed.then_some((self.link.version, self.link.caps))
+    }
+
+    /// The VM being received, once offered.
+    pub fn identity(&self) -> Option<&VmIdentity> {
+        self.incoming.as_ref().map(|i| &i.identity)
+    }
+
+    /// Next event for the caller.
+    pub fn poll_event(&mut self) -> Option<DestinationEvent> {
+        self.events.pop_front()
+    }
+
+    /// Bytes to write to the connection.
+    pub fn pending_output(&self) -> &[u8] {
+        self.link.pending_output()
+    }
+
+    /// Marks `n` bytes of `pending_output` as written.
+    pub fn consume_output(&mut self, n: usize) {
+        self.link.consume_output(n);
+    }
+
+    /// Feeds bytes read from the connection. Feed what one socket read returned and drain
+    /// the events before the next read: events hold decoded pages.
+    pub fn handle_input(&mut self, bytes: &[u8], now: Instant) {
+        if self.state.is_terminal() {
+            return;
+        }
+        self.link.reader.push(bytes);
+        self.link.last_rx = now;
+        loop {
+            let header = match self.link.reader.next_frame() {
+                Ok(Some(h)) => h,
+                Ok(None) => return,
+                Err(e) => return self.fail(SessionError::Frame(e), now),
+            };
+            let result = self.on_frame(header.msg_type, now);
+            self.link.reader.consume();
+            if let Err(e) = result {
+                return self.fail(e, now);
+            }
+            if self.state.is_terminal() {
+                return;
+            }
+        }
+    }
+
+    fn on_frame(&mut self, msg_type: MessageType, now: Instant) -> Result<(), SessionError> {
+        use DestinationState as S;
+        if self.link.version != 0 && msg_type.since_version() > self.link.version {
+            return Err(SessionError::MessageNotInVersion { msg_type, version: self.link.version });
+        }
+        if msg_type == MessageType::Pages && self.state == S::Receiving {
+            return self.on_pages();
+        }
+        let msg = Message::decode(msg_type, self.link.reader.payload()).map_err(|e| SessionError::Frame(e.into()))?;
+        let incoming = self.incoming.as_mut();
+        match (self.state, msg, incoming) {
+            (_, Message::Abort(a), _) => Err(SessionError::PeerAborted { reason: a.reason, detail: a.detail }),
+            (_, Message::Cancel, _) => Err(SessionError::PeerCancelled),
+            (S::AwaitingHello, Message::Hello(hello), _) => {
+                let Some(version) = self.config.versions.highest_common(hello.versions) else {
+                    return Err(SessionError::UnsupportedVersion { ours: self.config.versions, peer: hello.versions });
+                };
+                let mut caps = hello.offered.intersection(self.config.offered).intersection(Capabilities::IMPLEMENTED);
+                if version < MessageType::DiskBlocks.since_version() {
+                    caps = caps.difference(Capabilities::DISK_BLOCKS);
+                }
+                let missing = hello.required.union(self.config.required).difference(caps);
+                if !missing.is_empty() {
+                    return Err(SessionError::MissingCapabilities(missing));
+                }
+                let mut reply = HelloReply { version, capabilities: caps, nonce: self.nonce, proof: [0; 32] };
+                let mut reply_payload = Vec::new();
+                reply.encode(&mut Writer::new(&mut reply_payload));
+                self.transcript = crypto::transcript_hash(self.link.reader.payload(), &reply_payload);
+                reply.proof = crypto::proof(&self.config.key, Role::Destination, &self.transcript);
+                self.link.version = version;
+                self.link.caps = caps;
+                self.send(&Message::HelloReply(reply), now);
+                self.state = S::AwaitingAuth;
+                Ok(())
+            }
+            (S::AwaitingAuth, Message::Auth(auth), _) => {
+                if !crypto::verify_proof(&self.config.key, Role::Source, &self.transcript, &auth.proof) {
+                    return Err(SessionError::AuthenticationFailed);
+                }
+                let keys = crypto::session_keys(&self.config.key, &self.transcript);
+                self.link.install_keys(&keys.destination_to_source, &keys.source_to_destination);
+                self.state = S::AwaitingOffer;
+                Ok(())
+            }
+            (S::AwaitingOffer, Message::Offer(offer), _) => {
+                let limit = self.config.max_memory_bytes;
+                if offer.identity.memory_bytes > limit {
+                    return Err(SessionError::VmTooLarge { memory_bytes: offer.identity.memory_bytes, limit });
+                }
+                let problems = offer.cpu.compare(&self.config.cpu);
+                if !problems.is_empty() {
+                    return Err(SessionError::CpuIncompatible(problems));
+                }
+                let offer = *offer;
+                self.incoming = Some(Incoming {
+                    vcpus_received: vec![false; offer.identity.vcpu_count as usize],
+                    identity: offer.identity.clone(),
+                    devices: Vec::new(),
+                    digest: None,
+                });
+                self.events.push_back(DestinationEvent::Offer(offer.identity));
+                self.state = S::AwaitingDecision;
+                Ok(())
+            }
+            (S::Receiving, msg, Some(inc)) => Self::on_receiving(inc, msg, &mut self.events, &mut self.state),
+            (S::AwaitingDigestCheck, Message::Commit, _) => Err(SessionError::Duplicate("commit")),
+            (S::AwaitingDigestCheck | S::AwaitingRelease, msg, _) if msg.msg_type() != MessageType::Release => {
+                Err(SessionError::AfterCommit(msg.msg_type()))
+            }
+            (S::AwaitingRelease, Message::Release, _) => {
+                self.state = S::Released;
+                self.events.push_back(DestinationEvent::Released);
+                Ok(())
+            }
+            (state, msg, _) => Err(SessionError::UnexpectedMessage { state: state.name(), msg_type: msg.msg_type() }),
+        }
+    }
+
+    fn on_pages(&mut self) -> Result<(), SessionError> {
+        let Some(inc) = self.incoming.as_ref() else {
+            return Err(SessionError::UnexpectedMessage { state: self.state.name(), msg_type: MessageType::Pages });
+        };
+        if inc.digest.is_some() {
+            return Err(SessionError::AfterCommit(MessageType::Pages));
+        }
+        let view = PageRunView::parse(self.link.reader.payload()).map_err(|e| SessionError::Frame(e.into()))?;
+        let not_negotiated = view.required_capabilities().difference(self.link.caps);
+        if !not_negotiated.is_empty() {
+            return Err(SessionError::EncodingNotNegotiated(not_negotiated));
+        }
+        let memory_bytes = inc.identity.memory_bytes;
+        let len = view.byte_len() as u64;
+        if view.first_gpa().checked_add(len).is_none_or(|end| end > memory_bytes) {
+            return Err(SessionError::PageOutOfRange { first_gpa: view.first_gpa(), len, memory_bytes });
+        }
+        let data = view.decode().map_err(|e| SessionError::Frame(e.into()))?;
+        self.events.push_back(DestinationEvent::Pages { first_gpa: view.first_gpa(), data });
+        Ok(())
+    }
+
+    fn on_receiving(
+        inc: &mut Incoming,
+        msg: Message,
+        events: &mut VecDeque<DestinationEvent>,
+        state: &mut DestinationState,
+    ) -> Result<(), SessionError> {
+        let sealed = inc.digest.is_some();
+        match msg {
+            Message::RoundEnd(stats) => events.push_back(DestinationEvent::RoundEnd(stats)),
+            Message::Progress(p) => events.push_back(DestinationEvent::Progress(p)),
+            Message::VcpuState(_) | Message::DeviceState(_) | Message::DiskBlocks(_) if sealed => {
+                return Err(SessionError::AfterCommit(msg.msg_type()));
+            }
+            Message::VcpuState(s) => {
+                let count = inc.identity.vcpu_count;
+                let Some(seen) = inc.vcpus_received.get_mut(s.vcpu_index as usize) else {
+                    return Err(SessionError::VcpuOutOfRange { index: s.vcpu_index, count });
+                };
+                if *seen {
+                    return Err(SessionError::Duplicate("vCPU state"));
+                }
+                *seen = true;
+                events.push_back(DestinationEvent::VcpuState(s));
+            }
+            Message::DeviceState(d) => {
+                if inc.devices.contains(&d.id) {
+                    return Err(SessionError::Duplicate("device state"));
+                }
+                inc.devices.push(d.id.clone());
+                events.push_back(DestinationEvent::DeviceState(d));
+            }
+            Message::DiskBlocks(b) => events.push_back(DestinationEvent::DiskBlocks(b)),
+            Message::MemoryDigest(d) => {
+                if sealed {
+                    return Err(SessionError::Duplicate("memory digest"));
+                }
+                if d.memory_bytes != inc.identity.memory_bytes {
+                    return Err(SessionError::DigestSizeMismatch {
+                        digest_bytes: d.memory_bytes,
+                        memory_bytes: inc.identity.memory_bytes,
+                    });
+                }
+                inc.digest = Some(d.digest);
+            }
+            Message::Commit => {
+                let Some(expected_digest) = inc.digest else { return Err(SessionError::MissingDigest) };
+                let received = inc.vcpus_received.iter().filter(|v| **v).count() as u32;
+                if received != inc.identity.vcpu_count {
+                    return Err(SessionError::MissingVcpuState { received, expected: inc.identity.vcpu_count });
+                }
+                *state = DestinationState::AwaitingDigestCheck;
+                events.push_back(DestinationEvent::CommitRequested { expected_digest });
+            }
+            other => {
+                return Err(SessionError::UnexpectedMessage { state: "Receiving", msg_type: other.msg_type() });
+            }
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, msg: &Message, now: Instant) {
+        let _ = self.link.send(msg, now);
+    }
+
+    fn fail(&mut self, error: SessionError, now: Instant) {
+        if self.state.is_terminal() {
+            return;
+        }
+        let silent = matches!(
+            error,
+            SessionError::PeerAborted { .. } | SessionError::PeerCancelled | SessionError::ConnectionClosed { .. }
+        );
+        if !silent {
+            self.send(&Message::Abort(Abort::new(error.abort_reason(), &error.to_string())), now);
+        }
+        // Only the source's own Abort settles a commit we acknowledged: it means the source
+        // never saw the acknowledgement and kept the VM.
+        let error = if self.state == DestinationState::AwaitingRelease
+            && !matches!(error, SessionError::PeerAborted { .. })
+        {
+            SessionError::InDoubt(Box::new(error))
+        } else {
+            error
+        };
+        self.state = DestinationState::Failed;
+        self.error = Some(error.clone());
+        self.events.push_back(DestinationEvent::Failed(error));
+    }
+
+    /// When `handle_timeout` should be called next, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.state.waits_for_peer().then(|| self.link.last_rx + self.config.idle_timeout)
+    }
+
+    /// Fails the session if the source stayed silent past the idle timeout.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state.waits_for_peer() && now >= self.link.last_rx + self.config.idle_timeout {
+            self.fail(SessionError::Timeout { state: self.state.name() }, now);
+        }
+    }
+
+    /// The connection ended (EOF or reset).
+    pub fn connection_closed(&mut self, now: Instant) {
+        let partial_frame_bytes = self.link.reader.buffered();
+        self.fail(SessionError::ConnectionClosed { partial_frame_bytes }, now);
+    }
+
+    /// Accepts the offered VM: the source starts sending.
+    pub fn accept_offer(&mut self, now: Instant) -> Result<(), UsageError> {
+        self.require("accept the offer", DestinationState::AwaitingDecision)?;
+        self.send(&Message::Accept, now);
+        self.state = DestinationState::Receiving;
+        self.link.last_rx = now;
+        Ok(())
+    }
+
+    /// Refuses the offered VM with an explanation for the source's operator.
+    pub fn reject_offer(&mut self, why: &str, now: Instant) -> Result<(), UsageError> {
+        self.require("reject the offer", DestinationState::AwaitingDecision)?;
+        self.fail(SessionError::Rejected(String::from(why)), now);
+        Ok(())
+    }
+
+    /// Reports the digest of the destination's memory after applying every page. Equal to
+    /// the source's: the commit is acknowledged. Different: the migration fails.
+    pub fn report_digest(&mut self, computed: Digest, now: Instant) -> Result<(), UsageError> {
+        self.require("report the digest", DestinationState::AwaitingDigestCheck)?;
+        let expected = self.incoming.as_ref().and_then(|i| i.digest).unwrap_or([0; 32]);
+        if constant_time_eq(&expected, &computed) {
+            self.send(&Message::CommitAck, now);
+            self.state = DestinationState::AwaitingRelease;
+            self.link.last_rx = now;
+            self.events.push_back(DestinationEvent::Committed);
+        } else {
+            self.fail(SessionError::DigestMismatch { expected, computed }, now);
+        }
+        Ok(())
+    }
+
+    fn require(&self, operation: &'static str, state: DestinationState) -> Result<(), UsageError> {
+        if self.state == state {
+            Ok(())
+        } else {
+            Err(UsageError::WrongState { operation, state: self.state.name() })
+        }
+    }
+}
