@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod digest;
 pub mod dirty;
 pub mod framing;
+pub mod fuzz;
 pub mod message;
 pub mod negotiation;
 pub mod page_codec;
