@@ -71,6 +71,50 @@ impl From<DecodeError> for FrameError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PayloadTooLarge(pub usize);
 
+fn expected_flags(protector: Option<&FrameProtector>) -> FrameFlags {
+    match protector {
+        None => FrameFlags::NONE,
+        Some(p) if p.encrypts() => FrameFlags::TAGGED.with(FrameFlags::ENCRYPTED),
+        Some(_) => FrameFlags::TAGGED,
+    }
+}
+
+/// Checks, authenticates (decrypting in place) and sequence-checks the frame at the start of
+/// `buf`. Returns the header and the frame's total length, or `None` if `buf` does not hold
+/// a complete frame yet. After `Ok(Some((h, _)))` the payload is
+/// `buf[FRAME_HEADER_LEN..FRAME_HEADER_LEN + h.payload_len]`, in clear.
+pub fn open_frame(
+    buf: &mut [u8],
+    expected_seq: u64,
+    protector: Option<&FrameProtector>,
+) -> Result<Option<(FrameHeader, usize)>, FrameError> {
+    let Some(header) = FrameHeader::parse(buf)? else { return Ok(None) };
+    let expected = expected_flags(protector);
+    if header.flags != expected {
+        return Err(FrameError::UnexpectedFlags {
+            msg_type: header.msg_type,
+            expected: expected.bits(),
+            found: header.flags.bits(),
+        });
+    }
+    let tag_len = if protector.is_some() { TAG_LEN } else { 0 };
+    let total = FRAME_HEADER_LEN + header.payload_len as usize + tag_len;
+    if buf.len() < total {
+        return Ok(None);
+    }
+    if let Some(p) = protector {
+        let (head, rest) = buf[..total].split_at_mut(FRAME_HEADER_LEN);
+        let (payload, tag) = rest.split_at_mut(header.payload_len as usize);
+        let mut tag_bytes = [0u8; TAG_LEN];
+        tag_bytes.copy_from_slice(tag);
+        p.open(header.seq, head, payload, &tag_bytes).map_err(|_| FrameError::BadTag { seq: header.seq })?;
+    }
+    if header.seq != expected_seq {
+        return Err(FrameError::Sequence { expected: expected_seq, found: header.seq });
+    }
+    Ok(Some((header, total)))
+}
+
 /// Writes the frames of one direction.
 #[derive(Default)]
 pub struct FrameWriter {
@@ -95,11 +139,7 @@ impl FrameWriter {
     }
 
     fn flags(&self) -> FrameFlags {
-        match &self.protector {
-            None => FrameFlags::NONE,
-            Some(p) if p.encrypts() => FrameFlags::TAGGED.with(FrameFlags::ENCRYPTED),
-            Some(_) => FrameFlags::TAGGED,
-        }
+        expected_flags(self.protector.as_ref())
     }
 
     /// Appends one frame whose payload `body` appends to the buffer it is given.
@@ -176,48 +216,17 @@ impl FrameReader {
         self.buf.len() - self.start
     }
 
-    fn expected_flags(&self) -> FrameFlags {
-        match &self.protector {
-            None => FrameFlags::NONE,
-            Some(p) if p.encrypts() => FrameFlags::TAGGED.with(FrameFlags::ENCRYPTED),
-            Some(_) => FrameFlags::TAGGED,
-        }
-    }
-
     /// The next complete, authentic, in-order frame, if one has arrived. Its payload is
     /// `payload()` until `consume()`.
     pub fn next_frame(&mut self) -> Result<Option<FrameHeader>, FrameError> {
         if let Some((header, _)) = self.current {
             return Ok(Some(header));
         }
-        let avail = &self.buf[self.start..];
-        let Some(header) = FrameHeader::parse(avail)? else { return Ok(None) };
-        let expected = self.expected_flags();
-        if header.flags != expected {
-            return Err(FrameError::UnexpectedFlags {
-                msg_type: header.msg_type,
-                expected: expected.bits(),
-                found: header.flags.bits(),
-            });
-        }
-        let tag_len = if self.protector.is_some() { TAG_LEN } else { 0 };
-        let total = FRAME_HEADER_LEN + header.payload_len as usize + tag_len;
-        if avail.len() < total {
-            return Ok(None);
-        }
-        if let Some(p) = &self.protector {
-            let frame = &mut self.buf[self.start..self.start + total];
-            let (head, rest) = frame.split_at_mut(FRAME_HEADER_LEN);
-            let (payload, tag) = rest.split_at_mut(header.payload_len as usize);
-            let mut tag_bytes = [0u8; TAG_LEN];
-            tag_bytes.copy_from_slice(tag);
-            p.open(header.seq, head, payload, &tag_bytes).map_err(|_| FrameError::BadTag { seq: header.seq })?;
-        }
-        if header.seq != self.seq {
-            return Err(FrameError::Sequence { expected: self.seq, found: header.seq });
-        }
-        self.current = Some((header, total));
-        Ok(Some(header))
+        let opened = open_frame(&mut self.buf[self.start..], self.seq, self.protector.as_ref())?;
+        Ok(opened.map(|(header, total)| {
+            self.current = Some((header, total));
+            header
+        }))
     }
 
     /// Payload of the current frame (empty if none).

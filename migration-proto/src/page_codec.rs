@@ -23,6 +23,7 @@ use alloc::vec::Vec;
 
 use lz4_flex::block::{CompressTable, compress_into_with_table, decompress_into};
 
+use crate::dirty::DirtyBitmap;
 use crate::negotiation::Capabilities;
 use crate::wire::{DecodeError, MAX_PAGES_PER_FRAME, PAGE_SIZE, Reader, Writer};
 
@@ -65,14 +66,19 @@ impl PageCounts {
     }
 }
 
-/// Whether a page is all zero. Reads 64 bytes per step and ORs them as words, which the
-/// compiler turns into vector loads; stops at the first non-zero block.
+/// Whether a page is all zero. ORs 512-byte blocks as words without branching (the compiler
+/// turns this into wide vector ORs) and stops at the first non-zero block.
 pub fn is_zero_page(page: &[u8]) -> bool {
-    let (blocks, tail) = page.as_chunks::<64>();
+    let (blocks, tail) = page.as_chunks::<512>();
     for block in blocks {
         let (words, _) = block.as_chunks::<8>();
-        let acc = words.iter().fold(0u64, |acc, w| acc | u64::from_ne_bytes(*w));
-        if acc != 0 {
+        let mut acc = [0u64; 8];
+        for lane in words.chunks_exact(8) {
+            for (a, w) in acc.iter_mut().zip(lane) {
+                *a |= u64::from_ne_bytes(*w);
+            }
+        }
+        if acc.iter().fold(0, |x, a| x | a) != 0 {
             return false;
         }
     }
@@ -295,6 +301,43 @@ impl<'a> PageRunView<'a> {
 
     /// Writes the decoded pages into `out`, which must be exactly `byte_len()` long.
     pub fn decode_into(&self, out: &mut [u8]) -> Result<PageCounts, DecodeError> {
+        self.decode_pages(out, |_, page| {
+            // Reading is cheaper than writing, and fresh guest memory is already zero.
+            if !is_zero_page(page) {
+                page.fill(0);
+            }
+        })
+    }
+
+    /// Like `decode_into`, for a destination that tracks which of its pages may be non-zero
+    /// (`maybe_nonzero`, one bit per page of `out`'s guest memory, `first_pfn` = page number
+    /// of `out[0]`; all clear for fresh, zeroed memory). A zero page landing on a page known
+    /// to be zero costs nothing; every written page updates the bitmap.
+    pub fn decode_into_tracked(
+        &self,
+        out: &mut [u8],
+        maybe_nonzero: &mut DirtyBitmap,
+        first_pfn: usize,
+    ) -> Result<PageCounts, DecodeError> {
+        let counts = self.decode_pages(out, |index, page| {
+            if maybe_nonzero.is_set(first_pfn + index) {
+                page.fill(0);
+                maybe_nonzero.clear(first_pfn + index);
+            }
+        })?;
+        for (index, enc) in self.encodings().enumerate() {
+            if enc != PageEncoding::Zero {
+                maybe_nonzero.set(first_pfn + index);
+            }
+        }
+        Ok(counts)
+    }
+
+    fn decode_pages(
+        &self,
+        out: &mut [u8],
+        mut zero: impl FnMut(usize, &mut [u8]),
+    ) -> Result<PageCounts, DecodeError> {
         if out.len() != self.byte_len() {
             return Err(DecodeError::InvalidValue { field: "pages.output_len", value: out.len() as u64 });
         }
@@ -303,7 +346,7 @@ impl<'a> PageRunView<'a> {
         for (i, (enc, page)) in self.encodings().zip(out.chunks_exact_mut(PAGE_SIZE)).enumerate() {
             match enc {
                 PageEncoding::Zero => {
-                    page.fill(0);
+                    zero(i, page);
                     counts.zero += 1;
                 }
                 PageEncoding::Raw => {
@@ -373,6 +416,27 @@ mod tests {
         let view = PageRunView::parse(&plain).unwrap();
         assert_eq!(view.required_capabilities(), Capabilities::NONE);
         assert_eq!(view.decode().unwrap(), pages);
+    }
+
+    #[test]
+    fn tracked_decode_skips_known_zero_pages_only() {
+        let pages = sample_pages();
+        let all = Capabilities::ZERO_PAGES.union(Capabilities::LZ4_PAGES);
+        let mut enc = PageEncoder::new();
+        let mut wire = Vec::new();
+        enc.encode_run(0, &pages, all, &mut wire).unwrap();
+        let mut mem = vec![0u8; 4 * PAGE_SIZE];
+        let mut maybe_nonzero = DirtyBitmap::new(4);
+        PageRunView::parse(&wire).unwrap().decode_into_tracked(&mut mem, &mut maybe_nonzero, 0).unwrap();
+        assert_eq!(mem, pages);
+        assert_eq!(maybe_nonzero.iter_set().collect::<Vec<_>>(), [1, 2, 3]);
+        // The pages become zero: tracked pages are cleared again.
+        let zeros = vec![0u8; 4 * PAGE_SIZE];
+        let mut wire = Vec::new();
+        enc.encode_run(0, &zeros, all, &mut wire).unwrap();
+        PageRunView::parse(&wire).unwrap().decode_into_tracked(&mut mem, &mut maybe_nonzero, 0).unwrap();
+        assert_eq!(mem, zeros);
+        assert_eq!(maybe_nonzero.count(), 0);
     }
 
     #[test]

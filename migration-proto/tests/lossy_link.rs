@@ -157,6 +157,8 @@ fn run(seed: u64) -> Outcome {
     }
     let mut dc = destination_config();
     dc.idle_timeout = Duration::from_secs(2);
+    // Half the runs decode straight into guest memory, half go through `Pages` events.
+    let direct = rng.chance(2);
 
     let mut now = Instant::from_millis(0);
     let mut src = SourceSession::new(sc, rng.next().to_le_bytes().repeat(4).try_into().unwrap(), now);
@@ -227,6 +229,7 @@ fn run(seed: u64) -> Outcome {
             moved = true;
         }
         match to_dst.deliver() {
+            Some(Ok(bytes)) if direct => dst.handle_input_into(&bytes, now, &mut dst_mem),
             Some(Ok(bytes)) => dst.handle_input(&bytes, now),
             Some(Err(())) => dst.connection_closed(now),
             None => {}

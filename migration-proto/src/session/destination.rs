@@ -15,9 +15,11 @@ use crate::message::{
     Abort, DeviceState, DiskBlocks, HelloReply, Message, NONCE_LEN, Progress, RoundStats, VcpuState, VmIdentity,
 };
 use crate::negotiation::{Capabilities, VersionRange};
+use crate::dirty::DirtyBitmap;
 use crate::page_codec::PageRunView;
-use crate::wire::{MessageType, Writer};
+use crate::wire::{MessageType, PAGE_SIZE, Writer};
 
+use super::guest_memory::{GuestMemory, apply_run};
 use super::link::Link;
 use super::{DEFAULT_IDLE_TIMEOUT, Instant, SessionError, UsageError};
 
@@ -144,6 +146,7 @@ struct Incoming {
     vcpus_received: Vec<bool>,
     devices: Vec<String>,
     digest: Option<Digest>,
+    maybe_nonzero: DirtyBitmap,
 }
 
 /// The receiving side of a migration.
@@ -213,9 +216,20 @@ impl DestinationSession {
         self.link.consume_output(n);
     }
 
-    /// Feeds bytes read from the connection. Feed what one socket read returned and drain
-    /// the events before the next read: events hold decoded pages.
+    /// Feeds bytes read from the connection; pages come out as `DestinationEvent::Pages`.
+    /// Feed what one socket read returned and drain the events before the next read: events
+    /// hold decoded pages.
     pub fn handle_input(&mut self, bytes: &[u8], now: Instant) {
+        self.input(bytes, now, None);
+    }
+
+    /// Feeds bytes read from the connection; pages are decoded straight into `memory`
+    /// (zero-filled when the session started) and produce no event.
+    pub fn handle_input_into(&mut self, bytes: &[u8], now: Instant, memory: &mut dyn GuestMemory) {
+        self.input(bytes, now, Some(memory));
+    }
+
+    fn input(&mut self, bytes: &[u8], now: Instant, mut memory: Option<&mut dyn GuestMemory>) {
         if self.state.is_terminal() {
             return;
         }
@@ -227,7 +241,14 @@ impl DestinationSession {
                 Ok(None) => return,
                 Err(e) => return self.fail(SessionError::Frame(e), now),
             };
-            let result = self.on_frame(header.msg_type, now);
+            let result = if header.msg_type == MessageType::Pages && self.state == DestinationState::Receiving {
+                match memory {
+                    Some(ref mut m) => self.on_pages(Some(&mut **m)),
+                    None => self.on_pages(None),
+                }
+            } else {
+                self.on_frame(header.msg_type, now)
+            };
             self.link.reader.consume();
             if let Err(e) = result {
                 return self.fail(e, now);
@@ -242,9 +263,6 @@ impl DestinationSession {
         use DestinationState as S;
         if self.link.version != 0 && msg_type.since_version() > self.link.version {
             return Err(SessionError::MessageNotInVersion { msg_type, version: self.link.version });
-        }
-        if msg_type == MessageType::Pages && self.state == S::Receiving {
-            return self.on_pages();
         }
         let msg = Message::decode(msg_type, self.link.reader.payload()).map_err(|e| SessionError::Frame(e.into()))?;
         let incoming = self.incoming.as_mut();
@@ -298,6 +316,7 @@ impl DestinationSession {
                     identity: offer.identity.clone(),
                     devices: Vec::new(),
                     digest: None,
+                    maybe_nonzero: DirtyBitmap::new((offer.identity.memory_bytes / PAGE_SIZE as u64) as usize),
                 });
                 self.events.push_back(DestinationEvent::Offer(offer.identity));
                 self.state = S::AwaitingDecision;
@@ -317,8 +336,8 @@ impl DestinationSession {
         }
     }
 
-    fn on_pages(&mut self) -> Result<(), SessionError> {
-        let Some(inc) = self.incoming.as_ref() else {
+    fn on_pages(&mut self, memory: Option<&mut dyn GuestMemory>) -> Result<(), SessionError> {
+        let Some(inc) = self.incoming.as_mut() else {
             return Err(SessionError::UnexpectedMessage { state: self.state.name(), msg_type: MessageType::Pages });
         };
         if inc.digest.is_some() {
@@ -334,8 +353,9 @@ impl DestinationSession {
         if view.first_gpa().checked_add(len).is_none_or(|end| end > memory_bytes) {
             return Err(SessionError::PageOutOfRange { first_gpa: view.first_gpa(), len, memory_bytes });
         }
-        let data = view.decode().map_err(|e| SessionError::Frame(e.into()))?;
-        self.events.push_back(DestinationEvent::Pages { first_gpa: view.first_gpa(), data });
+        if let Some(data) = apply_run(&view, &mut inc.maybe_nonzero, memory)? {
+            self.events.push_back(DestinationEvent::Pages { first_gpa: view.first_gpa(), data });
+        }
         Ok(())
     }
 

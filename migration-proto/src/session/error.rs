@@ -113,6 +113,13 @@ pub enum SessionError {
         /// The destination's digest.
         computed: Digest,
     },
+    /// The caller's guest memory does not back these addresses (a local failure).
+    GuestMemoryUnavailable {
+        /// First address.
+        gpa: u64,
+        /// Length.
+        len: u64,
+    },
     /// The peer stayed silent longer than the idle timeout.
     Timeout {
         /// State we were in.
@@ -144,6 +151,7 @@ impl SessionError {
             SessionError::Rejected(_) => AbortReason::Rejected,
             SessionError::DigestMismatch { .. } => AbortReason::DigestMismatch,
             SessionError::Timeout { .. } => AbortReason::Timeout,
+            SessionError::GuestMemoryUnavailable { .. } => AbortReason::Internal,
             SessionError::Cancelled | SessionError::PeerCancelled => AbortReason::Unspecified,
             _ => AbortReason::ProtocolViolation,
         }
@@ -199,6 +207,9 @@ impl fmt::Display for SessionError {
                 "memory digest covers {digest_bytes} bytes, the VM has {memory_bytes}"
             ),
             SessionError::DigestMismatch { .. } => write!(f, "memory digest mismatch: destination memory differs from the source"),
+            SessionError::GuestMemoryUnavailable { gpa, len } => {
+                write!(f, "guest memory {gpa:#x}+{len:#x} is not backed on this host")
+            }
             SessionError::Timeout { state } => write!(f, "peer silent for too long in state {state}"),
             SessionError::ConnectionClosed { partial_frame_bytes: 0 } => write!(f, "connection closed"),
             SessionError::ConnectionClosed { partial_frame_bytes } => {

@@ -26,6 +26,7 @@
 
 mod destination;
 mod error;
+mod guest_memory;
 mod link;
 mod source;
 
@@ -34,6 +35,7 @@ use core::time::Duration;
 
 pub use destination::{DestinationConfig, DestinationEvent, DestinationSession, DestinationState};
 pub use error::{SessionError, UsageError};
+pub use guest_memory::GuestMemory;
 pub use source::{SourceConfig, SourceEvent, SourceSession, SourceState};
 
 /// A point in time, in microseconds since an arbitrary origin chosen by the caller (the
