@@ -10,19 +10,23 @@ use std::hint::black_box;
 use std::time::{Duration, Instant as WallClock};
 
 use migration_proto::cpu::CpuDescriptor;
-use migration_proto::dirty::DirtyBitmap;
 use migration_proto::crypto::{FrameProtector, PreSharedKey};
+use migration_proto::dirty::DirtyBitmap;
 use migration_proto::framing::{FrameWriter, open_frame};
 use migration_proto::message::VmIdentity;
 use migration_proto::negotiation::Capabilities;
 use migration_proto::page_codec::{PageEncoder, PageRunView};
 use migration_proto::session::{
-    DestinationConfig, DestinationEvent, DestinationSession, Instant, SourceConfig, SourceEvent, SourceSession,
+    DestinationConfig, DestinationEvent, DestinationSession, Instant, SourceConfig, SourceEvent,
+    SourceSession,
 };
 use migration_proto::wire::{FRAME_HEADER_LEN, MAX_PAGES_PER_FRAME, MessageType, PAGE_SIZE};
 
 const RUN: usize = MAX_PAGES_PER_FRAME * PAGE_SIZE;
 const REPEATS: usize = 5;
+
+/// One way of moving the source memory into the destination memory; returns wire bytes.
+type Pass = Box<dyn Fn(&[u8], &mut [u8]) -> usize>;
 
 struct Rng(u64);
 
@@ -61,8 +65,18 @@ impl Kind {
 
 fn text_page(rng: &mut Rng, page: &mut [u8]) {
     const WORDS: [&[u8]; 12] = [
-        b"the ", b"kernel ", b"struct ", b"0x7fff8a00 ", b"return ", b"page_table ", b"\n    ", b"if (err) ",
-        b"migration ", b"{ ", b"} ", b"mutex_lock(&dev->lock); ",
+        b"the ",
+        b"kernel ",
+        b"struct ",
+        b"0x7fff8a00 ",
+        b"return ",
+        b"page_table ",
+        b"\n    ",
+        b"if (err) ",
+        b"migration ",
+        b"{ ",
+        b"} ",
+        b"mutex_lock(&dev->lock); ",
     ];
     let mut at = 0;
     while at < page.len() {
@@ -98,7 +112,11 @@ fn make_memory(kind: Kind, bytes: usize) -> Vec<u8> {
 /// Best-of-`REPEATS` wall times of a memcpy of `src` into `dst` and of `f`, measured
 /// alternately so that both see the same machine load (this machine is shared). The
 /// destination is zeroed (untimed) before each run of `f`, like a fresh VM's memory.
-fn measure(src: &[u8], dst: &mut [u8], mut f: impl FnMut(&[u8], &mut [u8]) -> usize) -> (Duration, Duration, usize) {
+fn measure(
+    src: &[u8],
+    dst: &mut [u8],
+    mut f: impl FnMut(&[u8], &mut [u8]) -> usize,
+) -> (Duration, Duration, usize) {
     let (mut copy, mut path, mut out) = (Duration::MAX, Duration::MAX, 0);
     for _ in 0..REPEATS {
         let t = WallClock::now();
@@ -136,11 +154,14 @@ fn codec_pass(src: &[u8], dst: &mut [u8], protect: Option<bool>) -> usize {
             })
             .expect("frame");
         wire_bytes += wire.len();
-        let (header, _) = open_frame(&mut wire, i as u64, opener.as_ref()).expect("authentic").expect("complete");
+        let (header, _) = open_frame(&mut wire, i as u64, opener.as_ref())
+            .expect("authentic")
+            .expect("complete");
         assert_eq!(header.msg_type, MessageType::Pages);
         let payload = &wire[FRAME_HEADER_LEN..FRAME_HEADER_LEN + header.payload_len as usize];
         let view = PageRunView::parse(payload).expect("run");
-        view.decode_into_tracked(out, &mut maybe_nonzero, i * MAX_PAGES_PER_FRAME).expect("decode");
+        view.decode_into_tracked(out, &mut maybe_nonzero, i * MAX_PAGES_PER_FRAME)
+            .expect("decode");
     }
     wire_bytes
 }
@@ -150,13 +171,22 @@ fn codec_pass(src: &[u8], dst: &mut [u8], protect: Option<bool>) -> usize {
 fn session_pass(src: &[u8], dst: &mut [u8], encrypt: bool, direct: bool) -> usize {
     let key = PreSharedKey::new([9; 32]);
     let now = Instant::from_millis(0);
-    let identity = VmIdentity { uuid: [1; 16], name: "bench".into(), memory_bytes: src.len() as u64, vcpu_count: 1 };
+    let identity = VmIdentity {
+        uuid: [1; 16],
+        name: "bench".into(),
+        memory_bytes: src.len() as u64,
+        vcpu_count: 1,
+    };
     let mut sc = SourceConfig::new(key.clone(), identity, CpuDescriptor::default());
     if !encrypt {
         sc.offered = sc.offered.difference(Capabilities::ENCRYPTION);
     }
     let mut s = SourceSession::new(sc, [1; 32], now);
-    let mut d = DestinationSession::new(DestinationConfig::new(key, CpuDescriptor::default(), 1 << 40), [2; 32], now);
+    let mut d = DestinationSession::new(
+        DestinationConfig::new(key, CpuDescriptor::default(), 1 << 40),
+        [2; 32],
+        now,
+    );
     let mut wire_bytes = 0;
     let mut transfer = |s: &mut SourceSession, d: &mut DestinationSession, dst: &mut [u8]| {
         let out = s.pending_output();
@@ -201,7 +231,11 @@ fn gbps(bytes: usize, d: Duration) -> f64 {
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -209,7 +243,10 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let mib: usize = std::env::var("BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+    let mib: usize = std::env::var("BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
     let bytes = mib * 1024 * 1024;
     let mut dst = vec![1u8; bytes]; // faulted in (see make_memory)
     let mut report = String::new();
@@ -228,17 +265,38 @@ fn main() {
          ratio = path throughput / memcpy throughput.\n",
         cpu_model()
     );
-    let _ = writeln!(report, "| memory | path | GB/s | memcpy GB/s | x memcpy | wire bytes / memory bytes |");
+    let _ = writeln!(
+        report,
+        "| memory | path | GB/s | memcpy GB/s | x memcpy | wire bytes / memory bytes |"
+    );
     let _ = writeln!(report, "|---|---|---:|---:|---:|---:|");
     for kind in [Kind::Zero, Kind::Random, Kind::Mix] {
         let src = make_memory(kind, bytes);
-        let paths: [(&str, Box<dyn Fn(&[u8], &mut [u8]) -> usize>); 6] = [
-            ("codec + framing, no authentication", Box::new(|s, d| codec_pass(s, d, None))),
-            ("codec + framing + BLAKE3 MAC", Box::new(|s, d| codec_pass(s, d, Some(false)))),
-            ("codec + framing + ChaCha20-Poly1305", Box::new(|s, d| codec_pass(s, d, Some(true)))),
-            ("sessions, MAC, into guest memory", Box::new(|s, d| session_pass(s, d, false, true))),
-            ("sessions, encrypted, into guest memory", Box::new(|s, d| session_pass(s, d, true, true))),
-            ("sessions, MAC, `Pages` events", Box::new(|s, d| session_pass(s, d, false, false))),
+        let paths: [(&str, Pass); 6] = [
+            (
+                "codec + framing, no authentication",
+                Box::new(|s, d| codec_pass(s, d, None)),
+            ),
+            (
+                "codec + framing + BLAKE3 MAC",
+                Box::new(|s, d| codec_pass(s, d, Some(false))),
+            ),
+            (
+                "codec + framing + ChaCha20-Poly1305",
+                Box::new(|s, d| codec_pass(s, d, Some(true))),
+            ),
+            (
+                "sessions, MAC, into guest memory",
+                Box::new(|s, d| session_pass(s, d, false, true)),
+            ),
+            (
+                "sessions, encrypted, into guest memory",
+                Box::new(|s, d| session_pass(s, d, true, true)),
+            ),
+            (
+                "sessions, MAC, `Pages` events",
+                Box::new(|s, d| session_pass(s, d, false, false)),
+            ),
         ];
         for (name, pass) in paths.iter() {
             let (t_copy, t, wire) = measure(&src, &mut dst, pass);
@@ -251,7 +309,11 @@ fn main() {
                 rate / copy,
                 wire as f64 / bytes as f64
             );
-            eprintln!("{}: {name} {rate:.2} GB/s, memcpy {copy:.2} GB/s ({:.2}x)", kind.name(), rate / copy);
+            eprintln!(
+                "{}: {name} {rate:.2} GB/s, memcpy {copy:.2} GB/s ({:.2}x)",
+                kind.name(),
+                rate / copy
+            );
         }
     }
     let _ = writeln!(
@@ -259,7 +321,10 @@ fn main() {
         "\nTargets (issue 3): raw (random) pages without encryption at least 0.5x memcpy; zero pages faster \
          than memcpy. Timings vary with the machine and its load; figures are never asserted in tests."
     );
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/bench/migration-proto.md");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/bench/migration-proto.md"
+    );
     if let Some(dir) = std::path::Path::new(path).parent() {
         let _ = std::fs::create_dir_all(dir);
     }

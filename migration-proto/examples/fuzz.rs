@@ -18,8 +18,10 @@ use migration_proto::fuzz::decode_everything;
 use migration_proto::message::*;
 use migration_proto::negotiation::{Capabilities, VersionRange};
 use migration_proto::page_codec::PageEncoder;
+use migration_proto::session::{
+    DestinationConfig, DestinationEvent, DestinationSession, Instant, SourceConfig, SourceSession,
+};
 use migration_proto::wire::MessageType;
-use migration_proto::session::{DestinationConfig, DestinationEvent, DestinationSession, Instant, SourceConfig, SourceSession};
 
 struct Rng(u64);
 
@@ -36,7 +38,18 @@ impl Rng {
     }
 }
 
-const INTERESTING: [u32; 10] = [0, 1, 0x7f, 0x80, 0xff, 0xffff, 0x1_0000, 0x10_0000, 0x10_0001, u32::MAX];
+const INTERESTING: [u32; 10] = [
+    0,
+    1,
+    0x7f,
+    0x80,
+    0xff,
+    0xffff,
+    0x1_0000,
+    0x10_0000,
+    0x10_0001,
+    u32::MAX,
+];
 
 fn mutate(rng: &mut Rng, input: &mut Vec<u8>, corpus: &[Vec<u8>]) {
     for _ in 0..1 + rng.below(4) {
@@ -53,7 +66,11 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>, corpus: &[Vec<u8>]) {
             2 if len >= 4 => {
                 let at = rng.below(len - 3);
                 let v = INTERESTING[rng.below(INTERESTING.len())];
-                let bytes = if rng.below(2) == 0 { v.to_le_bytes() } else { (v as u16 as u32).to_le_bytes() };
+                let bytes = if rng.below(2) == 0 {
+                    v.to_le_bytes()
+                } else {
+                    (v as u16 as u32).to_le_bytes()
+                };
                 let n = if rng.below(2) == 0 { 4 } else { 2 };
                 input[at..at + n].copy_from_slice(&bytes[..n]);
             }
@@ -94,7 +111,9 @@ fn corpus_dir() -> PathBuf {
 }
 
 fn load_corpus() -> Vec<Vec<u8>> {
-    let mut files: Vec<_> = std::fs::read_dir(corpus_dir()).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    let mut files: Vec<_> = std::fs::read_dir(corpus_dir())
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
     files.sort();
     files.iter().filter_map(|p| std::fs::read(p).ok()).collect()
 }
@@ -106,12 +125,28 @@ fn write_corpus() -> std::io::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let key = PreSharedKey::new([0x42; 32]);
     let now = Instant::from_millis(1);
-    let identity = VmIdentity { uuid: [7; 16], name: "corpus".into(), memory_bytes: 1 << 20, vcpu_count: 1 };
-    let mut src = SourceSession::new(SourceConfig::new(key.clone(), identity, CpuDescriptor::default()), [2; 32], now);
-    let mut dst = DestinationSession::new(DestinationConfig::new(key, CpuDescriptor::default(), 1 << 30), [1; 32], now);
+    let identity = VmIdentity {
+        uuid: [7; 16],
+        name: "corpus".into(),
+        memory_bytes: 1 << 20,
+        vcpu_count: 1,
+    };
+    let mut src = SourceSession::new(
+        SourceConfig::new(key.clone(), identity, CpuDescriptor::default()),
+        [2; 32],
+        now,
+    );
+    let mut dst = DestinationSession::new(
+        DestinationConfig::new(key, CpuDescriptor::default(), 1 << 30),
+        [1; 32],
+        now,
+    );
     let mut to_dst = Vec::new();
     let mut to_src = Vec::new();
-    let pump = |src: &mut SourceSession, dst: &mut DestinationSession, to_dst: &mut Vec<u8>, to_src: &mut Vec<u8>| loop {
+    let pump = |src: &mut SourceSession,
+                dst: &mut DestinationSession,
+                to_dst: &mut Vec<u8>,
+                to_src: &mut Vec<u8>| loop {
         let a = src.pending_output().to_vec();
         src.consume_output(a.len());
         dst.handle_input(&a, now);
@@ -131,11 +166,30 @@ fn write_corpus() -> std::io::Result<()> {
     for (i, b) in mem[4096..8192].iter_mut().enumerate() {
         *b = b"tern migration corpus "[i % 22];
     }
-    mem[8192..12288].iter_mut().enumerate().for_each(|(i, b)| *b = (i * 131 % 251) as u8);
+    mem[8192..12288]
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = (i * 131 % 251) as u8);
     src.send_pages(0, &mem[..4 * 4096], now).expect("pages");
     src.end_round(0, now).expect("round");
-    src.send_vcpu_state(&VcpuState { rip: 0x1000, xsave: vec![0; 64], ..VcpuState::default() }, now).expect("vcpu");
-    src.send_device_state(&DeviceState { id: "com1".into(), version: 1, data: vec![1, 2, 3] }, now).expect("device");
+    src.send_vcpu_state(
+        &VcpuState {
+            rip: 0x1000,
+            xsave: vec![0; 64],
+            ..VcpuState::default()
+        },
+        now,
+    )
+    .expect("vcpu");
+    src.send_device_state(
+        &DeviceState {
+            id: "com1".into(),
+            version: 1,
+            data: vec![1, 2, 3],
+        },
+        now,
+    )
+    .expect("device");
     src.commit(digest_memory(&mem), now).expect("commit");
     pump(&mut src, &mut dst, &mut to_dst, &mut to_src);
     while let Some(ev) = dst.poll_event() {
@@ -156,12 +210,20 @@ fn write_corpus() -> std::io::Result<()> {
     aead.protect(FrameProtector::new(&[0x42; 32], true));
     let (mut mac_stream, mut aead_stream) = (Vec::new(), Vec::new());
     for msg in sample_messages(&mem) {
-        let selector = MessageType::ALL.iter().position(|t| *t == msg.msg_type()).unwrap_or(0) as u8;
+        let selector = MessageType::ALL
+            .iter()
+            .position(|t| *t == msg.msg_type())
+            .unwrap_or(0) as u8;
         let mut seed = vec![selector];
         msg.encode(caps, &mut encoder, &mut seed);
-        std::fs::write(dir.join(format!("payload-{selector:02}-{:?}", msg.msg_type())), seed)?;
-        mac.write_message(&msg, caps, &mut encoder, &mut mac_stream).expect("frame");
-        aead.write_message(&msg, caps, &mut encoder, &mut aead_stream).expect("frame");
+        std::fs::write(
+            dir.join(format!("payload-{selector:02}-{:?}", msg.msg_type())),
+            seed,
+        )?;
+        mac.write_message(&msg, caps, &mut encoder, &mut mac_stream)
+            .expect("frame");
+        aead.write_message(&msg, caps, &mut encoder, &mut aead_stream)
+            .expect("frame");
     }
     std::fs::write(dir.join("frames-mac"), &mac_stream)?;
     std::fs::write(dir.join("frames-aead"), &aead_stream)?;
@@ -171,27 +233,90 @@ fn write_corpus() -> std::io::Result<()> {
 
 fn sample_messages(mem: &[u8]) -> Vec<Message> {
     let cpu = CpuDescriptor {
-        cpuid: vec![CpuidEntry { leaf: 1, subleaf: 0, eax: 0x906ea, ebx: 0, ecx: 0x7ffa_fbbf, edx: 0xbfeb_fbff }],
+        cpuid: vec![CpuidEntry {
+            leaf: 1,
+            subleaf: 0,
+            eax: 0x906ea,
+            ebx: 0,
+            ecx: 0x7ffa_fbbf,
+            edx: 0xbfeb_fbff,
+        }],
         xcr0_supported: 7,
-        feature_msrs: vec![FeatureMsr { index: 0x10a, value: 0xc }],
+        feature_msrs: vec![FeatureMsr {
+            index: 0x10a,
+            value: 0xc,
+        }],
     };
-    let identity = VmIdentity { uuid: [7; 16], name: "corpus".into(), memory_bytes: 1 << 20, vcpu_count: 1 };
-    let mut vcpu = VcpuState { rip: 0x1000, xsave: vec![0; 64], ..VcpuState::default() };
-    vcpu.pending_event = Some(PendingEvent { vector: 14, kind: EventKind::HardwareException, error_code: Some(2), instruction_len: 0 });
-    vcpu.msrs.push(MsrValue { index: 0xc000_0080, value: 0x500 });
+    let identity = VmIdentity {
+        uuid: [7; 16],
+        name: "corpus".into(),
+        memory_bytes: 1 << 20,
+        vcpu_count: 1,
+    };
+    let mut vcpu = VcpuState {
+        rip: 0x1000,
+        xsave: vec![0; 64],
+        ..VcpuState::default()
+    };
+    vcpu.pending_event = Some(PendingEvent {
+        vector: 14,
+        kind: EventKind::HardwareException,
+        error_code: Some(2),
+        instruction_len: 0,
+    });
+    vcpu.msrs.push(MsrValue {
+        index: 0xc000_0080,
+        value: 0x500,
+    });
     vec![
-        Message::Hello(Hello { versions: VersionRange::SUPPORTED, offered: Capabilities::IMPLEMENTED, required: Capabilities::NONE, nonce: [3; 32] }),
-        Message::HelloReply(HelloReply { version: 2, capabilities: Capabilities::IMPLEMENTED, nonce: [4; 32], proof: [5; 32] }),
+        Message::Hello(Hello {
+            versions: VersionRange::SUPPORTED,
+            offered: Capabilities::IMPLEMENTED,
+            required: Capabilities::NONE,
+            nonce: [3; 32],
+        }),
+        Message::HelloReply(HelloReply {
+            version: 2,
+            capabilities: Capabilities::IMPLEMENTED,
+            nonce: [4; 32],
+            proof: [5; 32],
+        }),
         Message::Auth(AuthProof { proof: [6; 32] }),
         Message::Offer(Box::new(Offer { identity, cpu })),
         Message::Accept,
-        Message::Pages(PageRun { first_gpa: 0, data: mem[..4 * 4096].to_vec() }),
-        Message::RoundEnd(RoundStats { round: 1, pages_sent: 3, zero_pages: 1, lz4_pages: 1, raw_pages: 1, ..RoundStats::default() }),
+        Message::Pages(PageRun {
+            first_gpa: 0,
+            data: mem[..4 * 4096].to_vec(),
+        }),
+        Message::RoundEnd(RoundStats {
+            round: 1,
+            pages_sent: 3,
+            zero_pages: 1,
+            lz4_pages: 1,
+            raw_pages: 1,
+            ..RoundStats::default()
+        }),
         Message::VcpuState(Box::new(vcpu)),
-        Message::DeviceState(DeviceState { id: "com1".into(), version: 1, data: vec![1, 2, 3] }),
-        Message::DiskBlocks(DiskBlocks { disk_id: 0, first_lba: 8, block_size: 512, data: vec![9; 512] }),
-        Message::MemoryDigest(MemoryDigestMessage { memory_bytes: 1 << 20, digest: [8; 32] }),
-        Message::Progress(Progress { round: 2, bytes_sent: 100, ..Progress::default() }),
+        Message::DeviceState(DeviceState {
+            id: "com1".into(),
+            version: 1,
+            data: vec![1, 2, 3],
+        }),
+        Message::DiskBlocks(DiskBlocks {
+            disk_id: 0,
+            first_lba: 8,
+            block_size: 512,
+            data: vec![9; 512],
+        }),
+        Message::MemoryDigest(MemoryDigestMessage {
+            memory_bytes: 1 << 20,
+            digest: [8; 32],
+        }),
+        Message::Progress(Progress {
+            round: 2,
+            bytes_sent: 100,
+            ..Progress::default()
+        }),
         Message::Commit,
         Message::CommitAck,
         Message::Release,
@@ -202,7 +327,12 @@ fn sample_messages(mem: &[u8]) -> Vec<Message> {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse::<u64>().ok());
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
     if args.iter().any(|a| a == "--write-corpus") {
         if let Err(e) = write_corpus() {
             eprintln!("cannot write the corpus: {e}");
@@ -214,7 +344,10 @@ fn main() {
     let mut rng = Rng(value("--seed").unwrap_or(0x5eed_f00d).max(1));
     let corpus = load_corpus();
     if corpus.is_empty() {
-        eprintln!("empty corpus at {} (run with --write-corpus)", corpus_dir().display());
+        eprintln!(
+            "empty corpus at {} (run with --write-corpus)",
+            corpus_dir().display()
+        );
         std::process::exit(2);
     }
     std::panic::set_hook(Box::new(|_| {}));

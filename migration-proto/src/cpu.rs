@@ -127,20 +127,37 @@ pub enum Incompatibility {
 impl fmt::Display for Incompatibility {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Incompatibility::VendorMismatch { source, destination } => write!(
+            Incompatibility::VendorMismatch {
+                source,
+                destination,
+            } => write!(
                 f,
                 "CPU vendor {} on the source, {} on the destination",
                 core::str::from_utf8(source).unwrap_or("?"),
                 core::str::from_utf8(destination).unwrap_or("?")
             ),
             Incompatibility::MissingLeaf { leaf, subleaf } => {
-                write!(f, "CPUID leaf {leaf:#x}.{subleaf} missing on the destination")
+                write!(
+                    f,
+                    "CPUID leaf {leaf:#x}.{subleaf} missing on the destination"
+                )
             }
-            Incompatibility::MissingFeatureBits { leaf, subleaf, register, bits } => write!(
+            Incompatibility::MissingFeatureBits {
+                leaf,
+                subleaf,
+                register,
+                bits,
+            } => write!(
                 f,
                 "CPUID {leaf:#x}.{subleaf} {register:?} bits {bits:#010x} missing on the destination"
             ),
-            Incompatibility::LimitTooSmall { leaf, subleaf, register, source, destination } => write!(
+            Incompatibility::LimitTooSmall {
+                leaf,
+                subleaf,
+                register,
+                source,
+                destination,
+            } => write!(
                 f,
                 "CPUID {leaf:#x}.{subleaf} {register:?} limit {destination:#x} on the destination is below {source:#x}"
             ),
@@ -151,7 +168,10 @@ impl fmt::Display for Incompatibility {
                 write!(f, "feature MSR {index:#x} missing on the destination")
             }
             Incompatibility::MissingMsrBits { index, bits } => {
-                write!(f, "MSR {index:#x} bits {bits:#x} missing on the destination")
+                write!(
+                    f,
+                    "MSR {index:#x} bits {bits:#x} missing on the destination"
+                )
             }
         }
     }
@@ -173,7 +193,10 @@ enum Rule {
 const RULES: &[(u32, u32, [Rule; 4])] = {
     use Rule::*;
     const ALL: Rule = Subset(u32::MAX);
-    const MAX: Rule = Limit { shift: 0, mask: u32::MAX };
+    const MAX: Rule = Limit {
+        shift: 0,
+        mask: u32::MAX,
+    };
     &[
         (0x0, 0, [MAX, Ignore, Ignore, Ignore]),
         (0x1, 0, [Ignore, Ignore, Subset(!(1 << 27)), ALL]),
@@ -187,7 +210,15 @@ const RULES: &[(u32, u32, [Rule; 4])] = {
         (
             0x8000_0008,
             0,
-            [Limit { shift: 0, mask: 0xff }, ALL, Ignore, Ignore],
+            [
+                Limit {
+                    shift: 0,
+                    mask: 0xff,
+                },
+                ALL,
+                Ignore,
+                Ignore,
+            ],
         ),
     ]
 };
@@ -195,7 +226,9 @@ const RULES: &[(u32, u32, [Rule; 4])] = {
 impl CpuDescriptor {
     /// The entry for (leaf, subleaf).
     pub fn leaf(&self, leaf: u32, subleaf: u32) -> Option<&CpuidEntry> {
-        self.cpuid.iter().find(|e| e.leaf == leaf && e.subleaf == subleaf)
+        self.cpuid
+            .iter()
+            .find(|e| e.leaf == leaf && e.subleaf == subleaf)
     }
 
     /// The 12-byte vendor string from leaf 0, if present.
@@ -212,13 +245,18 @@ impl CpuDescriptor {
     /// means compatible.
     pub fn compare(&self, destination: &CpuDescriptor) -> Vec<Incompatibility> {
         let mut out = Vec::new();
-        if let (Some(s), Some(d)) = (self.vendor(), destination.vendor()) {
-            if s != d {
-                out.push(Incompatibility::VendorMismatch { source: s, destination: d });
-            }
+        if let (Some(s), Some(d)) = (self.vendor(), destination.vendor())
+            && s != d
+        {
+            out.push(Incompatibility::VendorMismatch {
+                source: s,
+                destination: d,
+            });
         }
         for &(leaf, subleaf, rules) in RULES {
-            let Some(src) = self.leaf(leaf, subleaf) else { continue };
+            let Some(src) = self.leaf(leaf, subleaf) else {
+                continue;
+            };
             let Some(dst) = destination.leaf(leaf, subleaf) else {
                 out.push(Incompatibility::MissingLeaf { leaf, subleaf });
                 continue;
@@ -234,13 +272,24 @@ impl CpuDescriptor {
                     Rule::Subset(mask) => {
                         let bits = s & mask & !d;
                         if bits != 0 {
-                            out.push(Incompatibility::MissingFeatureBits { leaf, subleaf, register, bits });
+                            out.push(Incompatibility::MissingFeatureBits {
+                                leaf,
+                                subleaf,
+                                register,
+                                bits,
+                            });
                         }
                     }
                     Rule::Limit { shift, mask } => {
                         let (s, d) = ((s >> shift) & mask, (d >> shift) & mask);
                         if d < s {
-                            out.push(Incompatibility::LimitTooSmall { leaf, subleaf, register, source: s, destination: d });
+                            out.push(Incompatibility::LimitTooSmall {
+                                leaf,
+                                subleaf,
+                                register,
+                                source: s,
+                                destination: d,
+                            });
                         }
                     }
                     Rule::Ignore => {}
@@ -252,12 +301,19 @@ impl CpuDescriptor {
             out.push(Incompatibility::MissingXcr0Bits(xcr0));
         }
         for msr in &self.feature_msrs {
-            match destination.feature_msrs.iter().find(|m| m.index == msr.index) {
+            match destination
+                .feature_msrs
+                .iter()
+                .find(|m| m.index == msr.index)
+            {
                 None => out.push(Incompatibility::MissingMsr(msr.index)),
                 Some(d) => {
                     let bits = msr.value & !d.value;
                     if bits != 0 {
-                        out.push(Incompatibility::MissingMsrBits { index: msr.index, bits });
+                        out.push(Incompatibility::MissingMsrBits {
+                            index: msr.index,
+                            bits,
+                        });
                     }
                 }
             }
@@ -294,9 +350,15 @@ impl CpuDescriptor {
                 ecx: r.u32("cpu.ecx")?,
                 edx: r.u32("cpu.edx")?,
             };
-            if cpuid.iter().any(|o: &CpuidEntry| o.leaf == e.leaf && o.subleaf == e.subleaf) {
+            if cpuid
+                .iter()
+                .any(|o: &CpuidEntry| o.leaf == e.leaf && o.subleaf == e.subleaf)
+            {
                 let key = (u64::from(e.leaf) << 32) | u64::from(e.subleaf);
-                return Err(DecodeError::Duplicate { field: "cpu.cpuid", key });
+                return Err(DecodeError::Duplicate {
+                    field: "cpu.cpuid",
+                    key,
+                });
             }
             cpuid.push(e);
         }
@@ -304,22 +366,40 @@ impl CpuDescriptor {
         let n = r.count16("cpu.msr_count", MAX_FEATURE_MSRS)?;
         let mut feature_msrs = Vec::with_capacity(n);
         for _ in 0..n {
-            let m = FeatureMsr { index: r.u32("cpu.msr_index")?, value: r.u64("cpu.msr_value")? };
+            let m = FeatureMsr {
+                index: r.u32("cpu.msr_index")?,
+                value: r.u64("cpu.msr_value")?,
+            };
             if feature_msrs.iter().any(|o: &FeatureMsr| o.index == m.index) {
-                return Err(DecodeError::Duplicate { field: "cpu.feature_msrs", key: m.index.into() });
+                return Err(DecodeError::Duplicate {
+                    field: "cpu.feature_msrs",
+                    key: m.index.into(),
+                });
             }
             feature_msrs.push(m);
         }
-        Ok(CpuDescriptor { cpuid, xcr0_supported, feature_msrs })
+        Ok(CpuDescriptor {
+            cpuid,
+            xcr0_supported,
+            feature_msrs,
+        })
     }
 
     /// Checks the limits `decode` enforces, before encoding.
     pub fn validate(&self) -> Result<(), DecodeError> {
         if self.cpuid.len() > MAX_CPUID_ENTRIES {
-            return Err(DecodeError::TooLong { field: "cpu.cpuid_count", len: self.cpuid.len(), max: MAX_CPUID_ENTRIES });
+            return Err(DecodeError::TooLong {
+                field: "cpu.cpuid_count",
+                len: self.cpuid.len(),
+                max: MAX_CPUID_ENTRIES,
+            });
         }
         if self.feature_msrs.len() > MAX_FEATURE_MSRS {
-            return Err(DecodeError::TooLong { field: "cpu.msr_count", len: self.feature_msrs.len(), max: MAX_FEATURE_MSRS });
+            return Err(DecodeError::TooLong {
+                field: "cpu.msr_count",
+                len: self.feature_msrs.len(),
+                max: MAX_FEATURE_MSRS,
+            });
         }
         Ok(())
     }
@@ -330,7 +410,14 @@ mod tests {
     use super::*;
 
     fn leaf(leaf: u32, subleaf: u32, regs: [u32; 4]) -> CpuidEntry {
-        CpuidEntry { leaf, subleaf, eax: regs[0], ebx: regs[1], ecx: regs[2], edx: regs[3] }
+        CpuidEntry {
+            leaf,
+            subleaf,
+            eax: regs[0],
+            ebx: regs[1],
+            ecx: regs[2],
+            edx: regs[3],
+        }
     }
 
     fn intel(max_leaf: u32, leaf1_ecx: u32, leaf7_ebx: u32, phys_bits: u32) -> CpuDescriptor {
@@ -343,7 +430,10 @@ mod tests {
                 leaf(0x8000_0008, 0, [0x3000 | phys_bits, 0, 0, 0]),
             ],
             xcr0_supported: 0x7,
-            feature_msrs: vec![FeatureMsr { index: 0x10a, value: 0b1011 }],
+            feature_msrs: vec![FeatureMsr {
+                index: 0x10a,
+                value: 0b1011,
+            }],
         }
     }
 
@@ -362,14 +452,40 @@ mod tests {
         dst.feature_msrs[0].value = 0b0011;
         dst.cpuid.retain(|e| e.leaf != 7);
         let found = src.compare(&dst);
-        assert_eq!(found, vec![
-            Incompatibility::LimitTooSmall { leaf: 0, subleaf: 0, register: CpuidRegister::Eax, source: 0x16, destination: 0xd },
-            Incompatibility::MissingFeatureBits { leaf: 1, subleaf: 0, register: CpuidRegister::Ecx, bits: 0x2 },
-            Incompatibility::MissingLeaf { leaf: 7, subleaf: 0 },
-            Incompatibility::LimitTooSmall { leaf: 0x8000_0008, subleaf: 0, register: CpuidRegister::Eax, source: 46, destination: 39 },
-            Incompatibility::MissingXcr0Bits(0x4),
-            Incompatibility::MissingMsrBits { index: 0x10a, bits: 0b1000 },
-        ]);
+        assert_eq!(
+            found,
+            vec![
+                Incompatibility::LimitTooSmall {
+                    leaf: 0,
+                    subleaf: 0,
+                    register: CpuidRegister::Eax,
+                    source: 0x16,
+                    destination: 0xd
+                },
+                Incompatibility::MissingFeatureBits {
+                    leaf: 1,
+                    subleaf: 0,
+                    register: CpuidRegister::Ecx,
+                    bits: 0x2
+                },
+                Incompatibility::MissingLeaf {
+                    leaf: 7,
+                    subleaf: 0
+                },
+                Incompatibility::LimitTooSmall {
+                    leaf: 0x8000_0008,
+                    subleaf: 0,
+                    register: CpuidRegister::Eax,
+                    source: 46,
+                    destination: 39
+                },
+                Incompatibility::MissingXcr0Bits(0x4),
+                Incompatibility::MissingMsrBits {
+                    index: 0x10a,
+                    bits: 0b1000
+                },
+            ]
+        );
         let mut amd = dst.clone();
         amd.cpuid[0].ebx = 0x6874_7541;
         amd.feature_msrs.clear();
@@ -384,6 +500,9 @@ mod tests {
         d.cpuid.push(d.cpuid[1]);
         let mut buf = Vec::new();
         d.encode(&mut Writer::new(&mut buf));
-        assert!(matches!(CpuDescriptor::decode(&mut Reader::new(&buf)), Err(DecodeError::Duplicate { .. })));
+        assert!(matches!(
+            CpuDescriptor::decode(&mut Reader::new(&buf)),
+            Err(DecodeError::Duplicate { .. })
+        ));
     }
 }

@@ -41,7 +41,10 @@ impl PreSharedKey {
     /// Derives a key from a passphrase-like config string. Prefer random key bytes; this
     /// exists so a config file can hold a printable secret.
     pub fn from_passphrase(passphrase: &[u8]) -> Self {
-        PreSharedKey(blake3::derive_key("tern migration 2026-11 passphrase to key", passphrase))
+        PreSharedKey(blake3::derive_key(
+            "tern migration 2026-11 passphrase to key",
+            passphrase,
+        ))
     }
 
     fn auth_key(&self) -> [u8; 32] {
@@ -86,7 +89,12 @@ pub fn proof(psk: &PreSharedKey, role: Role, transcript: &[u8; 32]) -> [u8; PROO
 }
 
 /// Checks a peer's proof in constant time.
-pub fn verify_proof(psk: &PreSharedKey, role: Role, transcript: &[u8; 32], candidate: &[u8; PROOF_LEN]) -> bool {
+pub fn verify_proof(
+    psk: &PreSharedKey,
+    role: Role,
+    transcript: &[u8; 32],
+    candidate: &[u8; PROOF_LEN],
+) -> bool {
     constant_time_eq(&proof(psk, role, transcript), candidate)
 }
 
@@ -105,7 +113,10 @@ pub fn session_keys(psk: &PreSharedKey, transcript: &[u8; 32]) -> SessionKeys {
     h.update(transcript);
     let mut okm = [0u8; 64];
     h.finalize_xof().fill(&mut okm);
-    let mut keys = SessionKeys { source_to_destination: [0; 32], destination_to_source: [0; 32] };
+    let mut keys = SessionKeys {
+        source_to_destination: [0; 32],
+        destination_to_source: [0; 32],
+    };
     keys.source_to_destination.copy_from_slice(&okm[..32]);
     keys.destination_to_source.copy_from_slice(&okm[32..]);
     keys
@@ -113,8 +124,8 @@ pub fn session_keys(psk: &PreSharedKey, transcript: &[u8; 32]) -> SessionKeys {
 
 /// Protection of the frames of one direction.
 pub enum FrameProtector {
-    /// BLAKE3 keyed-hash tag; payload in clear.
-    Mac(blake3::Hasher),
+    /// BLAKE3 keyed-hash tag (with this key); payload in clear.
+    Mac([u8; 32]),
     /// ChaCha20-Poly1305: payload encrypted, Poly1305 tag.
     Aead(ChaCha20Poly1305),
 }
@@ -129,7 +140,7 @@ impl FrameProtector {
         if encrypt {
             FrameProtector::Aead(ChaCha20Poly1305::new(&Key::from(*key)))
         } else {
-            FrameProtector::Mac(blake3::Hasher::new_keyed(key))
+            FrameProtector::Mac(*key)
         }
     }
 
@@ -144,8 +155,8 @@ impl FrameProtector {
         Nonce::from(n)
     }
 
-    fn mac(hasher: &blake3::Hasher, header: &[u8], payload: &[u8]) -> [u8; TAG_LEN] {
-        let mut h = hasher.clone();
+    fn mac(key: &[u8; 32], header: &[u8], payload: &[u8]) -> [u8; TAG_LEN] {
+        let mut h = blake3::Hasher::new_keyed(key);
         h.update(header);
         h.update(payload);
         let mut tag = [0u8; TAG_LEN];
@@ -168,7 +179,13 @@ impl FrameProtector {
     }
 
     /// Opens a frame: checks the tag and decrypts `payload` in place if needed.
-    pub fn open(&self, seq: u64, header: &[u8], payload: &mut [u8], tag: &[u8; TAG_LEN]) -> Result<(), BadTag> {
+    pub fn open(
+        &self,
+        seq: u64,
+        header: &[u8],
+        payload: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), BadTag> {
         match self {
             FrameProtector::Mac(h) => {
                 if constant_time_eq(&Self::mac(h, header, payload), tag) {

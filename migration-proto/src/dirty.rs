@@ -17,12 +17,18 @@ pub struct DirtyBitmap {
 impl DirtyBitmap {
     /// An all-clean bitmap for `pages` pages.
     pub fn new(pages: usize) -> Self {
-        DirtyBitmap { words: vec![0; pages.div_ceil(64)], pages }
+        DirtyBitmap {
+            words: vec![0; pages.div_ceil(64)],
+            pages,
+        }
     }
 
     /// An all-dirty bitmap (the first pre-copy round sends everything).
     pub fn all_dirty(pages: usize) -> Self {
-        let mut b = DirtyBitmap { words: vec![u64::MAX; pages.div_ceil(64)], pages };
+        let mut b = DirtyBitmap {
+            words: vec![u64::MAX; pages.div_ceil(64)],
+            pages,
+        };
         b.clear_tail();
         b
     }
@@ -38,10 +44,10 @@ impl DirtyBitmap {
 
     fn clear_tail(&mut self) {
         let rem = self.pages % 64;
-        if rem != 0 {
-            if let Some(last) = self.words.last_mut() {
-                *last &= (1u64 << rem) - 1;
-            }
+        if rem != 0
+            && let Some(last) = self.words.last_mut()
+        {
+            *last &= (1u64 << rem) - 1;
         }
     }
 
@@ -103,18 +109,28 @@ impl DirtyBitmap {
     /// Takes the current contents, leaving the bitmap clean (end of a harvest).
     pub fn take(&mut self) -> DirtyBitmap {
         let words = core::mem::replace(&mut self.words, vec![0; self.pages.div_ceil(64)]);
-        DirtyBitmap { words, pages: self.pages }
+        DirtyBitmap {
+            words,
+            pages: self.pages,
+        }
     }
 
     /// Iterates dirty page frame numbers in increasing order, skipping clean words whole.
     pub fn iter_set(&self) -> SetBits<'_> {
-        SetBits { words: &self.words, index: 0, current: self.words.first().copied().unwrap_or(0) }
+        SetBits {
+            words: &self.words,
+            index: 0,
+            current: self.words.first().copied().unwrap_or(0),
+        }
     }
 
     /// Iterates runs of consecutive dirty pages as `(first_pfn, count)`, each at most
     /// `max_run` long (use `MAX_PAGES_PER_FRAME` to get one `Pages` message per run).
     pub fn runs(&self, max_run: usize) -> Runs<'_> {
-        Runs { bits: self.iter_set().peekable(), max_run: max_run.max(1) }
+        Runs {
+            bits: self.iter_set().peekable(),
+            max_run: max_run.max(1),
+        }
     }
 }
 
@@ -170,9 +186,18 @@ mod tests {
             assert!(a.set(pfn));
         }
         assert!(!a.set(200));
-        assert_eq!(a.iter_set().collect::<Vec<_>>(), [0, 1, 2, 63, 64, 65, 130, 199]);
-        assert_eq!(a.runs(64).collect::<Vec<_>>(), [(0, 3), (63, 3), (130, 1), (199, 1)]);
-        assert_eq!(a.runs(2).collect::<Vec<_>>(), [(0, 2), (2, 1), (63, 2), (65, 1), (130, 1), (199, 1)]);
+        assert_eq!(
+            a.iter_set().collect::<Vec<_>>(),
+            [0, 1, 2, 63, 64, 65, 130, 199]
+        );
+        assert_eq!(
+            a.runs(64).collect::<Vec<_>>(),
+            [(0, 3), (63, 3), (130, 1), (199, 1)]
+        );
+        assert_eq!(
+            a.runs(2).collect::<Vec<_>>(),
+            [(0, 2), (2, 1), (63, 2), (65, 1), (130, 1), (199, 1)]
+        );
         let mut b = DirtyBitmap::new(200);
         b.set(3);
         b.merge(&a);
@@ -182,7 +207,10 @@ mod tests {
         assert_eq!(b.count(), 0);
         let all = DirtyBitmap::all_dirty(130);
         assert_eq!(all.count(), 130);
-        assert_eq!(all.runs(64).collect::<Vec<_>>(), [(0, 64), (64, 64), (128, 2)]);
+        assert_eq!(
+            all.runs(64).collect::<Vec<_>>(),
+            [(0, 64), (64, 64), (128, 2)]
+        );
         assert_eq!(DirtyBitmap::from_words(vec![u64::MAX; 3], 70).count(), 70);
     }
 }

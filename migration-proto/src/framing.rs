@@ -14,7 +14,9 @@ use crate::crypto::FrameProtector;
 use crate::message::Message;
 use crate::negotiation::Capabilities;
 use crate::page_codec::PageEncoder;
-use crate::wire::{DecodeError, FRAME_HEADER_LEN, FrameFlags, FrameHeader, MAX_PAYLOAD_LEN, MessageType, TAG_LEN};
+use crate::wire::{
+    DecodeError, FRAME_HEADER_LEN, FrameFlags, FrameHeader, MAX_PAYLOAD_LEN, MessageType, TAG_LEN,
+};
 
 /// Why the incoming byte stream was rejected.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,13 +51,20 @@ impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FrameError::Decode(e) => write!(f, "malformed frame: {e}"),
-            FrameError::UnexpectedFlags { msg_type, expected, found } => write!(
+            FrameError::UnexpectedFlags {
+                msg_type,
+                expected,
+                found,
+            } => write!(
                 f,
                 "{msg_type} frame with flags {found:#x} where {expected:#x} is required"
             ),
             FrameError::BadTag { seq } => write!(f, "frame {seq} failed authentication"),
             FrameError::Sequence { expected, found } => {
-                write!(f, "frame {found} received where frame {expected} was expected")
+                write!(
+                    f,
+                    "frame {found} received where frame {expected} was expected"
+                )
             }
         }
     }
@@ -88,7 +97,9 @@ pub fn open_frame(
     expected_seq: u64,
     protector: Option<&FrameProtector>,
 ) -> Result<Option<(FrameHeader, usize)>, FrameError> {
-    let Some(header) = FrameHeader::parse(buf)? else { return Ok(None) };
+    let Some(header) = FrameHeader::parse(buf)? else {
+        return Ok(None);
+    };
     let expected = expected_flags(protector);
     if header.flags != expected {
         return Err(FrameError::UnexpectedFlags {
@@ -107,10 +118,14 @@ pub fn open_frame(
         let (payload, tag) = rest.split_at_mut(header.payload_len as usize);
         let mut tag_bytes = [0u8; TAG_LEN];
         tag_bytes.copy_from_slice(tag);
-        p.open(header.seq, head, payload, &tag_bytes).map_err(|_| FrameError::BadTag { seq: header.seq })?;
+        p.open(header.seq, head, payload, &tag_bytes)
+            .map_err(|_| FrameError::BadTag { seq: header.seq })?;
     }
     if header.seq != expected_seq {
-        return Err(FrameError::Sequence { expected: expected_seq, found: header.seq });
+        return Err(FrameError::Sequence {
+            expected: expected_seq,
+            found: header.seq,
+        });
     }
     Ok(Some((header, total)))
 }
@@ -157,11 +172,20 @@ impl FrameWriter {
             out.truncate(start);
             return Err(PayloadTooLarge(payload_len));
         }
-        let header = FrameHeader { msg_type, flags: self.flags(), payload_len: payload_len as u32, seq: self.seq };
+        let header = FrameHeader {
+            msg_type,
+            flags: self.flags(),
+            payload_len: payload_len as u32,
+            seq: self.seq,
+        };
         let header_bytes = header.to_bytes();
         out[start..start + FRAME_HEADER_LEN].copy_from_slice(&header_bytes);
         if let Some(p) = &self.protector {
-            let tag = p.seal(self.seq, &header_bytes, &mut out[start + FRAME_HEADER_LEN..]);
+            let tag = p.seal(
+                self.seq,
+                &header_bytes,
+                &mut out[start + FRAME_HEADER_LEN..],
+            );
             out.extend_from_slice(&tag);
         }
         self.seq += 1;
@@ -222,7 +246,11 @@ impl FrameReader {
         if let Some((header, _)) = self.current {
             return Ok(Some(header));
         }
-        let opened = open_frame(&mut self.buf[self.start..], self.seq, self.protector.as_ref())?;
+        let opened = open_frame(
+            &mut self.buf[self.start..],
+            self.seq,
+            self.protector.as_ref(),
+        )?;
         Ok(opened.map(|(header, total)| {
             self.current = Some((header, total));
             header
@@ -270,7 +298,8 @@ mod tests {
         let mut out = Vec::new();
         let mut enc = PageEncoder::new();
         for msg in [Message::Commit, Message::Accept, Message::CommitAck] {
-            w.write_message(&msg, Capabilities::NONE, &mut enc, &mut out).unwrap();
+            w.write_message(&msg, Capabilities::NONE, &mut enc, &mut out)
+                .unwrap();
         }
         (out, r)
     }
@@ -287,7 +316,14 @@ mod tests {
                     r.consume();
                 }
             }
-            assert_eq!(got, [MessageType::Commit, MessageType::Accept, MessageType::CommitAck]);
+            assert_eq!(
+                got,
+                [
+                    MessageType::Commit,
+                    MessageType::Accept,
+                    MessageType::CommitAck
+                ]
+            );
             assert_eq!(r.buffered(), 0);
         }
     }
@@ -301,11 +337,23 @@ mod tests {
         r.push(&bytes[..one]);
         assert!(r.next_frame().unwrap().is_some());
         r.consume();
-        assert_eq!(r.next_frame(), Err(FrameError::Sequence { expected: 1, found: 0 }));
+        assert_eq!(
+            r.next_frame(),
+            Err(FrameError::Sequence {
+                expected: 1,
+                found: 0
+            })
+        );
         // Skip frame 1.
         let (bytes, mut r) = frames(true, true);
         r.push(&bytes[2 * one..]);
-        assert_eq!(r.next_frame(), Err(FrameError::Sequence { expected: 0, found: 2 }));
+        assert_eq!(
+            r.next_frame(),
+            Err(FrameError::Sequence {
+                expected: 0,
+                found: 2
+            })
+        );
         // Flip one tag bit.
         let (mut bytes, mut r) = frames(true, true);
         bytes[one - 1] ^= 0x80;
@@ -315,6 +363,9 @@ mod tests {
         let (plain, _) = frames(false, false);
         let (_, mut r) = frames(true, false);
         r.push(&plain);
-        assert!(matches!(r.next_frame(), Err(FrameError::UnexpectedFlags { .. })));
+        assert!(matches!(
+            r.next_frame(),
+            Err(FrameError::UnexpectedFlags { .. })
+        ));
     }
 }

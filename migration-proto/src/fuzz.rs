@@ -6,12 +6,14 @@
 //! CPU descriptor decoder, and both sessions. It must never panic; errors are the expected
 //! outcome for almost every input.
 
-use crate::crypto::{FrameProtector, PreSharedKey};
 use crate::cpu::CpuDescriptor;
+use crate::crypto::{FrameProtector, PreSharedKey};
 use crate::framing::FrameReader;
 use crate::message::{Message, VmIdentity};
 use crate::page_codec::PageRunView;
-use crate::session::{DestinationConfig, DestinationEvent, DestinationSession, Instant, SourceConfig, SourceSession};
+use crate::session::{
+    DestinationConfig, DestinationEvent, DestinationSession, Instant, SourceConfig, SourceSession,
+};
 use crate::wire::{MessageType, Reader};
 use alloc::vec::Vec;
 
@@ -89,14 +91,27 @@ pub fn decode_everything(data: &[u8]) -> Accepted {
     let key = PreSharedKey::new([0x42; 32]);
     let now = Instant::from_millis(1);
     let cut = data.len() / 2;
-    let mut dst = DestinationSession::new(DestinationConfig::new(key.clone(), CpuDescriptor::default(), 1 << 30), [1; 32], now);
+    let mut dst = DestinationSession::new(
+        DestinationConfig::new(key.clone(), CpuDescriptor::default(), 1 << 30),
+        [1; 32],
+        now,
+    );
     // Small pieces, so that the destination's caller reacts between frames as it would.
     for piece in data.chunks(64) {
         dst.handle_input(piece, now);
         drive_destination(&mut dst, now);
     }
-    let identity = VmIdentity { uuid: [0; 16], name: "fuzz".into(), memory_bytes: 1 << 20, vcpu_count: 1 };
-    let mut src = SourceSession::new(SourceConfig::new(key, identity, CpuDescriptor::default()), [2; 32], now);
+    let identity = VmIdentity {
+        uuid: [0; 16],
+        name: "fuzz".into(),
+        memory_bytes: 1 << 20,
+        vcpu_count: 1,
+    };
+    let mut src = SourceSession::new(
+        SourceConfig::new(key, identity, CpuDescriptor::default()),
+        [2; 32],
+        now,
+    );
     src.handle_input(&data[..cut], now);
     src.handle_input(&data[cut..], now);
     while src.poll_event().is_some() {}

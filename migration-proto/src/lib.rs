@@ -121,5 +121,6 @@ pub mod session;
 pub mod wire;
 
 pub use session::{
-    DestinationConfig, DestinationEvent, DestinationSession, Instant, SourceConfig, SourceEvent, SourceSession,
+    DestinationConfig, DestinationEvent, DestinationSession, Instant, SourceConfig, SourceEvent,
+    SourceSession,
 };

@@ -25,8 +25,10 @@ pub struct VersionRange {
 
 impl VersionRange {
     /// What this crate speaks: N-1 ..= N.
-    pub const SUPPORTED: VersionRange =
-        VersionRange { min: OLDEST_SUPPORTED_VERSION, max: PROTOCOL_VERSION };
+    pub const SUPPORTED: VersionRange = VersionRange {
+        min: OLDEST_SUPPORTED_VERSION,
+        max: PROTOCOL_VERSION,
+    };
 
     /// The highest version in both ranges, if any.
     pub fn highest_common(self, peer: VersionRange) -> Option<u16> {
@@ -138,13 +140,25 @@ mod tests {
     #[test]
     fn n_and_n_minus_one_are_accepted() {
         let us = VersionRange::SUPPORTED;
-        let old = VersionRange { min: PROTOCOL_VERSION - 2, max: PROTOCOL_VERSION - 1 };
+        let old = VersionRange {
+            min: PROTOCOL_VERSION - 2,
+            max: PROTOCOL_VERSION - 1,
+        };
         assert_eq!(us.highest_common(old), Some(PROTOCOL_VERSION - 1));
-        let new = VersionRange { min: PROTOCOL_VERSION, max: PROTOCOL_VERSION + 1 };
+        let new = VersionRange {
+            min: PROTOCOL_VERSION,
+            max: PROTOCOL_VERSION + 1,
+        };
         assert_eq!(us.highest_common(new), Some(PROTOCOL_VERSION));
-        let far = VersionRange { min: PROTOCOL_VERSION + 1, max: PROTOCOL_VERSION + 2 };
+        let far = VersionRange {
+            min: PROTOCOL_VERSION + 1,
+            max: PROTOCOL_VERSION + 2,
+        };
         assert_eq!(us.highest_common(far), None);
-        let ancient = VersionRange { min: 0, max: PROTOCOL_VERSION - 2 };
+        let ancient = VersionRange {
+            min: 0,
+            max: PROTOCOL_VERSION - 2,
+        };
         assert_eq!(us.highest_common(ancient), None);
     }
 

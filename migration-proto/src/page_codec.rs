@@ -126,18 +126,23 @@ impl PageEncoder {
     }
 
     /// Encodes one page, appending its stored bytes to `data`.
-    pub fn encode_page(&mut self, page: &[u8], caps: Capabilities, data: &mut Vec<u8>) -> PageEncoding {
+    pub fn encode_page(
+        &mut self,
+        page: &[u8],
+        caps: Capabilities,
+        data: &mut Vec<u8>,
+    ) -> PageEncoding {
         if caps.contains(Capabilities::ZERO_PAGES) && is_zero_page(page) {
             return PageEncoding::Zero;
         }
-        if caps.contains(Capabilities::LZ4_PAGES) && !looks_incompressible(page) {
-            if let Ok(len) = compress_into_with_table(page, &mut self.scratch, &mut self.table) {
-                if len < PAGE_SIZE {
-                    data.extend_from_slice(&self.scratch[..len]);
-                    // len < PAGE_SIZE fits u16.
-                    return PageEncoding::Lz4(len as u16);
-                }
-            }
+        if caps.contains(Capabilities::LZ4_PAGES)
+            && !looks_incompressible(page)
+            && let Ok(len) = compress_into_with_table(page, &mut self.scratch, &mut self.table)
+            && len < PAGE_SIZE
+        {
+            data.extend_from_slice(&self.scratch[..len]);
+            // len < PAGE_SIZE fits u16.
+            return PageEncoding::Lz4(len as u16);
         }
         data.extend_from_slice(page);
         PageEncoding::Raw
@@ -214,16 +219,18 @@ impl core::fmt::Display for PageRunError {
 
 /// Checks that a run can be one `Pages` message (alignment, whole pages, size, no wrap).
 pub fn check_run_shape(first_gpa: u64, len: usize) -> Result<(), PageRunError> {
-    if first_gpa % PAGE_SIZE as u64 != 0 {
+    if !first_gpa.is_multiple_of(PAGE_SIZE as u64) {
         return Err(PageRunError::Unaligned(first_gpa));
     }
-    if len == 0 || len % PAGE_SIZE != 0 {
+    if len == 0 || !len.is_multiple_of(PAGE_SIZE) {
         return Err(PageRunError::NotWholePages(len));
     }
     if len / PAGE_SIZE > MAX_PAGES_PER_FRAME {
         return Err(PageRunError::TooManyPages(len / PAGE_SIZE));
     }
-    first_gpa.checked_add(len as u64).ok_or(PageRunError::AddressOverflow)?;
+    first_gpa
+        .checked_add(len as u64)
+        .ok_or(PageRunError::AddressOverflow)?;
     Ok(())
 }
 
@@ -242,28 +249,44 @@ impl<'a> PageRunView<'a> {
         let first_gpa = r.u64("pages.first_gpa")?;
         let count = usize::from(r.u16("pages.page_count")?);
         if count == 0 || count > MAX_PAGES_PER_FRAME {
-            return Err(DecodeError::InvalidValue { field: "pages.page_count", value: count as u64 });
+            return Err(DecodeError::InvalidValue {
+                field: "pages.page_count",
+                value: count as u64,
+            });
         }
         let reserved = r.u16("pages.reserved")?;
         if reserved != 0 {
-            return Err(DecodeError::InvalidValue { field: "pages.reserved", value: reserved.into() });
+            return Err(DecodeError::InvalidValue {
+                field: "pages.reserved",
+                value: reserved.into(),
+            });
         }
         if check_run_shape(first_gpa, count * PAGE_SIZE).is_err() {
-            return Err(DecodeError::InvalidValue { field: "pages.first_gpa", value: first_gpa });
+            return Err(DecodeError::InvalidValue {
+                field: "pages.first_gpa",
+                value: first_gpa,
+            });
         }
         let descriptors = r.bytes(2 * count, "pages.stored_len")?;
         let mut total = 0usize;
         for d in descriptors.as_chunks::<2>().0 {
             let len = u16::from_le_bytes(*d);
             if len > PAGE_LEN_U16 {
-                return Err(DecodeError::InvalidValue { field: "pages.stored_len", value: len.into() });
+                return Err(DecodeError::InvalidValue {
+                    field: "pages.stored_len",
+                    value: len.into(),
+                });
             }
             total += usize::from(len);
         }
         let data = r.bytes(total, "pages.data")?;
         r.finish()?;
         debug_assert_eq!(payload.len(), RUN_HEADER_LEN + 2 * count + total);
-        Ok(PageRunView { first_gpa, descriptors, data })
+        Ok(PageRunView {
+            first_gpa,
+            descriptors,
+            data,
+        })
     }
 
     /// Guest-physical address of the first page.
@@ -283,20 +306,25 @@ impl<'a> PageRunView<'a> {
 
     /// Encodings used, per page.
     pub fn encodings(&self) -> impl Iterator<Item = PageEncoding> + '_ {
-        self.descriptors.as_chunks::<2>().0.iter().map(|d| match u16::from_le_bytes(*d) {
-            0 => PageEncoding::Zero,
-            PAGE_LEN_U16 => PageEncoding::Raw,
-            n => PageEncoding::Lz4(n),
-        })
+        self.descriptors
+            .as_chunks::<2>()
+            .0
+            .iter()
+            .map(|d| match u16::from_le_bytes(*d) {
+                0 => PageEncoding::Zero,
+                PAGE_LEN_U16 => PageEncoding::Raw,
+                n => PageEncoding::Lz4(n),
+            })
     }
 
     /// The optional capabilities the run's encodings need.
     pub fn required_capabilities(&self) -> Capabilities {
-        self.encodings().fold(Capabilities::NONE, |caps, e| match e {
-            PageEncoding::Zero => caps.union(Capabilities::ZERO_PAGES),
-            PageEncoding::Lz4(_) => caps.union(Capabilities::LZ4_PAGES),
-            PageEncoding::Raw => caps,
-        })
+        self.encodings()
+            .fold(Capabilities::NONE, |caps, e| match e {
+                PageEncoding::Zero => caps.union(Capabilities::ZERO_PAGES),
+                PageEncoding::Lz4(_) => caps.union(Capabilities::LZ4_PAGES),
+                PageEncoding::Raw => caps,
+            })
     }
 
     /// Writes the decoded pages into `out`, which must be exactly `byte_len()` long.
@@ -339,11 +367,18 @@ impl<'a> PageRunView<'a> {
         mut zero: impl FnMut(usize, &mut [u8]),
     ) -> Result<PageCounts, DecodeError> {
         if out.len() != self.byte_len() {
-            return Err(DecodeError::InvalidValue { field: "pages.output_len", value: out.len() as u64 });
+            return Err(DecodeError::InvalidValue {
+                field: "pages.output_len",
+                value: out.len() as u64,
+            });
         }
         let mut counts = PageCounts::default();
         let mut data = self.data;
-        for (i, (enc, page)) in self.encodings().zip(out.chunks_exact_mut(PAGE_SIZE)).enumerate() {
+        for (i, (enc, page)) in self
+            .encodings()
+            .zip(out.chunks_exact_mut(PAGE_SIZE))
+            .enumerate()
+        {
             match enc {
                 PageEncoding::Zero => {
                     zero(i, page);
@@ -404,14 +439,23 @@ mod tests {
         let mut enc = PageEncoder::new();
         let mut out = Vec::new();
         let counts = enc.encode_run(0x10_0000, &pages, all, &mut out).unwrap();
-        assert_eq!(counts, PageCounts { zero: 1, lz4: 2, raw: 1 });
+        assert_eq!(
+            counts,
+            PageCounts {
+                zero: 1,
+                lz4: 2,
+                raw: 1
+            }
+        );
         let view = PageRunView::parse(&out).unwrap();
         assert_eq!(view.first_gpa(), 0x10_0000);
         assert_eq!(view.required_capabilities(), all);
         assert_eq!(view.decode().unwrap(), pages);
 
         let mut plain = Vec::new();
-        let counts = enc.encode_run(0, &pages, Capabilities::NONE, &mut plain).unwrap();
+        let counts = enc
+            .encode_run(0, &pages, Capabilities::NONE, &mut plain)
+            .unwrap();
         assert_eq!(counts.raw, 4);
         let view = PageRunView::parse(&plain).unwrap();
         assert_eq!(view.required_capabilities(), Capabilities::NONE);
@@ -427,14 +471,20 @@ mod tests {
         enc.encode_run(0, &pages, all, &mut wire).unwrap();
         let mut mem = vec![0u8; 4 * PAGE_SIZE];
         let mut maybe_nonzero = DirtyBitmap::new(4);
-        PageRunView::parse(&wire).unwrap().decode_into_tracked(&mut mem, &mut maybe_nonzero, 0).unwrap();
+        PageRunView::parse(&wire)
+            .unwrap()
+            .decode_into_tracked(&mut mem, &mut maybe_nonzero, 0)
+            .unwrap();
         assert_eq!(mem, pages);
         assert_eq!(maybe_nonzero.iter_set().collect::<Vec<_>>(), [1, 2, 3]);
         // The pages become zero: tracked pages are cleared again.
         let zeros = vec![0u8; 4 * PAGE_SIZE];
         let mut wire = Vec::new();
         enc.encode_run(0, &zeros, all, &mut wire).unwrap();
-        PageRunView::parse(&wire).unwrap().decode_into_tracked(&mut mem, &mut maybe_nonzero, 0).unwrap();
+        PageRunView::parse(&wire)
+            .unwrap()
+            .decode_into_tracked(&mut mem, &mut maybe_nonzero, 0)
+            .unwrap();
         assert_eq!(mem, zeros);
         assert_eq!(maybe_nonzero.count(), 0);
     }
@@ -442,14 +492,24 @@ mod tests {
     #[test]
     fn malformed_runs_are_rejected() {
         let mut enc = PageEncoder::new();
-        assert_eq!(enc.encode_run(1, &[0; PAGE_SIZE], Capabilities::NONE, &mut Vec::new()), Err(PageRunError::Unaligned(1)));
-        assert!(enc.encode_run(0, &[0; 100], Capabilities::NONE, &mut Vec::new()).is_err());
+        assert_eq!(
+            enc.encode_run(1, &[0; PAGE_SIZE], Capabilities::NONE, &mut Vec::new()),
+            Err(PageRunError::Unaligned(1))
+        );
+        assert!(
+            enc.encode_run(0, &[0; 100], Capabilities::NONE, &mut Vec::new())
+                .is_err()
+        );
         let mut out = Vec::new();
-        enc.encode_run(0, &sample_pages(), Capabilities::LZ4_PAGES, &mut out).unwrap();
+        enc.encode_run(0, &sample_pages(), Capabilities::LZ4_PAGES, &mut out)
+            .unwrap();
         assert!(PageRunView::parse(&out[..out.len() - 1]).is_err());
         let mut longer = out.clone();
         longer.push(0);
-        assert_eq!(PageRunView::parse(&longer).err(), Some(DecodeError::TrailingBytes { count: 1 }));
+        assert_eq!(
+            PageRunView::parse(&longer).err(),
+            Some(DecodeError::TrailingBytes { count: 1 })
+        );
         // Corrupt the LZ4 data of page 1: must fail cleanly, not panic.
         let mut bad = out.clone();
         let data_start = RUN_HEADER_LEN + 8;

@@ -11,16 +11,35 @@ use migration_proto::session::{DestinationConfig, DestinationEvent, DestinationS
 
 fn corpus() -> Vec<(String, Vec<u8>)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/decoders");
-    let mut files: Vec<_> = std::fs::read_dir(dir).expect("corpus directory").flatten().map(|e| e.path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("corpus directory")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     files.sort();
-    files.into_iter().map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap())).collect()
+    files
+        .into_iter()
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect()
 }
 
 #[test]
 fn recorded_session_reaches_the_commit_in_the_fuzz_destination() {
-    let (_, stream) = corpus().into_iter().find(|(n, _)| n == "session-source-to-destination").expect("seed");
+    let (_, stream) = corpus()
+        .into_iter()
+        .find(|(n, _)| n == "session-source-to-destination")
+        .expect("seed");
     let now = Instant::from_millis(1);
-    let cfg = DestinationConfig::new(PreSharedKey::new([0x42; 32]), CpuDescriptor::default(), 1 << 30);
+    let cfg = DestinationConfig::new(
+        PreSharedKey::new([0x42; 32]),
+        CpuDescriptor::default(),
+        1 << 30,
+    );
     let mut dst = DestinationSession::new(cfg, [1; 32], now);
     let mut events = Vec::new();
     for piece in stream.chunks(64) {
@@ -28,14 +47,25 @@ fn recorded_session_reaches_the_commit_in_the_fuzz_destination() {
         events.extend(drive_destination(&mut dst, now));
     }
     // The fuzzer's mutations start from a stream that authenticates and runs to the end.
-    assert!(events.iter().any(|e| matches!(e, DestinationEvent::CommitRequested { .. })));
-    assert!(matches!(events.last(), Some(DestinationEvent::Released)), "ended in {:?}", dst.state());
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, DestinationEvent::CommitRequested { .. }))
+    );
+    assert!(
+        matches!(events.last(), Some(DestinationEvent::Released)),
+        "ended in {:?}",
+        dst.state()
+    );
 }
 
 #[test]
 fn fuzz_entry_point_survives_corpus_and_mutations() {
     let corpus = corpus();
-    assert!(corpus.len() >= 19, "one payload per message type plus streams");
+    assert!(
+        corpus.len() >= 19,
+        "one payload per message type plus streams"
+    );
     let mut accepted_messages = 0;
     for (_, input) in &corpus {
         accepted_messages += decode_everything(input).messages;

@@ -19,8 +19,8 @@ use migration_proto::digest::digest_memory;
 use migration_proto::dirty::DirtyBitmap;
 use migration_proto::negotiation::Capabilities;
 use migration_proto::session::{
-    DestinationEvent, DestinationSession, DestinationState, Instant, SessionError, SourceEvent, SourceSession,
-    SourceState,
+    DestinationEvent, DestinationSession, DestinationState, Instant, SessionError, SourceEvent,
+    SourceSession, SourceState,
 };
 use migration_proto::wire::{MAX_PAGES_PER_FRAME, PAGE_SIZE};
 
@@ -42,7 +42,14 @@ struct Pipe {
 
 impl Pipe {
     fn new(seed: u64, fault_one_in: u64) -> Self {
-        Pipe { queue: VecDeque::new(), rng: Rng(seed), fault_one_in, cut: false, eof_delivered: false, faults: Vec::new() }
+        Pipe {
+            queue: VecDeque::new(),
+            rng: Rng(seed),
+            fault_one_in,
+            cut: false,
+            eof_delivered: false,
+            faults: Vec::new(),
+        }
     }
 
     fn write(&mut self, mut chunk: Vec<u8>) {
@@ -114,7 +121,14 @@ fn rewrite_page(rng: &mut Rng, page: &mut [u8]) {
     match rng.below(10) {
         0..=2 => page.fill(0),
         3..=6 => {
-            const WORDS: [&[u8]; 6] = [b"kernel ", b"page ", b"migration ", b"0x7fff ", b"\n", b"struct "];
+            const WORDS: [&[u8]; 6] = [
+                b"kernel ",
+                b"page ",
+                b"migration ",
+                b"0x7fff ",
+                b"\n",
+                b"struct ",
+            ];
             let mut at = 0;
             while at < page.len() {
                 let w = WORDS[rng.below(6) as usize];
@@ -130,7 +144,11 @@ fn rewrite_page(rng: &mut Rng, page: &mut [u8]) {
 #[derive(Debug, PartialEq)]
 enum Phase {
     WaitAccept,
-    Round { round: u32, runs: Vec<(usize, usize)>, next: usize },
+    Round {
+        round: u32,
+        runs: Vec<(usize, usize)>,
+        next: usize,
+    },
     Done,
 }
 
@@ -141,7 +159,11 @@ struct Outcome {
 
 fn run(seed: u64) -> Outcome {
     let mut rng = Rng(seed.wrapping_mul(0x1234_5678_9abc_def1));
-    let fault_one_in = if seed % 4 == 0 { 0 } else { 20 + rng.below(1000) };
+    let fault_one_in = if seed.is_multiple_of(4) {
+        0
+    } else {
+        20 + rng.below(1000)
+    };
     let mut src_mem = make_memory(&mut rng);
     let mut dst_mem = vec![0u8; PAGES * PAGE_SIZE];
 
@@ -161,8 +183,16 @@ fn run(seed: u64) -> Outcome {
     let direct = rng.chance(2);
 
     let mut now = Instant::from_millis(0);
-    let mut src = SourceSession::new(sc, rng.next().to_le_bytes().repeat(4).try_into().unwrap(), now);
-    let mut dst = DestinationSession::new(dc, rng.next().to_le_bytes().repeat(4).try_into().unwrap(), now);
+    let mut src = SourceSession::new(
+        sc,
+        rng.next().to_le_bytes().repeat(4).try_into().unwrap(),
+        now,
+    );
+    let mut dst = DestinationSession::new(
+        dc,
+        rng.next().to_le_bytes().repeat(4).try_into().unwrap(),
+        now,
+    );
     let mut to_dst = Pipe::new(rng.next(), fault_one_in);
     let mut to_src = Pipe::new(rng.next(), fault_one_in);
 
@@ -176,7 +206,11 @@ fn run(seed: u64) -> Outcome {
         while let Some(ev) = src.poll_event() {
             if matches!(ev, SourceEvent::Accepted { .. }) && phase == Phase::WaitAccept {
                 let all = DirtyBitmap::all_dirty(PAGES);
-                phase = Phase::Round { round: 0, runs: all.runs(MAX_PAGES_PER_FRAME).collect(), next: 0 };
+                phase = Phase::Round {
+                    round: 0,
+                    runs: all.runs(MAX_PAGES_PER_FRAME).collect(),
+                    next: 0,
+                };
             }
             src_events.push(ev);
         }
@@ -185,14 +219,18 @@ fn run(seed: u64) -> Outcome {
             while *next < runs.len() && src.can_send_pages() && budget > 0 {
                 let (pfn, count) = runs[*next];
                 let bytes = &src_mem[pfn * PAGE_SIZE..(pfn + count) * PAGE_SIZE];
-                src.send_pages((pfn * PAGE_SIZE) as u64, bytes, now).expect("send pages");
+                src.send_pages((pfn * PAGE_SIZE) as u64, bytes, now)
+                    .expect("send pages");
                 *next += 1;
                 budget -= 1;
             }
             // The guest keeps writing while pre-copy runs.
             if *round < PRECOPY_ROUNDS && rng.chance(4) {
                 let pfn = rng.below(PAGES as u64) as usize;
-                rewrite_page(&mut rng, &mut src_mem[pfn * PAGE_SIZE..(pfn + 1) * PAGE_SIZE]);
+                rewrite_page(
+                    &mut rng,
+                    &mut src_mem[pfn * PAGE_SIZE..(pfn + 1) * PAGE_SIZE],
+                );
                 dirty.set(pfn);
             }
             if *next == runs.len() && src.state() == SourceState::Transferring {
@@ -200,7 +238,11 @@ fn run(seed: u64) -> Outcome {
                 src.end_round(remaining, now).expect("end round");
                 let harvested = dirty.take();
                 if *round < PRECOPY_ROUNDS {
-                    phase = Phase::Round { round: *round + 1, runs: harvested.runs(MAX_PAGES_PER_FRAME).collect(), next: 0 };
+                    phase = Phase::Round {
+                        round: *round + 1,
+                        runs: harvested.runs(MAX_PAGES_PER_FRAME).collect(),
+                        next: 0,
+                    };
                 } else {
                     // Stop-and-copy done (the guest is paused during the last round).
                     assert_eq!(remaining, 0);
@@ -216,7 +258,10 @@ fn run(seed: u64) -> Outcome {
 
         // Bytes on the wire, in random-sized chunks.
         let mut moved = false;
-        let n = src.pending_output().len().min(1 + rng.below(24 * 1024) as usize);
+        let n = src
+            .pending_output()
+            .len()
+            .min(1 + rng.below(24 * 1024) as usize);
         if n > 0 {
             to_dst.write(src.pending_output()[..n].to_vec());
             src.consume_output(n);
@@ -252,7 +297,8 @@ fn run(seed: u64) -> Outcome {
                     dst_mem[at..at + data.len()].copy_from_slice(&data);
                 }
                 DestinationEvent::CommitRequested { .. } => {
-                    dst.report_digest(digest_memory(&dst_mem), now).expect("report digest");
+                    dst.report_digest(digest_memory(&dst_mem), now)
+                        .expect("report digest");
                 }
                 DestinationEvent::Committed => digest_verified = true,
                 _ => {}
@@ -260,18 +306,36 @@ fn run(seed: u64) -> Outcome {
         }
 
         let src_done = matches!(src.state(), SourceState::Completed | SourceState::Failed);
-        let dst_done = matches!(dst.state(), DestinationState::Released | DestinationState::Failed);
+        let dst_done = matches!(
+            dst.state(),
+            DestinationState::Released | DestinationState::Failed
+        );
         if src_done && dst_done {
             let faults = to_dst.faults.len() + to_src.faults.len();
-            check_outcome(seed, &src, &dst, &src_mem, &dst_mem, digest_verified, &to_dst.faults, &to_src.faults);
-            return Outcome { source_state: src.state(), faults };
+            check_outcome(
+                seed,
+                &src,
+                &dst,
+                &src_mem,
+                &dst_mem,
+                digest_verified,
+                &to_dst.faults,
+                &to_src.faults,
+            );
+            return Outcome {
+                source_state: src.state(),
+                faults,
+            };
         }
 
         // Time: 1 ms per step; jump to the next timer when the link is idle.
         let idle = !moved && to_dst.queue.is_empty() && to_src.queue.is_empty();
         now = now + Duration::from_millis(1);
         if idle && !matches!(phase, Phase::Round { .. }) {
-            let next = [src.poll_timeout(), dst.poll_timeout()].into_iter().flatten().min();
+            let next = [src.poll_timeout(), dst.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
             if let Some(t) = next {
                 now = now.max(t);
             }
@@ -283,7 +347,11 @@ fn run(seed: u64) -> Outcome {
             dst.handle_timeout(now);
         }
     }
-    panic!("seed {seed}: no outcome after {MAX_STEPS} steps: source {:?}, destination {:?}", src.state(), dst.state());
+    panic!(
+        "seed {seed}: no outcome after {MAX_STEPS} steps: source {:?}, destination {:?}",
+        src.state(),
+        dst.state()
+    );
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -307,12 +375,18 @@ fn check_outcome(
     match src.state() {
         SourceState::Completed => {
             assert!(!src.owns_vm(), "{ctx}");
-            assert!(digest_verified, "{ctx}: completed without a verified digest");
+            assert!(
+                digest_verified,
+                "{ctx}: completed without a verified digest"
+            );
             assert!(dst_mem == src_mem, "{ctx}: destination memory differs");
             match dst.state() {
                 DestinationState::Released => {}
                 DestinationState::Failed => {
-                    assert!(matches!(dst.error(), Some(SessionError::InDoubt(_))), "{ctx}");
+                    assert!(
+                        matches!(dst.error(), Some(SessionError::InDoubt(_))),
+                        "{ctx}"
+                    );
                 }
                 other => panic!("{ctx}: destination ended in {other:?}"),
             }
@@ -320,7 +394,11 @@ fn check_outcome(
         SourceState::Failed => {
             assert!(src.owns_vm(), "{ctx}: failed source must keep its VM");
             assert!(src.error().is_some(), "{ctx}");
-            assert_eq!(dst.state(), DestinationState::Failed, "{ctx}: destination must not run the VM");
+            assert_eq!(
+                dst.state(),
+                DestinationState::Failed,
+                "{ctx}: destination must not run the VM"
+            );
             assert!(!dst.may_run_vm(), "{ctx}");
             assert!(dst.error().is_some(), "{ctx}");
         }
@@ -330,7 +408,10 @@ fn check_outcome(
 
 #[test]
 fn migrations_over_a_lossy_link_end_complete_or_cleanly_failed() {
-    let seeds: u64 = std::env::var("LOSSY_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(64);
+    let seeds: u64 = std::env::var("LOSSY_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64);
     let mut completed_clean = 0;
     let mut failed_with_faults = 0;
     let mut completed_despite_faults = 0;

@@ -29,26 +29,47 @@ fn cpu() -> impl Strategy<Value = CpuDescriptor> {
         .prop_map(|(leaves, xcr0_supported, msrs)| CpuDescriptor {
             cpuid: leaves
                 .into_iter()
-                .map(|((leaf, subleaf), r)| CpuidEntry { leaf, subleaf, eax: r[0], ebx: r[1], ecx: r[2], edx: r[3] })
+                .map(|((leaf, subleaf), r)| CpuidEntry {
+                    leaf,
+                    subleaf,
+                    eax: r[0],
+                    ebx: r[1],
+                    ecx: r[2],
+                    edx: r[3],
+                })
                 .collect(),
             xcr0_supported,
-            feature_msrs: msrs.into_iter().map(|(index, value)| FeatureMsr { index, value }).collect(),
+            feature_msrs: msrs
+                .into_iter()
+                .map(|(index, value)| FeatureMsr { index, value })
+                .collect(),
         })
 }
 
 fn identity() -> impl Strategy<Value = VmIdentity> {
-    (any::<[u8; 16]>(), text(MAX_VM_NAME_LEN), 1u64..1 << 40, 1..=MAX_VCPUS).prop_map(|(uuid, name, pages, vcpu_count)| {
-        VmIdentity { uuid, name, memory_bytes: pages * 4096, vcpu_count }
-    })
+    (
+        any::<[u8; 16]>(),
+        text(MAX_VM_NAME_LEN),
+        1u64..1 << 40,
+        1..=MAX_VCPUS,
+    )
+        .prop_map(|(uuid, name, pages, vcpu_count)| VmIdentity {
+            uuid,
+            name,
+            memory_bytes: pages * 4096,
+            vcpu_count,
+        })
 }
 
 fn segment() -> impl Strategy<Value = SegmentRegister> {
-    (any::<u16>(), any::<u64>(), any::<u32>(), any::<u32>()).prop_map(|(selector, base, limit, ar)| SegmentRegister {
-        selector,
-        base,
-        limit,
-        access_rights: ar & !0xfffe_0f00,
-    })
+    (any::<u16>(), any::<u64>(), any::<u32>(), any::<u32>()).prop_map(
+        |(selector, base, limit, ar)| SegmentRegister {
+            selector,
+            base,
+            limit,
+            access_rights: ar & !0xfffe_0f00,
+        },
+    )
 }
 
 fn pending_event() -> impl Strategy<Value = Option<PendingEvent>> {
@@ -60,30 +81,74 @@ fn pending_event() -> impl Strategy<Value = Option<PendingEvent>> {
         Just(EventKind::PrivilegedSoftwareException),
         Just(EventKind::SoftwareException),
     ];
-    proptest::option::of((any::<u8>(), kinds, proptest::option::of(any::<u32>()), any::<u32>()).prop_map(
-        |(vector, kind, error_code, instruction_len)| PendingEvent { vector, kind, error_code, instruction_len },
-    ))
+    proptest::option::of(
+        (
+            any::<u8>(),
+            kinds,
+            proptest::option::of(any::<u32>()),
+            any::<u32>(),
+        )
+            .prop_map(|(vector, kind, error_code, instruction_len)| PendingEvent {
+                vector,
+                kind,
+                error_code,
+                instruction_len,
+            }),
+    )
 }
 
 fn vcpu() -> impl Strategy<Value = VcpuState> {
     (
-        (any::<u32>(), any::<[u64; 16]>(), any::<u64>(), any::<u64>(), proptest::array::uniform8(segment())),
-        (any::<(u64, u16, u64, u16)>(), any::<[u64; 7]>(), any::<[u64; 4]>(), any::<[u64; 4]>(), any::<(u64, u64)>()),
-        (0u32..32, 0u32..4, any::<u64>(), pending_event(), any::<bool>()),
-        (proptest::collection::btree_map(any::<u32>(), any::<u64>(), 0..40), bytes(3000)),
+        (
+            any::<u32>(),
+            any::<[u64; 16]>(),
+            any::<u64>(),
+            any::<u64>(),
+            proptest::array::uniform8(segment()),
+        ),
+        (
+            any::<(u64, u16, u64, u16)>(),
+            any::<[u64; 7]>(),
+            any::<[u64; 4]>(),
+            any::<[u64; 4]>(),
+            any::<(u64, u64)>(),
+        ),
+        (
+            0u32..32,
+            0u32..4,
+            any::<u64>(),
+            pending_event(),
+            any::<bool>(),
+        ),
+        (
+            proptest::collection::btree_map(any::<u32>(), any::<u64>(), 0..40),
+            bytes(3000),
+        ),
     )
         .prop_map(|(a, b, c, d)| {
             let (vcpu_index, gprs, rip, rflags, segments) = a;
             let ((gb, gl, ib, il), cr, pdptes, dr0_3, (dr6, dr7)) = b;
-            let (interruptibility, activity_state, pending_debug_exceptions, pending_event, nmi_pending) = c;
+            let (
+                interruptibility,
+                activity_state,
+                pending_debug_exceptions,
+                pending_event,
+                nmi_pending,
+            ) = c;
             VcpuState {
                 vcpu_index,
                 gprs,
                 rip,
                 rflags,
                 segments,
-                gdtr: DescriptorTable { base: gb, limit: gl },
-                idtr: DescriptorTable { base: ib, limit: il },
+                gdtr: DescriptorTable {
+                    base: gb,
+                    limit: gl,
+                },
+                idtr: DescriptorTable {
+                    base: ib,
+                    limit: il,
+                },
                 cr0: cr[0],
                 cr2: cr[1],
                 cr3: cr[2],
@@ -100,7 +165,11 @@ fn vcpu() -> impl Strategy<Value = VcpuState> {
                 pending_debug_exceptions,
                 pending_event,
                 nmi_pending,
-                msrs: d.0.into_iter().map(|(index, value)| MsrValue { index, value }).collect(),
+                msrs: d
+                    .0
+                    .into_iter()
+                    .map(|(index, value)| MsrValue { index, value })
+                    .collect(),
                 xsave: d.1,
             }
         })
@@ -108,64 +177,109 @@ fn vcpu() -> impl Strategy<Value = VcpuState> {
 
 /// Pages that hit every encoding: zero, repetitive (LZ4), random (raw).
 fn page_run() -> impl Strategy<Value = PageRun> {
-    (0u64..1 << 30, proptest::collection::vec((0u8..3, any::<u8>(), bytes(PAGE_SIZE)), 1..8)).prop_map(|(pfn, pages)| {
-        let mut data = Vec::new();
-        for (kind, fill, random) in pages {
-            let mut page = vec![0u8; PAGE_SIZE];
-            match kind {
-                0 => {}
-                1 => page.iter_mut().enumerate().for_each(|(i, b)| *b = fill.wrapping_add((i % 7) as u8)),
-                _ => page[..random.len()].copy_from_slice(&random),
+    (
+        0u64..1 << 30,
+        proptest::collection::vec((0u8..3, any::<u8>(), bytes(PAGE_SIZE)), 1..8),
+    )
+        .prop_map(|(pfn, pages)| {
+            let mut data = Vec::new();
+            for (kind, fill, random) in pages {
+                let mut page = vec![0u8; PAGE_SIZE];
+                match kind {
+                    0 => {}
+                    1 => page
+                        .iter_mut()
+                        .enumerate()
+                        .for_each(|(i, b)| *b = fill.wrapping_add((i % 7) as u8)),
+                    _ => page[..random.len()].copy_from_slice(&random),
+                }
+                data.extend_from_slice(&page);
             }
-            data.extend_from_slice(&page);
-        }
-        PageRun { first_gpa: pfn * 4096, data }
-    })
+            PageRun {
+                first_gpa: pfn * 4096,
+                data,
+            }
+        })
 }
 
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (any::<(u16, u16)>(), any::<u64>(), any::<u64>(), any::<[u8; 32]>()).prop_map(|((a, b), o, r, nonce)| {
-            Message::Hello(Hello {
-                versions: VersionRange { min: a.min(b), max: a.max(b) },
-                offered: Capabilities::from_bits(o),
-                required: Capabilities::from_bits(r),
-                nonce,
-            })
-        }),
-        (any::<u16>(), any::<u64>(), any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(version, c, nonce, proof)| {
-            Message::HelloReply(HelloReply { version, capabilities: Capabilities::from_bits(c), nonce, proof })
-        }),
+        (
+            any::<(u16, u16)>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<[u8; 32]>()
+        )
+            .prop_map(|((a, b), o, r, nonce)| {
+                Message::Hello(Hello {
+                    versions: VersionRange {
+                        min: a.min(b),
+                        max: a.max(b),
+                    },
+                    offered: Capabilities::from_bits(o),
+                    required: Capabilities::from_bits(r),
+                    nonce,
+                })
+            }),
+        (
+            any::<u16>(),
+            any::<u64>(),
+            any::<[u8; 32]>(),
+            any::<[u8; 32]>()
+        )
+            .prop_map(|(version, c, nonce, proof)| {
+                Message::HelloReply(HelloReply {
+                    version,
+                    capabilities: Capabilities::from_bits(c),
+                    nonce,
+                    proof,
+                })
+            }),
         any::<[u8; 32]>().prop_map(|proof| Message::Auth(AuthProof { proof })),
-        (identity(), cpu()).prop_map(|(identity, cpu)| Message::Offer(Box::new(Offer { identity, cpu }))),
+        (identity(), cpu())
+            .prop_map(|(identity, cpu)| Message::Offer(Box::new(Offer { identity, cpu }))),
         Just(Message::Accept),
         page_run().prop_map(Message::Pages),
-        (any::<u32>(), any::<(u32, u32, u32)>(), any::<[u64; 3]>()).prop_map(|(round, (z, l, r), x)| {
-            let (zero_pages, lz4_pages, raw_pages) = (u64::from(z), u64::from(l), u64::from(r));
-            Message::RoundEnd(RoundStats {
-                round,
-                pages_sent: zero_pages + lz4_pages + raw_pages,
-                zero_pages,
-                lz4_pages,
-                raw_pages,
-                payload_bytes: x[0],
-                dirty_pages_remaining: x[1],
-                duration_us: x[2],
-            })
-        }),
-        vcpu().prop_map(|v| Message::VcpuState(Box::new(v))),
-        ("[a-z0-9-]{1,64}", any::<u32>(), bytes(5000))
-            .prop_map(|(id, version, data)| Message::DeviceState(DeviceState { id, version, data })),
-        (any::<u32>(), 0u64..1 << 40, prop_oneof![Just(512u32), Just(4096u32)], 1usize..16, any::<u8>()).prop_map(
-            |(disk_id, first_lba, block_size, blocks, fill)| Message::DiskBlocks(DiskBlocks {
-                disk_id,
-                first_lba,
-                block_size,
-                data: vec![fill; blocks * block_size as usize],
-            })
+        (any::<u32>(), any::<(u32, u32, u32)>(), any::<[u64; 3]>()).prop_map(
+            |(round, (z, l, r), x)| {
+                let (zero_pages, lz4_pages, raw_pages) = (u64::from(z), u64::from(l), u64::from(r));
+                Message::RoundEnd(RoundStats {
+                    round,
+                    pages_sent: zero_pages + lz4_pages + raw_pages,
+                    zero_pages,
+                    lz4_pages,
+                    raw_pages,
+                    payload_bytes: x[0],
+                    dirty_pages_remaining: x[1],
+                    duration_us: x[2],
+                })
+            }
         ),
-        (any::<u64>(), any::<[u8; 32]>())
-            .prop_map(|(memory_bytes, digest)| Message::MemoryDigest(MemoryDigestMessage { memory_bytes, digest })),
+        vcpu().prop_map(|v| Message::VcpuState(Box::new(v))),
+        ("[a-z0-9-]{1,64}", any::<u32>(), bytes(5000)).prop_map(|(id, version, data)| {
+            Message::DeviceState(DeviceState { id, version, data })
+        }),
+        (
+            any::<u32>(),
+            0u64..1 << 40,
+            prop_oneof![Just(512u32), Just(4096u32)],
+            1usize..16,
+            any::<u8>()
+        )
+            .prop_map(
+                |(disk_id, first_lba, block_size, blocks, fill)| Message::DiskBlocks(DiskBlocks {
+                    disk_id,
+                    first_lba,
+                    block_size,
+                    data: vec![fill; blocks * block_size as usize],
+                })
+            ),
+        (any::<u64>(), any::<[u8; 32]>()).prop_map(|(memory_bytes, digest)| Message::MemoryDigest(
+            MemoryDigestMessage {
+                memory_bytes,
+                digest
+            }
+        )),
         any::<(u32, [u64; 5])>().prop_map(|(round, v)| Message::Progress(Progress {
             round,
             bytes_sent: v[0],
@@ -177,8 +291,9 @@ fn message() -> impl Strategy<Value = Message> {
         Just(Message::Commit),
         Just(Message::CommitAck),
         Just(Message::Release),
-        (any::<u16>(), text(MAX_ABORT_DETAIL_LEN))
-            .prop_map(|(code, detail)| Message::Abort(Abort::new(AbortReason::from_code(code), &detail))),
+        (any::<u16>(), text(MAX_ABORT_DETAIL_LEN)).prop_map(|(code, detail)| Message::Abort(
+            Abort::new(AbortReason::from_code(code), &detail)
+        )),
         Just(Message::Cancel),
     ]
 }

@@ -65,9 +65,15 @@ impl RoundStats {
             dirty_pages_remaining: r.u64("round.dirty_pages_remaining")?,
             duration_us: r.u64("round.duration_us")?,
         };
-        let sum = s.zero_pages.checked_add(s.lz4_pages).and_then(|v| v.checked_add(s.raw_pages));
+        let sum = s
+            .zero_pages
+            .checked_add(s.lz4_pages)
+            .and_then(|v| v.checked_add(s.raw_pages));
         if sum != Some(s.pages_sent) {
-            return Err(DecodeError::InvalidValue { field: "round.pages_sent", value: s.pages_sent });
+            return Err(DecodeError::InvalidValue {
+                field: "round.pages_sent",
+                value: s.pages_sent,
+            });
         }
         Ok(s)
     }
@@ -88,10 +94,18 @@ impl DeviceState {
     /// Checks the field rules the decoder enforces.
     pub fn validate(&self) -> Result<(), DecodeError> {
         if self.id.is_empty() || self.id.len() > MAX_DEVICE_ID_LEN {
-            return Err(DecodeError::TooLong { field: "device.id", len: self.id.len(), max: MAX_DEVICE_ID_LEN });
+            return Err(DecodeError::TooLong {
+                field: "device.id",
+                len: self.id.len(),
+                max: MAX_DEVICE_ID_LEN,
+            });
         }
         if self.data.len() > MAX_DEVICE_STATE_LEN {
-            return Err(DecodeError::TooLong { field: "device.data", len: self.data.len(), max: MAX_DEVICE_STATE_LEN });
+            return Err(DecodeError::TooLong {
+                field: "device.data",
+                len: self.data.len(),
+                max: MAX_DEVICE_STATE_LEN,
+            });
         }
         Ok(())
     }
@@ -130,18 +144,31 @@ impl DiskBlocks {
     /// Checks the field rules the decoder enforces.
     pub fn validate(&self) -> Result<(), DecodeError> {
         if self.block_size != 512 && self.block_size != 4096 {
-            return Err(DecodeError::InvalidValue { field: "disk.block_size", value: self.block_size.into() });
+            return Err(DecodeError::InvalidValue {
+                field: "disk.block_size",
+                value: self.block_size.into(),
+            });
         }
         let len = self.data.len();
         if len > MAX_DISK_RUN_LEN {
-            return Err(DecodeError::TooLong { field: "disk.data", len, max: MAX_DISK_RUN_LEN });
+            return Err(DecodeError::TooLong {
+                field: "disk.data",
+                len,
+                max: MAX_DISK_RUN_LEN,
+            });
         }
-        if len == 0 || len % self.block_size as usize != 0 {
-            return Err(DecodeError::InvalidValue { field: "disk.data_len", value: len as u64 });
+        if len == 0 || !len.is_multiple_of(self.block_size as usize) {
+            return Err(DecodeError::InvalidValue {
+                field: "disk.data_len",
+                value: len as u64,
+            });
         }
         let blocks = (len / self.block_size as usize) as u64;
         if self.first_lba.checked_add(blocks).is_none() {
-            return Err(DecodeError::InvalidValue { field: "disk.first_lba", value: self.first_lba });
+            return Err(DecodeError::InvalidValue {
+                field: "disk.first_lba",
+                value: self.first_lba,
+            });
         }
         Ok(())
     }
@@ -181,7 +208,10 @@ impl MemoryDigestMessage {
     }
 
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(MemoryDigestMessage { memory_bytes: r.u64("digest.memory_bytes")?, digest: r.array("digest.digest")? })
+        Ok(MemoryDigestMessage {
+            memory_bytes: r.u64("digest.memory_bytes")?,
+            digest: r.array("digest.digest")?,
+        })
     }
 }
 
@@ -324,7 +354,10 @@ impl Abort {
         while !detail.is_char_boundary(end) {
             end -= 1;
         }
-        Abort { reason, detail: String::from(&detail[..end]) }
+        Abort {
+            reason,
+            detail: String::from(&detail[..end]),
+        }
     }
 
     pub(crate) fn encode(&self, w: &mut Writer<'_>) {

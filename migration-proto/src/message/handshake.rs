@@ -45,7 +45,10 @@ impl Hello {
         let min = r.u16("hello.min_version")?;
         let max = r.u16("hello.max_version")?;
         if min > max {
-            return Err(DecodeError::InvalidValue { field: "hello.min_version", value: min.into() });
+            return Err(DecodeError::InvalidValue {
+                field: "hello.min_version",
+                value: min.into(),
+            });
         }
         Ok(Hello {
             versions: VersionRange { min, max },
@@ -132,13 +135,23 @@ impl VmIdentity {
     /// Checks the field rules the decoder enforces.
     pub fn validate(&self) -> Result<(), DecodeError> {
         if self.name.len() > MAX_VM_NAME_LEN {
-            return Err(DecodeError::TooLong { field: "vm.name", len: self.name.len(), max: MAX_VM_NAME_LEN });
+            return Err(DecodeError::TooLong {
+                field: "vm.name",
+                len: self.name.len(),
+                max: MAX_VM_NAME_LEN,
+            });
         }
-        if self.memory_bytes == 0 || self.memory_bytes % 4096 != 0 {
-            return Err(DecodeError::InvalidValue { field: "vm.memory_bytes", value: self.memory_bytes });
+        if self.memory_bytes == 0 || !self.memory_bytes.is_multiple_of(4096) {
+            return Err(DecodeError::InvalidValue {
+                field: "vm.memory_bytes",
+                value: self.memory_bytes,
+            });
         }
         if self.vcpu_count == 0 || self.vcpu_count > MAX_VCPUS {
-            return Err(DecodeError::InvalidValue { field: "vm.vcpu_count", value: self.vcpu_count.into() });
+            return Err(DecodeError::InvalidValue {
+                field: "vm.vcpu_count",
+                value: self.vcpu_count.into(),
+            });
         }
         Ok(())
     }
@@ -160,7 +173,10 @@ impl Offer {
     }
 
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Offer { identity: VmIdentity::decode(r)?, cpu: CpuDescriptor::decode(r)? })
+        Ok(Offer {
+            identity: VmIdentity::decode(r)?,
+            cpu: CpuDescriptor::decode(r)?,
+        })
     }
 
     pub(crate) fn validate(&self) -> Result<(), DecodeError> {

@@ -113,13 +113,18 @@ impl Message {
                 PageEncoder::new()
                     .encode_run(p.first_gpa, &p.data, Capabilities::NONE, &mut scratch)
                     .map(|_| ())
-                    .map_err(|_| DecodeError::InvalidValue { field: "pages.shape", value: p.data.len() as u64 })
+                    .map_err(|_| DecodeError::InvalidValue {
+                        field: "pages.shape",
+                        value: p.data.len() as u64,
+                    })
             }
-            Message::Abort(a) if a.detail.len() > MAX_ABORT_DETAIL_LEN => Err(DecodeError::TooLong {
-                field: "abort.detail",
-                len: a.detail.len(),
-                max: MAX_ABORT_DETAIL_LEN,
-            }),
+            Message::Abort(a) if a.detail.len() > MAX_ABORT_DETAIL_LEN => {
+                Err(DecodeError::TooLong {
+                    field: "abort.detail",
+                    len: a.detail.len(),
+                    max: MAX_ABORT_DETAIL_LEN,
+                })
+            }
             _ => Ok(()),
         }
     }
@@ -146,7 +151,11 @@ impl Message {
             Message::MemoryDigest(m) => m.encode(&mut w),
             Message::Progress(m) => m.encode(&mut w),
             Message::Abort(m) => m.encode(&mut w),
-            Message::Accept | Message::Commit | Message::CommitAck | Message::Release | Message::Cancel => {}
+            Message::Accept
+            | Message::Commit
+            | Message::CommitAck
+            | Message::Release
+            | Message::Cancel => {}
         }
     }
 
@@ -156,14 +165,18 @@ impl Message {
         let msg = match msg_type {
             MessageType::Hello => Message::Hello(Hello::decode(&mut r)?),
             MessageType::HelloReply => Message::HelloReply(HelloReply::decode(&mut r)?),
-            MessageType::Auth => Message::Auth(AuthProof { proof: r.array("auth.proof")? }),
+            MessageType::Auth => Message::Auth(AuthProof {
+                proof: r.array("auth.proof")?,
+            }),
             MessageType::Offer => Message::Offer(Box::new(Offer::decode(&mut r)?)),
             MessageType::Accept => Message::Accept,
             MessageType::RoundEnd => Message::RoundEnd(RoundStats::decode(&mut r)?),
             MessageType::VcpuState => Message::VcpuState(Box::new(VcpuState::decode(&mut r)?)),
             MessageType::DeviceState => Message::DeviceState(DeviceState::decode(&mut r)?),
             MessageType::DiskBlocks => Message::DiskBlocks(DiskBlocks::decode(&mut r)?),
-            MessageType::MemoryDigest => Message::MemoryDigest(MemoryDigestMessage::decode(&mut r)?),
+            MessageType::MemoryDigest => {
+                Message::MemoryDigest(MemoryDigestMessage::decode(&mut r)?)
+            }
             MessageType::Progress => Message::Progress(Progress::decode(&mut r)?),
             MessageType::Commit => Message::Commit,
             MessageType::CommitAck => Message::CommitAck,
@@ -173,7 +186,10 @@ impl Message {
             MessageType::Pages => {
                 // The run parser checks the exact length itself.
                 let view = PageRunView::parse(payload)?;
-                return Ok(Message::Pages(PageRun { first_gpa: view.first_gpa(), data: view.decode()? }));
+                return Ok(Message::Pages(PageRun {
+                    first_gpa: view.first_gpa(),
+                    data: view.decode()?,
+                }));
             }
         };
         r.finish()?;

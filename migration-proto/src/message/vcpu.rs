@@ -65,7 +65,12 @@ impl EventKind {
             4 => EventKind::SoftwareInterrupt,
             5 => EventKind::PrivilegedSoftwareException,
             6 => EventKind::SoftwareException,
-            v => return Err(DecodeError::InvalidValue { field: "vcpu.event_kind", value: v.into() }),
+            v => {
+                return Err(DecodeError::InvalidValue {
+                    field: "vcpu.event_kind",
+                    value: v.into(),
+                });
+            }
         })
     }
 }
@@ -154,25 +159,45 @@ impl VcpuState {
     pub fn validate(&self) -> Result<(), DecodeError> {
         for s in &self.segments {
             if s.access_rights & 0xfffe_0f00 != 0 {
-                return Err(DecodeError::InvalidValue { field: "vcpu.access_rights", value: s.access_rights.into() });
+                return Err(DecodeError::InvalidValue {
+                    field: "vcpu.access_rights",
+                    value: s.access_rights.into(),
+                });
             }
         }
         if self.interruptibility & !0x1f != 0 {
-            return Err(DecodeError::InvalidValue { field: "vcpu.interruptibility", value: self.interruptibility.into() });
+            return Err(DecodeError::InvalidValue {
+                field: "vcpu.interruptibility",
+                value: self.interruptibility.into(),
+            });
         }
         if self.activity_state > 3 {
-            return Err(DecodeError::InvalidValue { field: "vcpu.activity_state", value: self.activity_state.into() });
+            return Err(DecodeError::InvalidValue {
+                field: "vcpu.activity_state",
+                value: self.activity_state.into(),
+            });
         }
         if self.msrs.len() > MAX_VCPU_MSRS {
-            return Err(DecodeError::TooLong { field: "vcpu.msrs", len: self.msrs.len(), max: MAX_VCPU_MSRS });
+            return Err(DecodeError::TooLong {
+                field: "vcpu.msrs",
+                len: self.msrs.len(),
+                max: MAX_VCPU_MSRS,
+            });
         }
         for (i, m) in self.msrs.iter().enumerate() {
             if self.msrs[..i].iter().any(|o| o.index == m.index) {
-                return Err(DecodeError::Duplicate { field: "vcpu.msrs", key: m.index.into() });
+                return Err(DecodeError::Duplicate {
+                    field: "vcpu.msrs",
+                    key: m.index.into(),
+                });
             }
         }
         if self.xsave.len() > MAX_XSAVE_LEN {
-            return Err(DecodeError::TooLong { field: "vcpu.xsave", len: self.xsave.len(), max: MAX_XSAVE_LEN });
+            return Err(DecodeError::TooLong {
+                field: "vcpu.xsave",
+                len: self.xsave.len(),
+                max: MAX_XSAVE_LEN,
+            });
         }
         Ok(())
     }
@@ -194,7 +219,9 @@ impl VcpuState {
             w.u64(t.base);
             w.u16(t.limit);
         }
-        for v in [self.cr0, self.cr2, self.cr3, self.cr4, self.cr8, self.efer, self.xcr0] {
+        for v in [
+            self.cr0, self.cr2, self.cr3, self.cr4, self.cr8, self.efer, self.xcr0,
+        ] {
             w.u64(v);
         }
         for v in self.pdptes.iter().chain(&self.dr0_3) {
@@ -226,7 +253,10 @@ impl VcpuState {
     }
 
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let mut s = VcpuState { vcpu_index: r.u32("vcpu.index")?, ..VcpuState::default() };
+        let mut s = VcpuState {
+            vcpu_index: r.u32("vcpu.index")?,
+            ..VcpuState::default()
+        };
         for v in &mut s.gprs {
             *v = r.u64("vcpu.gprs")?;
         }
@@ -241,9 +271,20 @@ impl VcpuState {
             };
         }
         for t in [&mut s.gdtr, &mut s.idtr] {
-            *t = DescriptorTable { base: r.u64("vcpu.dtr.base")?, limit: r.u16("vcpu.dtr.limit")? };
+            *t = DescriptorTable {
+                base: r.u64("vcpu.dtr.base")?,
+                limit: r.u16("vcpu.dtr.limit")?,
+            };
         }
-        for v in [&mut s.cr0, &mut s.cr2, &mut s.cr3, &mut s.cr4, &mut s.cr8, &mut s.efer, &mut s.xcr0] {
+        for v in [
+            &mut s.cr0,
+            &mut s.cr2,
+            &mut s.cr3,
+            &mut s.cr4,
+            &mut s.cr8,
+            &mut s.efer,
+            &mut s.xcr0,
+        ] {
             *v = r.u64("vcpu.control_registers")?;
         }
         for v in s.pdptes.iter_mut().chain(s.dr0_3.iter_mut()) {
@@ -260,16 +301,27 @@ impl VcpuState {
             let has_code = r.bool("vcpu.event_has_error_code")?;
             let code = r.u32("vcpu.event_error_code")?;
             if !has_code && code != 0 {
-                return Err(DecodeError::InvalidValue { field: "vcpu.event_error_code", value: code.into() });
+                return Err(DecodeError::InvalidValue {
+                    field: "vcpu.event_error_code",
+                    value: code.into(),
+                });
             }
             let instruction_len = r.u32("vcpu.event_instruction_len")?;
-            s.pending_event = Some(PendingEvent { vector, kind, error_code: has_code.then_some(code), instruction_len });
+            s.pending_event = Some(PendingEvent {
+                vector,
+                kind,
+                error_code: has_code.then_some(code),
+                instruction_len,
+            });
         }
         s.nmi_pending = r.bool("vcpu.nmi_pending")?;
         let n = r.count16("vcpu.msr_count", MAX_VCPU_MSRS)?;
         s.msrs.reserve(n);
         for _ in 0..n {
-            s.msrs.push(MsrValue { index: r.u32("vcpu.msr_index")?, value: r.u64("vcpu.msr_value")? });
+            s.msrs.push(MsrValue {
+                index: r.u32("vcpu.msr_index")?,
+                value: r.u64("vcpu.msr_value")?,
+            });
         }
         s.xsave = r.blob32("vcpu.xsave", MAX_XSAVE_LEN)?.to_vec();
         s.validate()?;

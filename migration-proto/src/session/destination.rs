@@ -11,11 +11,12 @@ use core::time::Duration;
 use crate::cpu::CpuDescriptor;
 use crate::crypto::{self, PreSharedKey, Role};
 use crate::digest::{Digest, constant_time_eq};
+use crate::dirty::DirtyBitmap;
 use crate::message::{
-    Abort, DeviceState, DiskBlocks, HelloReply, Message, NONCE_LEN, Progress, RoundStats, VcpuState, VmIdentity,
+    Abort, DeviceState, DiskBlocks, HelloReply, Message, NONCE_LEN, Progress, RoundStats,
+    VcpuState, VmIdentity,
 };
 use crate::negotiation::{Capabilities, VersionRange};
-use crate::dirty::DirtyBitmap;
 use crate::page_codec::PageRunView;
 use crate::wire::{MessageType, PAGE_SIZE, Writer};
 
@@ -102,7 +103,10 @@ impl DestinationState {
 
     /// States in which we wait for the source (the idle timer runs).
     fn waits_for_peer(self) -> bool {
-        !matches!(self, DestinationState::AwaitingDecision | DestinationState::AwaitingDigestCheck) && !self.is_terminal()
+        !matches!(
+            self,
+            DestinationState::AwaitingDecision | DestinationState::AwaitingDigestCheck
+        ) && !self.is_terminal()
     }
 }
 
@@ -193,7 +197,9 @@ impl DestinationSession {
 
     /// Negotiated version and capabilities, once authenticated.
     pub fn negotiated(&self) -> Option<(u16, Capabilities)> {
-        self.link.keyed.then_some((self.link.version, self.link.caps))
+        self.link
+            .keyed
+            .then_some((self.link.version, self.link.caps))
     }
 
     /// The VM being received, once offered.
@@ -220,16 +226,26 @@ impl DestinationSession {
     /// Feed what one socket read returned and drain the events before the next read: events
     /// hold decoded pages.
     pub fn handle_input(&mut self, bytes: &[u8], now: Instant) {
-        self.input(bytes, now, None);
+        self.input::<[u8]>(bytes, now, None);
     }
 
     /// Feeds bytes read from the connection; pages are decoded straight into `memory`
     /// (zero-filled when the session started) and produce no event.
-    pub fn handle_input_into(&mut self, bytes: &[u8], now: Instant, memory: &mut dyn GuestMemory) {
+    pub fn handle_input_into<M: GuestMemory + ?Sized>(
+        &mut self,
+        bytes: &[u8],
+        now: Instant,
+        memory: &mut M,
+    ) {
         self.input(bytes, now, Some(memory));
     }
 
-    fn input(&mut self, bytes: &[u8], now: Instant, mut memory: Option<&mut dyn GuestMemory>) {
+    fn input<M: GuestMemory + ?Sized>(
+        &mut self,
+        bytes: &[u8],
+        now: Instant,
+        mut memory: Option<&mut M>,
+    ) {
         if self.state.is_terminal() {
             return;
         }
@@ -241,11 +257,10 @@ impl DestinationSession {
                 Ok(None) => return,
                 Err(e) => return self.fail(SessionError::Frame(e), now),
             };
-            let result = if header.msg_type == MessageType::Pages && self.state == DestinationState::Receiving {
-                match memory {
-                    Some(ref mut m) => self.on_pages(Some(&mut **m)),
-                    None => self.on_pages(None),
-                }
+            let result = if header.msg_type == MessageType::Pages
+                && self.state == DestinationState::Receiving
+            {
+                self.on_pages(memory.as_deref_mut())
             } else {
                 self.on_frame(header.msg_type, now)
             };
@@ -262,18 +277,31 @@ impl DestinationSession {
     fn on_frame(&mut self, msg_type: MessageType, now: Instant) -> Result<(), SessionError> {
         use DestinationState as S;
         if self.link.version != 0 && msg_type.since_version() > self.link.version {
-            return Err(SessionError::MessageNotInVersion { msg_type, version: self.link.version });
+            return Err(SessionError::MessageNotInVersion {
+                msg_type,
+                version: self.link.version,
+            });
         }
-        let msg = Message::decode(msg_type, self.link.reader.payload()).map_err(|e| SessionError::Frame(e.into()))?;
+        let msg = Message::decode(msg_type, self.link.reader.payload())
+            .map_err(|e| SessionError::Frame(e.into()))?;
         let incoming = self.incoming.as_mut();
         match (self.state, msg, incoming) {
-            (_, Message::Abort(a), _) => Err(SessionError::PeerAborted { reason: a.reason, detail: a.detail }),
+            (_, Message::Abort(a), _) => Err(SessionError::PeerAborted {
+                reason: a.reason,
+                detail: a.detail,
+            }),
             (_, Message::Cancel, _) => Err(SessionError::PeerCancelled),
             (S::AwaitingHello, Message::Hello(hello), _) => {
                 let Some(version) = self.config.versions.highest_common(hello.versions) else {
-                    return Err(SessionError::UnsupportedVersion { ours: self.config.versions, peer: hello.versions });
+                    return Err(SessionError::UnsupportedVersion {
+                        ours: self.config.versions,
+                        peer: hello.versions,
+                    });
                 };
-                let mut caps = hello.offered.intersection(self.config.offered).intersection(Capabilities::IMPLEMENTED);
+                let mut caps = hello
+                    .offered
+                    .intersection(self.config.offered)
+                    .intersection(Capabilities::IMPLEMENTED);
                 if version < MessageType::DiskBlocks.since_version() {
                     caps = caps.difference(Capabilities::DISK_BLOCKS);
                 }
@@ -281,10 +309,16 @@ impl DestinationSession {
                 if !missing.is_empty() {
                     return Err(SessionError::MissingCapabilities(missing));
                 }
-                let mut reply = HelloReply { version, capabilities: caps, nonce: self.nonce, proof: [0; 32] };
+                let mut reply = HelloReply {
+                    version,
+                    capabilities: caps,
+                    nonce: self.nonce,
+                    proof: [0; 32],
+                };
                 let mut reply_payload = Vec::new();
                 reply.encode(&mut Writer::new(&mut reply_payload));
-                self.transcript = crypto::transcript_hash(self.link.reader.payload(), &reply_payload);
+                self.transcript =
+                    crypto::transcript_hash(self.link.reader.payload(), &reply_payload);
                 reply.proof = crypto::proof(&self.config.key, Role::Destination, &self.transcript);
                 self.link.version = version;
                 self.link.caps = caps;
@@ -293,18 +327,27 @@ impl DestinationSession {
                 Ok(())
             }
             (S::AwaitingAuth, Message::Auth(auth), _) => {
-                if !crypto::verify_proof(&self.config.key, Role::Source, &self.transcript, &auth.proof) {
+                if !crypto::verify_proof(
+                    &self.config.key,
+                    Role::Source,
+                    &self.transcript,
+                    &auth.proof,
+                ) {
                     return Err(SessionError::AuthenticationFailed);
                 }
                 let keys = crypto::session_keys(&self.config.key, &self.transcript);
-                self.link.install_keys(&keys.destination_to_source, &keys.source_to_destination);
+                self.link
+                    .install_keys(&keys.destination_to_source, &keys.source_to_destination);
                 self.state = S::AwaitingOffer;
                 Ok(())
             }
             (S::AwaitingOffer, Message::Offer(offer), _) => {
                 let limit = self.config.max_memory_bytes;
                 if offer.identity.memory_bytes > limit {
-                    return Err(SessionError::VmTooLarge { memory_bytes: offer.identity.memory_bytes, limit });
+                    return Err(SessionError::VmTooLarge {
+                        memory_bytes: offer.identity.memory_bytes,
+                        limit,
+                    });
                 }
                 let problems = offer.cpu.compare(&self.config.cpu);
                 if !problems.is_empty() {
@@ -316,15 +359,22 @@ impl DestinationSession {
                     identity: offer.identity.clone(),
                     devices: Vec::new(),
                     digest: None,
-                    maybe_nonzero: DirtyBitmap::new((offer.identity.memory_bytes / PAGE_SIZE as u64) as usize),
+                    maybe_nonzero: DirtyBitmap::new(
+                        (offer.identity.memory_bytes / PAGE_SIZE as u64) as usize,
+                    ),
                 });
-                self.events.push_back(DestinationEvent::Offer(offer.identity));
+                self.events
+                    .push_back(DestinationEvent::Offer(offer.identity));
                 self.state = S::AwaitingDecision;
                 Ok(())
             }
-            (S::Receiving, msg, Some(inc)) => Self::on_receiving(inc, msg, &mut self.events, &mut self.state),
+            (S::Receiving, msg, Some(inc)) => {
+                Self::on_receiving(inc, msg, &mut self.events, &mut self.state)
+            }
             (S::AwaitingDigestCheck, Message::Commit, _) => Err(SessionError::Duplicate("commit")),
-            (S::AwaitingDigestCheck | S::AwaitingRelease, msg, _) if msg.msg_type() != MessageType::Release => {
+            (S::AwaitingDigestCheck | S::AwaitingRelease, msg, _)
+                if msg.msg_type() != MessageType::Release =>
+            {
                 Err(SessionError::AfterCommit(msg.msg_type()))
             }
             (S::AwaitingRelease, Message::Release, _) => {
@@ -332,29 +382,50 @@ impl DestinationSession {
                 self.events.push_back(DestinationEvent::Released);
                 Ok(())
             }
-            (state, msg, _) => Err(SessionError::UnexpectedMessage { state: state.name(), msg_type: msg.msg_type() }),
+            (state, msg, _) => Err(SessionError::UnexpectedMessage {
+                state: state.name(),
+                msg_type: msg.msg_type(),
+            }),
         }
     }
 
-    fn on_pages(&mut self, memory: Option<&mut dyn GuestMemory>) -> Result<(), SessionError> {
+    fn on_pages<M: GuestMemory + ?Sized>(
+        &mut self,
+        memory: Option<&mut M>,
+    ) -> Result<(), SessionError> {
         let Some(inc) = self.incoming.as_mut() else {
-            return Err(SessionError::UnexpectedMessage { state: self.state.name(), msg_type: MessageType::Pages });
+            return Err(SessionError::UnexpectedMessage {
+                state: self.state.name(),
+                msg_type: MessageType::Pages,
+            });
         };
         if inc.digest.is_some() {
             return Err(SessionError::AfterCommit(MessageType::Pages));
         }
-        let view = PageRunView::parse(self.link.reader.payload()).map_err(|e| SessionError::Frame(e.into()))?;
+        let view = PageRunView::parse(self.link.reader.payload())
+            .map_err(|e| SessionError::Frame(e.into()))?;
         let not_negotiated = view.required_capabilities().difference(self.link.caps);
         if !not_negotiated.is_empty() {
             return Err(SessionError::EncodingNotNegotiated(not_negotiated));
         }
         let memory_bytes = inc.identity.memory_bytes;
         let len = view.byte_len() as u64;
-        if view.first_gpa().checked_add(len).is_none_or(|end| end > memory_bytes) {
-            return Err(SessionError::PageOutOfRange { first_gpa: view.first_gpa(), len, memory_bytes });
+        if view
+            .first_gpa()
+            .checked_add(len)
+            .is_none_or(|end| end > memory_bytes)
+        {
+            return Err(SessionError::PageOutOfRange {
+                first_gpa: view.first_gpa(),
+                len,
+                memory_bytes,
+            });
         }
         if let Some(data) = apply_run(&view, &mut inc.maybe_nonzero, memory)? {
-            self.events.push_back(DestinationEvent::Pages { first_gpa: view.first_gpa(), data });
+            self.events.push_back(DestinationEvent::Pages {
+                first_gpa: view.first_gpa(),
+                data,
+            });
         }
         Ok(())
     }
@@ -375,7 +446,10 @@ impl DestinationSession {
             Message::VcpuState(s) => {
                 let count = inc.identity.vcpu_count;
                 let Some(seen) = inc.vcpus_received.get_mut(s.vcpu_index as usize) else {
-                    return Err(SessionError::VcpuOutOfRange { index: s.vcpu_index, count });
+                    return Err(SessionError::VcpuOutOfRange {
+                        index: s.vcpu_index,
+                        count,
+                    });
                 };
                 if *seen {
                     return Err(SessionError::Duplicate("vCPU state"));
@@ -404,16 +478,24 @@ impl DestinationSession {
                 inc.digest = Some(d.digest);
             }
             Message::Commit => {
-                let Some(expected_digest) = inc.digest else { return Err(SessionError::MissingDigest) };
+                let Some(expected_digest) = inc.digest else {
+                    return Err(SessionError::MissingDigest);
+                };
                 let received = inc.vcpus_received.iter().filter(|v| **v).count() as u32;
                 if received != inc.identity.vcpu_count {
-                    return Err(SessionError::MissingVcpuState { received, expected: inc.identity.vcpu_count });
+                    return Err(SessionError::MissingVcpuState {
+                        received,
+                        expected: inc.identity.vcpu_count,
+                    });
                 }
                 *state = DestinationState::AwaitingDigestCheck;
                 events.push_back(DestinationEvent::CommitRequested { expected_digest });
             }
             other => {
-                return Err(SessionError::UnexpectedMessage { state: "Receiving", msg_type: other.msg_type() });
+                return Err(SessionError::UnexpectedMessage {
+                    state: "Receiving",
+                    msg_type: other.msg_type(),
+                });
             }
         }
         Ok(())
@@ -429,10 +511,15 @@ impl DestinationSession {
         }
         let silent = matches!(
             error,
-            SessionError::PeerAborted { .. } | SessionError::PeerCancelled | SessionError::ConnectionClosed { .. }
+            SessionError::PeerAborted { .. }
+                | SessionError::PeerCancelled
+                | SessionError::ConnectionClosed { .. }
         );
         if !silent {
-            self.send(&Message::Abort(Abort::new(error.abort_reason(), &error.to_string())), now);
+            self.send(
+                &Message::Abort(Abort::new(error.abort_reason(), &error.to_string())),
+                now,
+            );
         }
         // Only the source's own Abort settles a commit we acknowledged: it means the source
         // never saw the acknowledgement and kept the VM.
@@ -450,20 +537,32 @@ impl DestinationSession {
 
     /// When `handle_timeout` should be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.state.waits_for_peer().then(|| self.link.last_rx + self.config.idle_timeout)
+        self.state
+            .waits_for_peer()
+            .then(|| self.link.last_rx + self.config.idle_timeout)
     }
 
     /// Fails the session if the source stayed silent past the idle timeout.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.state.waits_for_peer() && now >= self.link.last_rx + self.config.idle_timeout {
-            self.fail(SessionError::Timeout { state: self.state.name() }, now);
+            self.fail(
+                SessionError::Timeout {
+                    state: self.state.name(),
+                },
+                now,
+            );
         }
     }
 
     /// The connection ended (EOF or reset).
     pub fn connection_closed(&mut self, now: Instant) {
         let partial_frame_bytes = self.link.reader.buffered();
-        self.fail(SessionError::ConnectionClosed { partial_frame_bytes }, now);
+        self.fail(
+            SessionError::ConnectionClosed {
+                partial_frame_bytes,
+            },
+            now,
+        );
     }
 
     /// Accepts the offered VM: the source starts sending.
@@ -486,7 +585,11 @@ impl DestinationSession {
     /// the source's: the commit is acknowledged. Different: the migration fails.
     pub fn report_digest(&mut self, computed: Digest, now: Instant) -> Result<(), UsageError> {
         self.require("report the digest", DestinationState::AwaitingDigestCheck)?;
-        let expected = self.incoming.as_ref().and_then(|i| i.digest).unwrap_or([0; 32]);
+        let expected = self
+            .incoming
+            .as_ref()
+            .and_then(|i| i.digest)
+            .unwrap_or([0; 32]);
         if constant_time_eq(&expected, &computed) {
             self.send(&Message::CommitAck, now);
             self.state = DestinationState::AwaitingRelease;
@@ -502,7 +605,10 @@ impl DestinationSession {
         if self.state == state {
             Ok(())
         } else {
-            Err(UsageError::WrongState { operation, state: self.state.name() })
+            Err(UsageError::WrongState {
+                operation,
+                state: self.state.name(),
+            })
         }
     }
 }

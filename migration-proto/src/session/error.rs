@@ -166,7 +166,10 @@ impl fmt::Display for SessionError {
                 write!(f, "unexpected {msg_type} message in state {state}")
             }
             SessionError::MessageNotInVersion { msg_type, version } => {
-                write!(f, "{msg_type} message does not exist in protocol version {version}")
+                write!(
+                    f,
+                    "{msg_type} message does not exist in protocol version {version}"
+                )
             }
             SessionError::UnsupportedVersion { ours, peer } => write!(
                 f,
@@ -174,9 +177,16 @@ impl fmt::Display for SessionError {
                 ours.min, ours.max, peer.min, peer.max
             ),
             SessionError::MissingCapabilities(c) => write!(f, "required capabilities missing: {c}"),
-            SessionError::CapabilityNotOffered(c) => write!(f, "peer chose capabilities we did not offer: {c}"),
-            SessionError::EncodingNotNegotiated(c) => write!(f, "peer used an encoding not negotiated: {c}"),
-            SessionError::AuthenticationFailed => write!(f, "authentication failed: the peer does not hold the migration key"),
+            SessionError::CapabilityNotOffered(c) => {
+                write!(f, "peer chose capabilities we did not offer: {c}")
+            }
+            SessionError::EncodingNotNegotiated(c) => {
+                write!(f, "peer used an encoding not negotiated: {c}")
+            }
+            SessionError::AuthenticationFailed => write!(
+                f,
+                "authentication failed: the peer does not hold the migration key"
+            ),
             SessionError::CpuIncompatible(list) => {
                 write!(f, "CPU incompatible ({} problems)", list.len())?;
                 for (i, item) in list.iter().enumerate() {
@@ -184,36 +194,73 @@ impl fmt::Display for SessionError {
                 }
                 Ok(())
             }
-            SessionError::VmTooLarge { memory_bytes, limit } => {
-                write!(f, "VM needs {memory_bytes} bytes of memory, this host allows {limit}")
+            SessionError::VmTooLarge {
+                memory_bytes,
+                limit,
+            } => {
+                write!(
+                    f,
+                    "VM needs {memory_bytes} bytes of memory, this host allows {limit}"
+                )
             }
             SessionError::Rejected(why) => write!(f, "rejected: {why}"),
-            SessionError::PeerAborted { reason, detail } => write!(f, "peer aborted ({reason}): {detail}"),
+            SessionError::PeerAborted { reason, detail } => {
+                write!(f, "peer aborted ({reason}): {detail}")
+            }
             SessionError::PeerCancelled => write!(f, "the source cancelled the migration"),
             SessionError::Cancelled => write!(f, "migration cancelled"),
-            SessionError::PageOutOfRange { first_gpa, len, memory_bytes } => write!(
+            SessionError::PageOutOfRange {
+                first_gpa,
+                len,
+                memory_bytes,
+            } => write!(
                 f,
                 "pages {first_gpa:#x}+{len:#x} outside guest memory of {memory_bytes:#x} bytes"
             ),
-            SessionError::VcpuOutOfRange { index, count } => write!(f, "state for vCPU {index} of a {count}-vCPU VM"),
+            SessionError::VcpuOutOfRange { index, count } => {
+                write!(f, "state for vCPU {index} of a {count}-vCPU VM")
+            }
             SessionError::Duplicate(what) => write!(f, "{what} sent twice"),
-            SessionError::AfterCommit(t) => write!(f, "{t} message after the memory digest or commit"),
+            SessionError::AfterCommit(t) => {
+                write!(f, "{t} message after the memory digest or commit")
+            }
             SessionError::MissingDigest => write!(f, "commit requested without a memory digest"),
             SessionError::MissingVcpuState { received, expected } => {
-                write!(f, "commit requested with {received} of {expected} vCPU states")
+                write!(
+                    f,
+                    "commit requested with {received} of {expected} vCPU states"
+                )
             }
-            SessionError::DigestSizeMismatch { digest_bytes, memory_bytes } => write!(
+            SessionError::DigestSizeMismatch {
+                digest_bytes,
+                memory_bytes,
+            } => write!(
                 f,
                 "memory digest covers {digest_bytes} bytes, the VM has {memory_bytes}"
             ),
-            SessionError::DigestMismatch { .. } => write!(f, "memory digest mismatch: destination memory differs from the source"),
+            SessionError::DigestMismatch { .. } => write!(
+                f,
+                "memory digest mismatch: destination memory differs from the source"
+            ),
             SessionError::GuestMemoryUnavailable { gpa, len } => {
-                write!(f, "guest memory {gpa:#x}+{len:#x} is not backed on this host")
+                write!(
+                    f,
+                    "guest memory {gpa:#x}+{len:#x} is not backed on this host"
+                )
             }
-            SessionError::Timeout { state } => write!(f, "peer silent for too long in state {state}"),
-            SessionError::ConnectionClosed { partial_frame_bytes: 0 } => write!(f, "connection closed"),
-            SessionError::ConnectionClosed { partial_frame_bytes } => {
-                write!(f, "connection closed inside a frame ({partial_frame_bytes} bytes of it received)")
+            SessionError::Timeout { state } => {
+                write!(f, "peer silent for too long in state {state}")
+            }
+            SessionError::ConnectionClosed {
+                partial_frame_bytes: 0,
+            } => write!(f, "connection closed"),
+            SessionError::ConnectionClosed {
+                partial_frame_bytes,
+            } => {
+                write!(
+                    f,
+                    "connection closed inside a frame ({partial_frame_bytes} bytes of it received)"
+                )
             }
             SessionError::InDoubt(cause) => write!(
                 f,
@@ -253,7 +300,9 @@ pub enum UsageError {
 impl fmt::Display for UsageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            UsageError::WrongState { operation, state } => write!(f, "cannot {operation} in state {state}"),
+            UsageError::WrongState { operation, state } => {
+                write!(f, "cannot {operation} in state {state}")
+            }
             UsageError::OutputFull => write!(f, "output buffer full; send pending bytes first"),
             UsageError::Invalid(e) => write!(f, "invalid message: {e}"),
             UsageError::PageRun(e) => write!(f, "invalid page run: {e}"),

@@ -37,10 +37,10 @@ impl GuestMemory for Vec<u8> {
 }
 
 /// Applies a checked run to guest memory, or decodes it into a buffer for an event.
-pub(crate) fn apply_run(
+pub(crate) fn apply_run<M: GuestMemory + ?Sized>(
     view: &PageRunView<'_>,
     maybe_nonzero: &mut DirtyBitmap,
-    memory: Option<&mut dyn GuestMemory>,
+    memory: Option<&mut M>,
 ) -> Result<Option<Vec<u8>>, SessionError> {
     let first_pfn = (view.first_gpa() / PAGE_SIZE as u64) as usize;
     let frame_error = |e: crate::wire::DecodeError| SessionError::Frame(e.into());
@@ -48,9 +48,13 @@ pub(crate) fn apply_run(
         Some(memory) => {
             let len = view.byte_len();
             let Some(target) = memory.slice_mut(view.first_gpa(), len) else {
-                return Err(SessionError::GuestMemoryUnavailable { gpa: view.first_gpa(), len: len as u64 });
+                return Err(SessionError::GuestMemoryUnavailable {
+                    gpa: view.first_gpa(),
+                    len: len as u64,
+                });
             };
-            view.decode_into_tracked(target, maybe_nonzero, first_pfn).map_err(frame_error)?;
+            view.decode_into_tracked(target, maybe_nonzero, first_pfn)
+                .map_err(frame_error)?;
             Ok(None)
         }
         None => {

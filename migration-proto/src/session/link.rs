@@ -52,37 +52,53 @@ impl Link {
     }
 
     pub fn send(&mut self, msg: &Message, now: Instant) -> Result<(), PayloadTooLarge> {
-        self.writer.write_message(msg, self.caps, &mut self.encoder, &mut self.tx)?;
+        self.writer
+            .write_message(msg, self.caps, &mut self.encoder, &mut self.tx)?;
         self.last_tx = now;
         Ok(())
     }
 
-    pub fn send_raw(&mut self, msg_type: MessageType, payload: &[u8], now: Instant) -> Result<(), PayloadTooLarge> {
-        self.writer.write_with(msg_type, &mut self.tx, |b| b.extend_from_slice(payload))?;
+    pub fn send_raw(
+        &mut self,
+        msg_type: MessageType,
+        payload: &[u8],
+        now: Instant,
+    ) -> Result<(), PayloadTooLarge> {
+        self.writer
+            .write_with(msg_type, &mut self.tx, |b| b.extend_from_slice(payload))?;
         self.last_tx = now;
         Ok(())
     }
 
     /// Encodes a page run straight from guest memory into the output buffer. Returns the
     /// encodings used and the payload size.
-    pub fn send_pages(&mut self, first_gpa: u64, data: &[u8], now: Instant) -> Result<(PageCounts, usize), PageRunError> {
+    pub fn send_pages(
+        &mut self,
+        first_gpa: u64,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<(PageCounts, usize), PageRunError> {
         crate::page_codec::check_run_shape(first_gpa, data.len())?;
         let caps = self.caps;
         let encoder = &mut self.encoder;
         let mut counts = PageCounts::default();
         let mut payload = 0;
         let before = self.tx.len();
-        let written = self.writer.write_with(MessageType::Pages, &mut self.tx, |buf| {
-            let start = buf.len();
-            if let Ok(c) = encoder.encode_run(first_gpa, data, caps, buf) {
-                counts = c;
-            }
-            payload = buf.len() - start;
-        });
+        let written = self
+            .writer
+            .write_with(MessageType::Pages, &mut self.tx, |buf| {
+                let start = buf.len();
+                if let Ok(c) = encoder.encode_run(first_gpa, data, caps, buf) {
+                    counts = c;
+                }
+                payload = buf.len() - start;
+            });
         // A run of at most 64 pages encodes to at most ~256 KiB, far below the frame limit.
         if written.is_err() {
             self.tx.truncate(before);
-            return Err(PageRunError::TooManyPages(data.len() / crate::wire::PAGE_SIZE));
+            return Err(PageRunError::TooManyPages(
+                data.len() / crate::wire::PAGE_SIZE,
+            ));
         }
         self.last_tx = now;
         Ok((counts, payload))

@@ -10,8 +10,8 @@ use crate::cpu::CpuDescriptor;
 use crate::crypto::{self, PreSharedKey, Role};
 use crate::digest::Digest;
 use crate::message::{
-    Abort, AuthProof, DeviceState, DiskBlocks, Hello, MemoryDigestMessage, Message, NONCE_LEN, Offer, Progress,
-    RoundStats, VcpuState, VmIdentity,
+    Abort, AuthProof, DeviceState, DiskBlocks, Hello, MemoryDigestMessage, Message, NONCE_LEN,
+    Offer, Progress, RoundStats, VcpuState, VmIdentity,
 };
 use crate::negotiation::{Capabilities, VersionRange};
 use crate::page_codec::PageCounts;
@@ -136,7 +136,12 @@ impl SourceSession {
     /// Starts a session; the `Hello` is ready in `pending_output` at once. `nonce` must be
     /// fresh random bytes (RDRAND on the hypervisor).
     pub fn new(config: SourceConfig, nonce: [u8; NONCE_LEN], now: Instant) -> Self {
-        let hello = Hello { versions: config.versions, offered: config.offered, required: config.required, nonce };
+        let hello = Hello {
+            versions: config.versions,
+            offered: config.offered,
+            required: config.required,
+            nonce,
+        };
         let mut hello_payload = Vec::new();
         hello.encode(&mut Writer::new(&mut hello_payload));
         let mut link = Link::new(now);
@@ -173,7 +178,9 @@ impl SourceSession {
 
     /// Negotiated version and capabilities, once authenticated.
     pub fn negotiated(&self) -> Option<(u16, Capabilities)> {
-        self.link.keyed.then_some((self.link.version, self.link.caps))
+        self.link
+            .keyed
+            .then_some((self.link.version, self.link.caps))
     }
 
     /// Next event for the caller.
@@ -194,7 +201,8 @@ impl SourceSession {
     /// Whether `send_pages` will take another run now (transferring, and the output buffer
     /// below its limit). Use this for backpressure.
     pub fn can_send_pages(&self) -> bool {
-        self.state == SourceState::Transferring && self.link.buffered_output() < self.config.output_limit
+        self.state == SourceState::Transferring
+            && self.link.buffered_output() < self.config.output_limit
     }
 
     /// Feeds bytes read from the connection.
@@ -226,15 +234,30 @@ impl SourceSession {
         let payload = self.link.reader.payload();
         let msg = Message::decode(msg_type, payload).map_err(|e| SessionError::Frame(e.into()))?;
         match (self.state, msg) {
-            (_, Message::Abort(a)) => Err(SessionError::PeerAborted { reason: a.reason, detail: a.detail }),
+            (_, Message::Abort(a)) => Err(SessionError::PeerAborted {
+                reason: a.reason,
+                detail: a.detail,
+            }),
             (SourceState::AwaitingHelloReply, Message::HelloReply(reply)) => {
-                let transcript = crypto::transcript_hash(&self.hello_payload, self.link.reader.payload());
-                if !crypto::verify_proof(&self.config.key, Role::Destination, &transcript, &reply.proof) {
+                let transcript =
+                    crypto::transcript_hash(&self.hello_payload, self.link.reader.payload());
+                if !crypto::verify_proof(
+                    &self.config.key,
+                    Role::Destination,
+                    &transcript,
+                    &reply.proof,
+                ) {
                     return Err(SessionError::AuthenticationFailed);
                 }
                 if !self.config.versions.contains(reply.version) {
-                    let peer = VersionRange { min: reply.version, max: reply.version };
-                    return Err(SessionError::UnsupportedVersion { ours: self.config.versions, peer });
+                    let peer = VersionRange {
+                        min: reply.version,
+                        max: reply.version,
+                    };
+                    return Err(SessionError::UnsupportedVersion {
+                        ours: self.config.versions,
+                        peer,
+                    });
                 }
                 let allowed = self.config.offered.intersection(Capabilities::IMPLEMENTED);
                 let extra = reply.capabilities.difference(allowed);
@@ -250,8 +273,12 @@ impl SourceSession {
                 let proof = crypto::proof(&self.config.key, Role::Source, &transcript);
                 self.send(&Message::Auth(AuthProof { proof }), now);
                 let keys = crypto::session_keys(&self.config.key, &transcript);
-                self.link.install_keys(&keys.source_to_destination, &keys.destination_to_source);
-                let offer = Offer { identity: self.config.identity.clone(), cpu: self.config.cpu.clone() };
+                self.link
+                    .install_keys(&keys.source_to_destination, &keys.destination_to_source);
+                let offer = Offer {
+                    identity: self.config.identity.clone(),
+                    cpu: self.config.cpu.clone(),
+                };
                 self.send(&Message::Offer(Box::new(offer)), now);
                 self.state = SourceState::AwaitingAccept;
                 Ok(())
@@ -259,7 +286,10 @@ impl SourceSession {
             (SourceState::AwaitingAccept, Message::Accept) => {
                 self.state = SourceState::Transferring;
                 self.tally.started = now;
-                self.events.push_back(SourceEvent::Accepted { version: self.link.version, capabilities: self.link.caps });
+                self.events.push_back(SourceEvent::Accepted {
+                    version: self.link.version,
+                    capabilities: self.link.caps,
+                });
                 Ok(())
             }
             (SourceState::AwaitingCommitAck, Message::CommitAck) => {
@@ -268,7 +298,10 @@ impl SourceSession {
                 self.events.push_back(SourceEvent::Completed);
                 Ok(())
             }
-            (state, msg) => Err(SessionError::UnexpectedMessage { state: state.name(), msg_type: msg.msg_type() }),
+            (state, msg) => Err(SessionError::UnexpectedMessage {
+                state: state.name(),
+                msg_type: msg.msg_type(),
+            }),
         }
     }
 
@@ -281,7 +314,10 @@ impl SourceSession {
         if self.state.is_terminal() {
             return;
         }
-        if !matches!(error, SessionError::PeerAborted { .. } | SessionError::ConnectionClosed { .. }) {
+        if !matches!(
+            error,
+            SessionError::PeerAborted { .. } | SessionError::ConnectionClosed { .. }
+        ) {
             let msg = match error {
                 SessionError::Cancelled => Message::Cancel,
                 _ => Message::Abort(Abort::new(error.abort_reason(), &error.to_string())),
@@ -296,9 +332,9 @@ impl SourceSession {
     /// When `handle_timeout` should be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
-            SourceState::AwaitingHelloReply | SourceState::AwaitingAccept | SourceState::AwaitingCommitAck => {
-                Some(self.waiting_since + self.config.idle_timeout)
-            }
+            SourceState::AwaitingHelloReply
+            | SourceState::AwaitingAccept
+            | SourceState::AwaitingCommitAck => Some(self.waiting_since + self.config.idle_timeout),
             SourceState::Transferring => Some(self.link.last_tx + self.config.keepalive_interval),
             SourceState::Completed | SourceState::Failed => None,
         }
@@ -308,9 +344,16 @@ impl SourceSession {
     /// keep-alive during long pauses of the transfer.
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.state {
-            SourceState::AwaitingHelloReply | SourceState::AwaitingAccept | SourceState::AwaitingCommitAck => {
+            SourceState::AwaitingHelloReply
+            | SourceState::AwaitingAccept
+            | SourceState::AwaitingCommitAck => {
                 if now >= self.waiting_since + self.config.idle_timeout {
-                    self.fail(SessionError::Timeout { state: self.state.name() }, now);
+                    self.fail(
+                        SessionError::Timeout {
+                            state: self.state.name(),
+                        },
+                        now,
+                    );
                 }
             }
             SourceState::Transferring => {
@@ -326,7 +369,12 @@ impl SourceSession {
     /// The connection ended (EOF or reset).
     pub fn connection_closed(&mut self, now: Instant) {
         let partial_frame_bytes = self.link.reader.buffered();
-        self.fail(SessionError::ConnectionClosed { partial_frame_bytes }, now);
+        self.fail(
+            SessionError::ConnectionClosed {
+                partial_frame_bytes,
+            },
+            now,
+        );
     }
 
     /// Cancels the migration (operator request); the VM stays here.
@@ -338,7 +386,10 @@ impl SourceSession {
         if self.state == state {
             Ok(())
         } else {
-            Err(UsageError::WrongState { operation, state: self.state.name() })
+            Err(UsageError::WrongState {
+                operation,
+                state: self.state.name(),
+            })
         }
     }
 
@@ -352,21 +403,33 @@ impl SourceSession {
 
     /// Sends a run of consecutive pages (at most `MAX_PAGES_PER_FRAME`) read from guest
     /// memory at `first_gpa`. Encoded straight into the output buffer.
-    pub fn send_pages(&mut self, first_gpa: u64, data: &[u8], now: Instant) -> Result<PageCounts, UsageError> {
+    pub fn send_pages(
+        &mut self,
+        first_gpa: u64,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<PageCounts, UsageError> {
         self.require("send pages", SourceState::Transferring)?;
         self.require_room()?;
         let end = first_gpa.checked_add(data.len() as u64);
         if end.is_none_or(|end| end > self.config.identity.memory_bytes) {
             return Err(UsageError::OutOfRange);
         }
-        let (counts, payload) = self.link.send_pages(first_gpa, data, now).map_err(UsageError::PageRun)?;
+        let (counts, payload) = self
+            .link
+            .send_pages(first_gpa, data, now)
+            .map_err(UsageError::PageRun)?;
         self.tally.counts.add(counts);
         self.tally.payload_bytes += payload as u64;
         Ok(counts)
     }
 
     /// Ends the current pre-copy round, sending its statistics; returns them.
-    pub fn end_round(&mut self, dirty_pages_remaining: u64, now: Instant) -> Result<RoundStats, UsageError> {
+    pub fn end_round(
+        &mut self,
+        dirty_pages_remaining: u64,
+        now: Instant,
+    ) -> Result<RoundStats, UsageError> {
         self.require("end a round", SourceState::Transferring)?;
         let t = &self.tally;
         let stats = RoundStats {
@@ -380,7 +443,11 @@ impl SourceSession {
             duration_us: now.saturating_since(t.started).as_micros() as u64,
         };
         self.send(&Message::RoundEnd(stats), now);
-        self.tally = RoundTally { round: stats.round + 1, started: now, ..RoundTally::default() };
+        self.tally = RoundTally {
+            round: stats.round + 1,
+            started: now,
+            ..RoundTally::default()
+        };
         Ok(stats)
     }
 
@@ -404,7 +471,11 @@ impl SourceSession {
     }
 
     /// Sends the state of one device model.
-    pub fn send_device_state(&mut self, state: &DeviceState, now: Instant) -> Result<(), UsageError> {
+    pub fn send_device_state(
+        &mut self,
+        state: &DeviceState,
+        now: Instant,
+    ) -> Result<(), UsageError> {
         self.require("send device state", SourceState::Transferring)?;
         state.validate().map_err(UsageError::Invalid)?;
         self.send(&Message::DeviceState(state.clone()), now);
@@ -412,7 +483,11 @@ impl SourceSession {
     }
 
     /// Sends a run of disk blocks (needs protocol version 2 and `DISK_BLOCKS`).
-    pub fn send_disk_blocks(&mut self, blocks: &DiskBlocks, now: Instant) -> Result<(), UsageError> {
+    pub fn send_disk_blocks(
+        &mut self,
+        blocks: &DiskBlocks,
+        now: Instant,
+    ) -> Result<(), UsageError> {
         self.require("send disk blocks", SourceState::Transferring)?;
         if self.link.version < MessageType::DiskBlocks.since_version() {
             return Err(UsageError::NotInVersion(MessageType::DiskBlocks));
@@ -431,7 +506,13 @@ impl SourceSession {
     pub fn commit(&mut self, memory_digest: Digest, now: Instant) -> Result<(), UsageError> {
         self.require("commit", SourceState::Transferring)?;
         let memory_bytes = self.config.identity.memory_bytes;
-        self.send(&Message::MemoryDigest(MemoryDigestMessage { memory_bytes, digest: memory_digest }), now);
+        self.send(
+            &Message::MemoryDigest(MemoryDigestMessage {
+                memory_bytes,
+                digest: memory_digest,
+            }),
+            now,
+        );
         self.send(&Message::Commit, now);
         self.state = SourceState::AwaitingCommitAck;
         self.waiting_since = now;

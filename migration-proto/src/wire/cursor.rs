@@ -66,7 +66,10 @@ impl<'a> Reader<'a> {
         match self.u8(field)? {
             0 => Ok(false),
             1 => Ok(true),
-            v => Err(DecodeError::InvalidValue { field, value: v.into() }),
+            v => Err(DecodeError::InvalidValue {
+                field,
+                value: v.into(),
+            }),
         }
     }
 
@@ -97,7 +100,9 @@ impl<'a> Reader<'a> {
         if self.rest.is_empty() {
             Ok(())
         } else {
-            Err(DecodeError::TrailingBytes { count: self.rest.len() })
+            Err(DecodeError::TrailingBytes {
+                count: self.rest.len(),
+            })
         }
     }
 }

@@ -81,7 +81,10 @@ impl fmt::Display for DecodeError {
             DecodeError::UnknownFlags(flags) => write!(f, "unknown frame flags {flags:#06x}"),
             DecodeError::ReservedNotZero => write!(f, "reserved header field is not zero"),
             DecodeError::FrameTooLarge { len, max } => {
-                write!(f, "frame payload of {len} bytes exceeds the maximum of {max}")
+                write!(
+                    f,
+                    "frame payload of {len} bytes exceeds the maximum of {max}"
+                )
             }
             DecodeError::InvalidValue { field, value } => {
                 write!(f, "field `{field}` has invalid value {value:#x}")
@@ -94,7 +97,10 @@ impl fmt::Display for DecodeError {
                 write!(f, "field `{field}` repeats key {key:#x}")
             }
             DecodeError::BadCompressedPage { index } => {
-                write!(f, "LZ4 page {index} of the run does not decompress to one page")
+                write!(
+                    f,
+                    "LZ4 page {index} of the run does not decompress to one page"
+                )
             }
         }
     }

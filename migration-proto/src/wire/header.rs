@@ -123,9 +123,17 @@ impl FrameHeader {
         }
         let payload_len = raw.payload_len.get();
         if payload_len > MAX_PAYLOAD_LEN {
-            return Err(DecodeError::FrameTooLarge { len: payload_len, max: MAX_PAYLOAD_LEN });
+            return Err(DecodeError::FrameTooLarge {
+                len: payload_len,
+                max: MAX_PAYLOAD_LEN,
+            });
         }
-        Ok(Some(FrameHeader { msg_type, flags, payload_len, seq: raw.seq.get() }))
+        Ok(Some(FrameHeader {
+            msg_type,
+            flags,
+            payload_len,
+            seq: raw.seq.get(),
+        }))
     }
 
     /// The wire bytes of this header.
@@ -161,13 +169,22 @@ mod tests {
         assert_eq!(FrameHeader::parse(&bytes[..10]), Ok(None));
         let mut bad = bytes;
         bad[0] = b'X';
-        assert!(matches!(FrameHeader::parse(&bad[..2]), Err(DecodeError::BadMagic { .. })));
+        assert!(matches!(
+            FrameHeader::parse(&bad[..2]),
+            Err(DecodeError::BadMagic { .. })
+        ));
         let mut big = bytes;
         big[8..12].copy_from_slice(&(MAX_PAYLOAD_LEN + 1).to_le_bytes());
-        assert!(matches!(FrameHeader::parse(&big), Err(DecodeError::FrameTooLarge { .. })));
+        assert!(matches!(
+            FrameHeader::parse(&big),
+            Err(DecodeError::FrameTooLarge { .. })
+        ));
         let mut flags = bytes;
         flags[6] = 2; // ENCRYPTED without TAGGED
-        assert_eq!(FrameHeader::parse(&flags), Err(DecodeError::UnknownFlags(2)));
+        assert_eq!(
+            FrameHeader::parse(&flags),
+            Err(DecodeError::UnknownFlags(2))
+        );
         let mut res = bytes;
         res[13] = 1;
         assert_eq!(FrameHeader::parse(&res), Err(DecodeError::ReservedNotZero));

@@ -8,7 +8,8 @@ use migration_proto::cpu::{CpuDescriptor, CpuidEntry, FeatureMsr};
 use migration_proto::crypto::PreSharedKey;
 use migration_proto::message::{DeviceState, SegmentRegister, VcpuState, VmIdentity};
 use migration_proto::session::{
-    DestinationConfig, DestinationEvent, DestinationSession, Instant, SourceConfig, SourceEvent, SourceSession,
+    DestinationConfig, DestinationEvent, DestinationSession, Instant, SourceConfig, SourceEvent,
+    SourceSession,
 };
 
 /// splitmix64: small, seeded, good enough for test data and fault schedules.
@@ -42,7 +43,14 @@ impl Rng {
 pub const KEY: [u8; 32] = [0x5a; 32];
 
 pub fn cpu() -> CpuDescriptor {
-    let leaf = |leaf, subleaf, eax, ebx, ecx, edx| CpuidEntry { leaf, subleaf, eax, ebx, ecx, edx };
+    let leaf = |leaf, subleaf, eax, ebx, ecx, edx| CpuidEntry {
+        leaf,
+        subleaf,
+        eax,
+        ebx,
+        ecx,
+        edx,
+    };
     CpuDescriptor {
         cpuid: vec![
             leaf(0, 0, 0x16, 0x756e_6547, 0x6c65_746e, 0x4965_6e69),
@@ -52,12 +60,20 @@ pub fn cpu() -> CpuDescriptor {
             leaf(0x8000_0008, 0, 0x3027, 0, 0, 0),
         ],
         xcr0_supported: 0x7,
-        feature_msrs: vec![FeatureMsr { index: 0x10a, value: 0x0c }],
+        feature_msrs: vec![FeatureMsr {
+            index: 0x10a,
+            value: 0x0c,
+        }],
     }
 }
 
 pub fn identity(memory_bytes: u64, vcpu_count: u32) -> VmIdentity {
-    VmIdentity { uuid: *b"0123456789abcdef", name: "test-vm".into(), memory_bytes, vcpu_count }
+    VmIdentity {
+        uuid: *b"0123456789abcdef",
+        name: "test-vm".into(),
+        memory_bytes,
+        vcpu_count,
+    }
 }
 
 pub fn source_config(memory_bytes: u64, vcpus: u32) -> SourceConfig {
@@ -69,16 +85,29 @@ pub fn destination_config() -> DestinationConfig {
 }
 
 pub fn vcpu_state(index: u32) -> VcpuState {
-    let mut s = VcpuState { vcpu_index: index, rip: 0xffff_ffff_8100_0000 + u64::from(index), ..VcpuState::default() };
+    let mut s = VcpuState {
+        vcpu_index: index,
+        rip: 0xffff_ffff_8100_0000 + u64::from(index),
+        ..VcpuState::default()
+    };
     s.gprs[0] = 0xdead_beef;
-    s.segments[1] = SegmentRegister { selector: 0x10, base: 0, limit: 0xffff_ffff, access_rights: 0xa09b };
+    s.segments[1] = SegmentRegister {
+        selector: 0x10,
+        base: 0,
+        limit: 0xffff_ffff,
+        access_rights: 0xa09b,
+    };
     s.cr0 = 0x8005_0033;
     s.xsave = vec![0xab; 576];
     s
 }
 
 pub fn device_state() -> DeviceState {
-    DeviceState { id: "com1".into(), version: 1, data: vec![1, 2, 3, 4] }
+    DeviceState {
+        id: "com1".into(),
+        version: 1,
+        data: vec![1, 2, 3, 4],
+    }
 }
 
 /// Moves all pending bytes both ways (perfect link) until neither side has output.
@@ -109,12 +138,18 @@ pub fn destination_events(dst: &mut DestinationSession) -> Vec<DestinationEvent>
 }
 
 /// Runs the handshake over a perfect link and accepts the offer.
-pub fn connect(src_cfg: SourceConfig, dst_cfg: DestinationConfig) -> (SourceSession, DestinationSession) {
+pub fn connect(
+    src_cfg: SourceConfig,
+    dst_cfg: DestinationConfig,
+) -> (SourceSession, DestinationSession) {
     let now = Instant::from_millis(0);
     let mut src = SourceSession::new(src_cfg, [1; 32], now);
     let mut dst = DestinationSession::new(dst_cfg, [2; 32], now);
     pump(&mut src, &mut dst, now);
-    if matches!(destination_events(&mut dst).as_slice(), [DestinationEvent::Offer(_)]) {
+    if matches!(
+        destination_events(&mut dst).as_slice(),
+        [DestinationEvent::Offer(_)]
+    ) {
         dst.accept_offer(now).expect("accept");
         pump(&mut src, &mut dst, now);
     }
