@@ -6,152 +6,20 @@ use alloc::collections::VecDeque;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
-use core::time::Duration;
 
-use crate::cpu::CpuDescriptor;
-use crate::crypto::{self, PreSharedKey, Role};
+use crate::crypto::{self, Role};
 use crate::digest::{Digest, constant_time_eq};
 use crate::dirty::DirtyBitmap;
-use crate::message::{
-    Abort, DeviceState, DiskBlocks, HelloReply, Message, NONCE_LEN, Progress, RoundStats,
-    VcpuState, VmIdentity,
-};
-use crate::negotiation::{Capabilities, VersionRange};
+use crate::message::{Abort, HelloReply, Message, NONCE_LEN, VmIdentity};
+use crate::negotiation::Capabilities;
 use crate::page_codec::PageRunView;
 use crate::wire::{MessageType, PAGE_SIZE, Writer};
 
 use super::guest_memory::{GuestMemory, apply_run};
 use super::link::Link;
-use super::{DEFAULT_IDLE_TIMEOUT, Instant, SessionError, UsageError};
-
-/// Settings of a destination session.
-#[derive(Clone, Debug)]
-pub struct DestinationConfig {
-    /// The pre-shared migration key.
-    pub key: PreSharedKey,
-    /// Protocol versions accepted (default: N-1 ..= N).
-    pub versions: VersionRange,
-    /// Capabilities this host allows (default: all implemented).
-    pub offered: Capabilities,
-    /// Capabilities this host insists on.
-    pub required: Capabilities,
-    /// This host's CPU as it can present it to guests.
-    pub cpu: CpuDescriptor,
-    /// Largest VM memory this host accepts.
-    pub max_memory_bytes: u64,
-    /// How long the source may stay silent while we wait for it.
-    pub idle_timeout: Duration,
-}
-
-impl DestinationConfig {
-    /// Defaults for everything but the key, the host CPU and the memory limit.
-    pub fn new(key: PreSharedKey, cpu: CpuDescriptor, max_memory_bytes: u64) -> Self {
-        DestinationConfig {
-            key,
-            versions: VersionRange::SUPPORTED,
-            offered: Capabilities::IMPLEMENTED,
-            required: Capabilities::NONE,
-            cpu,
-            max_memory_bytes,
-            idle_timeout: DEFAULT_IDLE_TIMEOUT,
-        }
-    }
-}
-
-/// Where the destination is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DestinationState {
-    /// Waiting for `Hello`.
-    AwaitingHello,
-    /// `HelloReply` sent, waiting for the source's proof.
-    AwaitingAuth,
-    /// Authenticated, waiting for the `Offer`.
-    AwaitingOffer,
-    /// Offer checked; the caller decides (`accept_offer` / `reject_offer`).
-    AwaitingDecision,
-    /// Receiving memory and state.
-    Receiving,
-    /// `Commit` received; the caller computes the digest (`report_digest`).
-    AwaitingDigestCheck,
-    /// Commit acknowledged; the VM must stay paused until `Release`.
-    AwaitingRelease,
-    /// The source released the VM: it may run here.
-    Released,
-    /// The migration failed; discard the incoming VM.
-    Failed,
-}
-
-impl DestinationState {
-    /// Name for messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            DestinationState::AwaitingHello => "AwaitingHello",
-            DestinationState::AwaitingAuth => "AwaitingAuth",
-            DestinationState::AwaitingOffer => "AwaitingOffer",
-            DestinationState::AwaitingDecision => "AwaitingDecision",
-            DestinationState::Receiving => "Receiving",
-            DestinationState::AwaitingDigestCheck => "AwaitingDigestCheck",
-            DestinationState::AwaitingRelease => "AwaitingRelease",
-            DestinationState::Released => "Released",
-            DestinationState::Failed => "Failed",
-        }
-    }
-
-    fn is_terminal(self) -> bool {
-        matches!(self, DestinationState::Released | DestinationState::Failed)
-    }
-
-    /// States in which we wait for the source (the idle timer runs).
-    fn waits_for_peer(self) -> bool {
-        !matches!(
-            self,
-            DestinationState::AwaitingDecision | DestinationState::AwaitingDigestCheck
-        ) && !self.is_terminal()
-    }
-}
-
-/// What the destination tells its caller.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DestinationEvent {
-    /// A compatible VM is offered: call `accept_offer` or `reject_offer`.
-    Offer(VmIdentity),
-    /// Write these pages into guest memory at `first_gpa`.
-    Pages {
-        /// Guest-physical address of the first page.
-        first_gpa: u64,
-        /// Page contents, decoded.
-        data: Vec<u8>,
-    },
-    /// A pre-copy round ended.
-    RoundEnd(RoundStats),
-    /// Progress from the source.
-    Progress(Progress),
-    /// Load this vCPU state.
-    VcpuState(Box<VcpuState>),
-    /// Restore this device.
-    DeviceState(DeviceState),
-    /// Write these disk blocks.
-    DiskBlocks(DiskBlocks),
-    /// Everything arrived: compute the memory digest and call `report_digest`.
-    CommitRequested {
-        /// The source's digest (for display; the session compares).
-        expected_digest: Digest,
-    },
-    /// Commit acknowledged; keep the VM paused until `Released`.
-    Committed,
-    /// The source released the VM: start it.
-    Released,
-    /// The migration failed: discard the incoming VM (see `SessionError::InDoubt`).
-    Failed(SessionError),
-}
-
-struct Incoming {
-    identity: VmIdentity,
-    vcpus_received: Vec<bool>,
-    devices: Vec<String>,
-    digest: Option<Digest>,
-    maybe_nonzero: DirtyBitmap,
-}
+use super::receiving::{Incoming, on_receiving};
+use super::{DestinationConfig, DestinationEvent, DestinationState};
+use super::{Instant, SessionError, UsageError};
 
 /// The receiving side of a migration.
 pub struct DestinationSession {
@@ -369,7 +237,7 @@ impl DestinationSession {
                 Ok(())
             }
             (S::Receiving, msg, Some(inc)) => {
-                Self::on_receiving(inc, msg, &mut self.events, &mut self.state)
+                on_receiving(inc, msg, &mut self.events, &mut self.state)
             }
             (S::AwaitingDigestCheck, Message::Commit, _) => Err(SessionError::Duplicate("commit")),
             (S::AwaitingDigestCheck | S::AwaitingRelease, msg, _)
@@ -426,77 +294,6 @@ impl DestinationSession {
                 first_gpa: view.first_gpa(),
                 data,
             });
-        }
-        Ok(())
-    }
-
-    fn on_receiving(
-        inc: &mut Incoming,
-        msg: Message,
-        events: &mut VecDeque<DestinationEvent>,
-        state: &mut DestinationState,
-    ) -> Result<(), SessionError> {
-        let sealed = inc.digest.is_some();
-        match msg {
-            Message::RoundEnd(stats) => events.push_back(DestinationEvent::RoundEnd(stats)),
-            Message::Progress(p) => events.push_back(DestinationEvent::Progress(p)),
-            Message::VcpuState(_) | Message::DeviceState(_) | Message::DiskBlocks(_) if sealed => {
-                return Err(SessionError::AfterCommit(msg.msg_type()));
-            }
-            Message::VcpuState(s) => {
-                let count = inc.identity.vcpu_count;
-                let Some(seen) = inc.vcpus_received.get_mut(s.vcpu_index as usize) else {
-                    return Err(SessionError::VcpuOutOfRange {
-                        index: s.vcpu_index,
-                        count,
-                    });
-                };
-                if *seen {
-                    return Err(SessionError::Duplicate("vCPU state"));
-                }
-                *seen = true;
-                events.push_back(DestinationEvent::VcpuState(s));
-            }
-            Message::DeviceState(d) => {
-                if inc.devices.contains(&d.id) {
-                    return Err(SessionError::Duplicate("device state"));
-                }
-                inc.devices.push(d.id.clone());
-                events.push_back(DestinationEvent::DeviceState(d));
-            }
-            Message::DiskBlocks(b) => events.push_back(DestinationEvent::DiskBlocks(b)),
-            Message::MemoryDigest(d) => {
-                if sealed {
-                    return Err(SessionError::Duplicate("memory digest"));
-                }
-                if d.memory_bytes != inc.identity.memory_bytes {
-                    return Err(SessionError::DigestSizeMismatch {
-                        digest_bytes: d.memory_bytes,
-                        memory_bytes: inc.identity.memory_bytes,
-                    });
-                }
-                inc.digest = Some(d.digest);
-            }
-            Message::Commit => {
-                let Some(expected_digest) = inc.digest else {
-                    return Err(SessionError::MissingDigest);
-                };
-                let received = inc.vcpus_received.iter().filter(|v| **v).count() as u32;
-                if received != inc.identity.vcpu_count {
-                    return Err(SessionError::MissingVcpuState {
-                        received,
-                        expected: inc.identity.vcpu_count,
-                    });
-                }
-                *state = DestinationState::AwaitingDigestCheck;
-                events.push_back(DestinationEvent::CommitRequested { expected_digest });
-            }
-            other => {
-                return Err(SessionError::UnexpectedMessage {
-                    state: "Receiving",
-                    msg_type: other.msg_type(),
-                });
-            }
         }
         Ok(())
     }

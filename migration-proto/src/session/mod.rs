@@ -25,18 +25,23 @@
 //! ```
 
 mod destination;
+mod destination_types;
 mod error;
 mod guest_memory;
 mod link;
+mod receiving;
 mod source;
+mod source_types;
 
 use core::ops::Add;
 use core::time::Duration;
 
-pub use destination::{DestinationConfig, DestinationEvent, DestinationSession, DestinationState};
+pub use destination::DestinationSession;
+pub use destination_types::{DestinationConfig, DestinationEvent, DestinationState};
 pub use error::{SessionError, UsageError};
 pub use guest_memory::GuestMemory;
-pub use source::{SourceConfig, SourceEvent, SourceSession, SourceState};
+pub use source::SourceSession;
+pub use source_types::{SourceConfig, SourceEvent, SourceState};
 
 /// A point in time, in microseconds since an arbitrary origin chosen by the caller (the
 /// hypervisor uses the TSC; tests use a simulated clock). Sessions never read a clock.
