@@ -617,3 +617,37 @@ fn keepalive_keeps_a_slow_transfer_alive() {
     );
     assert_eq!(src.state(), SourceState::Transferring);
 }
+
+#[test]
+fn source_refuses_invalid_config_incomplete_commit_and_duplicate_state() {
+    let mut sc = source_config(MEM + 1, 1);
+    sc.identity.name = "x".repeat(65);
+    let mut src = SourceSession::new(sc, [1; 32], T0);
+    assert!(
+        src.pending_output().is_empty(),
+        "nothing is sent for an invalid VM"
+    );
+    assert!(matches!(
+        src_failure(&mut src),
+        SessionError::InvalidConfig(DecodeError::TooLong { .. })
+    ));
+
+    let (mut src, _dst) = connect(source_config(MEM, 2), destination_config());
+    src.send_vcpu_state(&vcpu_state(0), T0).unwrap();
+    assert_eq!(
+        src.send_vcpu_state(&vcpu_state(0), T0),
+        Err(UsageError::AlreadySent("vCPU state"))
+    );
+    assert_eq!(
+        src.commit([0; 32], T0),
+        Err(UsageError::MissingVcpuState {
+            sent: 1,
+            expected: 2
+        })
+    );
+    assert_eq!(src.state(), SourceState::Transferring);
+    assert_eq!(
+        src.send_vcpu_state(&vcpu_state(2), T0),
+        Err(UsageError::OutOfRange)
+    );
+}

@@ -108,16 +108,11 @@ impl Message {
             Message::VcpuState(s) => s.validate(),
             Message::DeviceState(d) => d.validate(),
             Message::DiskBlocks(d) => d.validate(),
-            Message::Pages(p) => {
-                let mut scratch = Vec::new();
-                PageEncoder::new()
-                    .encode_run(p.first_gpa, &p.data, Capabilities::NONE, &mut scratch)
-                    .map(|_| ())
-                    .map_err(|_| DecodeError::InvalidValue {
-                        field: "pages.shape",
-                        value: p.data.len() as u64,
-                    })
-            }
+            Message::Pages(p) => crate::page_codec::check_run_shape(p.first_gpa, p.data.len())
+                .map_err(|_| DecodeError::InvalidValue {
+                    field: "pages.shape",
+                    value: p.data.len() as u64,
+                }),
             Message::Abort(a) if a.detail.len() > MAX_ABORT_DETAIL_LEN => {
                 Err(DecodeError::TooLong {
                     field: "abort.detail",

@@ -120,6 +120,8 @@ pub enum SessionError {
         /// Length.
         len: u64,
     },
+    /// The local configuration breaks a protocol limit; nothing was sent.
+    InvalidConfig(DecodeError),
     /// The peer stayed silent longer than the idle timeout.
     Timeout {
         /// State we were in.
@@ -248,6 +250,7 @@ impl fmt::Display for SessionError {
                     "guest memory {gpa:#x}+{len:#x} is not backed on this host"
                 )
             }
+            SessionError::InvalidConfig(e) => write!(f, "invalid migration configuration: {e}"),
             SessionError::Timeout { state } => {
                 write!(f, "peer silent for too long in state {state}")
             }
@@ -295,6 +298,15 @@ pub enum UsageError {
     NotNegotiated(Capabilities),
     /// The message needs a newer protocol version than negotiated.
     NotInVersion(MessageType),
+    /// This item was already sent in this session.
+    AlreadySent(&'static str),
+    /// `commit` before the state of every vCPU was sent.
+    MissingVcpuState {
+        /// vCPU states sent.
+        sent: usize,
+        /// vCPUs of the VM.
+        expected: usize,
+    },
 }
 
 impl fmt::Display for UsageError {
@@ -309,6 +321,10 @@ impl fmt::Display for UsageError {
             UsageError::OutOfRange => write!(f, "pages outside the VM's memory"),
             UsageError::NotNegotiated(c) => write!(f, "capability not negotiated: {c}"),
             UsageError::NotInVersion(t) => write!(f, "{t} needs a newer protocol version"),
+            UsageError::AlreadySent(what) => write!(f, "{what} was already sent"),
+            UsageError::MissingVcpuState { sent, expected } => {
+                write!(f, "commit with {sent} of {expected} vCPU states sent")
+            }
         }
     }
 }

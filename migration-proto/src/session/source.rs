@@ -3,13 +3,14 @@
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::ToString;
+use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::crypto::{self, Role};
 use crate::digest::Digest;
 use crate::message::{
-    Abort, AuthProof, DeviceState, DiskBlocks, Hello, MemoryDigestMessage, Message, NONCE_LEN,
-    Offer, Progress, RoundStats, VcpuState,
+    Abort, AuthProof, DeviceState, DiskBlocks, Hello, MAX_VCPUS, MemoryDigestMessage, Message,
+    NONCE_LEN, Offer, Progress, RoundStats, VcpuState,
 };
 use crate::negotiation::{Capabilities, VersionRange};
 use crate::page_codec::PageCounts;
@@ -38,12 +39,22 @@ pub struct SourceSession {
     tally: RoundTally,
     progress: Progress,
     error: Option<SessionError>,
+    vcpus_sent: Vec<bool>,
 }
 
 impl SourceSession {
     /// Starts a session; the `Hello` is ready in `pending_output` at once. `nonce` must be
     /// fresh random bytes (RDRAND on the hypervisor).
+    ///
+    /// A configuration that breaks a protocol limit (VM name, memory size, vCPU count, CPU
+    /// descriptor size) yields a session that is `Failed` from the start with
+    /// `SessionError::InvalidConfig`, before anything is sent.
     pub fn new(config: SourceConfig, nonce: [u8; NONCE_LEN], now: Instant) -> Self {
+        let invalid = config
+            .identity
+            .validate()
+            .and_then(|()| config.cpu.validate())
+            .err();
         let hello = Hello {
             versions: config.versions,
             offered: config.offered,
@@ -52,10 +63,9 @@ impl SourceSession {
         };
         let mut hello_payload = Vec::new();
         hello.encode(&mut Writer::new(&mut hello_payload));
-        let mut link = Link::new(now);
-        // A Hello is 52 bytes: always below the frame limit.
-        let _ = link.send_raw(MessageType::Hello, &hello_payload, now);
-        SourceSession {
+        let link = Link::new(now);
+        let vcpu_count = config.identity.vcpu_count.min(MAX_VCPUS) as usize;
+        let mut session = SourceSession {
             config,
             state: SourceState::AwaitingHelloReply,
             link,
@@ -65,7 +75,21 @@ impl SourceSession {
             tally: RoundTally::default(),
             progress: Progress::default(),
             error: None,
+            vcpus_sent: vec![false; vcpu_count],
+        };
+        if let Some(e) = invalid {
+            session.state = SourceState::Failed;
+            session.error = Some(SessionError::InvalidConfig(e.clone()));
+            session
+                .events
+                .push_back(SourceEvent::Failed(SessionError::InvalidConfig(e)));
+            return session;
         }
+        // A Hello is 52 bytes: always below the frame limit.
+        let _ = session
+            .link
+            .send_raw(MessageType::Hello, &session.hello_payload, now);
+        session
     }
 
     /// Current state.
@@ -371,9 +395,13 @@ impl SourceSession {
     pub fn send_vcpu_state(&mut self, state: &VcpuState, now: Instant) -> Result<(), UsageError> {
         self.require("send vCPU state", SourceState::Transferring)?;
         state.validate().map_err(UsageError::Invalid)?;
-        if state.vcpu_index >= self.config.identity.vcpu_count {
+        let Some(sent) = self.vcpus_sent.get_mut(state.vcpu_index as usize) else {
             return Err(UsageError::OutOfRange);
+        };
+        if *sent {
+            return Err(UsageError::AlreadySent("vCPU state"));
         }
+        *sent = true;
         self.send(&Message::VcpuState(Box::new(state.clone())), now);
         Ok(())
     }
@@ -413,6 +441,13 @@ impl SourceSession {
     /// destination to verify and commit. The source still owns the VM until `Completed`.
     pub fn commit(&mut self, memory_digest: Digest, now: Instant) -> Result<(), UsageError> {
         self.require("commit", SourceState::Transferring)?;
+        let sent = self.vcpus_sent.iter().filter(|s| **s).count();
+        if sent != self.vcpus_sent.len() {
+            return Err(UsageError::MissingVcpuState {
+                sent,
+                expected: self.vcpus_sent.len(),
+            });
+        }
         let memory_bytes = self.config.identity.memory_bytes;
         self.send(
             &Message::MemoryDigest(MemoryDigestMessage {
