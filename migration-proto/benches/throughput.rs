@@ -166,6 +166,26 @@ fn codec_pass(src: &[u8], dst: &mut [u8], protect: Option<bool>) -> usize {
     wire_bytes
 }
 
+/// Copies in pieces of `piece` bytes (regular stores, as page-sized copies get).
+fn copy_in_pieces(src: &[u8], dst: &mut [u8], piece: usize) -> usize {
+    for (s, d) in src.chunks(piece).zip(dst.chunks_mut(piece)) {
+        d.copy_from_slice(s);
+    }
+    0
+}
+
+/// The floor of any design that encodes into a frame buffer and decodes out of it: two
+/// copies through a cache-resident 256 KiB buffer, no codec work at all.
+fn staged_copy(src: &[u8], dst: &mut [u8]) -> usize {
+    let mut buffer = vec![0u8; RUN];
+    for (s, d) in src.chunks(RUN).zip(dst.chunks_mut(RUN)) {
+        buffer[..s.len()].copy_from_slice(s);
+        black_box(&mut buffer);
+        d.copy_from_slice(&buffer[..s.len()]);
+    }
+    0
+}
+
 /// The full sessions, as the hypervisors will drive them (MAC, optionally encryption), the
 /// destination decoding into guest memory (`direct`) or into `Pages` events.
 fn session_pass(src: &[u8], dst: &mut [u8], encrypt: bool, direct: bool) -> usize {
@@ -270,9 +290,18 @@ fn main() {
         "| memory | path | GB/s | memcpy GB/s | x memcpy | wire bytes / memory bytes |"
     );
     let _ = writeln!(report, "|---|---|---:|---:|---:|---:|");
+    let mut ratios: Vec<(&str, &str, f64)> = Vec::new();
     for kind in [Kind::Zero, Kind::Random, Kind::Mix] {
         let src = make_memory(kind, bytes);
-        let paths: [(&str, Pass); 6] = [
+        let paths: [(&str, Pass); 8] = [
+            (
+                "reference: memcpy in 4 KiB pieces",
+                Box::new(|s, d| copy_in_pieces(s, d, PAGE_SIZE)),
+            ),
+            (
+                "reference: copy staged through a 256 KiB buffer",
+                Box::new(staged_copy),
+            ),
             (
                 "codec + framing, no authentication",
                 Box::new(|s, d| codec_pass(s, d, None)),
@@ -302,13 +331,18 @@ fn main() {
             let (t_copy, t, wire) = measure(&src, &mut dst, pass);
             assert!(dst == src, "{name}: destination differs from source");
             let (rate, copy) = (gbps(bytes, t), gbps(bytes, t_copy));
+            let wire_ratio = if wire == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.3}", wire as f64 / bytes as f64)
+            };
             let _ = writeln!(
                 report,
-                "| {} | {name} | {rate:.2} | {copy:.2} | {:.2} | {:.3} |",
+                "| {} | {name} | {rate:.2} | {copy:.2} | {:.2} | {wire_ratio} |",
                 kind.name(),
                 rate / copy,
-                wire as f64 / bytes as f64
             );
+            ratios.push((kind.name(), *name, rate / copy));
             eprintln!(
                 "{}: {name} {rate:.2} GB/s, memcpy {copy:.2} GB/s ({:.2}x)",
                 kind.name(),
@@ -316,10 +350,31 @@ fn main() {
             );
         }
     }
+    let ratio = |kind: Kind, path: &str| {
+        ratios
+            .iter()
+            .find(|(k, p, _)| *k == kind.name() && *p == path)
+            .map_or(0.0, |r| r.2)
+    };
+    let codec = "codec + framing, no authentication";
+    let floor = "reference: copy staged through a 256 KiB buffer";
+    let zero = ratio(Kind::Zero, codec);
+    let raw = ratio(Kind::Random, codec);
     let _ = writeln!(
         report,
-        "\nTargets (issue 3): raw (random) pages without encryption at least 0.5x memcpy; zero pages faster \
-         than memcpy. Timings vary with the machine and its load; figures are never asserted in tests."
+        "\n## Targets (issue 3), from the figures above\n\n\
+         - Zero pages faster than memcpy: {zero:.2}x ({}).\n\
+         - Raw (random) pages without encryption at least 0.5x memcpy: {raw:.2}x ({}). For scale: \
+         merely staging the bytes through a 256 KiB frame buffer, with no codec work, reaches {:.2}x \
+         here, because the one-shot memcpy of {mib} MiB uses non-temporal stores while page-sized \
+         copies cannot (and this crate has no unsafe code to issue them); the codec reaches {:.0}% \
+         of that floor.\n\n\
+         Timings vary with the machine and its load (this one is shared by several jobs); figures \
+         are never asserted in tests.",
+        if zero > 1.0 { "met" } else { "not met" },
+        if raw >= 0.5 { "met" } else { "not met" },
+        ratio(Kind::Random, floor),
+        100.0 * raw / ratio(Kind::Random, floor).max(f64::MIN_POSITIVE),
     );
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -90,23 +90,19 @@ pub fn is_zero_page(page: &[u8]) -> bool {
     tail.iter().all(|b| *b == 0)
 }
 
-/// Sampling test: 16 samples of 8 bytes spread over the page; if they hold more than 72
+/// Sampling test: 8 samples of 8 bytes spread over the page; if they hold more than 44
 /// distinct byte values the page is almost surely incompressible (random or encrypted data
-/// gives about 100 of 128, text and code give 20 to 60), and LZ4 is not tried.
+/// gives 57 of 64 on average, text and code 15 to 35), and LZ4 is not tried. Branch-free:
+/// the byte set is built with ORs and counted with popcount.
 pub fn looks_incompressible(page: &[u8]) -> bool {
     let mut seen = [0u64; 4];
-    let stride = (page.len() / 16).max(8);
-    let mut distinct = 0u32;
+    let stride = (page.len() / 8).max(8);
     for start in (0..page.len().saturating_sub(7)).step_by(stride) {
         for &b in &page[start..start + 8] {
-            let (word, bit) = (usize::from(b >> 6), b & 63);
-            if seen[word] & (1 << bit) == 0 {
-                seen[word] |= 1 << bit;
-                distinct += 1;
-            }
+            seen[usize::from(b >> 6)] |= 1 << (b & 63);
         }
     }
-    distinct > 72
+    seen.iter().map(|w| w.count_ones()).sum::<u32>() > 44
 }
 
 /// Encoder state reused across runs (LZ4 hash table and output scratch).
