@@ -1,0 +1,653 @@
+//! The sessions' rules, one scenario each: what must succeed, and what must fail with which
+//! error, leaving the source in charge of its VM.
+
+mod common;
+
+use common::rogue::RogueSource;
+use common::*;
+use migration_proto::cpu::Incompatibility;
+use migration_proto::crypto::PreSharedKey;
+use migration_proto::digest::digest_memory;
+use migration_proto::framing::FrameError;
+use migration_proto::framing::FrameWriter;
+use migration_proto::message::{
+    AbortReason, DiskBlocks, Hello, MemoryDigestMessage, Message, PageRun,
+};
+use migration_proto::negotiation::{Capabilities, PROTOCOL_VERSION, VersionRange};
+use migration_proto::page_codec::PageEncoder;
+use migration_proto::session::{
+    DestinationEvent, DestinationSession, DestinationState, Instant, SessionError, SourceEvent,
+    SourceSession, SourceState, UsageError,
+};
+use migration_proto::wire::{DecodeError, FRAME_MAGIC, MAX_PAYLOAD_LEN, MessageType, PAGE_SIZE};
+
+const MEM: u64 = 64 * PAGE_SIZE as u64;
+const T0: Instant = Instant::from_millis(0);
+
+fn dst_failure(dst: &mut DestinationSession) -> SessionError {
+    assert_eq!(dst.state(), DestinationState::Failed);
+    dst.error().cloned().expect("destination error")
+}
+
+fn src_failure(src: &mut SourceSession) -> SessionError {
+    assert_eq!(src.state(), SourceState::Failed);
+    assert!(src.owns_vm(), "a failed source keeps its VM");
+    src.error().cloned().expect("source error")
+}
+
+#[test]
+fn small_migration_completes_and_releases() {
+    for encrypt in [false, true] {
+        let mut sc = source_config(MEM, 2);
+        if !encrypt {
+            sc.offered = sc.offered.difference(Capabilities::ENCRYPTION);
+        }
+        let (mut src, mut dst) = connect(sc, destination_config());
+        assert_eq!(
+            source_events(&mut src),
+            [SourceEvent::Accepted {
+                version: PROTOCOL_VERSION,
+                capabilities: if encrypt {
+                    Capabilities::IMPLEMENTED
+                } else {
+                    Capabilities::IMPLEMENTED.difference(Capabilities::ENCRYPTION)
+                }
+            }]
+        );
+        let mut mem = vec![0u8; MEM as usize];
+        mem[PAGE_SIZE * 3..PAGE_SIZE * 4].fill(7);
+        for (i, run) in mem.chunks(64 * PAGE_SIZE).enumerate() {
+            src.send_pages((i * 64 * PAGE_SIZE) as u64, run, T0)
+                .unwrap();
+        }
+        src.end_round(0, T0).unwrap();
+        src.send_vcpu_state(&vcpu_state(0), T0).unwrap();
+        src.send_vcpu_state(&vcpu_state(1), T0).unwrap();
+        src.send_device_state(&device_state(), T0).unwrap();
+        src.send_disk_blocks(
+            &DiskBlocks {
+                disk_id: 0,
+                first_lba: 8,
+                block_size: 512,
+                data: vec![3; 1024],
+            },
+            T0,
+        )
+        .unwrap();
+        src.commit(digest_memory(&mem), T0).unwrap();
+        pump(&mut src, &mut dst, T0);
+        let mut dst_mem = vec![0u8; MEM as usize];
+        let mut expected = None;
+        for ev in destination_events(&mut dst) {
+            match ev {
+                DestinationEvent::Pages { first_gpa, data } => dst_mem
+                    [first_gpa as usize..first_gpa as usize + data.len()]
+                    .copy_from_slice(&data),
+                DestinationEvent::CommitRequested { expected_digest } => {
+                    expected = Some(expected_digest)
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(expected, Some(digest_memory(&mem)));
+        assert_eq!(dst.state(), DestinationState::AwaitingDigestCheck);
+        assert!(!dst.may_run_vm());
+        dst.report_digest(digest_memory(&dst_mem), T0).unwrap();
+        pump(&mut src, &mut dst, T0);
+        assert_eq!(src.state(), SourceState::Completed);
+        assert!(!src.owns_vm());
+        assert_eq!(source_events(&mut src), [SourceEvent::Completed]);
+        assert!(dst.may_run_vm());
+        assert_eq!(
+            destination_events(&mut dst),
+            [DestinationEvent::Committed, DestinationEvent::Released]
+        );
+    }
+}
+
+#[test]
+fn wrong_key_is_refused_and_reveals_nothing() {
+    let mut dc = destination_config();
+    dc.key = PreSharedKey::new([0x11; 32]);
+    let (mut src, mut dst) = connect(source_config(MEM, 1), dc);
+    assert_eq!(src_failure(&mut src), SessionError::AuthenticationFailed);
+    assert!(matches!(
+        dst_failure(&mut dst),
+        SessionError::PeerAborted {
+            reason: AbortReason::AuthenticationFailed,
+            ..
+        }
+    ));
+    // The destination never saw the offer: no event, no identity.
+    assert!(dst.identity().is_none());
+    assert!(
+        !destination_events(&mut dst)
+            .iter()
+            .any(|e| matches!(e, DestinationEvent::Offer(_)))
+    );
+}
+
+#[test]
+fn impostor_source_without_key_cannot_get_past_auth() {
+    let mut sc = source_config(MEM, 1);
+    sc.key = PreSharedKey::from_passphrase(b"guess");
+    let now = T0;
+    let mut dst = DestinationSession::new(destination_config(), [2; 32], now);
+    // Drive the impostor by hand: it ignores the bad destination proof and sends its own.
+    let mut rogue_dst = DestinationSession::new(
+        {
+            let mut c = destination_config();
+            c.key = sc.key.clone();
+            c
+        },
+        [2; 32],
+        now,
+    );
+    let mut src = SourceSession::new(sc, [1; 32], now);
+    let hello = src.pending_output().to_vec();
+    dst.handle_input(&hello, now);
+    rogue_dst.handle_input(&hello, now);
+    // Feed the impostor a reply made with its own key so it sends an Auth frame.
+    let reply = rogue_dst.pending_output().to_vec();
+    src.handle_input(&reply, now);
+    let rest = src.pending_output()[hello.len()..].to_vec();
+    dst.handle_input(&rest, now);
+    assert_eq!(dst_failure(&mut dst), SessionError::AuthenticationFailed);
+    assert!(dst.identity().is_none());
+}
+
+#[test]
+fn version_n_minus_one_interoperates_and_older_or_newer_is_refused() {
+    let mut sc = source_config(MEM, 1);
+    sc.versions = VersionRange {
+        min: PROTOCOL_VERSION - 1,
+        max: PROTOCOL_VERSION - 1,
+    };
+    let (mut src, dst) = connect(sc, destination_config());
+    assert_eq!(src.state(), SourceState::Transferring);
+    assert_eq!(dst.negotiated().map(|n| n.0), Some(PROTOCOL_VERSION - 1));
+    // DISK_BLOCKS does not exist in N-1.
+    assert!(
+        !src.negotiated()
+            .unwrap()
+            .1
+            .contains(Capabilities::DISK_BLOCKS)
+    );
+    let blocks = DiskBlocks {
+        disk_id: 0,
+        first_lba: 0,
+        block_size: 512,
+        data: vec![0; 512],
+    };
+    assert_eq!(
+        src.send_disk_blocks(&blocks, T0),
+        Err(UsageError::NotInVersion(MessageType::DiskBlocks))
+    );
+
+    for versions in [
+        VersionRange {
+            min: PROTOCOL_VERSION + 1,
+            max: PROTOCOL_VERSION + 3,
+        },
+        VersionRange {
+            min: 0,
+            max: PROTOCOL_VERSION - 2,
+        },
+    ] {
+        let mut sc = source_config(MEM, 1);
+        sc.versions = versions;
+        let (mut src, mut dst) = connect(sc, destination_config());
+        assert!(matches!(
+            dst_failure(&mut dst),
+            SessionError::UnsupportedVersion { .. }
+        ));
+        assert!(matches!(
+            src_failure(&mut src),
+            SessionError::PeerAborted {
+                reason: AbortReason::UnsupportedVersion,
+                ..
+            }
+        ));
+    }
+}
+
+#[test]
+fn incompatible_cpu_is_refused_with_every_reason() {
+    let mut sc = source_config(MEM, 1);
+    sc.cpu.xcr0_supported = 0xe7; // AVX-512 state the destination lacks
+    sc.cpu.cpuid[2].ebx |= 1 << 16; // AVX512F
+    let (mut src, mut dst) = connect(sc, destination_config());
+    let SessionError::CpuIncompatible(list) = dst_failure(&mut dst) else {
+        panic!("wrong error")
+    };
+    assert_eq!(list.len(), 2);
+    assert!(list.contains(&Incompatibility::MissingXcr0Bits(0xe0)));
+    match src_failure(&mut src) {
+        SessionError::PeerAborted {
+            reason: AbortReason::CpuIncompatible,
+            detail,
+        } => {
+            assert!(detail.contains("XCR0"), "{detail}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn frame_too_large_is_rejected_from_the_header_alone() {
+    let mut dst = DestinationSession::new(destination_config(), [2; 32], T0);
+    let mut header = Vec::from(FRAME_MAGIC);
+    header.extend_from_slice(&MessageType::Hello.code().to_le_bytes());
+    header.extend_from_slice(&0u16.to_le_bytes());
+    header.extend_from_slice(&(MAX_PAYLOAD_LEN + 1).to_le_bytes());
+    header.extend_from_slice(&[0; 12]);
+    dst.handle_input(&header, T0);
+    assert_eq!(
+        dst_failure(&mut dst),
+        SessionError::Frame(FrameError::Decode(DecodeError::FrameTooLarge {
+            len: MAX_PAYLOAD_LEN + 1,
+            max: MAX_PAYLOAD_LEN
+        }))
+    );
+    // The sending side cannot produce one either.
+    let mut w = FrameWriter::new();
+    let mut out = Vec::new();
+    assert!(
+        w.write_with(MessageType::DeviceState, &mut out, |b| b
+            .resize(b.len() + MAX_PAYLOAD_LEN as usize + 1, 0))
+            .is_err()
+    );
+    assert!(out.is_empty());
+}
+
+#[test]
+fn state_before_authentication_is_refused() {
+    let mut dst = DestinationSession::new(destination_config(), [2; 32], T0);
+    let mut w = FrameWriter::new();
+    let mut out = Vec::new();
+    w.write_message(
+        &Message::VcpuState(Box::new(vcpu_state(0))),
+        Capabilities::NONE,
+        &mut PageEncoder::new(),
+        &mut out,
+    )
+    .unwrap();
+    dst.handle_input(&out, T0);
+    assert_eq!(
+        dst_failure(&mut dst),
+        SessionError::UnexpectedMessage {
+            state: "AwaitingHello",
+            msg_type: MessageType::VcpuState
+        }
+    );
+
+    // After a valid Hello, pages before the proof are refused too.
+    let mut dst = DestinationSession::new(destination_config(), [2; 32], T0);
+    let mut w = FrameWriter::new();
+    let mut out = Vec::new();
+    let hello = Hello {
+        versions: VersionRange::SUPPORTED,
+        offered: Capabilities::IMPLEMENTED,
+        required: Capabilities::NONE,
+        nonce: [3; 32],
+    };
+    let mut enc = PageEncoder::new();
+    w.write_message(
+        &Message::Hello(hello),
+        Capabilities::NONE,
+        &mut enc,
+        &mut out,
+    )
+    .unwrap();
+    let pages = Message::Pages(PageRun {
+        first_gpa: 0,
+        data: vec![1; PAGE_SIZE],
+    });
+    w.write_message(&pages, Capabilities::NONE, &mut enc, &mut out)
+        .unwrap();
+    dst.handle_input(&out, T0);
+    assert_eq!(
+        dst_failure(&mut dst),
+        SessionError::UnexpectedMessage {
+            state: "AwaitingAuth",
+            msg_type: MessageType::Pages
+        }
+    );
+}
+
+fn committed_rogue(vcpus: u32) -> (RogueSource, DestinationSession, Vec<u8>) {
+    let mut dst = DestinationSession::new(destination_config(), [2; 32], T0);
+    let mut rogue = RogueSource::connect(&mut dst, MEM, vcpus, Capabilities::IMPLEMENTED);
+    let mem = vec![0x42u8; MEM as usize];
+    rogue.send(
+        &mut dst,
+        &Message::Pages(PageRun {
+            first_gpa: 0,
+            data: mem[..PAGE_SIZE].to_vec(),
+        }),
+    );
+    for i in 0..vcpus {
+        rogue.send(&mut dst, &Message::VcpuState(Box::new(vcpu_state(i))));
+    }
+    rogue.send(
+        &mut dst,
+        &Message::MemoryDigest(MemoryDigestMessage {
+            memory_bytes: MEM,
+            digest: digest_memory(&mem),
+        }),
+    );
+    rogue.send(&mut dst, &Message::Commit);
+    assert_eq!(dst.state(), DestinationState::AwaitingDigestCheck);
+    (rogue, dst, mem)
+}
+
+#[test]
+fn pages_after_commit_second_commit_and_late_state_are_refused() {
+    let (mut rogue, mut dst, _) = committed_rogue(1);
+    rogue.send(
+        &mut dst,
+        &Message::Pages(PageRun {
+            first_gpa: 0,
+            data: vec![0; PAGE_SIZE],
+        }),
+    );
+    assert_eq!(
+        dst_failure(&mut dst),
+        SessionError::AfterCommit(MessageType::Pages)
+    );
+
+    let (mut rogue, mut dst, _) = committed_rogue(1);
+    rogue.send(&mut dst, &Message::Commit);
+    assert_eq!(dst_failure(&mut dst), SessionError::Duplicate("commit"));
+
+    let (mut rogue, mut dst, _) = committed_rogue(1);
+    rogue.send(&mut dst, &Message::DeviceState(device_state()));
+    assert_eq!(
+        dst_failure(&mut dst),
+        SessionError::AfterCommit(MessageType::DeviceState)
+    );
+}
+
+#[test]
+fn digest_mismatch_fails_and_source_keeps_vm() {
+    let (mut rogue, mut dst, mem) = committed_rogue(1);
+    let _ = &mut rogue;
+    let mut wrong = mem.clone();
+    wrong[5] ^= 1;
+    dst.report_digest(digest_memory(&wrong), T0).unwrap();
+    assert!(matches!(
+        dst_failure(&mut dst),
+        SessionError::DigestMismatch { .. }
+    ));
+    assert!(!dst.may_run_vm());
+
+    // Same through real sessions: the source learns it and keeps the VM.
+    let (mut src, mut dst) = connect(source_config(MEM, 1), destination_config());
+    source_events(&mut src);
+    src.send_pages(0, &mem[..PAGE_SIZE], T0).unwrap();
+    src.send_vcpu_state(&vcpu_state(0), T0).unwrap();
+    src.commit(digest_memory(&mem), T0).unwrap();
+    pump(&mut src, &mut dst, T0);
+    let mut dst_mem = vec![0u8; MEM as usize];
+    for ev in destination_events(&mut dst) {
+        if let DestinationEvent::Pages { first_gpa, data } = ev {
+            dst_mem[first_gpa as usize..][..data.len()].copy_from_slice(&data);
+        }
+    }
+    dst.report_digest(digest_memory(&dst_mem), T0).unwrap();
+    pump(&mut src, &mut dst, T0);
+    assert!(matches!(
+        src_failure(&mut src),
+        SessionError::PeerAborted {
+            reason: AbortReason::DigestMismatch,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn commit_requires_digest_and_every_vcpu() {
+    let mut dst = DestinationSession::new(destination_config(), [2; 32], T0);
+    let mut rogue = RogueSource::connect(&mut dst, MEM, 2, Capabilities::IMPLEMENTED);
+    rogue.send(&mut dst, &Message::Commit);
+    assert_eq!(dst_failure(&mut dst), SessionError::MissingDigest);
+
+    let mut dst = DestinationSession::new(destination_config(), [2; 32], T0);
+    let mut rogue = RogueSource::connect(&mut dst, MEM, 2, Capabilities::IMPLEMENTED);
+    rogue.send(&mut dst, &Message::VcpuState(Box::new(vcpu_state(0))));
+    rogue.send(
+        &mut dst,
+        &Message::MemoryDigest(MemoryDigestMessage {
+            memory_bytes: MEM,
+            digest: [0; 32],
+        }),
+    );
+    rogue.send(&mut dst, &Message::Commit);
+    assert_eq!(
+        dst_failure(&mut dst),
+        SessionError::MissingVcpuState {
+            received: 1,
+            expected: 2
+        }
+    );
+
+    let mut dst = DestinationSession::new(destination_config(), [2; 32], T0);
+    let mut rogue = RogueSource::connect(&mut dst, MEM, 2, Capabilities::IMPLEMENTED);
+    rogue.send(&mut dst, &Message::VcpuState(Box::new(vcpu_state(5))));
+    assert_eq!(
+        dst_failure(&mut dst),
+        SessionError::VcpuOutOfRange { index: 5, count: 2 }
+    );
+}
+
+#[test]
+fn pages_outside_memory_or_in_unnegotiated_encoding_are_refused() {
+    let mut dst = DestinationSession::new(destination_config(), [2; 32], T0);
+    let mut rogue = RogueSource::connect(&mut dst, MEM, 1, Capabilities::IMPLEMENTED);
+    rogue.send(
+        &mut dst,
+        &Message::Pages(PageRun {
+            first_gpa: MEM,
+            data: vec![1; PAGE_SIZE],
+        }),
+    );
+    assert!(matches!(
+        dst_failure(&mut dst),
+        SessionError::PageOutOfRange { .. }
+    ));
+
+    let mut dst = DestinationSession::new(destination_config(), [2; 32], T0);
+    let mut rogue = RogueSource::connect(&mut dst, MEM, 1, Capabilities::NONE);
+    // The rogue encodes with zero pages although none were negotiated.
+    rogue.caps = Capabilities::ZERO_PAGES;
+    rogue.send(
+        &mut dst,
+        &Message::Pages(PageRun {
+            first_gpa: 0,
+            data: vec![0; PAGE_SIZE],
+        }),
+    );
+    assert_eq!(
+        dst_failure(&mut dst),
+        SessionError::EncodingNotNegotiated(Capabilities::ZERO_PAGES)
+    );
+}
+
+#[test]
+fn required_capability_missing_is_refused() {
+    let mut sc = source_config(MEM, 1);
+    sc.required = Capabilities::ENCRYPTION;
+    let mut dc = destination_config();
+    dc.offered = dc.offered.difference(Capabilities::ENCRYPTION);
+    let (mut src, mut dst) = connect(sc, dc);
+    assert_eq!(
+        dst_failure(&mut dst),
+        SessionError::MissingCapabilities(Capabilities::ENCRYPTION)
+    );
+    assert!(matches!(
+        src_failure(&mut src),
+        SessionError::PeerAborted {
+            reason: AbortReason::MissingCapability,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn replayed_frame_is_detected() {
+    let (mut src, mut dst) = connect(source_config(MEM, 1), destination_config());
+    src.send_pages(0, &vec![5u8; PAGE_SIZE], T0).unwrap();
+    let frame = src.pending_output().to_vec();
+    src.consume_output(frame.len());
+    dst.handle_input(&frame, T0);
+    dst.handle_input(&frame, T0);
+    assert!(matches!(
+        dst_failure(&mut dst),
+        SessionError::Frame(FrameError::Sequence {
+            expected: 4,
+            found: 3
+        })
+    ));
+}
+
+#[test]
+fn backpressure_bounds_the_output_buffer() {
+    let mut sc = source_config(1 << 24, 1);
+    sc.output_limit = 300 * 1024;
+    let (mut src, _dst) = connect(sc, destination_config());
+    let mut rng = Rng(1);
+    let mut run = vec![0u8; 64 * PAGE_SIZE];
+    rng.fill(&mut run);
+    let mut sent = 0;
+    while src.can_send_pages() {
+        src.send_pages(sent * run.len() as u64, &run, T0).unwrap();
+        sent += 1;
+    }
+    assert_eq!(sent, 2);
+    assert_eq!(src.send_pages(0, &run, T0), Err(UsageError::OutputFull));
+    assert!(src.pending_output().len() < 300 * 1024 + run.len() + 1024);
+    let n = src.pending_output().len();
+    src.consume_output(n);
+    assert!(src.can_send_pages());
+}
+
+#[test]
+fn reject_cancel_timeout_and_cut_connection_end_cleanly() {
+    // Rejection by the destination's operator.
+    let now = T0;
+    let mut src = SourceSession::new(source_config(MEM, 1), [1; 32], now);
+    let mut dst = DestinationSession::new(destination_config(), [2; 32], now);
+    pump(&mut src, &mut dst, now);
+    dst.reject_offer("no room", now).unwrap();
+    pump(&mut src, &mut dst, now);
+    assert!(matches!(
+        src_failure(&mut src),
+        SessionError::PeerAborted {
+            reason: AbortReason::Rejected,
+            ..
+        }
+    ));
+
+    // Cancellation by the source's operator.
+    let (mut src, mut dst) = connect(source_config(MEM, 1), destination_config());
+    src.cancel(now);
+    pump(&mut src, &mut dst, now);
+    assert_eq!(src_failure(&mut src), SessionError::Cancelled);
+    assert_eq!(dst_failure(&mut dst), SessionError::PeerCancelled);
+
+    // A silent destination: the source times out waiting for the commit acknowledgement.
+    let (mut src, mut dst) = connect(source_config(MEM, 1), destination_config());
+    src.send_vcpu_state(&vcpu_state(0), now).unwrap();
+    src.commit([0; 32], now).unwrap();
+    let deadline = src.poll_timeout().unwrap();
+    src.handle_timeout(Instant::from_micros(deadline.as_micros() - 1));
+    assert_eq!(src.state(), SourceState::AwaitingCommitAck);
+    src.handle_timeout(deadline);
+    assert_eq!(
+        src_failure(&mut src),
+        SessionError::Timeout {
+            state: "AwaitingCommitAck"
+        }
+    );
+
+    // The connection is cut inside a frame.
+    let frame = src.pending_output().to_vec();
+    dst.handle_input(&frame[..frame.len().min(30)], now);
+    dst.connection_closed(now);
+    assert!(
+        matches!(dst_failure(&mut dst), SessionError::ConnectionClosed { partial_frame_bytes } if partial_frame_bytes > 0)
+    );
+}
+
+#[test]
+fn lost_release_leaves_destination_in_doubt_not_running() {
+    let (mut src, mut dst) = connect(source_config(MEM, 1), destination_config());
+    let mem = vec![0u8; MEM as usize];
+    src.send_vcpu_state(&vcpu_state(0), T0).unwrap();
+    src.commit(digest_memory(&mem), T0).unwrap();
+    pump(&mut src, &mut dst, T0);
+    destination_events(&mut dst);
+    dst.report_digest(digest_memory(&mem), T0).unwrap();
+    let ack = dst.pending_output().to_vec();
+    dst.consume_output(ack.len());
+    src.handle_input(&ack, T0);
+    assert_eq!(src.state(), SourceState::Completed);
+    // The Release frame is lost; the destination times out.
+    let later = dst.poll_timeout().unwrap();
+    dst.handle_timeout(later);
+    assert!(matches!(dst_failure(&mut dst), SessionError::InDoubt(_)));
+    assert!(!dst.may_run_vm());
+}
+
+#[test]
+fn keepalive_keeps_a_slow_transfer_alive() {
+    let (mut src, mut dst) = connect(source_config(MEM, 1), destination_config());
+    let mut now;
+    for _ in 0..20 {
+        now = src.poll_timeout().unwrap();
+        src.handle_timeout(now);
+        pump(&mut src, &mut dst, now);
+        dst.handle_timeout(now);
+    }
+    assert_eq!(dst.state(), DestinationState::Receiving);
+    assert!(
+        destination_events(&mut dst)
+            .iter()
+            .all(|e| matches!(e, DestinationEvent::Progress(_)))
+    );
+    assert_eq!(src.state(), SourceState::Transferring);
+}
+
+#[test]
+fn source_refuses_invalid_config_incomplete_commit_and_duplicate_state() {
+    let mut sc = source_config(MEM + 1, 1);
+    sc.identity.name = "x".repeat(65);
+    let mut src = SourceSession::new(sc, [1; 32], T0);
+    assert!(
+        src.pending_output().is_empty(),
+        "nothing is sent for an invalid VM"
+    );
+    assert!(matches!(
+        src_failure(&mut src),
+        SessionError::InvalidConfig(DecodeError::TooLong { .. })
+    ));
+
+    let (mut src, _dst) = connect(source_config(MEM, 2), destination_config());
+    src.send_vcpu_state(&vcpu_state(0), T0).unwrap();
+    assert_eq!(
+        src.send_vcpu_state(&vcpu_state(0), T0),
+        Err(UsageError::AlreadySent("vCPU state"))
+    );
+    assert_eq!(
+        src.commit([0; 32], T0),
+        Err(UsageError::MissingVcpuState {
+            sent: 1,
+            expected: 2
+        })
+    );
+    assert_eq!(src.state(), SourceState::Transferring);
+    assert_eq!(
+        src.send_vcpu_state(&vcpu_state(2), T0),
+        Err(UsageError::OutOfRange)
+    );
+}
