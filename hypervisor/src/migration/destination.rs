@@ -1,0 +1,281 @@
+//! The destination engine: receives one VM over a [`Transport`] into a freshly built VM.
+//!
+//! ```text
+//! accept ─► handshake (version, key proofs, CPU check: refused before any memory moves)
+//!        ─► Offer: build the VM (refused when it does not fit) ─► pages straight into its RAM
+//!        ─► vCPU / device state loaded ─► digest of our RAM == source's? ─► CommitAck
+//!        ─► Release ─► the caller starts the VM
+//! any failure before Release ─► the half-built VM is discarded; the source still has it
+//! ```
+
+use alloc::collections::VecDeque;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+
+use migration_proto::cpu::CpuDescriptor;
+use migration_proto::crypto::PreSharedKey;
+use migration_proto::digest::MemoryDigester;
+use migration_proto::message::{DeviceState, VcpuState, VmIdentity};
+use migration_proto::session::{
+    DestinationConfig, DestinationEvent, DestinationSession, DestinationState, GuestMemory, Instant,
+};
+
+use super::source::VmError;
+use super::transport::Transport;
+
+/// A VM being built from an incoming stream; its memory starts zero-filled.
+pub trait IncomingVm: GuestMemory {
+    /// Loads one vCPU's state.
+    fn load_vcpu(&mut self, state: &VcpuState) -> Result<(), VmError>;
+    /// Restores one device model.
+    fn load_device(&mut self, state: &DeviceState) -> Result<(), VmError>;
+    /// Copies guest memory at `gpa` into `out` (for the digest).
+    fn read_memory(&mut self, gpa: u64, out: &mut [u8]) -> Result<(), VmError>;
+}
+
+/// Builds and discards incoming VMs (allocates their memory).
+pub trait IncomingVmFactory {
+    /// The VM type.
+    type Vm: IncomingVm;
+    /// A paused VM for `identity`, or why not (e.g. out of memory).
+    fn create(&mut self, identity: &VmIdentity) -> Result<Self::Vm, VmError>;
+    /// Frees a VM that will never run.
+    fn discard(&mut self, vm: Self::Vm);
+}
+
+/// How an incoming migration ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DestinationOutcome {
+    /// Committed and released: take the VM with [`DestinationEngine::take_vm`] and start it.
+    Ready,
+    /// Nothing was kept; the message says why.
+    Failed(String),
+}
+
+/// One incoming migration.
+pub struct DestinationEngine<V> {
+    session: DestinationSession,
+    vm: Option<V>,
+    identity: Option<VmIdentity>,
+    pages_rounds: u32,
+    lines: VecDeque<String>,
+    outcome: Option<DestinationOutcome>,
+    closed: bool,
+}
+
+impl<V: IncomingVm> DestinationEngine<V> {
+    /// Serves one accepted connection.
+    pub fn new(
+        key: PreSharedKey,
+        cpu: CpuDescriptor,
+        max_memory_bytes: u64,
+        nonce: [u8; 32],
+        now: Instant,
+    ) -> Self {
+        let config = DestinationConfig::new(key, cpu, max_memory_bytes);
+        DestinationEngine {
+            session: DestinationSession::new(config, nonce, now),
+            vm: None,
+            identity: None,
+            pages_rounds: 0,
+            lines: VecDeque::new(),
+            outcome: None,
+            closed: false,
+        }
+    }
+
+    /// The outcome once known.
+    pub fn outcome(&self) -> Option<&DestinationOutcome> {
+        self.outcome.as_ref()
+    }
+
+    /// The incoming VM's identity once offered.
+    pub fn identity(&self) -> Option<&VmIdentity> {
+        self.identity.as_ref()
+    }
+
+    /// The committed VM (once, after [`DestinationOutcome::Ready`]).
+    pub fn take_vm(&mut self) -> Option<V> {
+        match self.outcome {
+            Some(DestinationOutcome::Ready) => self.vm.take(),
+            _ => None,
+        }
+    }
+
+    /// State name for `info migrate`.
+    pub fn state_name(&self) -> &'static str {
+        self.session.state().name()
+    }
+
+    /// Lines for the console, oldest first.
+    pub fn take_line(&mut self) -> Option<String> {
+        self.lines.pop_front()
+    }
+
+    /// Advances the migration.
+    pub fn poll<F: IncomingVmFactory<Vm = V>>(
+        &mut self,
+        factory: &mut F,
+        link: &mut impl Transport,
+        now: Instant,
+    ) -> Option<&DestinationOutcome> {
+        if self.outcome.is_none() {
+            self.step(factory, link, now);
+        }
+        self.flush(link, now);
+        if self.outcome.is_some() && !self.closed && self.session.pending_output().is_empty() {
+            link.close();
+            self.closed = true;
+        }
+        self.outcome.as_ref()
+    }
+
+    fn step<F: IncomingVmFactory<Vm = V>>(
+        &mut self,
+        factory: &mut F,
+        link: &mut impl Transport,
+        now: Instant,
+    ) {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            match link.recv(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => match self.vm.as_mut() {
+                    Some(vm) => self.session.handle_input_into(&buf[..n], now, vm),
+                    None => self.session.handle_input(&buf[..n], now),
+                },
+                Err(_) => {
+                    self.session.connection_closed(now);
+                    break;
+                }
+            }
+            if self.session.state() == DestinationState::Failed {
+                break;
+            }
+        }
+        if self.session.poll_timeout().is_some_and(|t| now >= t) {
+            self.session.handle_timeout(now);
+        }
+        while let Some(event) = self.session.poll_event() {
+            if let Err(why) = self.on_event(factory, event, now) {
+                // A local failure: drop the connection, the source resumes its VM.
+                link.close();
+                self.session.connection_closed(now);
+                self.lines
+                    .push_back(format!("migrate: incoming migration failed: {why}"));
+            }
+            if self.outcome.is_some() {
+                return;
+            }
+        }
+    }
+
+    fn on_event<F: IncomingVmFactory<Vm = V>>(
+        &mut self,
+        factory: &mut F,
+        event: DestinationEvent,
+        now: Instant,
+    ) -> Result<(), String> {
+        match event {
+            DestinationEvent::Offer(identity) => {
+                match factory.create(&identity) {
+                    Ok(vm) => {
+                        self.vm = Some(vm);
+                        self.session.accept_offer(now).map_err(|e| e.to_string())?;
+                        self.lines.push_back(format!(
+                            "migrate: incoming VM '{}' ({} MiB), receiving",
+                            identity.name,
+                            identity.memory_bytes >> 20
+                        ));
+                    }
+                    Err(e) => {
+                        let why = format!("cannot build VM '{}': {e}", identity.name);
+                        self.session
+                            .reject_offer(&why, now)
+                            .map_err(|e| e.to_string())?;
+                    }
+                }
+                self.identity = Some(identity);
+            }
+            DestinationEvent::Pages { first_gpa, data } => {
+                let vm = self.vm.as_mut().ok_or("pages before the VM exists")?;
+                let target = vm
+                    .slice_mut(first_gpa, data.len())
+                    .ok_or("pages outside the VM's memory")?;
+                target.copy_from_slice(&data);
+            }
+            DestinationEvent::RoundEnd(_) => self.pages_rounds += 1,
+            DestinationEvent::Progress(_) | DestinationEvent::Committed => {}
+            DestinationEvent::VcpuState(state) => {
+                let vm = self.vm.as_mut().ok_or("vCPU state before the VM exists")?;
+                vm.load_vcpu(&state).map_err(|e| e.to_string())?;
+            }
+            DestinationEvent::DeviceState(state) => {
+                let vm = self
+                    .vm
+                    .as_mut()
+                    .ok_or("device state before the VM exists")?;
+                vm.load_device(&state).map_err(|e| e.to_string())?;
+            }
+            DestinationEvent::DiskBlocks(_) => return Err("disk blocks are not supported".into()),
+            DestinationEvent::CommitRequested { .. } => {
+                let digest = self.digest()?;
+                self.session
+                    .report_digest(digest, now)
+                    .map_err(|e| e.to_string())?;
+            }
+            DestinationEvent::Released => {
+                self.lines.push_back(format!(
+                    "migrate: incoming VM committed after {} rounds, starting it",
+                    self.pages_rounds
+                ));
+                self.outcome = Some(DestinationOutcome::Ready);
+            }
+            DestinationEvent::Failed(e) => {
+                if let Some(vm) = self.vm.take() {
+                    factory.discard(vm);
+                }
+                let why = e.to_string();
+                self.lines.push_back(format!(
+                    "migrate: incoming migration failed: {why}; nothing kept"
+                ));
+                self.outcome = Some(DestinationOutcome::Failed(why));
+            }
+        }
+        Ok(())
+    }
+
+    fn digest(&mut self) -> Result<[u8; 32], String> {
+        let identity = self.identity.as_ref().ok_or("no VM offered")?;
+        let vm = self.vm.as_mut().ok_or("no VM")?;
+        let mut digester = MemoryDigester::new(identity.memory_bytes);
+        let mut chunk = vec![0u8; 64 * 4096];
+        let mut gpa = 0;
+        while gpa < identity.memory_bytes {
+            let len = (identity.memory_bytes - gpa).min(chunk.len() as u64) as usize;
+            vm.read_memory(gpa, &mut chunk[..len])
+                .map_err(|e| e.to_string())?;
+            digester.update(&chunk[..len]);
+            gpa += len as u64;
+        }
+        Ok(digester.finalize())
+    }
+
+    fn flush(&mut self, link: &mut impl Transport, now: Instant) {
+        let pending = self.session.pending_output();
+        if pending.is_empty() {
+            return;
+        }
+        match link.send(pending) {
+            Ok(n) => self.session.consume_output(n),
+            Err(_) => {
+                if self.outcome.is_none() {
+                    self.session.connection_closed(now);
+                } else {
+                    self.closed = true;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Migration tunables and the console arguments of `migrate` / `migrate_set_parameter`.
+//!
+//! Parsing is separate from the kernel's command table so that every malformed line has a
+//! host test and a one-line error message.
+
+use alloc::string::{String, ToString};
+use core::fmt;
+
+use super::dirty::DirtyTrackingMode;
+
+/// Tunables of the source side (`migrate_set_parameter NAME VALUE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MigrationParams {
+    /// Switch over when the expected downtime is at most this (milliseconds).
+    pub downtime_limit_ms: u64,
+    /// Cap on the bytes put on the wire, MiB/s; 0 = unlimited.
+    pub max_bandwidth_mib: u64,
+    /// Switch over after this many pre-copy rounds whatever the expected downtime.
+    pub max_rounds: u32,
+    /// How dirty pages are tracked.
+    pub dirty_tracking: DirtyTrackingMode,
+}
+
+impl Default for MigrationParams {
+    fn default() -> Self {
+        Self {
+            downtime_limit_ms: 300,
+            max_bandwidth_mib: 0,
+            max_rounds: 30,
+            dirty_tracking: DirtyTrackingMode::WriteProtect,
+        }
+    }
+}
+
+/// A refused console argument.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArgError {
+    /// Unknown parameter name.
+    UnknownParameter(String),
+    /// The value does not fit the parameter.
+    BadValue {
+        /// Parameter.
+        name: &'static str,
+        /// What was given.
+        value: String,
+        /// What is expected.
+        expected: &'static str,
+    },
+    /// Wrong number of arguments or an unknown flag; the usage line.
+    Usage(&'static str),
+    /// `HOST:PORT` is malformed.
+    BadAddress(String),
+}
+
+impl fmt::Display for ArgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownParameter(n) => write!(
+                f,
+                "unknown parameter '{n}' (downtime-limit, max-bandwidth, max-rounds, dirty-tracking)"
+            ),
+            Self::BadValue {
+                name,
+                value,
+                expected,
+            } => write!(f, "{name}: '{value}' is not {expected}"),
+            Self::Usage(u) => write!(f, "usage: {u}"),
+            Self::BadAddress(a) => write!(f, "'{a}' is not an IPv4 HOST:PORT"),
+        }
+    }
+}
+
+fn number(name: &'static str, value: &str, min: u64, max: u64) -> Result<u64, ArgError> {
+    match value.parse::<u64>() {
+        Ok(v) if (min..=max).contains(&v) => Ok(v),
+        _ => Err(ArgError::BadValue {
+            name,
+            value: value.to_string(),
+            expected: "a number in range",
+        }),
+    }
+}
+
+impl MigrationParams {
+    /// Applies `migrate_set_parameter NAME VALUE`.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), ArgError> {
+        match name {
+            "downtime-limit" => {
+                self.downtime_limit_ms = number("downtime-limit", value, 1, 600_000)?;
+            }
+            "max-bandwidth" => {
+                self.max_bandwidth_mib = number("max-bandwidth", value, 0, 1 << 20)?;
+            }
+            "max-rounds" => {
+                self.max_rounds = number("max-rounds", value, 1, 10_000)? as u32;
+            }
+            "dirty-tracking" => {
+                self.dirty_tracking =
+                    DirtyTrackingMode::parse(value).ok_or_else(|| ArgError::BadValue {
+                        name: "dirty-tracking",
+                        value: value.to_string(),
+                        expected: "wp or pml",
+                    })?;
+            }
+            other => return Err(ArgError::UnknownParameter(other.to_string())),
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for MigrationParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "downtime-limit {} ms, max-bandwidth {}, max-rounds {}, dirty-tracking {}",
+            self.downtime_limit_ms,
+            match self.max_bandwidth_mib {
+                0 => String::from("unlimited"),
+                n => alloc::format!("{n} MiB/s"),
+            },
+            self.max_rounds,
+            self.dirty_tracking.name()
+        )
+    }
+}
+
+/// `migrate [-c] HOST:PORT [VM]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MigrateArgs {
+    /// `-c`: cold migration.
+    pub cold: bool,
+    /// Destination IPv4 address.
+    pub host: [u8; 4],
+    /// Destination TCP port.
+    pub port: u16,
+    /// VM name (optional when the host runs one VM).
+    pub vm: Option<String>,
+}
+
+const MIGRATE_USAGE: &str = "migrate [-c] HOST:PORT [VM]";
+
+/// Parses the arguments after `migrate`.
+pub fn parse_migrate<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<MigrateArgs, ArgError> {
+    let mut cold = false;
+    let mut positional = alloc::vec::Vec::new();
+    for arg in args {
+        match arg {
+            "-c" => cold = true,
+            flag if flag.starts_with('-') => return Err(ArgError::Usage(MIGRATE_USAGE)),
+            other => positional.push(other),
+        }
+    }
+    let (address, vm) = match positional.as_slice() {
+        [a] => (*a, None),
+        [a, vm] => (*a, Some(vm.to_string())),
+        _ => return Err(ArgError::Usage(MIGRATE_USAGE)),
+    };
+    let (host, port) = parse_host_port(address)?;
+    Ok(MigrateArgs {
+        cold,
+        host,
+        port,
+        vm,
+    })
+}
+
+/// Parses `A.B.C.D:PORT` (port 1..=65535).
+pub fn parse_host_port(text: &str) -> Result<([u8; 4], u16), ArgError> {
+    let bad = || ArgError::BadAddress(text.to_string());
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    let port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(bad)?;
+    let mut octets = [0u8; 4];
+    let mut parts = host.split('.');
+    for octet in &mut octets {
+        *octet = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    }
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok((octets, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrate_arguments() {
+        let a = parse_migrate(["-c", "10.0.0.2:4444", "web1"]).unwrap();
+        assert_eq!(
+            a,
+            MigrateArgs {
+                cold: true,
+                host: [10, 0, 0, 2],
+                port: 4444,
+                vm: Some("web1".into())
+            }
+        );
+        assert!(!parse_migrate(["10.0.0.2:1"]).unwrap().cold);
+        for bad in [
+            &["10.0.0.2"][..],
+            &["10.0.0.2:0"],
+            &["10.0.0:5"],
+            &["10.0.0.2.1:5"],
+            &["300.0.0.1:5"],
+            &[],
+            &["-x", "1.2.3.4:5"],
+            &["1.2.3.4:5", "a", "b"],
+        ] {
+            assert!(parse_migrate(bad.iter().copied()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn parameters() {
+        let mut p = MigrationParams::default();
+        p.set("downtime-limit", "50").unwrap();
+        p.set("max-bandwidth", "8").unwrap();
+        p.set("max-rounds", "5").unwrap();
+        p.set("dirty-tracking", "pml").unwrap();
+        assert_eq!(
+            p,
+            MigrationParams {
+                downtime_limit_ms: 50,
+                max_bandwidth_mib: 8,
+                max_rounds: 5,
+                dirty_tracking: DirtyTrackingMode::Pml
+            }
+        );
+        assert!(p.set("downtime-limit", "0").is_err());
+        assert!(p.set("max-rounds", "x").is_err());
+        assert!(p.set("dirty-tracking", "ad").is_err());
+        let e = p.set("speed", "1").unwrap_err();
+        assert!(alloc::format!("{e}").contains("unknown parameter 'speed'"));
+        assert_eq!(p.downtime_limit_ms, 50, "refused values change nothing");
+    }
+}

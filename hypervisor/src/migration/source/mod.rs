@@ -1,0 +1,346 @@
+//! The source engine: drives a `SourceSession` over a [`Transport`] for one VM.
+//!
+//! ```text
+//! migrate ─► Connecting ─► Handshake ─► Sending(round 0: all pages) ─► end of round:
+//!            harvest, measure, decide ─┬─► Sending(round n+1: dirty pages, maybe throttled)
+//!                                      └─► pause ─► Sending(final: last dirty pages)
+//!            ─► vCPU + device state, memory digest, Commit ─► AwaitingCommit ─► Completed
+//! any failure before Completed ─► stop tracking, unthrottle, resume: the VM runs here on
+//! ```
+//! Cold migration pauses the VM when it starts and sends one full round. The engine is
+//! polled from the host's main loop with the current time; it never blocks and never reads
+//! a clock, so the host simulation in `migration::sim` drives it exactly like the kernel.
+
+mod rounds;
+mod vm;
+
+pub use vm::{MigratableVm, VmError};
+
+use alloc::collections::VecDeque;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use migration_proto::cpu::CpuDescriptor;
+use migration_proto::crypto::PreSharedKey;
+use migration_proto::dirty::DirtyBitmap;
+use migration_proto::session::{Instant, SourceConfig, SourceEvent, SourceSession};
+use migration_proto::wire::{MAX_PAGES_PER_FRAME, PAGE_SIZE};
+
+use super::convergence::ConvergencePolicy;
+use super::params::MigrationParams;
+use super::report::{FinalStats, MigrationInfo};
+use super::transport::Transport;
+
+/// How long the TCP connection may take to establish.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Output buffered inside the session before page sends are refused: small, so that
+/// "sent" means "on the wire or nearly" and measured throughput is honest.
+const SESSION_OUTPUT_LIMIT: usize = 128 * 1024;
+/// Largest burst the bandwidth cap allows, in milliseconds of the cap.
+const BANDWIDTH_BURST_MS: u64 = 20;
+
+#[derive(Debug)]
+enum Phase {
+    Connecting,
+    Handshake,
+    Sending {
+        bitmap: DirtyBitmap,
+        next_pfn: usize,
+        final_copy: bool,
+    },
+    AwaitingCommit,
+    Finished,
+}
+
+/// How a migration ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceOutcome {
+    /// The destination owns the VM: destroy the (paused) local copy.
+    Completed(FinalStats),
+    /// The VM was resumed here, intact; the message says why the migration failed.
+    Failed(String),
+}
+
+/// One outgoing migration.
+pub struct SourceEngine {
+    session: SourceSession,
+    params: MigrationParams,
+    cold: bool,
+    phase: Phase,
+    policy: ConvergencePolicy,
+    paused_by_us: bool,
+    tracking: bool,
+    started: Instant,
+    round_started: Instant,
+    paused_at: Option<Instant>,
+    memory_bytes: u64,
+    stats: FinalStats,
+    round: u32,
+    round_wire_bytes: u64,
+    last_info: MigrationInfo,
+    tokens: u64,
+    tokens_at: Instant,
+    scratch: Vec<u8>,
+    lines: VecDeque<String>,
+    outcome: Option<SourceOutcome>,
+    closed: bool,
+    broken: bool,
+}
+
+impl SourceEngine {
+    /// Starts migrating `vm` (connection set up by the caller's transport). A cold
+    /// migration pauses the VM right away.
+    pub fn new(
+        vm: &mut impl MigratableVm,
+        key: PreSharedKey,
+        cpu: CpuDescriptor,
+        params: MigrationParams,
+        cold: bool,
+        nonce: [u8; 32],
+        now: Instant,
+    ) -> Self {
+        let identity = vm.identity();
+        let memory_bytes = identity.memory_bytes;
+        let mut config = SourceConfig::new(key, identity, cpu);
+        config.output_limit = SESSION_OUTPUT_LIMIT;
+        if cold {
+            vm.pause();
+        }
+        SourceEngine {
+            session: SourceSession::new(config, nonce, now),
+            params,
+            cold,
+            phase: Phase::Connecting,
+            policy: ConvergencePolicy::default(),
+            paused_by_us: cold,
+            tracking: false,
+            started: now,
+            round_started: now,
+            paused_at: cold.then_some(now),
+            memory_bytes,
+            stats: FinalStats {
+                memory_bytes,
+                ..FinalStats::default()
+            },
+            round: 0,
+            round_wire_bytes: 0,
+            last_info: MigrationInfo {
+                cold,
+                expected_downtime_us: u64::MAX,
+                ..MigrationInfo::default()
+            },
+            tokens: 0,
+            tokens_at: now,
+            scratch: vec![0; MAX_PAGES_PER_FRAME * PAGE_SIZE],
+            lines: VecDeque::new(),
+            outcome: None,
+            closed: false,
+            broken: false,
+        }
+    }
+
+    /// The outcome once the migration has ended.
+    pub fn outcome(&self) -> Option<&SourceOutcome> {
+        self.outcome.as_ref()
+    }
+
+    /// Lines for the console (progress, result), oldest first.
+    pub fn take_line(&mut self) -> Option<String> {
+        self.lines.pop_front()
+    }
+
+    /// Operator cancel (`migrate_cancel`): takes effect at the next poll.
+    pub fn cancel(&mut self, now: Instant) {
+        if self.outcome.is_none() {
+            self.session.cancel(now);
+        }
+    }
+
+    /// `info migrate`.
+    pub fn info(&self, now: Instant) -> MigrationInfo {
+        let (state, remaining_pages) = match &self.phase {
+            Phase::Connecting | Phase::Handshake => ("connecting", 0),
+            Phase::Sending {
+                bitmap,
+                next_pfn,
+                final_copy,
+            } => (
+                if *final_copy {
+                    "stop-and-copy"
+                } else {
+                    "pre-copy"
+                },
+                bitmap.iter_set().filter(|p| p >= next_pfn).count() as u64,
+            ),
+            Phase::AwaitingCommit => ("committing", 0),
+            Phase::Finished => match self.outcome {
+                Some(SourceOutcome::Completed(_)) => ("completed", 0),
+                _ => ("failed", 0),
+            },
+        };
+        MigrationInfo {
+            state,
+            round: self.round,
+            bytes_sent: self.stats.wire_bytes,
+            bytes_remaining: remaining_pages * PAGE_SIZE as u64
+                + self.session.pending_output().len() as u64,
+            throttle_percent: self.policy.throttle(),
+            elapsed_us: now.saturating_since(self.started).as_micros() as u64,
+            ..self.last_info
+        }
+    }
+
+    /// Advances the migration: reads, reacts to the session, sends, flushes. Returns the
+    /// outcome once it is known (the same outcome on every later call).
+    pub fn poll(
+        &mut self,
+        vm: &mut impl MigratableVm,
+        link: &mut impl Transport,
+        now: Instant,
+    ) -> Option<&SourceOutcome> {
+        if self.outcome.is_none() {
+            self.step(vm, link, now);
+        }
+        if self.outcome.is_some() && !self.closed {
+            // Let the peer hear our Abort or Release before the connection goes.
+            self.flush(link, now);
+            if self.session.pending_output().is_empty() || self.broken {
+                link.close();
+                self.closed = true;
+            }
+        }
+        self.outcome.as_ref()
+    }
+
+    fn step(&mut self, vm: &mut impl MigratableVm, link: &mut impl Transport, now: Instant) {
+        if matches!(self.phase, Phase::Connecting) {
+            if link.is_established() {
+                self.phase = Phase::Handshake;
+                self.tokens_at = now;
+            } else if now.saturating_since(self.started) >= CONNECT_TIMEOUT {
+                link.close();
+                self.rollback(vm, String::from("could not connect to the destination"));
+                return;
+            } else {
+                return;
+            }
+        }
+        self.receive(link, now);
+        if self.session.poll_timeout().is_some_and(|t| now >= t) {
+            self.session.handle_timeout(now);
+        }
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                SourceEvent::Accepted { .. } => {
+                    if let Err(e) = self.on_accepted(vm, now) {
+                        self.abort(vm, link, now, e);
+                    }
+                }
+                SourceEvent::Completed => self.on_completed(vm, now),
+                SourceEvent::Failed(e) => self.rollback(vm, e.to_string()),
+            }
+            if self.outcome.is_some() {
+                return;
+            }
+        }
+        if let Err(e) = self.send_pages(vm, now) {
+            self.abort(vm, link, now, e.to_string());
+            return;
+        }
+        self.flush(link, now);
+    }
+
+    fn receive(&mut self, link: &mut impl Transport, now: Instant) {
+        let mut buf = [0u8; 2048];
+        loop {
+            match link.recv(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.session.handle_input(&buf[..n], now),
+                Err(_) => {
+                    self.session.connection_closed(now);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Moves buffered output to the transport, within the bandwidth cap.
+    fn flush(&mut self, link: &mut impl Transport, now: Instant) {
+        let mut allowed = usize::MAX;
+        if self.params.max_bandwidth_mib > 0 {
+            let per_sec = self.params.max_bandwidth_mib << 20;
+            let elapsed_us = now.saturating_since(self.tokens_at).as_micros() as u64;
+            let burst = (per_sec * BANDWIDTH_BURST_MS / 1000).max(4096);
+            self.tokens = (self.tokens + per_sec * elapsed_us / 1_000_000).min(burst);
+            self.tokens_at = now;
+            allowed = usize::try_from(self.tokens).unwrap_or(usize::MAX);
+        }
+        let pending = self.session.pending_output();
+        let take = pending.len().min(allowed);
+        if take == 0 {
+            return;
+        }
+        match link.send(&pending[..take]) {
+            Ok(n) => {
+                self.session.consume_output(n);
+                self.stats.wire_bytes += n as u64;
+                self.round_wire_bytes += n as u64;
+                self.tokens = self.tokens.saturating_sub(n as u64);
+            }
+            Err(_) => {
+                self.broken = true;
+                self.session.connection_closed(now);
+            }
+        }
+    }
+
+    /// Any failure before the commit: the VM runs on here as if nothing had happened.
+    fn rollback(&mut self, vm: &mut impl MigratableVm, why: String) {
+        if self.tracking {
+            vm.stop_dirty_tracking();
+            self.tracking = false;
+        }
+        vm.set_throttle(0);
+        if self.paused_by_us {
+            vm.resume();
+            self.paused_by_us = false;
+        }
+        self.lines.push_back(alloc::format!(
+            "migrate: failed: {why}; the VM keeps running on this host"
+        ));
+        self.phase = Phase::Finished;
+        self.outcome = Some(SourceOutcome::Failed(why));
+    }
+
+    /// A local failure: tell the peer (the session's Abort) and roll back.
+    fn abort(
+        &mut self,
+        vm: &mut impl MigratableVm,
+        link: &mut impl Transport,
+        now: Instant,
+        why: String,
+    ) {
+        self.session.cancel(now);
+        while self.session.poll_event().is_some() {}
+        self.flush(link, now);
+        self.rollback(vm, why);
+    }
+
+    fn on_completed(&mut self, vm: &mut impl MigratableVm, now: Instant) {
+        if self.tracking {
+            vm.stop_dirty_tracking();
+            self.tracking = false;
+        }
+        vm.set_throttle(0);
+        self.stats.total_us = now.saturating_since(self.started).as_micros() as u64;
+        self.stats.downtime_us = self
+            .paused_at
+            .map_or(0, |p| now.saturating_since(p).as_micros() as u64);
+        self.stats.rounds = self.round + 1;
+        self.lines.push_back(alloc::format!("{}", self.stats));
+        self.phase = Phase::Finished;
+        self.outcome = Some(SourceOutcome::Completed(self.stats));
+    }
+}

@@ -1,0 +1,251 @@
+//! Rounds: sending a bitmap's pages, measuring, deciding, switching over, committing.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+
+use migration_proto::digest::MemoryDigester;
+use migration_proto::dirty::DirtyBitmap;
+use migration_proto::message::Progress;
+use migration_proto::session::Instant;
+use migration_proto::wire::{MAX_PAGES_PER_FRAME, PAGE_SIZE};
+
+use super::{MigratableVm, Phase, SourceEngine};
+use crate::migration::convergence::{Decision, RoundMeasurement, expected_downtime_us};
+use crate::migration::report::RoundLine;
+
+/// The next run of consecutive set bits at or after `from`, at most `max` long.
+pub(super) fn next_run(bitmap: &DirtyBitmap, from: usize, max: usize) -> Option<(usize, usize)> {
+    let words = bitmap.words();
+    let mut pfn = from;
+    // Skip clean words whole.
+    while pfn < bitmap.len() {
+        let word = words[pfn / 64] >> (pfn % 64);
+        if word == 0 {
+            pfn = (pfn / 64 + 1) * 64;
+            continue;
+        }
+        pfn += word.trailing_zeros() as usize;
+        break;
+    }
+    if pfn >= bitmap.len() {
+        return None;
+    }
+    let mut count = 1;
+    while count < max && pfn + count < bitmap.len() && bitmap.is_set(pfn + count) {
+        count += 1;
+    }
+    Some((pfn, count))
+}
+
+fn rate(amount: u64, us: u64) -> u64 {
+    u64::try_from(u128::from(amount) * 1_000_000 / u128::from(us.max(1))).unwrap_or(u64::MAX)
+}
+
+impl SourceEngine {
+    pub(super) fn on_accepted(
+        &mut self,
+        vm: &mut impl MigratableVm,
+        now: Instant,
+    ) -> Result<(), String> {
+        self.round_started = now;
+        self.round_wire_bytes = 0;
+        let pages = (self.memory_bytes / PAGE_SIZE as u64) as usize;
+        if !self.cold {
+            vm.start_dirty_tracking(self.params.dirty_tracking)
+                .map_err(|e| e.to_string())?;
+            self.tracking = true;
+        }
+        self.lines.push_back(format!(
+            "migrate: accepted by the destination, sending {} pages ({})",
+            pages,
+            if self.cold { "cold" } else { "live" }
+        ));
+        self.phase = Phase::Sending {
+            bitmap: DirtyBitmap::all_dirty(pages),
+            next_pfn: 0,
+            final_copy: self.cold,
+        };
+        Ok(())
+    }
+
+    /// Sends pages while the session has room; ends rounds as bitmaps run out.
+    pub(super) fn send_pages(
+        &mut self,
+        vm: &mut impl MigratableVm,
+        now: Instant,
+    ) -> Result<(), String> {
+        loop {
+            let Phase::Sending {
+                bitmap,
+                next_pfn,
+                final_copy,
+            } = &mut self.phase
+            else {
+                return Ok(());
+            };
+            let Some((pfn, count)) = next_run(bitmap, *next_pfn, MAX_PAGES_PER_FRAME) else {
+                if !*final_copy && !self.session.pending_output().is_empty() {
+                    // End a live round only once its pages are on the wire: the round's
+                    // throughput is then honest, and switching over does not start the
+                    // downtime behind a queue of already-stale pages.
+                    return Ok(());
+                }
+                return if *final_copy {
+                    self.finish_transfer(vm, now)
+                } else {
+                    self.end_of_round(vm, now)
+                };
+            };
+            if !self.session.can_send_pages() {
+                return Ok(());
+            }
+            let bytes = &mut self.scratch[..count * PAGE_SIZE];
+            let gpa = (pfn * PAGE_SIZE) as u64;
+            vm.read_memory(gpa, bytes).map_err(|e| e.to_string())?;
+            let counts = self
+                .session
+                .send_pages(gpa, bytes, now)
+                .map_err(|e| format!("sending pages: {e}"))?;
+            *next_pfn = pfn + count;
+            self.stats.zero_pages += counts.zero;
+            self.stats.raw_pages += counts.raw;
+            self.stats.lz4_pages += counts.lz4;
+        }
+    }
+
+    fn end_of_round(&mut self, vm: &mut impl MigratableVm, now: Instant) -> Result<(), String> {
+        let duration_us = now.saturating_since(self.round_started).as_micros() as u64;
+        let throughput = if self.round_wire_bytes > 0 {
+            rate(self.round_wire_bytes, duration_us)
+        } else {
+            self.last_info.throughput_bytes_per_sec
+        };
+        let dirty = vm.harvest_dirty().map_err(|e| e.to_string())?;
+        let dirty_pages = dirty.count() as u64;
+        let round = self
+            .session
+            .end_round(dirty_pages, now)
+            .map_err(|e| format!("ending round: {e}"))?;
+        let expected = expected_downtime_us(dirty_pages, throughput);
+        let decision = self.policy.decide(
+            RoundMeasurement {
+                round: self.round,
+                dirty_pages,
+                throughput_bytes_per_sec: throughput,
+            },
+            self.params.downtime_limit_ms,
+            self.params.max_rounds,
+        );
+        self.last_info.dirty_pages_per_sec = rate(dirty_pages, duration_us);
+        self.last_info.throughput_bytes_per_sec = throughput;
+        self.last_info.expected_downtime_us = expected;
+        self.lines.push_back(format!(
+            "{}",
+            RoundLine {
+                round: self.round,
+                pages_sent: round.pages_sent,
+                dirty_pages,
+                throughput_bytes_per_sec: throughput,
+                expected_downtime_us: expected,
+                throttle_percent: self.policy.throttle(),
+            }
+        ));
+        let progress = Progress {
+            round: self.round,
+            bytes_sent: self.stats.wire_bytes,
+            bytes_remaining: dirty_pages * PAGE_SIZE as u64,
+            dirty_pages_per_sec: self.last_info.dirty_pages_per_sec,
+            throughput_bytes_per_sec: throughput,
+            expected_downtime_us: expected,
+        };
+        self.session
+            .send_progress(progress, now)
+            .map_err(|e| format!("progress: {e}"))?;
+        self.round += 1;
+        self.round_started = now;
+        self.round_wire_bytes = 0;
+        let mut bitmap = dirty;
+        let final_copy = match decision {
+            Decision::Continue { throttle } => {
+                vm.set_throttle(throttle);
+                false
+            }
+            Decision::SwitchOver(reason) => {
+                vm.pause();
+                self.paused_by_us = true;
+                self.paused_at = Some(now);
+                // Pages written between the harvest and the pause.
+                bitmap.merge(&vm.harvest_dirty().map_err(|e| e.to_string())?);
+                vm.stop_dirty_tracking();
+                self.tracking = false;
+                self.lines.push_back(format!(
+                    "migrate: switching over ({}), VM paused, {} pages left",
+                    reason.describe(),
+                    bitmap.count()
+                ));
+                true
+            }
+        };
+        self.phase = Phase::Sending {
+            bitmap,
+            next_pfn: 0,
+            final_copy,
+        };
+        Ok(())
+    }
+
+    /// VM paused, last pages queued: state, digest, commit.
+    fn finish_transfer(&mut self, vm: &mut impl MigratableVm, now: Instant) -> Result<(), String> {
+        self.session
+            .end_round(0, now)
+            .map_err(|e| format!("ending the last round: {e}"))?;
+        for state in vm.vcpu_states().map_err(|e| e.to_string())? {
+            self.session
+                .send_vcpu_state(&state, now)
+                .map_err(|e| format!("vCPU state: {e}"))?;
+        }
+        for device in vm.device_states().map_err(|e| e.to_string())? {
+            self.session
+                .send_device_state(&device, now)
+                .map_err(|e| format!("device state {}: {e}", device.id))?;
+        }
+        let mut digester = MemoryDigester::new(self.memory_bytes);
+        let mut gpa = 0;
+        while gpa < self.memory_bytes {
+            let len = (self.memory_bytes - gpa).min(self.scratch.len() as u64) as usize;
+            let chunk = &mut self.scratch[..len];
+            vm.read_memory(gpa, chunk).map_err(|e| e.to_string())?;
+            digester.update(chunk);
+            gpa += len as u64;
+        }
+        self.session
+            .commit(digester.finalize(), now)
+            .map_err(|e| format!("commit: {e}"))?;
+        self.lines.push_back(String::from(
+            "migrate: state and digest sent, waiting for the destination's commit",
+        ));
+        self.phase = Phase::AwaitingCommit;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_from_an_offset() {
+        let mut b = DirtyBitmap::new(300);
+        for p in [3, 4, 5, 64, 65, 200, 299] {
+            b.set(p);
+        }
+        assert_eq!(next_run(&b, 0, 64), Some((3, 3)));
+        assert_eq!(next_run(&b, 4, 64), Some((4, 2)));
+        assert_eq!(next_run(&b, 6, 64), Some((64, 2)));
+        assert_eq!(next_run(&b, 64, 1), Some((64, 1)));
+        assert_eq!(next_run(&b, 66, 64), Some((200, 1)));
+        assert_eq!(next_run(&b, 201, 64), Some((299, 1)));
+        assert_eq!(next_run(&b, 300, 64), None);
+        assert_eq!(next_run(&DirtyBitmap::all_dirty(130), 0, 64), Some((0, 64)));
+    }
+}

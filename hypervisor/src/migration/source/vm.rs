@@ -1,0 +1,49 @@
+//! What the source engine needs from a VM.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use migration_proto::dirty::DirtyBitmap;
+use migration_proto::message::{DeviceState, VcpuState, VmIdentity};
+
+use crate::migration::dirty::DirtyTrackingMode;
+
+/// A VM operation failed; the message says which and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmError(pub String);
+
+impl fmt::Display for VmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A running VM as the source side of a migration sees it.
+///
+/// Contract: the engine pauses/resumes only through `pause`/`resume`, reads memory only in
+/// whole pages inside `[0, identity().memory_bytes)`, and after a failure always calls
+/// `stop_dirty_tracking`, `set_throttle(0)` and (if it paused) `resume` — the VM must then
+/// run exactly as if no migration had been tried.
+pub trait MigratableVm {
+    /// Identity sent in the offer.
+    fn identity(&self) -> VmIdentity;
+    /// Copies guest memory at `gpa` into `out` (page aligned, whole pages).
+    fn read_memory(&mut self, gpa: u64, out: &mut [u8]) -> Result<(), VmError>;
+    /// Stops the vCPUs (they stay stopped until `resume`).
+    fn pause(&mut self);
+    /// Lets the vCPUs run again.
+    fn resume(&mut self);
+    /// Takes `percent` of the vCPUs' time away (0 = full speed).
+    fn set_throttle(&mut self, percent: u8);
+    /// Starts tracking writes; from now on every written page shows up in a harvest.
+    fn start_dirty_tracking(&mut self, mode: DirtyTrackingMode) -> Result<(), VmError>;
+    /// Pages written since the previous harvest (or since tracking started).
+    fn harvest_dirty(&mut self) -> Result<DirtyBitmap, VmError>;
+    /// Ends tracking (idempotent).
+    fn stop_dirty_tracking(&mut self);
+    /// State of every (paused) vCPU.
+    fn vcpu_states(&mut self) -> Result<Vec<VcpuState>, VmError>;
+    /// State of every device model of the (paused) VM.
+    fn device_states(&mut self) -> Result<Vec<DeviceState>, VmError>;
+}
