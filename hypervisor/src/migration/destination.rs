@@ -18,14 +18,20 @@ use migration_proto::crypto::PreSharedKey;
 use migration_proto::digest::MemoryDigester;
 use migration_proto::message::{DeviceState, VcpuState, VmIdentity};
 use migration_proto::session::{
-    DestinationConfig, DestinationEvent, DestinationSession, DestinationState, GuestMemory, Instant,
+    DestinationConfig, DestinationEvent, DestinationSession, DestinationState, Instant,
 };
 
 use super::source::VmError;
 use super::transport::Transport;
 
 /// A VM being built from an incoming stream; its memory starts zero-filled.
-pub trait IncomingVm: GuestMemory {
+///
+/// Pages arrive decoded (`DestinationEvent::Pages`) and are copied in with `write_memory`:
+/// guest RAM is a list of scattered host frames, not one slice, so the session's
+/// decode-in-place path does not apply; the extra copy costs far less than the link.
+pub trait IncomingVm {
+    /// Copies `data` into guest memory at `gpa`.
+    fn write_memory(&mut self, gpa: u64, data: &[u8]) -> Result<(), VmError>;
     /// Loads one vCPU's state.
     fn load_vcpu(&mut self, state: &VcpuState) -> Result<(), VmError>;
     /// Restores one device model.
@@ -141,10 +147,7 @@ impl<V: IncomingVm> DestinationEngine<V> {
         loop {
             match link.recv(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => match self.vm.as_mut() {
-                    Some(vm) => self.session.handle_input_into(&buf[..n], now, vm),
-                    None => self.session.handle_input(&buf[..n], now),
-                },
+                Ok(n) => self.session.handle_input(&buf[..n], now),
                 Err(_) => {
                     self.session.connection_closed(now);
                     break;
@@ -200,10 +203,8 @@ impl<V: IncomingVm> DestinationEngine<V> {
             }
             DestinationEvent::Pages { first_gpa, data } => {
                 let vm = self.vm.as_mut().ok_or("pages before the VM exists")?;
-                let target = vm
-                    .slice_mut(first_gpa, data.len())
-                    .ok_or("pages outside the VM's memory")?;
-                target.copy_from_slice(&data);
+                vm.write_memory(first_gpa, &data)
+                    .map_err(|e| e.to_string())?;
             }
             DestinationEvent::RoundEnd(_) => self.pages_rounds += 1,
             DestinationEvent::Progress(_) | DestinationEvent::Committed => {}

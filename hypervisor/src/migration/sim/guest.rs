@@ -13,7 +13,6 @@ use std::vec::Vec;
 
 use migration_proto::dirty::DirtyBitmap;
 use migration_proto::message::{DeviceState, VcpuState, VmIdentity};
-use migration_proto::session::GuestMemory;
 
 use crate::migration::destination::{IncomingVm, IncomingVmFactory};
 use crate::migration::dirty::DirtyTrackingMode;
@@ -257,13 +256,16 @@ pub struct FakeIncoming {
     pub flip_byte: Option<usize>,
 }
 
-impl GuestMemory for FakeIncoming {
-    fn slice_mut(&mut self, gpa: u64, len: usize) -> Option<&mut [u8]> {
-        self.memory.slice_mut(gpa, len)
-    }
-}
-
 impl IncomingVm for FakeIncoming {
+    fn write_memory(&mut self, gpa: u64, data: &[u8]) -> Result<(), VmError> {
+        let start = gpa as usize;
+        self.memory
+            .get_mut(start..start + data.len())
+            .ok_or_else(|| VmError("write outside RAM".into()))?
+            .copy_from_slice(data);
+        Ok(())
+    }
+
     fn load_vcpu(&mut self, state: &VcpuState) -> Result<(), VmError> {
         self.vcpu = Some(state.clone());
         Ok(())
