@@ -8,6 +8,7 @@
 
 use crate::tern;
 use crate::{BxHub, Emulator, EmulatorKind, HarnessError, Nic, NicAttachment};
+use std::path::Path;
 use std::time::Duration;
 
 /// Names of host 0 and host 1.
@@ -40,7 +41,12 @@ pub struct Pair {
 impl Pair {
     /// Start two `kind` hosts named `name-0` and `name-1` and wait for both prompts.
     pub fn boot(kind: EmulatorKind, name: &str) -> Result<Pair, HarnessError> {
-        let hub_dir = crate::work_root().join(format!("{name}-hub-{}", std::process::id()));
+        Pair::boot_in(kind, name, &crate::work_root())
+    }
+
+    /// [`Pair::boot`] with the instance directories under `work_root`.
+    pub fn boot_in(kind: EmulatorKind, name: &str, work_root: &Path) -> Result<Pair, HarnessError> {
+        let hub_dir = work_root.join(format!("{name}-hub-{}", std::process::id()));
         let (hub, nics) = match kind {
             EmulatorKind::Bochs => {
                 let hub = BxHub::start(2, &hub_dir)?;
@@ -66,11 +72,13 @@ impl Pair {
         // connects.
         let first = Emulator::builder(kind)
             .name(&format!("{name}-0"))
+            .work_root(work_root)
             .config(&host_config(0))
             .nic(nics[0])
             .start()?;
         let second = Emulator::builder(kind)
             .name(&format!("{name}-1"))
+            .work_root(work_root)
             .config(&host_config(1))
             .nic(nics[1])
             .start()?;

@@ -153,3 +153,20 @@ fn without_a_network_net_says_why_and_the_console_goes_on() -> TestResult {
     assert!(answer.contains("00:00.0"), "`pci` lists nothing:\n{answer}");
     Ok(())
 }
+
+#[test]
+#[ignore = "scratch"]
+fn scratch_bochs_counters() -> TestResult {
+    let mut pair = Pair::boot(EmulatorKind::Bochs, "net-scratch")?;
+    let _ = pair.ping(0, 2);
+    for k in [0, 1] {
+        let a = pair.command(k, "net")?;
+        eprintln!("host {k}:\n{a}");
+    }
+    let _ = pair.ping(1, 2);
+    for k in [0, 1] {
+        let a = pair.command(k, "net")?;
+        eprintln!("host {k}:\n{a}");
+    }
+    Ok(())
+}

@@ -3,6 +3,7 @@
 //! Arguments are parsed by hand (no clap): there are few, and xtask is compiled on every
 //! fresh checkout of a two-core machine.
 
+mod bench;
 mod build;
 mod esp;
 mod hostcfg;
@@ -33,6 +34,9 @@ commands:
         attach this terminal to a console served by `run --hosts N`
   test [--quick] [--filter TEXT] [--threads N]
         fmt + clippy + host tests + build + system tests in emulators
+  bench [net] [--emu qemu|bochs]... [--no-build]
+        benchmarks; `net`: TCP throughput vs. the raw frame rate between two hosts in
+        QEMU TCG and Bochs, written to docs/bench/network.md
   prereq
         check and install prerequisites only
 ";
@@ -140,6 +144,29 @@ fn real_main() -> Result<()> {
             let ws = workspace::Workspace::load()?;
             let step = progress::Step::start("xtask test");
             let result = test::test(&ws, &options);
+            step.done();
+            result
+        }
+        "bench" => {
+            let mut options = bench::BenchOptions {
+                which: "net".to_string(),
+                emus: Vec::new(),
+                no_build: false,
+            };
+            while let Some(arg) = args.next() {
+                match arg.as_str() {
+                    "--emu" => options.emus.push(args.value("--emu")?.parse()?),
+                    "--no-build" => options.no_build = true,
+                    which if !which.starts_with('-') => options.which = which.to_string(),
+                    other => bail!("unknown bench option `{other}`\n{USAGE}"),
+                }
+            }
+            if options.emus.is_empty() {
+                options.emus = vec![EmulatorKind::Qemu, EmulatorKind::Bochs];
+            }
+            let ws = workspace::Workspace::load()?;
+            let step = progress::Step::start("xtask bench");
+            let result = bench::bench(&ws, &options);
             step.done();
             result
         }
