@@ -3,6 +3,7 @@
 //! Arguments are parsed by hand (no clap): there are few, and xtask is compiled on every
 //! fresh checkout of a two-core machine.
 
+mod bench;
 mod bench_vmx;
 mod build;
 mod esp;
@@ -36,6 +37,9 @@ commands:
         fmt + clippy + host tests + build + system tests in emulators
   bench vmx [--no-build]
         VM-exit and preemption-timer slice costs, measured in Bochs with the guest TSC
+  bench [net] [--emu qemu|bochs]... [--no-build]
+        benchmarks; `net`: TCP throughput vs. the raw frame rate between two hosts in
+        QEMU TCG and Bochs, written to docs/bench/network.md
   prereq
         check and install prerequisites only
 ";
@@ -147,16 +151,36 @@ fn real_main() -> Result<()> {
             result
         }
         "bench" => {
-            let target = args.value("bench")?;
-            let no_build = match args.next().as_deref() {
-                None => false,
-                Some("--no-build") => true,
-                Some(other) => bail!("unknown bench option `{other}`\n{USAGE}"),
-            };
-            match target.as_str() {
-                "vmx" => bench_vmx::run(&workspace::Workspace::load()?, no_build),
-                other => bail!("unknown benchmark `{other}` (known: vmx)"),
+            if args.0.first().map(String::as_str) == Some("vmx") {
+                args.next();
+                let no_build = match args.next().as_deref() {
+                    None => false,
+                    Some("--no-build") => true,
+                    Some(other) => bail!("unknown bench option `{other}`\n{USAGE}"),
+                };
+                return bench_vmx::run(&workspace::Workspace::load()?, no_build);
             }
+            let mut options = bench::BenchOptions {
+                which: "net".to_string(),
+                emus: Vec::new(),
+                no_build: false,
+            };
+            while let Some(arg) = args.next() {
+                match arg.as_str() {
+                    "--emu" => options.emus.push(args.value("--emu")?.parse()?),
+                    "--no-build" => options.no_build = true,
+                    which if !which.starts_with('-') => options.which = which.to_string(),
+                    other => bail!("unknown bench option `{other}`\n{USAGE}"),
+                }
+            }
+            if options.emus.is_empty() {
+                options.emus = vec![EmulatorKind::Qemu, EmulatorKind::Bochs];
+            }
+            let ws = workspace::Workspace::load()?;
+            let step = progress::Step::start("xtask bench");
+            let result = bench::bench(&ws, &options);
+            step.done();
+            result
         }
         "prereq" => prereq::ensure(&workspace::Workspace::load()?),
         "help" | "--help" | "-h" => {

@@ -17,7 +17,7 @@ pub fn registry() -> CommandRegistry {
     r.register(HELP_COMMANDS);
     r.register(KERNEL_COMMANDS);
     r.register(super::vms::VM_COMMANDS);
-    // r.register(crate::net::COMMANDS);       (net, ping)
+    r.register(super::network::COMMANDS);
     // r.register(crate::migration::COMMANDS); (migrate, info migrate, ...)
     r
 }

@@ -21,6 +21,7 @@ use super::commands::registry;
 use super::console_poller::ConsolePoller;
 use super::host::{self, Host};
 use super::main_loop::MainLoop;
+use super::network;
 use crate::acpi::power;
 use crate::arch::{cpu, gdt, idt, paging, serial, tsc};
 use crate::console::{Shell, serial_log};
@@ -162,6 +163,7 @@ pub extern "C" fn kernel_main(boot_info_phys: u64) -> ! {
         heap,
         memory,
     });
+    network::init(host.config.as_ref());
     log::info!(
         "boot complete in {} ms; console ready",
         tsc::uptime_ns() / 1_000_000
@@ -170,6 +172,9 @@ pub extern "C" fn kernel_main(boot_info_phys: u64) -> ! {
     let mut main_loop = MainLoop::new();
     // Future pollers (NIC/smoltcp, migration sessions, vCPU slices) are added here.
     main_loop.add(Box::new(ConsolePoller::new(Shell::new(registry()))));
+    if let Some(net) = network::poller() {
+        main_loop.add(net);
+    }
     if let Some(vms) = super::vms::start(host) {
         main_loop.add(vms);
     }

@@ -7,6 +7,7 @@
 //! [`NetStack::drain_output`], so a command returns at once and its results appear as they
 //! happen. Migration sessions will add their own TCP sockets through [`NetStack::sockets`].
 
+mod announce;
 mod tools;
 
 pub use tools::{parse_endpoint, parse_ipv4};
@@ -29,6 +30,7 @@ use super::nettest::{Receiver, Sender};
 use super::nic::{Nic, NicCounters};
 use super::nic_device::NicDevice;
 use super::ping::Ping;
+use announce::Announcer;
 
 /// How the interface gets its IPv4 address (mapped from the boot configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +113,7 @@ pub struct NetStack {
     last_link_check_us: u64,
     next_port: u16,
     ping_ident: u16,
+    announcer: Announcer,
 }
 
 fn instant(now_us: u64) -> Instant {
@@ -163,6 +166,10 @@ impl NetStack {
         if !link {
             output.push_back(String::from("net: link is down"));
         }
+        let mut announcer = Announcer::idle();
+        if link {
+            announcer.trigger(now_us);
+        }
         Ok(Self {
             device,
             iface,
@@ -180,6 +187,7 @@ impl NetStack {
             last_link_check_us: now_us,
             next_port: EPHEMERAL_BASE + (random_seed % 8192) as u16,
             ping_ident: (random_seed >> 16) as u16,
+            announcer,
         })
     }
 
@@ -253,6 +261,9 @@ impl NetStack {
         let link = self.device.nic().link_up();
         if link != self.link {
             self.link = link;
+            if link {
+                self.announcer.trigger(self.now_us);
+            }
             self.say(String::from(if link {
                 "net: link is up"
             } else {
@@ -278,6 +289,7 @@ impl NetStack {
                     let _ = self.iface.routes_mut().add_default_ipv4_route(router);
                 }
                 self.gateway = router;
+                self.announcer.trigger(self.now_us);
                 let via = router.map(|r| format!(" via {r}")).unwrap_or_default();
                 self.say(format!("net: DHCP lease {address}{via}"));
             }
@@ -290,6 +302,18 @@ impl NetStack {
         }
     }
 
+    /// Broadcast an ARP announcement of our address when one is due (see [`announce`]).
+    fn poll_announce(&mut self) {
+        if !self.link || !self.announcer.due(self.now_us) {
+            return;
+        }
+        let Some(cidr) = self.ipv4() else { return };
+        let mac = self.device.nic().mac();
+        let frame = announce::announcement(mac, cidr.address());
+        // A full ring or a link that just went down skips this one; the series has another.
+        let _ = self.device.nic().transmit(&frame);
+    }
+
     /// Advance everything to `now_us` (monotonic microseconds): NIC, smoltcp, DHCP, ping,
     /// nettest. Call it from the main loop as often as possible.
     pub fn poll(&mut self, now_us: u64) {
@@ -298,6 +322,7 @@ impl NetStack {
         let now = instant(self.now_us);
         self.iface.poll(now, &mut self.device, &mut self.sockets);
         self.poll_dhcp();
+        self.poll_announce();
         self.poll_tools();
         // Send what the tools just queued without waiting for the next round.
         self.iface.poll(now, &mut self.device, &mut self.sockets);

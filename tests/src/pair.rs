@@ -1,0 +1,125 @@
+//! Two tern hosts on one Ethernet segment, booted to their prompts: what the network system
+//! tests and `cargo xtask bench net` both need.
+//!
+//! Host k is named `HOST_NAMES[k]`, has MAC `Nic::mac_for_host(k)` and the static address
+//! 10.0.0.(1+k)/24 (the same plan as `cargo xtask run --hosts N`). QEMU hosts are joined by a
+//! `-netdev socket` pair (host 0 listens), Bochs hosts by a bxhub that lives as long as the
+//! pair. Each host gets its own copy of the ESP with its own config.
+
+use crate::tern;
+use crate::{BxHub, Emulator, EmulatorKind, HarnessError, Nic, NicAttachment};
+use std::path::Path;
+use std::time::Duration;
+
+/// Names of host 0 and host 1.
+pub const HOST_NAMES: [&str; 2] = ["alpha", "beta"];
+
+/// The IPv4 address of host `index` (no prefix).
+pub fn host_ip(index: usize) -> String {
+    format!("10.0.0.{}", 1 + index)
+}
+
+/// The config text of host `index` with a static address on 10.0.0.0/24.
+pub fn host_config(index: usize) -> String {
+    format!(
+        "[host]\nname = {}\n\n[net]\nmode = static\naddress = {}/24\n",
+        HOST_NAMES[index],
+        host_ip(index)
+    )
+}
+
+/// Two booted hosts on one segment.
+pub struct Pair {
+    /// Host 0 (10.0.0.1) and host 1 (10.0.0.2).
+    pub hosts: [Emulator; 2],
+    /// Boot output of each host up to its first prompt.
+    pub boot_logs: [String; 2],
+    /// The Bochs hub (dropped last, after the emulators).
+    _hub: Option<BxHub>,
+}
+
+impl Pair {
+    /// Start two `kind` hosts named `name-0` and `name-1` and wait for both prompts.
+    pub fn boot(kind: EmulatorKind, name: &str) -> Result<Pair, HarnessError> {
+        Pair::boot_in(kind, name, &crate::work_root())
+    }
+
+    /// [`Pair::boot`] with the instance directories under `work_root`.
+    pub fn boot_in(kind: EmulatorKind, name: &str, work_root: &Path) -> Result<Pair, HarnessError> {
+        let hub_dir = work_root.join(format!("{name}-hub-{}", std::process::id()));
+        let (hub, nics) = match kind {
+            EmulatorKind::Bochs => {
+                let hub = BxHub::start(2, &hub_dir)?;
+                let nics = [hub.nic(0)?, hub.nic(1)?];
+                (Some(hub), nics)
+            }
+            EmulatorKind::Qemu | EmulatorKind::Kvm => {
+                let port = crate::net::free_tcp_port()?;
+                let nic = |index: u8, attachment| Nic {
+                    mac: Nic::mac_for_host(index),
+                    attachment,
+                };
+                (
+                    None,
+                    [
+                        nic(0, NicAttachment::QemuListen(port)),
+                        nic(1, NicAttachment::QemuConnect(port)),
+                    ],
+                )
+            }
+        };
+        // Host 0 first: with QEMU it is the listening end, which must exist before host 1
+        // connects.
+        let first = Emulator::builder(kind)
+            .name(&format!("{name}-0"))
+            .work_root(work_root)
+            .config(&host_config(0))
+            .nic(nics[0])
+            .start()?;
+        let second = Emulator::builder(kind)
+            .name(&format!("{name}-1"))
+            .work_root(work_root)
+            .config(&host_config(1))
+            .nic(nics[1])
+            .start()?;
+        let first = tern::to_prompt(first)?;
+        let second = tern::to_prompt(second)?;
+        Ok(Pair {
+            hosts: [first.host, second.host],
+            boot_logs: [first.boot_log, second.boot_log],
+            _hub: hub,
+        })
+    }
+
+    /// The emulator kind of both hosts.
+    pub fn kind(&self) -> EmulatorKind {
+        self.hosts[0].kind()
+    }
+
+    /// Run a console command on host `index`; returns its immediate answer.
+    pub fn command(&mut self, index: usize, line: &str) -> Result<String, HarnessError> {
+        tern::command(&mut self.hosts[index], line)
+    }
+
+    /// Wait for `pattern` in host `index`'s output; returns the text up to it.
+    pub fn expect(
+        &mut self,
+        index: usize,
+        pattern: &str,
+        timeout: Duration,
+    ) -> Result<String, HarnessError> {
+        self.hosts[index].console().expect(pattern, timeout)
+    }
+
+    /// `ping` from host `from` to the other host with `count` requests; returns everything
+    /// up to the statistics line. Fails if no reply came back.
+    pub fn ping(&mut self, from: usize, count: u16) -> Result<String, HarnessError> {
+        let target = host_ip(1 - from);
+        self.command(from, &format!("ping {target} {count}"))?;
+        // Each request waits at most the ping reply timeout; allow for a slow emulator.
+        let timeout = self.kind().command_timeout() + Duration::from_secs(u64::from(count) * 2);
+        let mut text = self.expect(from, "packets transmitted", timeout)?;
+        text.push_str(&self.expect(from, "\n", timeout)?);
+        Ok(text)
+    }
+}

@@ -1,0 +1,172 @@
+//! Networking end to end: two tern hosts on one emulated Ethernet segment ping each other,
+//! move a TCP transfer whose checksum the receiver verifies, and a sender whose peer's
+//! emulator is killed mid-transfer gets a clean error and keeps its console. Without a
+//! network (config `mode = none`, or no NIC) the `net` command says why.
+//!
+//! Sizes and why: the QEMU pair moves 16 MiB (the figure; well under a minute of
+//! TCG). Bochs runs ~7x slower and two instances share the CI machine's two cores with the
+//! other system tests, so the Bochs pair moves 2 MiB: enough for thousands of segments, window
+//! updates and the checksum verdict, while keeping the whole network set within its share of
+//! the CI budget (see docs/bench/network.md for the measured Bochs throughput).
+
+use std::time::Duration;
+use system_tests::pair::{Pair, host_ip};
+use system_tests::tern;
+use system_tests::{Emulator, EmulatorKind, TestResult};
+
+/// Port of the nettest listener.
+const PORT: u16 = 5001;
+
+/// Ping both ways; every request must be answered.
+fn ping_both_ways(pair: &mut Pair) -> TestResult {
+    for from in [0, 1] {
+        let answer = pair.ping(from, 3)?;
+        assert!(
+            answer.contains(&format!("bytes from {}", host_ip(1 - from))),
+            "host {from} got no echo reply:\n{answer}"
+        );
+        assert!(
+            answer.contains("3 packets transmitted, 3 received"),
+            "host {from} lost pings:\n{answer}"
+        );
+    }
+    Ok(())
+}
+
+/// Host 1 listens, host 0 sends `mib` MiB; both must report the checksum as verified.
+fn verified_transfer(pair: &mut Pair, mib: u64, timeout: Duration) -> TestResult {
+    let answer = pair.command(1, &format!("nettest listen {PORT}"))?;
+    assert!(!answer.contains("error"), "listen failed:\n{answer}");
+    let answer = pair.command(0, &format!("nettest send {}:{PORT} {mib}", host_ip(1)))?;
+    assert!(!answer.contains("error"), "send failed to start:\n{answer}");
+    let sent = pair.expect(0, "nettest: sent", timeout)?;
+    let verdict = pair.expect(0, "\n", timeout)?;
+    assert!(
+        verdict.contains("receiver reports checksum ok"),
+        "sender's verdict is not ok:\n{sent}{verdict}"
+    );
+    let received = pair.expect(1, "nettest: received", timeout)?;
+    let line = pair.expect(1, "\n", timeout)?;
+    assert!(
+        line.contains(&format!("{mib}.00 MiB")) && line.contains("checksum ok"),
+        "receiver did not verify {mib} MiB:\n{received}{line}"
+    );
+    // The counters moved and nothing was dropped as malformed on a clean segment.
+    let net = pair.command(1, "net")?;
+    assert!(net.contains("link up"), "`net` on the receiver:\n{net}");
+    Ok(())
+}
+
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn qemu_pair_pings_and_moves_16_mib_verified() -> TestResult {
+    let mut pair = Pair::boot(EmulatorKind::Qemu, "net-qemu")?;
+    for (k, log) in pair.boot_logs.iter().enumerate() {
+        assert!(
+            log.contains("pci: ") && log.contains("e1000"),
+            "host {k} did not list its NIC at boot:\n{log}"
+        );
+        assert!(
+            log.contains(&format!("ipv4 {}/24", host_ip(k))),
+            "host {k} did not bring its address up:\n{log}"
+        );
+    }
+    ping_both_ways(&mut pair)?;
+    verified_transfer(&mut pair, 16, Duration::from_secs(180))
+}
+
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn qemu_sender_gets_an_error_when_the_receiver_dies() -> TestResult {
+    let mut pair = Pair::boot(EmulatorKind::Qemu, "net-qemu-kill")?;
+    pair.command(1, &format!("nettest listen {PORT}"))?;
+    pair.command(0, &format!("nettest send {}:{PORT} 1024", host_ip(1)))?;
+    pair.expect(1, "nettest: connection from", Duration::from_secs(30))?;
+    // Let data flow, then pull the plug on the receiver's whole emulator.
+    std::thread::sleep(Duration::from_secs(2));
+    pair.hosts[1].kill();
+    // The sender notices within its progress timeout (10 s) and says so.
+    let text = pair.expect(0, "nettest: error:", Duration::from_secs(60))?;
+    assert!(
+        !text.contains("checksum ok"),
+        "the transfer cannot have completed:\n{text}"
+    );
+    let reason = pair.expect(0, "\n", Duration::from_secs(5))?;
+    assert!(
+        reason.contains("peer stopped responding") || reason.contains("reset"),
+        "unexpected error: {reason}"
+    );
+    // The hypervisor is still there and idle again.
+    let status = pair.command(0, "nettest status")?;
+    assert!(
+        status.contains("nettest: idle"),
+        "sender still busy:\n{status}"
+    );
+    Ok(())
+}
+
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn bochs_pair_pings_and_moves_2_mib_verified() -> TestResult {
+    let mut pair = Pair::boot(EmulatorKind::Bochs, "net-bochs")?;
+    ping_both_ways(&mut pair)?;
+    verified_transfer(&mut pair, 2, Duration::from_secs(240))
+}
+
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn without_a_network_net_says_why_and_the_console_goes_on() -> TestResult {
+    // `mode = none`: no bring-up at all.
+    let config = "[host]\nname = alpha\n\n[net]\nmode = none\n";
+    let host = Emulator::builder(EmulatorKind::Qemu)
+        .name("net-none")
+        .config(config)
+        .start()?;
+    let mut booted = tern::to_prompt(host)?;
+    let answer = tern::command(&mut booted.host, "net")?;
+    assert!(
+        answer.contains("networking is disabled by the config"),
+        "`net` with mode = none:\n{answer}"
+    );
+    drop(booted);
+
+    // A static address but no NIC in the machine.
+    let config = "[host]\nname = alpha\n\n[net]\nmode = static\naddress = 10.0.0.1/24\n";
+    let host = Emulator::builder(EmulatorKind::Qemu)
+        .name("net-no-nic")
+        .config(config)
+        .start()?;
+    let mut booted = tern::to_prompt(host)?;
+    assert!(
+        booted.boot_log.contains("no supported NIC found"),
+        "boot did not say that there is no NIC:\n{}",
+        booted.boot_log
+    );
+    for line in ["net", "ping 10.0.0.2"] {
+        let answer = tern::command(&mut booted.host, line)?;
+        assert!(
+            answer.contains("no supported NIC found"),
+            "`{line}` without a NIC:\n{answer}"
+        );
+    }
+    let answer = tern::command(&mut booted.host, "pci")?;
+    assert!(answer.contains("00:00.0"), "`pci` lists nothing:\n{answer}");
+    Ok(())
+}
+
+#[test]
+#[ignore = "scratch"]
+fn scratch_bochs_counters() -> TestResult {
+    let mut pair = Pair::boot(EmulatorKind::Bochs, "net-scratch")?;
+    let _ = pair.ping(0, 2);
+    for k in [0, 1] {
+        let a = pair.command(k, "net")?;
+        eprintln!("host {k}:\n{a}");
+    }
+    let _ = pair.ping(1, 2);
+    for k in [0, 1] {
+        let a = pair.command(k, "net")?;
+        eprintln!("host {k}:\n{a}");
+    }
+    Ok(())
+}

@@ -1,0 +1,338 @@
+//! `cargo xtask bench [net]`: measured figures, written as a report under `docs/bench/`.
+//!
+//! `net`: TCP throughput between two tern hosts, as a ratio to the raw frame rate the same
+//! emulated NIC reaches in the same run. For each emulator (QEMU TCG, then Bochs, never both
+//! at once so they do not share the two cores), boot a pair on one segment, warm ARP with a
+//! ping each way, run the hypervisor's raw transmit loop (`netbench FRAMES`: maximum-size
+//! frames as fast as the e1000's ring takes them) and then a verified `nettest` transfer.
+//! Both figures are MiB/s measured by the sending hypervisor's calibrated TSC: raw counts
+//! whole Ethernet frames (1514 bytes), TCP counts payload only, so the ratio is what TCP
+//! delivers of what the wire could carry. Other benchmarks (migration) add their own part.
+
+use anyhow::{Context, Result, bail};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+use system_tests::EmulatorKind;
+use system_tests::pair::{Pair, host_ip};
+use system_tests::tern::PROMPT;
+
+use crate::build::{self, BuildOptions};
+use crate::hostcfg::NetConfig;
+use crate::progress::Step;
+use crate::workspace::Workspace;
+
+/// The TCP/raw ratio the network stack is expected to reach.
+const TARGET_RATIO: f64 = 0.7;
+/// nettest port on the receiving host.
+const PORT: u16 = 5001;
+
+/// Options of `cargo xtask bench`.
+pub struct BenchOptions {
+    /// Which benchmark (`net`; the only one so far).
+    pub which: String,
+    /// Emulators to measure.
+    pub emus: Vec<EmulatorKind>,
+    /// Skip `cargo xtask build`.
+    pub no_build: bool,
+}
+
+/// Sizes of one emulator's run: long enough to dwarf start-up effects, short enough to run
+/// in a few minutes.
+#[derive(Clone, Copy)]
+struct Sizes {
+    raw_frames: u64,
+    tcp_mib: u64,
+    timeout: Duration,
+}
+
+fn sizes(kind: EmulatorKind) -> Sizes {
+    match kind {
+        EmulatorKind::Bochs => Sizes {
+            raw_frames: 4_000,
+            tcp_mib: 4,
+            timeout: Duration::from_secs(600),
+        },
+        EmulatorKind::Qemu | EmulatorKind::Kvm => Sizes {
+            raw_frames: 40_000,
+            tcp_mib: 64,
+            timeout: Duration::from_secs(300),
+        },
+    }
+}
+
+/// One emulator's figures.
+struct NetResult {
+    kind: EmulatorKind,
+    sizes: Sizes,
+    raw_line: String,
+    raw_mib_s: f64,
+    tcp_line: String,
+    tcp_mib_s: f64,
+    receiver_line: String,
+    ping_line: String,
+}
+
+impl NetResult {
+    fn ratio(&self) -> f64 {
+        if self.raw_mib_s > 0.0 {
+            self.tcp_mib_s / self.raw_mib_s
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Run the benchmark(s) and write the report.
+pub fn bench(ws: &Workspace, options: &BenchOptions) -> Result<()> {
+    if options.which != "net" {
+        bail!("unknown benchmark `{}` (known: net)", options.which);
+    }
+    if !options.no_build {
+        let build_options = BuildOptions {
+            debug: false,
+            net: NetConfig::None,
+        };
+        build::build(ws, &build_options)?;
+    }
+    let work = ws.build_dir().join("bench-runs");
+    let mut results = Vec::new();
+    for &kind in &options.emus {
+        let step = Step::start(format!("bench net on {kind}"));
+        let result = measure(kind, &work).with_context(|| format!("bench net on {kind}"))?;
+        eprintln!(
+            "[xtask] {kind}: raw {:.2} MiB/s, TCP {:.2} MiB/s, ratio {:.2}",
+            result.raw_mib_s,
+            result.tcp_mib_s,
+            result.ratio()
+        );
+        results.push(result);
+        step.done();
+    }
+    let report = render(&results)?;
+    let path = crate::workspace::root().join("docs/bench/network.md");
+    std::fs::create_dir_all(path.parent().context("report path has a parent")?)?;
+    std::fs::write(&path, report).with_context(|| format!("write {}", path.display()))?;
+    eprintln!("[xtask] report: {}", path.display());
+    Ok(())
+}
+
+fn measure(kind: EmulatorKind, work: &Path) -> Result<NetResult> {
+    let sizes = sizes(kind);
+    let mut pair = Pair::boot_in(kind, &format!("bench-net-{kind}"), work)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let harness = |e: system_tests::HarnessError| anyhow::anyhow!("{e:?}");
+
+    // Resolve ARP both ways so neither measurement pays for it.
+    let mut ping_line = String::new();
+    for from in [0, 1] {
+        let text = pair.ping(from, 2).map_err(harness)?;
+        if !text.contains("2 received") {
+            bail!("host {from} could not ping its peer:\n{text}");
+        }
+        if from == 0 {
+            ping_line = text
+                .lines()
+                .find(|l| l.starts_with("rtt"))
+                .unwrap_or_default()
+                .to_string();
+        }
+    }
+
+    let raw = pair.hosts[0]
+        .console()
+        .command(
+            &format!("netbench {}", sizes.raw_frames),
+            PROMPT,
+            sizes.timeout,
+        )
+        .map_err(harness)?;
+    let raw_line = line_with(&raw, "bench: ")?;
+    let raw_mib_s = mib_per_s(&raw_line)?;
+
+    pair.command(1, &format!("nettest listen {PORT}"))
+        .map_err(harness)?;
+    pair.command(
+        0,
+        &format!("nettest send {}:{PORT} {}", host_ip(1), sizes.tcp_mib),
+    )
+    .map_err(harness)?;
+    pair.expect(0, "nettest: sent", sizes.timeout)
+        .map_err(harness)?;
+    let rest = pair.expect(0, "\n", sizes.timeout).map_err(harness)?;
+    let tcp_line = format!("nettest: sent{}", rest.trim_end());
+    if !tcp_line.contains("checksum ok") {
+        bail!("the transfer was not verified: {tcp_line}");
+    }
+    let tcp_mib_s = mib_per_s(&tcp_line)?;
+    pair.expect(1, "nettest: received", sizes.timeout)
+        .map_err(harness)?;
+    let rest = pair.expect(1, "\n", sizes.timeout).map_err(harness)?;
+    let receiver_line = format!("nettest: received{}", rest.trim_end());
+    Ok(NetResult {
+        kind,
+        sizes,
+        raw_line,
+        raw_mib_s,
+        tcp_line,
+        tcp_mib_s,
+        receiver_line,
+        ping_line,
+    })
+}
+
+/// The first line of `text` containing `marker`, from the marker on.
+fn line_with(text: &str, marker: &str) -> Result<String> {
+    text.lines()
+        .find_map(|l| l.find(marker).map(|at| l[at..].trim_end().to_string()))
+        .with_context(|| format!("no `{marker}` line in:\n{text}"))
+}
+
+/// The number before ` MiB/s` in `line`.
+fn mib_per_s(line: &str) -> Result<f64> {
+    let end = line
+        .find(" MiB/s")
+        .with_context(|| format!("no MiB/s figure in `{line}`"))?;
+    let start = line[..end]
+        .rfind(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map_or(0, |i| i + 1);
+    line[start..end]
+        .parse()
+        .with_context(|| format!("bad MiB/s figure in `{line}`"))
+}
+
+fn tool_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "(unknown)".to_string())
+}
+
+fn render(results: &[NetResult]) -> Result<String> {
+    let mut out = String::new();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "(unknown)".into());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    writeln!(
+        out,
+        "# Network benchmark: TCP throughput vs. raw frame rate\n"
+    )?;
+    writeln!(
+        out,
+        "Generated by `cargo xtask bench net` (xtask/src/bench.rs); rerun it to refresh.\n"
+    )?;
+    writeln!(
+        out,
+        "| emulator | raw transmit (MiB/s) | TCP nettest (MiB/s) | TCP / raw | target |"
+    )?;
+    writeln!(out, "|---|---|---|---|---|")?;
+    for r in results {
+        writeln!(
+            out,
+            "| {} | {:.2} | {:.2} | {:.2} | {} {TARGET_RATIO} |",
+            r.kind,
+            r.raw_mib_s,
+            r.tcp_mib_s,
+            r.ratio(),
+            if r.ratio() >= TARGET_RATIO {
+                "meets"
+            } else {
+                "below"
+            }
+        )?;
+    }
+    writeln!(out, "\n## What is measured\n")?;
+    writeln!(
+        out,
+        "Two tern hosts (alpha 10.0.0.1, beta 10.0.0.2) on one emulated Ethernet segment, \
+         each with an e1000 (82540EM): QEMU TCG joined by a `-netdev socket` pair, Bochs by \
+         bxhub. Both emulators of a pair run at once on this machine; the QEMU and Bochs \
+         pairs run one after the other.\n"
+    )?;
+    writeln!(
+        out,
+        "- **raw**: `netbench FRAMES` on alpha, the hypervisor's raw transmit loop: \
+         1514-byte broadcast frames (EtherType 0x88B5) handed to the e1000 transmit ring as \
+         fast as it accepts them. MiB/s of whole frames, timed by alpha's calibrated TSC.\n\
+         - **TCP**: `nettest send 10.0.0.2:5001 MIB` from alpha to `nettest listen 5001` on \
+         beta, over smoltcp. MiB/s of payload from the connection's start to the receiver's \
+         verified checksum verdict, timed by alpha's TSC.\n\
+         - ARP is resolved beforehand with a ping each way.\n"
+    )?;
+    writeln!(out, "## Runs\n")?;
+    for r in results {
+        writeln!(out, "### {}\n", r.kind)?;
+        writeln!(
+            out,
+            "- sizes: raw {} frames, TCP {} MiB",
+            r.sizes.raw_frames, r.sizes.tcp_mib
+        )?;
+        writeln!(out, "- ping alpha -> beta: `{}`", r.ping_line)?;
+        writeln!(out, "- raw: `{}`", r.raw_line)?;
+        writeln!(out, "- TCP sender: `{}`", r.tcp_line)?;
+        writeln!(out, "- TCP receiver: `{}`\n", r.receiver_line)?;
+    }
+    writeln!(out, "## Conditions\n")?;
+    writeln!(
+        out,
+        "- date: {}",
+        tool_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+    )?;
+    writeln!(
+        out,
+        "- machine: {cpu}, {} cores; load average at the end: {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    )?;
+    writeln!(
+        out,
+        "- QEMU: {}",
+        tool_output("qemu-system-x86_64", &["--version"])
+            .lines()
+            .next()
+            .unwrap_or("")
+    )?;
+    writeln!(
+        out,
+        "- Bochs: {}",
+        tool_output("dpkg-query", &["-W", "-f", "${Version}", "bochs"])
+    )?;
+    writeln!(
+        out,
+        "- tern: commit {} (release build)",
+        tool_output("git", &["rev-parse", "--short", "HEAD"])
+    )?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_mib_per_second_figures() {
+        let raw = "bench: 4000 frames, 5.77 MiB in 1.000 s: 4000 frames/s, 5.77 MiB/s (ring full 0 times)";
+        assert_eq!(mib_per_s(raw).unwrap(), 5.77);
+        let tcp = "nettest: sent 16.00 MiB in 1.566 s (10.21 MiB/s), receiver reports checksum ok";
+        assert_eq!(mib_per_s(tcp).unwrap(), 10.21);
+        assert!(mib_per_s("nettest: error: peer stopped responding").is_err());
+        assert_eq!(
+            line_with("x\n  bench: 1 frames\nrest", "bench: ").unwrap(),
+            "bench: 1 frames"
+        );
+    }
+}
