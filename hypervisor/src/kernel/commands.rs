@@ -18,6 +18,7 @@ pub fn registry() -> CommandRegistry {
     r.register(KERNEL_COMMANDS);
     r.register(super::vms::VM_COMMANDS);
     r.register(super::network::COMMANDS);
+    r.register(super::migration::MIGRATION_COMMANDS);
     // r.register(crate::migration::COMMANDS); (migrate, info migrate, ...)
     r
 }
@@ -26,10 +27,10 @@ pub fn registry() -> CommandRegistry {
 pub static KERNEL_COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "info",
-        usage: "",
-        help: "host, CPU, VT-x, memory and uptime",
+        usage: "[migrate]",
+        help: "host, CPU, VT-x, memory and uptime; `info migrate`: migration status",
         min_args: 0,
-        max_args: 0,
+        max_args: 1,
         handler: info,
     },
     CommandSpec {
@@ -51,6 +52,15 @@ pub static KERNEL_COMMANDS: &[CommandSpec] = &[
 ];
 
 fn info(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
+    match inv.args.first().map(alloc::string::String::as_str) {
+        None => {}
+        Some("migrate") => return super::migration::commands::info_migrate(inv.out),
+        Some(other) => {
+            return Err(CommandError::BadArgument(alloc::format!(
+                "info {other}: unknown (try `info` or `info migrate`)"
+            )));
+        }
+    }
     let out = &mut *inv.out;
     let host = host::get().ok_or_else(|| CommandError::Failed("still booting".into()))?;
     write_version(out)?;

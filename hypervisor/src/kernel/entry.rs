@@ -178,6 +178,9 @@ pub extern "C" fn kernel_main(boot_info_phys: u64) -> ! {
     if let Some(vms) = super::vms::start(host) {
         main_loop.add(vms);
     }
+    if let Some(migration) = super::migration::start(host) {
+        main_loop.add(migration);
+    }
     loop {
         main_loop.run_round(tsc::uptime_ns());
     }

@@ -21,6 +21,8 @@ pub mod entry;
 #[cfg(target_os = "none")]
 pub mod host;
 #[cfg(target_os = "none")]
+pub mod migration;
+#[cfg(target_os = "none")]
 pub mod network;
 #[cfg(target_os = "none")]
 mod panic;

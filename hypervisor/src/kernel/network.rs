@@ -130,6 +130,18 @@ pub fn init(config: Option<&Config>) {
     }
 }
 
+/// Runs `f` on the network stack (for migration's sockets); `None` without networking.
+pub(super) fn with_net_stack<R>(f: impl FnOnce(&mut NetStack) -> R) -> Option<R> {
+    let mut guard = STACK.lock();
+    let KernelStack(stack) = guard.as_mut()?;
+    Some(f(stack))
+}
+
+/// Why there is no network stack, for other subsystems' messages.
+pub(super) fn network_unavailable_reason() -> String {
+    unavailable_reason()
+}
+
 /// The stack's turn in the main loop: NIC, smoltcp, tools, then queued operator lines.
 pub struct NetPoller;
 

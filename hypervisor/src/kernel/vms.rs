@@ -68,7 +68,7 @@ impl LineOutput for ConsoleLines {
     }
 }
 
-type HostVm = ManagedMachine<ConsoleLines, KernelFrames>;
+pub(super) type HostVm = ManagedMachine<ConsoleLines, KernelFrames>;
 
 /// Everything the VMs of this host need.
 struct VmHost {
@@ -204,6 +204,15 @@ fn canary_bytes(phys: u64) -> &'static mut [u8] {
     // good (never freed), inside the identity map; callers use the slice briefly and one at a
     // time (under the `VMS` lock or before it is published).
     unsafe { core::slice::from_raw_parts_mut(phys_to_ptr::<u8>(phys), CANARY_BYTES) }
+}
+
+/// Runs `f` on the VM set and the VMX context (for migration); `None` without VT-x.
+pub(super) fn with_vms<R>(
+    f: impl FnOnce(&mut VmSet<HostVm>, &mut MachineContext<KernelFrames>) -> R,
+) -> Option<R> {
+    let mut guard = VMS.lock();
+    let h = guard.as_mut()?;
+    Some(f(&mut h.set, &mut h.ctx))
 }
 
 /// Runs one VM slice per main-loop round.

@@ -20,6 +20,7 @@ pub mod dirty;
 pub mod params;
 pub mod report;
 pub mod source;
+pub mod tcp;
 pub mod transport;
 
 #[cfg(test)]

@@ -93,6 +93,15 @@ impl<V: ManagedVm> VmSet<V> {
         self.vms.get_mut(i)
     }
 
+    /// Take the VM named `name` out of the set (e.g. after it migrated away).
+    pub fn remove(&mut self, name: &str) -> Option<V> {
+        let i = self.find(name)?;
+        if self.next > i {
+            self.next -= 1;
+        }
+        Some(self.vms.remove(i))
+    }
+
     fn find(&self, name: &str) -> Option<usize> {
         self.vms.iter().position(|v| v.name() == name)
     }

@@ -219,6 +219,9 @@ impl SourceEngine {
             if link.is_established() {
                 self.phase = Phase::Handshake;
                 self.tokens_at = now;
+            } else if link.send(&[]).is_err() {
+                self.rollback(vm, String::from("the destination refused the connection"));
+                return;
             } else if now.saturating_since(self.started) >= CONNECT_TIMEOUT {
                 link.close();
                 self.rollback(vm, String::from("could not connect to the destination"));

@@ -21,6 +21,8 @@ pub enum MachineError {
     Vmx(VmxError),
     /// The command does not apply in the current state.
     Transition(InvalidTransition),
+    /// Migration bookkeeping (dirty tracking) failed.
+    Migration(crate::migration::dirty::TrackingError),
 }
 
 impl fmt::Display for MachineError {
@@ -31,6 +33,7 @@ impl fmt::Display for MachineError {
             Self::Ept(e) => write!(f, "{e}"),
             Self::Vmx(e) => write!(f, "{e}"),
             Self::Transition(e) => write!(f, "{e}"),
+            Self::Migration(e) => write!(f, "{e}"),
         }
     }
 }

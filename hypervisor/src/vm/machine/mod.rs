@@ -13,6 +13,7 @@ mod devices;
 mod digest;
 mod error;
 mod managed;
+mod migration;
 mod outside_ram;
 mod report;
 mod snapshot;
@@ -20,6 +21,7 @@ mod snapshot;
 pub use devices::COM1;
 pub use error::MachineError;
 pub use managed::{MachineContext, ManagedMachine};
+pub use migration::MigrationHooks;
 pub use snapshot::SnapshotError;
 
 use devices::{Bus, HwHost, host_has_rdtscp, host_has_xsave};
@@ -84,6 +86,8 @@ pub struct Machine<O: LineOutput> {
     pub(super) tsc_offset: u64,
     /// Slices run since the last boot (`vm info`).
     pub(super) slices: u64,
+    /// Dirty tracking and throttle while the VM migrates.
+    pub(super) migration: MigrationHooks,
 }
 
 impl<O: LineOutput> Machine<O> {
@@ -133,6 +137,7 @@ impl<O: LineOutput> Machine<O> {
             syscall_msrs: [0; SWITCHED_ON_VCPU_CHANGE.len()],
             tsc_offset: 0,
             slices: 0,
+            migration: MigrationHooks::default(),
         };
         if let Err(e) = machine.map_ram(frames) {
             machine.destroy(vmx, frames);
@@ -269,6 +274,10 @@ impl<O: LineOutput> Machine<O> {
         if self.state != VmState::Running {
             return Ok(SliceOutcome::NotRunning);
         }
+        if self.throttle_skips_slice() {
+            // Auto-converge: this slice is taken away from the guest.
+            return Ok(SliceOutcome::Halted);
+        }
         let Some(mut vcpu) = self.vcpu.take() else {
             return Ok(SliceOutcome::NotRunning);
         };
@@ -326,15 +335,12 @@ impl<O: LineOutput> Machine<O> {
                         break SliceOutcome::Crashed(reason);
                     }
                 }
-                // Nothing is write-protected until migration's dirty tracking exists.
-                // HOOK(migration): when EPT write-protection is on for this VM, record
-                // `gpa`'s page as dirty, restore write access to it (plus INVEPT) and
-                // `Continue` instead of crashing.
+                // Dirty tracking (see `migration.rs`): record the page, make it writable,
+                // retry the write; without tracking this crashes the VM.
                 ExitAction::DirtyWrite { gpa } => {
-                    break SliceOutcome::Crashed(CrashReason::Unhandled {
-                        reason: crate::vmx::exit::reason::EPT_VIOLATION,
-                        qualification: gpa,
-                    });
+                    if let Err(reason) = self.on_dirty_write(frames, gpa) {
+                        break SliceOutcome::Crashed(reason);
+                    }
                 }
                 ExitAction::Crash(reason) => break SliceOutcome::Crashed(reason),
             }

@@ -98,6 +98,15 @@ impl<I: InterruptLine, S: SerialSink> Uart16550<I, S> {
     pub fn restore_state(bytes: &[u8], irq: I, sink: S) -> Result<Self, RestoreError> {
         Ok(Self::with_registers(decode(bytes)?, irq, sink))
     }
+
+    /// Replace this UART's registers with [`Self::save_state`] output, keeping its sink and
+    /// interrupt line (an incoming migration restores into a VM that already exists).
+    /// Nothing changes when the bytes are refused.
+    pub fn load_state(&mut self, bytes: &[u8]) -> Result<(), RestoreError> {
+        self.regs = decode(bytes)?;
+        self.update_interrupt();
+        Ok(())
+    }
 }
 
 fn encode(regs: &Registers) -> Vec<u8> {

@@ -1,0 +1,308 @@
+//! The migration engines' traits over this kernel's VMs: [`SourceVm`] (a running
+//! `Machine` being sent), [`KernelFactory`] / [`IncomingMachine`] (a blank `Machine` being
+//! received), plus the CPU descriptor and session nonces.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use migration_proto::cpu::{CpuDescriptor, CpuidEntry};
+use migration_proto::dirty::DirtyBitmap;
+use migration_proto::message::{DeviceState, VcpuState, VmIdentity};
+
+use crate::arch::tsc;
+use crate::migration::destination::{IncomingVm, IncomingVmFactory};
+use crate::migration::dirty::DirtyTrackingMode;
+use crate::migration::source::{MigratableVm, VmError};
+use crate::vm::cpuid::{CpuidResult, VcpuView, XCR0_OFFERED, guest_cpuid};
+use crate::vm::machine::{Machine, MachineContext};
+use crate::vm::state::{VmCommand, VmState};
+use crate::vm::vcpu_state;
+use crate::vmx::vmcs::fields::guest;
+
+use super::super::vms::{ConsoleLines, KernelFrames};
+
+/// Device-state id of the VMX vCPU snapshot (`vm::vcpu_state` encoding).
+pub const VCPU_DEVICE: &str = "vcpu0-vmx";
+/// Device-state id of the COM1 UART.
+pub const UART_DEVICE: &str = "com1";
+
+fn vm_error(what: &str, e: impl core::fmt::Display) -> VmError {
+    VmError(format!("{what}: {e}"))
+}
+
+/// A VM of this host while it is being sent.
+pub struct SourceVm<'a> {
+    pub machine: &'a mut Machine<ConsoleLines>,
+    pub ctx: &'a mut MachineContext<KernelFrames>,
+    /// Whether the migration paused it (so only then it resumes it).
+    pub paused_here: &'a mut bool,
+}
+
+impl MigratableVm for SourceVm<'_> {
+    fn identity(&self) -> VmIdentity {
+        let hash = blake3::hash(self.machine.name().as_bytes());
+        let mut uuid = [0u8; 16];
+        uuid.copy_from_slice(&hash.as_bytes()[..16]);
+        VmIdentity {
+            uuid,
+            name: self.machine.name().into(),
+            memory_bytes: self.machine.ram_bytes(),
+            vcpu_count: 1,
+        }
+    }
+
+    fn read_memory(&mut self, gpa: u64, out: &mut [u8]) -> Result<(), VmError> {
+        self.machine
+            .read_ram(&self.ctx.frames, gpa, out)
+            .map_err(|e| vm_error("reading guest RAM", e))
+    }
+
+    fn pause(&mut self) {
+        if self.machine.state() == VmState::Running {
+            let ctx = &mut *self.ctx;
+            match self
+                .machine
+                .command(&mut ctx.vmx, &mut ctx.frames, VmCommand::Pause)
+            {
+                Ok(()) => *self.paused_here = true,
+                Err(e) => log::error!("migrate: pausing {}: {e}", self.machine.name()),
+            }
+        }
+    }
+
+    fn resume(&mut self) {
+        if *self.paused_here {
+            let ctx = &mut *self.ctx;
+            if let Err(e) = self
+                .machine
+                .command(&mut ctx.vmx, &mut ctx.frames, VmCommand::Resume)
+            {
+                log::error!("migrate: resuming {}: {e}", self.machine.name());
+            }
+            *self.paused_here = false;
+        }
+    }
+
+    fn set_throttle(&mut self, percent: u8) {
+        self.machine.set_throttle(percent);
+    }
+
+    fn start_dirty_tracking(&mut self, mode: DirtyTrackingMode) -> Result<(), VmError> {
+        if mode == DirtyTrackingMode::Pml {
+            log::warn!("migrate: PML is not wired into the VMCS yet; using EPT write-protection");
+        }
+        let ctx = &mut *self.ctx;
+        self.machine
+            .start_dirty_tracking(&mut ctx.vmx, &mut ctx.frames)
+            .map_err(|e| vm_error("starting dirty tracking", e))
+    }
+
+    fn harvest_dirty(&mut self) -> Result<DirtyBitmap, VmError> {
+        let ctx = &mut *self.ctx;
+        self.machine
+            .harvest_dirty(&mut ctx.vmx, &mut ctx.frames)
+            .map_err(|e| vm_error("harvesting dirty pages", e))
+    }
+
+    fn stop_dirty_tracking(&mut self) {
+        let ctx = &mut *self.ctx;
+        self.machine
+            .stop_dirty_tracking(&mut ctx.vmx, &mut ctx.frames);
+    }
+
+    fn vcpu_states(&mut self) -> Result<Vec<VcpuState>, VmError> {
+        let blob = self
+            .machine
+            .save_vcpu_state(&mut self.ctx.vmx)
+            .map_err(|e| vm_error("saving the vCPU", e))?;
+        let state =
+            vcpu_state::VcpuState::decode(&blob).map_err(|e| vm_error("decoding the vCPU", e))?;
+        let r = &state.regs;
+        Ok(vec![VcpuState {
+            vcpu_index: 0,
+            gprs: [
+                r.rax, r.rcx, r.rdx, r.rbx, 0, r.rbp, r.rsi, r.rdi, r.r8, r.r9, r.r10, r.r11,
+                r.r12, r.r13, r.r14, r.r15,
+            ],
+            rip: state.field(guest::RIP.0),
+            rflags: state.field(guest::RFLAGS.0),
+            cr0: state.field(guest::CR0.0),
+            cr3: state.field(guest::CR3.0),
+            cr4: state.field(guest::CR4.0),
+            efer: state.field(guest::IA32_EFER.0),
+            ..VcpuState::default()
+        }])
+    }
+
+    fn device_states(&mut self) -> Result<Vec<DeviceState>, VmError> {
+        // The full VMX snapshot (segments, MSRs, TSC, ...) travels as a device state; the
+        // protocol's VcpuState above carries the architectural summary for the peer's log.
+        let blob = self
+            .machine
+            .save_vcpu_state(&mut self.ctx.vmx)
+            .map_err(|e| vm_error("saving the vCPU", e))?;
+        Ok(vec![
+            DeviceState {
+                id: VCPU_DEVICE.into(),
+                version: 1,
+                data: blob,
+            },
+            DeviceState {
+                id: UART_DEVICE.into(),
+                version: 1,
+                data: self.machine.uart_state(),
+            },
+        ])
+    }
+}
+
+/// A VM being received: its machine, plus the vCPU snapshot to load before it runs
+/// (loading needs VMX root, which the engine's traits do not carry).
+pub struct IncomingMachine {
+    pub machine: Machine<ConsoleLines>,
+    pub vcpu_blob: Option<Vec<u8>>,
+}
+
+impl IncomingVm for IncomingMachine {
+    fn write_memory(&mut self, gpa: u64, data: &[u8]) -> Result<(), VmError> {
+        self.machine
+            .write_ram(&KernelFrames, gpa, data)
+            .map_err(|e| vm_error("writing guest RAM", e))
+    }
+
+    fn load_vcpu(&mut self, _state: &VcpuState) -> Result<(), VmError> {
+        // The authoritative state is the VMX snapshot (see `load_device`).
+        Ok(())
+    }
+
+    fn load_device(&mut self, state: &DeviceState) -> Result<(), VmError> {
+        match (state.id.as_str(), state.version) {
+            (VCPU_DEVICE, 1) => {
+                vcpu_state::VcpuState::decode(&state.data)
+                    .map_err(|e| vm_error("incoming vCPU state", e))?;
+                self.vcpu_blob = Some(state.data.clone());
+                Ok(())
+            }
+            (UART_DEVICE, 1) => self
+                .machine
+                .load_uart_state(&state.data)
+                .map_err(|e| vm_error("incoming UART state", e)),
+            (id, version) => Err(VmError(format!(
+                "unknown device state '{id}' version {version}"
+            ))),
+        }
+    }
+
+    fn read_memory(&mut self, gpa: u64, out: &mut [u8]) -> Result<(), VmError> {
+        self.machine
+            .read_ram(&KernelFrames, gpa, out)
+            .map_err(|e| vm_error("reading guest RAM", e))
+    }
+}
+
+/// Builds incoming machines in this host's VMX context.
+pub struct KernelFactory<'a> {
+    pub ctx: &'a mut MachineContext<KernelFrames>,
+    pub vpid: u16,
+    /// Names of the VMs this host has (an incoming VM must not clash).
+    pub taken: Vec<String>,
+}
+
+impl IncomingVmFactory for KernelFactory<'_> {
+    type Vm = IncomingMachine;
+
+    fn create(&mut self, identity: &VmIdentity) -> Result<IncomingMachine, VmError> {
+        if self
+            .taken
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&identity.name))
+        {
+            return Err(VmError(format!(
+                "a VM named '{}' exists here",
+                identity.name
+            )));
+        }
+        if identity.vcpu_count != 1 {
+            return Err(VmError(format!(
+                "{} vCPUs (1 supported)",
+                identity.vcpu_count
+            )));
+        }
+        let ctx = &mut *self.ctx;
+        let machine = Machine::create_incoming(
+            &mut ctx.vmx,
+            &mut ctx.frames,
+            &identity.name,
+            identity.memory_bytes,
+            self.vpid,
+            ConsoleLines,
+        )
+        .map_err(|e| vm_error("building the VM", e))?;
+        Ok(IncomingMachine {
+            machine,
+            vcpu_blob: None,
+        })
+    }
+
+    fn discard(&mut self, vm: IncomingMachine) {
+        let ctx = &mut *self.ctx;
+        vm.machine.destroy(&mut ctx.vmx, &mut ctx.frames);
+    }
+}
+
+/// The CPU this host shows its guests (the same policy `handle_exit` applies to CPUID).
+pub fn cpu_descriptor() -> CpuDescriptor {
+    const LEAVES: [u32; 8] = [
+        0,
+        1,
+        7,
+        0xd,
+        0x8000_0000,
+        0x8000_0001,
+        0x8000_0007,
+        0x8000_0008,
+    ];
+    let view = VcpuView {
+        apic_id: 0,
+        cr4_osxsave: false,
+    };
+    let cpuid = LEAVES
+        .iter()
+        .map(|&leaf| {
+            let r = core::arch::x86_64::__cpuid_count(leaf, 0);
+            let host = CpuidResult {
+                eax: r.eax,
+                ebx: r.ebx,
+                ecx: r.ecx,
+                edx: r.edx,
+            };
+            let g = guest_cpuid(leaf, 0, host, view);
+            CpuidEntry {
+                leaf,
+                subleaf: 0,
+                eax: g.eax,
+                ebx: g.ebx,
+                ecx: g.ecx,
+                edx: g.edx,
+            }
+        })
+        .collect();
+    CpuDescriptor {
+        cpuid,
+        xcr0_supported: XCR0_OFFERED,
+        feature_msrs: Vec::new(),
+    }
+}
+
+/// A session nonce: unique per session (TSC, a counter, the host name), hashed. Not secret
+/// randomness: the protocol needs nonces to be fresh, which this is, so that proofs and
+/// session keys never repeat (see docs/migration-protocol.md).
+pub fn nonce(counter: u64, host_name: &str) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key("tern migration session nonce");
+    h.update(&tsc::rdtsc().to_le_bytes());
+    h.update(&counter.to_le_bytes());
+    h.update(host_name.as_bytes());
+    *h.finalize().as_bytes()
+}

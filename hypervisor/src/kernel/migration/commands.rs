@@ -1,0 +1,216 @@
+//! The migration console commands.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::net::Ipv4Addr;
+
+use migration_proto::crypto::PreSharedKey;
+use smoltcp::wire::{IpAddress, IpEndpoint};
+
+use super::adapters::SourceVm;
+use super::{MIGRATION, Migrations, Outgoing, now};
+use crate::console::{CommandError, CommandSpec, Invocation};
+use crate::kernel::network::{network_unavailable_reason, with_net_stack};
+use crate::kernel::vms::with_vms;
+use crate::migration::params::parse_migrate;
+use crate::migration::source::SourceEngine;
+use crate::migration::tcp::new_socket;
+use crate::vm::state::VmState;
+
+/// `migrate`, `migrate_cancel`, `migrate_set_parameter`, `migrate_incoming`.
+pub static MIGRATION_COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "migrate",
+        usage: "[-c] HOST:PORT [VM]",
+        help: "migrate a VM to another tern host (live; -c: cold) and return to the prompt",
+        min_args: 1,
+        max_args: 3,
+        handler: migrate,
+    },
+    CommandSpec {
+        name: "migrate_cancel",
+        usage: "",
+        help: "cancel the outgoing migration (the VM keeps running here)",
+        min_args: 0,
+        max_args: 0,
+        handler: migrate_cancel,
+    },
+    CommandSpec {
+        name: "migrate_set_parameter",
+        usage: "downtime-limit MS | max-bandwidth MIB | max-rounds N | dirty-tracking wp|pml",
+        help: "set a parameter of the next migrations",
+        min_args: 2,
+        max_args: 2,
+        handler: migrate_set_parameter,
+    },
+    CommandSpec {
+        name: "migrate_incoming",
+        usage: "PORT",
+        help: "accept incoming migrations on PORT (instead of [migration] port)",
+        min_args: 1,
+        max_args: 1,
+        handler: migrate_incoming,
+    },
+];
+
+fn failed(text: impl Into<String>) -> CommandError {
+    CommandError::Failed(text.into())
+}
+
+fn with_migrations<R>(
+    f: impl FnOnce(&mut Migrations) -> Result<R, CommandError>,
+) -> Result<R, CommandError> {
+    let mut guard = MIGRATION.lock();
+    let m = guard
+        .as_mut()
+        .ok_or_else(|| failed("migration is not available (no host config)"))?;
+    f(m)
+}
+
+fn migrate(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
+    let args = parse_migrate(inv.args.iter().map(String::as_str))
+        .map_err(|e| CommandError::BadArgument(e.to_string()))?;
+    let message = with_migrations(|m| {
+        let key = m
+            .key
+            .ok_or_else(|| failed("no [migration] key configured: migration is disabled"))?;
+        if m.outgoing.is_some() {
+            return Err(failed("a migration is already running (info migrate)"));
+        }
+        let vm_name = with_vms(|set, _| {
+            let running: Vec<String> = set
+                .iter()
+                .filter(|v| matches!(v.machine.state(), VmState::Running | VmState::Paused))
+                .map(|v| String::from(v.machine.name()))
+                .collect();
+            match &args.vm {
+                Some(name) if running.iter().any(|n| n == name) => Ok(name.clone()),
+                Some(name) => Err(failed(format!("no running VM named '{name}'"))),
+                None if running.len() == 1 => Ok(running[0].clone()),
+                None if running.is_empty() => Err(failed("no running VM to migrate")),
+                None => Err(failed(
+                    "several VMs run here: name one (migrate HOST:PORT VM)",
+                )),
+            }
+        })
+        .ok_or_else(|| failed("VT-x not available: no VMs"))??;
+        let remote = IpEndpoint::new(IpAddress::Ipv4(Ipv4Addr::from(args.host)), args.port);
+        let socket = with_net_stack(|stack| stack.tcp_connect(new_socket(), remote))
+            .ok_or_else(|| failed(network_unavailable_reason()))?
+            .map_err(|e| failed(format!("{e}")))?;
+        let nonce = m.nonce();
+        let (params, cpu) = (m.params, m.cpu.clone());
+        let mut paused_here = false;
+        let engine = with_vms(|set, ctx| {
+            let hv = set.get_mut(&vm_name)?;
+            let mut vm = SourceVm {
+                machine: &mut hv.machine,
+                ctx,
+                paused_here: &mut paused_here,
+            };
+            Some(SourceEngine::new(
+                &mut vm,
+                PreSharedKey::new(key),
+                cpu,
+                params,
+                args.cold,
+                nonce,
+                now(),
+            ))
+        })
+        .flatten()
+        .ok_or_else(|| failed("the VM vanished"))?;
+        m.outgoing = Some(Outgoing {
+            engine,
+            socket,
+            vm: vm_name.clone(),
+            paused_here,
+        });
+        Ok(format!(
+            "migrate: {} migration of '{vm_name}' to {remote} started ({})",
+            if args.cold { "cold" } else { "live" },
+            params
+        ))
+    })?;
+    writeln!(inv.out, "{message}")?;
+    Ok(())
+}
+
+fn migrate_cancel(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
+    with_migrations(|m| {
+        let out = m
+            .outgoing
+            .as_mut()
+            .ok_or_else(|| failed("no outgoing migration"))?;
+        out.engine.cancel(now());
+        Ok(())
+    })?;
+    writeln!(inv.out, "migrate: cancelling")?;
+    Ok(())
+}
+
+fn migrate_set_parameter(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
+    let params = with_migrations(|m| {
+        m.params
+            .set(&inv.args[0], &inv.args[1])
+            .map_err(|e| CommandError::BadArgument(e.to_string()))?;
+        Ok(m.params)
+    })?;
+    writeln!(inv.out, "migration parameters: {params}")?;
+    Ok(())
+}
+
+fn migrate_incoming(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
+    let port = inv.args[0]
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| CommandError::BadArgument(format!("'{}' is not a port", inv.args[0])))?;
+    with_migrations(|m| {
+        if m.key.is_none() {
+            return Err(failed(
+                "no [migration] key configured: migration is disabled",
+            ));
+        }
+        if m.incoming.is_some() {
+            return Err(failed("an incoming migration is running"));
+        }
+        if let Some((handle, _)) = m.listener.take() {
+            with_net_stack(|stack| {
+                stack.sockets().remove(handle);
+            });
+        }
+        m.listen_port = Some(port);
+        m.ensure_listener();
+        if m.listener.is_none() {
+            return Err(failed(format!("cannot listen on port {port}")));
+        }
+        Ok(())
+    })?;
+    writeln!(
+        inv.out,
+        "migrate: listening for incoming migrations on port {port}"
+    )?;
+    Ok(())
+}
+
+/// `info migrate`.
+pub fn info_migrate(out: &mut dyn core::fmt::Write) -> Result<(), CommandError> {
+    with_migrations(|m| {
+        match (&m.outgoing, &m.last) {
+            (Some(o), _) => writeln!(out, "{}", o.engine.info(now()))?,
+            (None, Some(last)) => writeln!(out, "{last}")?,
+            (None, None) => writeln!(out, "migration: none yet")?,
+        }
+        match &m.incoming {
+            Some(i) => writeln!(out, "incoming: {}", i.engine.state_name())?,
+            None => match m.listener {
+                Some((_, port)) => writeln!(out, "incoming: listening on port {port}")?,
+                None => writeln!(out, "incoming: not listening")?,
+            },
+        }
+        writeln!(out, "parameters: {}", m.params)?;
+        Ok(())
+    })
+}

@@ -1,0 +1,233 @@
+//! The machine's side of migration: dirty tracking by EPT write-protection, vCPU throttling,
+//! RAM access, UART state, and a blank machine to receive an incoming VM into.
+//!
+//! The bookkeeping lives in `crate::migration::dirty` (host-tested); this file only applies
+//! it to this machine's EPT and issues the INVEPT each step reports as required (SDM Vol. 3C
+//! §29.4.3.4). The exit hook is [`Machine::on_dirty_write`], called for
+//! `ExitAction::DirtyWrite` (an EPT violation of a write to a read-only RAM page, §29.3.3.2).
+
+use alloc::vec::Vec;
+
+use migration_proto::dirty::DirtyBitmap;
+
+use super::{BootImage, Machine, MachineError};
+use crate::migration::dirty::{EptWriteProtect, TrackingError, WriteFault};
+use crate::vm::console_out::LineOutput;
+use crate::vm::console_out::LineSink;
+use crate::vm::exit_counters::ExitCounters;
+use crate::vm::exit_handler::CrashReason;
+use crate::vm::exit_handler::VcpuEmulation;
+use crate::vm::guest_ram::GuestRam;
+use crate::vm::guest_ram::GuestRamError;
+use crate::vm::msr::SWITCHED_ON_VCPU_CHANGE;
+use crate::vm::pvh::START_INFO_GPA;
+use crate::vm::state::VmState;
+use crate::vm::uart16550::state::RestoreError;
+use crate::vm::uart16550::{NoInterrupt, Uart16550};
+use crate::vmx::ept::EptTables;
+use crate::vmx::frames::{FrameSource, FrameTables};
+use crate::vmx::hw::VmxOn;
+use crate::vmx::hw::vcpu::HwVcpu;
+
+/// Migration state kept inside a machine.
+#[derive(Debug, Default)]
+pub struct MigrationHooks {
+    tracker: Option<EptWriteProtect>,
+    throttle_percent: u8,
+    throttle_credit: u32,
+}
+
+fn tracking_error(e: TrackingError) -> MachineError {
+    match e {
+        TrackingError::Ept(e) => MachineError::Ept(e),
+        other => MachineError::Migration(other),
+    }
+}
+
+impl<O: LineOutput> Machine<O> {
+    /// A paused VM with zeroed RAM and a vCPU in its reset state, to receive an incoming
+    /// migration into (memory, vCPU and UART state are then loaded from the stream). It has
+    /// no boot image: `vm stop` + `vm start` cannot reboot it.
+    pub fn create_incoming(
+        vmx: &mut VmxOn,
+        frames: &mut impl FrameSource,
+        name: &str,
+        ram_bytes: u64,
+        vpid: u16,
+        out: O,
+    ) -> Result<Self, MachineError> {
+        let ram = GuestRam::allocate(frames, ram_bytes).map_err(MachineError::Ram)?;
+        let ept = match EptTables::new(&mut FrameTables(frames)) {
+            Ok(ept) => ept,
+            Err(e) => {
+                ram.free(frames);
+                return Err(MachineError::Ept(e));
+            }
+        };
+        let eptp = ept.eptp(vmx.config.ept.accessed_dirty);
+        let mut machine = Self {
+            name: name.into(),
+            state: VmState::Paused,
+            boot: BootImage {
+                elf: &[],
+                cmdline: alloc::string::String::new(),
+            },
+            ram,
+            ept,
+            eptp,
+            vpid,
+            vcpu: None,
+            emu: VcpuEmulation::default(),
+            uart: Uart16550::new(NoInterrupt, LineSink::new(name, out)),
+            counters: ExitCounters::default(),
+            void_frame: None,
+            unmapped_pages: 0,
+            crash: None,
+            syscall_msrs: [0; SWITCHED_ON_VCPU_CHANGE.len()],
+            tsc_offset: 0,
+            slices: 0,
+            migration: MigrationHooks::default(),
+        };
+        let vcpu = machine
+            .map_ram(frames)
+            .and_then(|()| vmx.invept(eptp).map_err(MachineError::from))
+            .and_then(|()| {
+                HwVcpu::new(vmx, frames, eptp, vpid, 0, START_INFO_GPA as u32)
+                    .map_err(MachineError::from)
+            });
+        match vcpu {
+            Ok(vcpu) => {
+                machine.vcpu = Some(vcpu);
+                Ok(machine)
+            }
+            Err(e) => {
+                machine.destroy(vmx, frames);
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts dirty tracking: every RAM page is write-protected, INVEPT.
+    pub fn start_dirty_tracking(
+        &mut self,
+        vmx: &mut VmxOn,
+        frames: &mut impl FrameSource,
+    ) -> Result<(), MachineError> {
+        let (tracker, invept) =
+            EptWriteProtect::start(&self.ept, &mut FrameTables(frames), self.ram.size())
+                .map_err(tracking_error)?;
+        if invept.0 {
+            vmx.invept(self.eptp)?;
+        }
+        self.migration.tracker = Some(tracker);
+        Ok(())
+    }
+
+    /// Pages written since the last harvest; they are write-protected again (INVEPT).
+    pub fn harvest_dirty(
+        &mut self,
+        vmx: &mut VmxOn,
+        frames: &mut impl FrameSource,
+    ) -> Result<DirtyBitmap, MachineError> {
+        let tracker = self
+            .migration
+            .tracker
+            .as_mut()
+            .ok_or(MachineError::Migration(TrackingError::NotRam(0)))?;
+        let (dirty, invept) = tracker
+            .harvest(&self.ept, &mut FrameTables(frames))
+            .map_err(tracking_error)?;
+        if invept.0 {
+            vmx.invept(self.eptp)?;
+        }
+        Ok(dirty)
+    }
+
+    /// Ends dirty tracking: RAM is writable again (INVEPT to spare spurious faults).
+    pub fn stop_dirty_tracking(&mut self, vmx: &mut VmxOn, frames: &mut impl FrameSource) {
+        if let Some(tracker) = self.migration.tracker.take() {
+            if let Err(e) = tracker.stop(&self.ept, &mut FrameTables(frames)) {
+                log::error!("vm {}: ending dirty tracking: {e}", self.name);
+            }
+            if let Err(e) = vmx.invept(self.eptp) {
+                log::error!("vm {}: INVEPT after dirty tracking: {e}", self.name);
+            }
+        }
+    }
+
+    /// Whether dirty tracking is on.
+    pub fn is_tracking_dirty(&self) -> bool {
+        self.migration.tracker.is_some()
+    }
+
+    /// The `DirtyWrite` exit: record the page and make it writable; the guest retries the
+    /// write. Without tracking, a write fault on RAM is a hypervisor bug: crash the VM.
+    pub(super) fn on_dirty_write(
+        &mut self,
+        frames: &mut impl FrameSource,
+        gpa: u64,
+    ) -> Result<(), CrashReason> {
+        let unhandled = CrashReason::Unhandled {
+            reason: crate::vmx::exit::reason::EPT_VIOLATION,
+            qualification: gpa,
+        };
+        let Some(tracker) = self.migration.tracker.as_mut() else {
+            return Err(unhandled);
+        };
+        match tracker.on_write_fault(&self.ept, &mut FrameTables(frames), gpa) {
+            Ok(WriteFault::Recorded { .. } | WriteFault::Spurious) => Ok(()),
+            Err(_) => Err(unhandled),
+        }
+    }
+
+    /// Takes `percent` of the vCPU's slices away (auto-converge); 0 = full speed.
+    pub fn set_throttle(&mut self, percent: u8) {
+        self.migration.throttle_percent = percent.min(99);
+        self.migration.throttle_credit = 0;
+    }
+
+    /// Whether this slice is skipped by the throttle (one in `percent` of 100 on average).
+    pub(super) fn throttle_skips_slice(&mut self) -> bool {
+        let h = &mut self.migration;
+        if h.throttle_percent == 0 {
+            return false;
+        }
+        h.throttle_credit += u32::from(100 - h.throttle_percent);
+        if h.throttle_credit >= 100 {
+            h.throttle_credit -= 100;
+            false
+        } else {
+            true
+        }
+    }
+
+    /// Copies guest RAM at `gpa` into `out`.
+    pub fn read_ram(
+        &self,
+        frames: &impl FrameSource,
+        gpa: u64,
+        out: &mut [u8],
+    ) -> Result<(), GuestRamError> {
+        self.ram.read(frames, gpa, out)
+    }
+
+    /// Copies `data` into guest RAM at `gpa`.
+    pub fn write_ram(
+        &self,
+        frames: &impl FrameSource,
+        gpa: u64,
+        data: &[u8],
+    ) -> Result<(), GuestRamError> {
+        self.ram.write(frames, gpa, data)
+    }
+
+    /// The COM1 UART's state.
+    pub fn uart_state(&self) -> Vec<u8> {
+        self.uart.save_state()
+    }
+
+    /// Restores the COM1 UART's state.
+    pub fn load_uart_state(&mut self, bytes: &[u8]) -> Result<(), RestoreError> {
+        self.uart.load_state(bytes)
+    }
+}
