@@ -46,6 +46,17 @@ impl Pair {
 
     /// [`Pair::boot`] with the instance directories under `work_root`.
     pub fn boot_in(kind: EmulatorKind, name: &str, work_root: &Path) -> Result<Pair, HarnessError> {
+        Pair::boot_with_configs(kind, name, work_root, [host_config(0), host_config(1)])
+    }
+
+    /// [`Pair::boot_in`] with each host's whole config text given (it should keep the
+    /// address plan of [`host_config`]: e.g. that text plus `[migration]` and `[vm]`).
+    pub fn boot_with_configs(
+        kind: EmulatorKind,
+        name: &str,
+        work_root: &Path,
+        configs: [String; 2],
+    ) -> Result<Pair, HarnessError> {
         let hub_dir = work_root.join(format!("{name}-hub-{}", std::process::id()));
         let (hub, nics) = match kind {
             EmulatorKind::Bochs => {
@@ -73,13 +84,13 @@ impl Pair {
         let first = Emulator::builder(kind)
             .name(&format!("{name}-0"))
             .work_root(work_root)
-            .config(&host_config(0))
+            .config(&configs[0])
             .nic(nics[0])
             .start()?;
         let second = Emulator::builder(kind)
             .name(&format!("{name}-1"))
             .work_root(work_root)
-            .config(&host_config(1))
+            .config(&configs[1])
             .nic(nics[1])
             .start()?;
         let first = tern::to_prompt(first)?;

@@ -6,6 +6,7 @@
 mod bench;
 mod bench_vmx;
 mod build;
+mod demo;
 mod esp;
 mod hostcfg;
 mod image;
@@ -40,6 +41,8 @@ commands:
   bench [net] [--emu qemu|bochs]... [--no-build]
         benchmarks; `net`: TCP throughput vs. the raw frame rate between two hosts in
         QEMU TCG and Bochs, written to docs/bench/network.md
+  demo [--no-build]
+        two hosts in Bochs: live-migrate the heartbeat guest from alpha to beta
   prereq
         check and install prerequisites only
 ";
@@ -181,6 +184,14 @@ fn real_main() -> Result<()> {
             let result = bench::bench(&ws, &options);
             step.done();
             result
+        }
+        "demo" => {
+            let no_build = match args.next().as_deref() {
+                None => false,
+                Some("--no-build") => true,
+                Some(other) => bail!("unknown demo option `{other}`\n{USAGE}"),
+            };
+            demo::run(&workspace::Workspace::load()?, no_build)
         }
         "prereq" => prereq::ensure(&workspace::Workspace::load()?),
         "help" | "--help" | "-h" => {
