@@ -34,6 +34,31 @@ fn next_beat(pair: &mut Pair, index: usize) -> Result<u64, HarnessError> {
         .unwrap_or_else(|_| panic!("`[hb] HB seq=` followed by `{rest}`")))
 }
 
+/// Every `[hb] HB seq=N` number in `transcript`, in order.
+fn beats(transcript: &str) -> Vec<u64> {
+    transcript
+        .split("[hb] HB seq=")
+        .skip(1)
+        .filter_map(|t| t.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+/// Polls `info migrate` on the source until the migration ended; prints both hosts' NIC
+/// counters (for diagnosis) and returns the source's transcript.
+fn wait_for_outcome(pair: &mut Pair) -> Result<String, HarnessError> {
+    let started = std::time::Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_secs(15));
+        let info = pair.command(0, "info migrate")?;
+        if info.contains("completed") || info.contains("failed") || started.elapsed() > TIMEOUT {
+            for index in 0..2 {
+                eprintln!("host {index} net:\n{}", pair.command(index, "net")?);
+            }
+            return Ok(pair.hosts[0].console().transcript());
+        }
+    }
+}
+
 fn assert_no_corruption(pair: &mut Pair) {
     for index in 0..2 {
         let transcript = pair.hosts[index].console().transcript();
@@ -58,27 +83,39 @@ fn live_migration_moves_the_heartbeat_guest_without_a_gap() -> TestResult {
     pair.command(0, "migrate_set_parameter downtime-limit 500")?;
     let answer = pair.command(0, &format!("migrate {}:4444 hb", host_ip(1)))?;
     assert!(answer.contains("live migration of 'hb'"), "{answer}");
-    let progress = pair.expect(0, "migrate: completed in", TIMEOUT)?;
+    let progress = wait_for_outcome(&mut pair)?;
     assert!(progress.contains("migrate: round 0 sent"), "{progress}");
-    let stats = pair.expect(0, "\n", TIMEOUT)?;
-    let source = pair.hosts[0].console().transcript();
-    let last_on_source = source
-        .rsplit("[hb] HB seq=")
-        .next()
-        .and_then(|t| t.split_whitespace().next())
-        .and_then(|n| n.parse::<u64>().ok())
+    let stats = progress
+        .lines()
+        .find(|l| l.contains("migrate: completed in"))
+        .unwrap_or_else(|| panic!("migration did not complete:\n{progress}"))
+        .to_string();
+    let last_on_source = beats(&progress)
+        .last()
+        .copied()
         .expect("beats on the source");
-    pair.expect(1, "migrate: VM 'hb' is running on this host", TIMEOUT)?;
-    let first_on_destination = next_beat(&mut pair, 1)?;
-    assert_eq!(
-        first_on_destination,
-        last_on_source + 1,
-        "the heartbeat continues with no gap; stats: {stats}"
+    // The destination's transcript: the VM arrives, then beats from the next number on.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let destination = loop {
+        let text = pair.hosts[1].console().transcript();
+        if beats(&text).len() >= 2 || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_secs(5));
+        pair.command(1, "vm list")?;
+    };
+    assert!(
+        destination.contains("migrate: VM 'hb' is running on this host"),
+        "{destination}"
     );
-    let next = next_beat(&mut pair, 1)?;
-    assert_eq!(next, first_on_destination + 1);
-    let info = pair.command(0, "info migrate")?;
-    assert!(info.contains("completed"), "{info}");
+    let arrived = beats(&destination);
+    assert_eq!(
+        arrived.first().copied(),
+        Some(last_on_source + 1),
+        "the heartbeat continues with no gap; {stats}"
+    );
+    assert!(arrived.windows(2).all(|w| w[1] == w[0] + 1), "{arrived:?}");
+    eprintln!("{stats}");
     let list = pair.command(0, "vm list")?;
     assert!(!list.contains("hb "), "the source released the VM: {list}");
     assert_no_corruption(&mut pair);

@@ -12,8 +12,9 @@ use smoltcp::socket::tcp::{self, State};
 
 use super::transport::{Transport, TransportError};
 
-/// Socket buffer size per direction: enough to keep a LAN link busy between two polls.
-pub const SOCKET_BUFFER: usize = 128 * 1024;
+/// Socket buffer size per direction: enough to keep an emulated link busy between two
+/// polls, small enough that a window's burst fits the peer NIC's receive ring.
+pub const SOCKET_BUFFER: usize = 32 * 1024;
 
 /// A fresh TCP socket with migration-sized buffers.
 pub fn new_socket() -> tcp::Socket<'static> {
