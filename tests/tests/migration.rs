@@ -144,3 +144,70 @@ fn wrong_key_leaves_the_vm_running_on_the_source() -> TestResult {
     assert_no_corruption(&mut pair);
     Ok(())
 }
+
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn cold_migration_pauses_and_resumes_on_the_destination() -> TestResult {
+    let configs = [config(0, KEY, true), config(1, KEY, false)];
+    let mut pair = Pair::boot_with_configs(
+        EmulatorKind::Bochs,
+        "migration-cold",
+        &system_tests::work_root(),
+        configs,
+    )?;
+    next_beat(&mut pair, 0)?;
+    let answer = pair.command(0, &format!("migrate -c {}:4444", host_ip(1)))?;
+    assert!(answer.contains("cold migration of 'hb'"), "{answer}");
+    let progress = wait_for_outcome(&mut pair)?;
+    let stats = progress
+        .lines()
+        .find(|l| l.contains("migrate: completed in"))
+        .unwrap_or_else(|| panic!("cold migration did not complete:\n{progress}"))
+        .to_string();
+    assert!(stats.contains("rounds 1"), "{stats}");
+    let last_on_source = beats(&progress)
+        .last()
+        .copied()
+        .expect("beats on the source");
+    pair.expect(1, "[hb] HB seq=", TIMEOUT)?;
+    pair.expect(1, "[hb] HB seq=", TIMEOUT)?;
+    let arrived = beats(&pair.hosts[1].console().transcript());
+    assert_eq!(
+        arrived.first().copied(),
+        Some(last_on_source + 1),
+        "{stats}"
+    );
+    assert_no_corruption(&mut pair);
+    Ok(())
+}
+
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn cancel_leaves_the_vm_running_on_the_source() -> TestResult {
+    let configs = [config(0, KEY, true), config(1, KEY, false)];
+    let mut pair = Pair::boot_with_configs(
+        EmulatorKind::Bochs,
+        "migration-cancel",
+        &system_tests::work_root(),
+        configs,
+    )?;
+    next_beat(&mut pair, 0)?;
+    // Slow enough that the cancel lands in pre-copy.
+    pair.command(0, "migrate_set_parameter max-bandwidth 1")?;
+    pair.command(0, &format!("migrate {}:4444", host_ip(1)))?;
+    pair.expect(0, "migrate: accepted by the destination", TIMEOUT)?;
+    let answer = pair.command(0, "migrate_cancel")?;
+    assert!(answer.contains("cancelling"), "{answer}");
+    let failure = pair.expect(0, "the VM keeps running on this host", TIMEOUT)?;
+    assert!(failure.contains("cancel"), "{failure}");
+    let before = next_beat(&mut pair, 0)?;
+    let after = next_beat(&mut pair, 0)?;
+    assert_eq!(after, before + 1);
+    let all = beats(&pair.hosts[0].console().transcript());
+    assert!(all.windows(2).all(|w| w[1] == w[0] + 1), "no gap: {all:?}");
+    pair.expect(1, "nothing kept", TIMEOUT)?;
+    let list = pair.command(1, "vm list")?;
+    assert!(!list.contains("hb"), "the destination kept nothing: {list}");
+    assert_no_corruption(&mut pair);
+    Ok(())
+}

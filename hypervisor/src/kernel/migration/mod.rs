@@ -274,6 +274,9 @@ impl Migrations {
                 if outcome == Some(DestinationOutcome::Ready)
                     && let Some(vm) = inc.engine.take_vm()
                 {
+                    while let Some(line) = inc.engine.take_line() {
+                        say(&line);
+                    }
                     start_incoming(vm, set, factory.ctx);
                 }
                 outcome
