@@ -651,3 +651,52 @@ fn source_refuses_invalid_config_incomplete_commit_and_duplicate_state() {
         Err(UsageError::OutOfRange)
     );
 }
+
+#[test]
+fn messages_newer_than_the_negotiated_version_are_refused() {
+    let mut dst = DestinationSession::new(destination_config(), [2; 32], T0);
+    let v1 = VersionRange {
+        min: PROTOCOL_VERSION - 1,
+        max: PROTOCOL_VERSION - 1,
+    };
+    let mut rogue =
+        RogueSource::connect_with_versions(&mut dst, MEM, 1, Capabilities::IMPLEMENTED, v1);
+    assert!(!rogue.caps.contains(Capabilities::DISK_BLOCKS));
+    let blocks = DiskBlocks {
+        disk_id: 0,
+        first_lba: 0,
+        block_size: 512,
+        data: vec![0; 512],
+    };
+    rogue.send(&mut dst, &Message::DiskBlocks(blocks));
+    assert_eq!(
+        dst_failure(&mut dst),
+        SessionError::MessageNotInVersion {
+            msg_type: MessageType::DiskBlocks,
+            version: PROTOCOL_VERSION - 1
+        }
+    );
+}
+
+#[test]
+fn encrypted_sessions_do_not_leak_page_contents() {
+    let marker = b"SECRET-GUEST-DATA-0123456789";
+    let mut page = vec![0u8; PAGE_SIZE];
+    for (i, chunk) in page.chunks_mut(marker.len()).enumerate() {
+        let n = chunk.len();
+        chunk.copy_from_slice(&marker[..n]);
+        chunk[0] = i as u8; // keep LZ4 from shrinking the marker away
+    }
+    for (encrypt, leaks) in [(true, false), (false, true)] {
+        let mut sc = source_config(MEM, 1);
+        sc.offered = Capabilities::ZERO_PAGES; // no LZ4: raw page bytes on the wire
+        if encrypt {
+            sc.offered = sc.offered.union(Capabilities::ENCRYPTION);
+        }
+        let (mut src, _dst) = connect(sc, destination_config());
+        src.send_pages(0, &page, T0).unwrap();
+        let wire = src.pending_output();
+        let found = wire.windows(20).any(|w| w == &marker[1..21]);
+        assert_eq!(found, leaks, "encrypt = {encrypt}");
+    }
+}
