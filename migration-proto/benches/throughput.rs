@@ -222,7 +222,8 @@ fn session_pass(src: &[u8], dst: &mut [u8], encrypt: bool, direct: bool) -> usiz
             match ev {
                 DestinationEvent::Offer(_) => d.accept_offer(now).expect("accept"),
                 DestinationEvent::Pages { first_gpa, data } => {
-                    dst[first_gpa as usize..first_gpa as usize + data.len()].copy_from_slice(&data)
+                    dst[first_gpa as usize..first_gpa as usize + data.len()].copy_from_slice(&data);
+                    d.recycle_page_buffer(data);
                 }
                 _ => {}
             }

@@ -315,6 +315,9 @@ fn run(seed: u64) -> Outcome {
                 DestinationEvent::Pages { first_gpa, data } => {
                     let at = first_gpa as usize;
                     dst_mem[at..at + data.len()].copy_from_slice(&data);
+                    if rng.chance(2) {
+                        dst.recycle_page_buffer(data);
+                    }
                 }
                 DestinationEvent::CommitRequested { .. } => {
                     dst.report_digest(digest_memory(&dst_mem), now)

@@ -31,7 +31,11 @@ pub struct DestinationSession {
     incoming: Option<Incoming>,
     events: VecDeque<DestinationEvent>,
     error: Option<SessionError>,
+    spare_page_buffers: Vec<Vec<u8>>,
 }
+
+/// Most page buffers kept for reuse (see `recycle_page_buffer`).
+const MAX_SPARE_PAGE_BUFFERS: usize = 8;
 
 impl DestinationSession {
     /// Starts a session on an accepted connection. `nonce` must be fresh random bytes.
@@ -45,6 +49,15 @@ impl DestinationSession {
             incoming: None,
             events: VecDeque::new(),
             error: None,
+            spare_page_buffers: Vec::new(),
+        }
+    }
+
+    /// Gives the `data` of a `DestinationEvent::Pages` back once it was copied into guest
+    /// memory, so that the next event reuses it instead of allocating (optional).
+    pub fn recycle_page_buffer(&mut self, buffer: Vec<u8>) {
+        if self.spare_page_buffers.len() < MAX_SPARE_PAGE_BUFFERS {
+            self.spare_page_buffers.push(buffer);
         }
     }
 
@@ -289,7 +302,12 @@ impl DestinationSession {
                 memory_bytes,
             });
         }
-        if let Some(data) = apply_run(&view, &mut inc.maybe_nonzero, memory)? {
+        if let Some(data) = apply_run(
+            &view,
+            &mut inc.maybe_nonzero,
+            memory,
+            &mut self.spare_page_buffers,
+        )? {
             self.events.push_back(DestinationEvent::Pages {
                 first_gpa: view.first_gpa(),
                 data,
