@@ -23,7 +23,7 @@ use migration_proto::session::{
 use migration_proto::wire::{FRAME_HEADER_LEN, MAX_PAGES_PER_FRAME, MessageType, PAGE_SIZE};
 
 const RUN: usize = MAX_PAGES_PER_FRAME * PAGE_SIZE;
-const REPEATS: usize = 5;
+const REPEATS: usize = 7;
 
 /// Bytes one socket read hands to the destination session in the session rows.
 const SOCKET_READ: usize = 64 * 1024;
