@@ -6,7 +6,6 @@ use crate::wire::DecodeError;
 use alloc::vec;
 use alloc::vec::Vec;
 
-const RUN_HEADER_LEN: usize = 12;
 
 fn sample_pages() -> Vec<u8> {
     let mut pages = vec![0u8; 4 * PAGE_SIZE];
