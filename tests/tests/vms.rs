@@ -49,9 +49,10 @@ fn next_beat(host: &mut Emulator, vm: &str) -> Result<u64, HarnessError> {
     host.console()
         .expect(&format!("[{vm}] HB seq="), GUEST_TIMEOUT)?;
     let rest = host.console().expect(" ", GUEST_TIMEOUT)?;
-    Ok(rest.trim().parse().unwrap_or_else(|_| {
-        panic!("`[{vm}] HB seq=` followed by `{rest}`, not a number")
-    }))
+    Ok(rest
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("`[{vm}] HB seq=` followed by `{rest}`, not a number")))
 }
 
 fn assert_no_corruption(host: &mut Emulator) {
@@ -176,7 +177,8 @@ fn crash_and_escape_leave_host_and_other_vms_intact() -> TestResult {
         .expect("[tf] CRASHED: triple fault", GUEST_TIMEOUT)?;
     let list = tern::command(&mut host, "vm list")?;
     assert!(
-        list.lines().any(|l| l.starts_with("tf") && l.contains("crashed")),
+        list.lines()
+            .any(|l| l.starts_with("tf") && l.contains("crashed")),
         "`vm list` does not show tf crashed:\n{list}"
     );
     let info = tern::command(&mut host, "vm info tf")?;

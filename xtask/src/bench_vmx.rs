@@ -39,8 +39,7 @@ pub fn run(ws: &Workspace, no_build: bool) -> Result<()> {
         )?;
     }
     let out_dir = ws.build_dir().join("bench");
-    std::fs::create_dir_all(&out_dir)
-        .with_context(|| format!("create {}", out_dir.display()))?;
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("create {}", out_dir.display()))?;
     let step = Step::start("bench vmx (Bochs)");
     let host = Emulator::builder(EmulatorKind::Bochs)
         .name("bench-vmx")
