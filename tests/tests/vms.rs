@@ -256,3 +256,31 @@ fn heartbeat_guest_boots_under_qemu_kernel() -> TestResult {
     assert_no_corruption(&mut guest);
     Ok(())
 }
+
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn without_vtx_no_vm_runs_and_vm_commands_say_so() -> TestResult {
+    // The default ESP configures one heartbeat VM; QEMU TCG has no VT-x.
+    let mut booted = tern::boot(EmulatorKind::Qemu, "vms-no-vtx")?;
+    assert!(
+        booted
+            .boot_log
+            .contains("VT-x not available: no VMs will run"),
+        "no clear line about VMs not running:\n{}",
+        booted.boot_log
+    );
+    for line in ["vm list", "vm start heartbeat"] {
+        let answer = tern::command(&mut booted.host, line)?;
+        assert!(
+            answer.contains("error: VT-x not available"),
+            "`{line}` without VT-x:\n{answer}"
+        );
+    }
+    let answer = tern::command(&mut booted.host, "selfcheck")?;
+    assert!(answer.contains("selfcheck image blake3="), "{answer}");
+    booted
+        .host
+        .console()
+        .expect_absent("[heartbeat]", Duration::from_secs(2))?;
+    Ok(())
+}
