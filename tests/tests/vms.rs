@@ -124,12 +124,13 @@ fn heartbeats_pause_resume_two_vms_and_console_errors() -> TestResult {
         ("vm start", "vm start: missing VM name"),
     ] {
         let answer = tern::command(&mut host, line)?;
-        // The answer is the line after the echo that starts with `vm`; heartbeat lines
-        // (and the tail of one a previous wait cut in half) may be interleaved.
+        // The answer is the `vm...: ...` line; heartbeat lines may be interleaved with it
+        // and with the echo of what was typed (guest output is not held back while the
+        // operator types), so those are skipped.
         let lines: Vec<&str> = answer
             .lines()
             .map(str::trim)
-            .filter(|l| l.starts_with("vm") && *l != line)
+            .filter(|l| l.starts_with("vm") && l.contains(": "))
             .collect();
         assert!(
             lines.len() == 1 && lines[0].contains(expected),
