@@ -3,6 +3,7 @@
 //! Arguments are parsed by hand (no clap): there are few, and xtask is compiled on every
 //! fresh checkout of a two-core machine.
 
+mod bench_vmx;
 mod build;
 mod esp;
 mod hostcfg;
@@ -33,6 +34,8 @@ commands:
         attach this terminal to a console served by `run --hosts N`
   test [--quick] [--filter TEXT] [--threads N]
         fmt + clippy + host tests + build + system tests in emulators
+  bench vmx [--no-build]
+        VM-exit and preemption-timer slice costs, measured in Bochs with the guest TSC
   prereq
         check and install prerequisites only
 ";
@@ -142,6 +145,18 @@ fn real_main() -> Result<()> {
             let result = test::test(&ws, &options);
             step.done();
             result
+        }
+        "bench" => {
+            let target = args.value("bench")?;
+            let no_build = match args.next().as_deref() {
+                None => false,
+                Some("--no-build") => true,
+                Some(other) => bail!("unknown bench option `{other}`\n{USAGE}"),
+            };
+            match target.as_str() {
+                "vmx" => bench_vmx::run(&workspace::Workspace::load()?, no_build),
+                other => bail!("unknown benchmark `{other}` (known: vmx)"),
+            }
         }
         "prereq" => prereq::ensure(&workspace::Workspace::load()?),
         "help" | "--help" | "-h" => {

@@ -166,11 +166,15 @@ pub extern "C" fn kernel_main(boot_info_phys: u64) -> ! {
         "boot complete in {} ms; console ready",
         tsc::uptime_ns() / 1_000_000
     );
-    let _ = host;
 
     let mut main_loop = MainLoop::new();
-    // Future pollers (NIC/smoltcp, migration sessions, vCPU slices) are added here.
+    // Future pollers (NIC/smoltcp, migration sessions) are added here.
+    // VMs first, so their boot lines come before the first prompt.
+    let vms = super::vms::start(host);
     main_loop.add(Box::new(ConsolePoller::new(Shell::new(registry()))));
+    if let Some(vms) = vms {
+        main_loop.add(vms);
+    }
     loop {
         main_loop.run_round(tsc::uptime_ns());
     }

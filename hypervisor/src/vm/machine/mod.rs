@@ -10,6 +10,7 @@ use alloc::format;
 use alloc::string::String;
 
 mod devices;
+mod digest;
 mod error;
 mod managed;
 mod outside_ram;
@@ -49,7 +50,7 @@ pub enum SliceOutcome {
         /// Exits handled in the slice.
         exits: u32,
     },
-    /// The guest halted with nothing to wake it (no interrupt models yet).
+    /// The guest executed HLT: the rest of its slice is given up (see [`Machine::run_slice`]).
     Halted,
     /// The VM crashed in this slice.
     Crashed(CrashReason),
@@ -78,10 +79,11 @@ pub struct Machine<O: LineOutput> {
     pub(super) counters: ExitCounters,
     void_frame: Option<u64>,
     unmapped_pages: u32,
-    pub(super) halted: bool,
     pub(super) crash: Option<CrashReason>,
     pub(super) syscall_msrs: [u64; SWITCHED_ON_VCPU_CHANGE.len()],
     pub(super) tsc_offset: u64,
+    /// Slices run since the last boot (`vm info`).
+    pub(super) slices: u64,
 }
 
 impl<O: LineOutput> Machine<O> {
@@ -127,10 +129,10 @@ impl<O: LineOutput> Machine<O> {
             counters: ExitCounters::default(),
             void_frame: None,
             unmapped_pages: 0,
-            halted: false,
             crash: None,
             syscall_msrs: [0; SWITCHED_ON_VCPU_CHANGE.len()],
             tsc_offset: 0,
+            slices: 0,
         };
         if let Err(e) = machine.map_ram(frames) {
             machine.destroy(vmx, frames);
@@ -189,10 +191,10 @@ impl<O: LineOutput> Machine<O> {
         )?);
         self.emu = VcpuEmulation::default();
         self.counters = ExitCounters::default();
-        self.halted = false;
         self.crash = None;
         self.syscall_msrs = [0; SWITCHED_ON_VCPU_CHANGE.len()];
         self.tsc_offset = 0;
+        self.slices = 0;
         Ok(())
     }
 
@@ -246,7 +248,18 @@ impl<O: LineOutput> Machine<O> {
         self.uart.sink_mut().output_mut().line(&name, line);
     }
 
+    /// Slices run since the last boot.
+    pub fn slices(&self) -> u64 {
+        self.slices
+    }
+
     /// Run the vCPU for at most `slice_ticks` TSC ticks.
+    ///
+    /// HLT ends the slice early: with no interrupt controller model yet nothing could ever
+    /// wake a halted vCPU, so HLT is treated as "yield the rest of this slice" and the vCPU
+    /// continues after the HLT at its next slice (a wake-up without an interrupt, which
+    /// guests that halt in a loop tolerate; a guest that halts forever costs one exit per
+    /// round). The heartbeat guest never halts while beating.
     pub fn run_slice(
         &mut self,
         vmx: &mut VmxOn,
@@ -256,12 +269,10 @@ impl<O: LineOutput> Machine<O> {
         if self.state != VmState::Running {
             return Ok(SliceOutcome::NotRunning);
         }
-        if self.halted {
-            return Ok(SliceOutcome::Halted);
-        }
         let Some(mut vcpu) = self.vcpu.take() else {
             return Ok(SliceOutcome::NotRunning);
         };
+        self.slices = self.slices.saturating_add(1);
         let result = self.run_vcpu(vmx, frames, &mut vcpu, slice_ticks);
         self.vcpu = Some(vcpu);
         let outcome = result?;
@@ -308,16 +319,17 @@ impl<O: LineOutput> Machine<O> {
             match action {
                 ExitAction::Continue => {}
                 ExitAction::SliceEnd => break SliceOutcome::Ran { exits },
-                ExitAction::Halted => {
-                    self.halted = true;
-                    break SliceOutcome::Halted;
-                }
+                // Yield the rest of the slice (see `run_slice`).
+                ExitAction::Halted => break SliceOutcome::Halted,
                 ExitAction::Unmapped { gpa, write } => {
                     if let Err(reason) = self.map_void_page(vmx, frames, gpa, write) {
                         break SliceOutcome::Crashed(reason);
                     }
                 }
                 // Nothing is write-protected until migration's dirty tracking exists.
+                // HOOK(migration): when EPT write-protection is on for this VM, record
+                // `gpa`'s page as dirty, restore write access to it (plus INVEPT) and
+                // `Continue` instead of crashing.
                 ExitAction::DirtyWrite { gpa } => {
                     break SliceOutcome::Crashed(CrashReason::Unhandled {
                         reason: crate::vmx::exit::reason::EPT_VIOLATION,

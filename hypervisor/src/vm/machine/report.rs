@@ -38,12 +38,13 @@ impl<O: LineOutput> Machine<O> {
     pub fn write_info(&self, out: &mut dyn fmt::Write) -> fmt::Result {
         writeln!(
             out,
-            "{}: {} ram={} MiB vpid={} exits={}",
+            "{}: {} ram={} MiB vpid={} exits={} slices={}",
             self.name,
             self.state.name(),
             self.ram.size() >> 20,
             self.vpid,
-            self.counters.total()
+            self.counters.total(),
+            self.slices
         )?;
         if let Some(reason) = self.crash {
             writeln!(out, "  crashed: {reason}")?;

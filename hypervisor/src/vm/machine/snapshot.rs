@@ -102,8 +102,6 @@ impl<O: LineOutput> Machine<O> {
         self.emu = state.emulation;
         self.syscall_msrs = state.switched_msrs;
         self.tsc_offset = offset;
-        // A restored vCPU is not halted: the saved activity state says what it was doing.
-        self.halted = false;
         Ok(())
     }
 }

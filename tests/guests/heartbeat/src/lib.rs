@@ -3,5 +3,6 @@
 //! the host (`cargo test -p heartbeat`).
 #![cfg_attr(not(test), no_std)]
 
+pub mod gaps;
 pub mod params;
 pub mod pattern;

@@ -1,5 +1,5 @@
 //! The guest's parameters, read from the PVH command line: `hb.interval_ms=100 hb.wss_mib=8
-//! hb.dirty_pages_per_sec=1000 hb.tsc_khz=2000000 hb.mode=normal|triple_fault|escape`.
+//! hb.dirty_pages_per_sec=1000 hb.tsc_khz=2000000 hb.mode=normal|triple_fault|escape|bench`.
 //! Tokens without the `hb.` prefix belong to someone else and are skipped; a bad `hb.` token
 //! is reported through a callback and its default kept, so a typo never stops the guest.
 
@@ -12,6 +12,8 @@ pub enum Mode {
     TripleFault,
     /// Write all RAM from the memory map, then poke addresses outside RAM.
     Escape,
+    /// Measure VM-exit round trips (CPUID, port I/O) and preemption-timer slice gaps.
+    Bench,
 }
 
 impl Mode {
@@ -21,6 +23,7 @@ impl Mode {
             Mode::Normal => "normal",
             Mode::TripleFault => "triple_fault",
             Mode::Escape => "escape",
+            Mode::Bench => "bench",
         }
     }
 }
@@ -91,7 +94,8 @@ impl Params {
                     "normal" => Ok(Mode::Normal),
                     "triple_fault" => Ok(Mode::TripleFault),
                     "escape" => Ok(Mode::Escape),
-                    _ => Err("mode must be normal, triple_fault or escape"),
+                    "bench" => Ok(Mode::Bench),
+                    _ => Err("mode must be normal, triple_fault, escape or bench"),
                 }
                 .map(|m| params.mode = m),
                 _ => Err("unknown parameter"),
@@ -157,7 +161,7 @@ mod tests {
                 "value out of range",
                 "not a decimal number",
                 "unknown parameter",
-                "mode must be normal, triple_fault or escape",
+                "mode must be normal, triple_fault, escape or bench",
                 "expected hb.KEY=VALUE",
                 "value out of range"
             ]

@@ -4,7 +4,7 @@ use heartbeat::params::{Mode, Params};
 use heartbeat::pattern::{PAGE_SIZE, Sweep, WORDS_PER_PAGE, word};
 
 use crate::start_info::{self, E820_RAM, StartInfoError};
-use crate::{cpu, escape, say, serial};
+use crate::{bench, cpu, escape, say, serial};
 
 unsafe extern "C" {
     static __image_start: u8;
@@ -74,6 +74,7 @@ extern "C" fn hb_main(start_info_paddr: u64) -> ! {
             cpu::triple_fault()
         }
         Mode::Escape => escape::run(&info),
+        Mode::Bench => bench::run(&params),
         Mode::Normal => run_heartbeat(&params, &info),
     }
 }
