@@ -23,7 +23,10 @@ use migration_proto::session::{
 use migration_proto::wire::{FRAME_HEADER_LEN, MAX_PAGES_PER_FRAME, MessageType, PAGE_SIZE};
 
 const RUN: usize = MAX_PAGES_PER_FRAME * PAGE_SIZE;
-const REPEATS: usize = 5;
+const REPEATS: usize = 7;
+
+/// Bytes one socket read hands to the destination session in the session rows.
+const SOCKET_READ: usize = 64 * 1024;
 
 /// One way of moving the source memory into the destination memory; returns wire bytes.
 type Pass = Box<dyn Fn(&[u8], &mut [u8]) -> usize>;
@@ -209,24 +212,29 @@ fn session_pass(src: &[u8], dst: &mut [u8], encrypt: bool, direct: bool) -> usiz
     );
     let mut wire_bytes = 0;
     let mut transfer = |s: &mut SourceSession, d: &mut DestinationSession, dst: &mut [u8]| {
+        // Delivered in socket-read-sized pieces, events drained after each, as documented.
         let out = s.pending_output();
         wire_bytes += out.len();
-        if direct {
-            d.handle_input_into(out, now, dst);
-        } else {
-            d.handle_input(out, now);
+        for piece in out.chunks(SOCKET_READ) {
+            if direct {
+                d.handle_input_into(piece, now, dst);
+            } else {
+                d.handle_input(piece, now);
+            }
+            while let Some(ev) = d.poll_event() {
+                match ev {
+                    DestinationEvent::Offer(_) => d.accept_offer(now).expect("accept"),
+                    DestinationEvent::Pages { first_gpa, data } => {
+                        let at = first_gpa as usize;
+                        dst[at..at + data.len()].copy_from_slice(&data);
+                        d.recycle_page_buffer(data);
+                    }
+                    _ => {}
+                }
+            }
         }
         let n = out.len();
         s.consume_output(n);
-        while let Some(ev) = d.poll_event() {
-            match ev {
-                DestinationEvent::Offer(_) => d.accept_offer(now).expect("accept"),
-                DestinationEvent::Pages { first_gpa, data } => {
-                    dst[first_gpa as usize..first_gpa as usize + data.len()].copy_from_slice(&data)
-                }
-                _ => {}
-            }
-        }
         let back = d.pending_output().to_vec();
         d.consume_output(back.len());
         s.handle_input(&back, now);
@@ -277,7 +285,7 @@ fn main() {
          pass, best of {REPEATS}, one thread, CPU: {}. Codec rows: zero check, LZ4 attempt (skipped by the \
          sampling test on random-looking pages), framing, optional MAC/AEAD seal and open, decode into \
          destination memory. Session rows add what the hypervisors will run: handshake, output buffering with \
-         backpressure, the copy into the receiver's reassembly buffer (standing in for the socket), and \
+         backpressure, the copy into the receiver's reassembly buffer in 64 KiB socket-read pieces, and \
          either decoding straight into guest memory (`handle_input_into`) or `Pages` events copied into it. The destination memory starts zeroed, as a fresh VM's does; codec rows and direct \
          session rows track which destination pages may be non-zero (`decode_into_tracked`), so a zero page \
          costs only the source-side check. `memcpy` is `copy_from_slice` of the same bytes into \

@@ -113,6 +113,7 @@ pub mod crypto;
 pub mod digest;
 pub mod dirty;
 pub mod framing;
+#[cfg(feature = "std")]
 pub mod fuzz;
 pub mod message;
 pub mod negotiation;

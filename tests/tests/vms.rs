@@ -124,12 +124,13 @@ fn heartbeats_pause_resume_two_vms_and_console_errors() -> TestResult {
         ("vm start", "vm start: missing VM name"),
     ] {
         let answer = tern::command(&mut host, line)?;
-        // The answer is the line after the echo that starts with `vm`; heartbeat lines
-        // (and the tail of one a previous wait cut in half) may be interleaved.
+        // The answer is the `vm...: ...` line; heartbeat lines may be interleaved with it
+        // and with the echo of what was typed (guest output is not held back while the
+        // operator types), so those are skipped.
         let lines: Vec<&str> = answer
             .lines()
             .map(str::trim)
-            .filter(|l| l.starts_with("vm") && *l != line)
+            .filter(|l| l.starts_with("vm") && l.contains(": "))
             .collect();
         assert!(
             lines.len() == 1 && lines[0].contains(expected),
@@ -254,5 +255,33 @@ fn heartbeat_guest_boots_under_qemu_kernel() -> TestResult {
     guest.console().expect("HB seq=0 ", timeout)?;
     guest.console().expect("HB seq=3 ", timeout)?;
     assert_no_corruption(&mut guest);
+    Ok(())
+}
+
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn without_vtx_no_vm_runs_and_vm_commands_say_so() -> TestResult {
+    // The default ESP configures one heartbeat VM; QEMU TCG has no VT-x.
+    let mut booted = tern::boot(EmulatorKind::Qemu, "vms-no-vtx")?;
+    assert!(
+        booted
+            .boot_log
+            .contains("VT-x not available: no VMs will run"),
+        "no clear line about VMs not running:\n{}",
+        booted.boot_log
+    );
+    for line in ["vm list", "vm start heartbeat"] {
+        let answer = tern::command(&mut booted.host, line)?;
+        assert!(
+            answer.contains("error: VT-x not available"),
+            "`{line}` without VT-x:\n{answer}"
+        );
+    }
+    let answer = tern::command(&mut booted.host, "selfcheck")?;
+    assert!(answer.contains("selfcheck image blake3="), "{answer}");
+    booted
+        .host
+        .console()
+        .expect_absent("[heartbeat]", Duration::from_secs(2))?;
     Ok(())
 }

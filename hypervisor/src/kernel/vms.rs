@@ -195,15 +195,19 @@ fn new_canary(frames: &mut KernelFrames) -> Result<u64, String> {
     let phys = frames
         .allocate_zeroed()
         .ok_or_else(|| String::from("out of memory for a canary frame"))?;
-    fill_canary(phys, canary_bytes(phys));
+    // SAFETY: a fresh frame from the allocator, exclusively ours and inside the identity map;
+    // this is its only reference while it is filled.
+    let frame = unsafe { core::slice::from_raw_parts_mut(phys_to_ptr::<u8>(phys), CANARY_BYTES) };
+    fill_canary(phys, frame);
     Ok(phys)
 }
 
-fn canary_bytes(phys: u64) -> &'static mut [u8] {
-    // SAFETY: `phys` is a canary frame allocated by `new_canary`, owned by the VM host for
-    // good (never freed), inside the identity map; callers use the slice briefly and one at a
-    // time (under the `VMS` lock or before it is published).
-    unsafe { core::slice::from_raw_parts_mut(phys_to_ptr::<u8>(phys), CANARY_BYTES) }
+/// The bytes of a canary frame, for checking.
+fn canary_bytes(phys: u64) -> &'static [u8] {
+    // SAFETY: `phys` is a canary frame filled by `new_canary`, owned by the VM host for good
+    // (never freed), inside the identity map, and never written by the hypervisor again (no
+    // guest can reach it either: that is what `selfcheck` verifies).
+    unsafe { core::slice::from_raw_parts(phys_to_ptr::<u8>(phys), CANARY_BYTES) }
 }
 
 /// Runs `f` on the VM set and the VMX context (for migration); `None` without VT-x.

@@ -15,8 +15,8 @@
 //! Why this shape: one descriptor table up front lets the decoder check the whole run (every
 //! length, the exact payload size) before writing a byte of guest memory, and the stored
 //! length alone says how a page is encoded. LZ4 is only kept when strictly smaller than the
-//! page. A cheap sampling test skips the LZ4 attempt on pages that look random, which is what
-//! keeps raw-page throughput close to memcpy.
+//! page. A cheap sampling test skips the LZ4 attempt on pages that look random, so that a
+//! random page costs little more than copying it.
 
 use alloc::vec;
 use alloc::vec::Vec;

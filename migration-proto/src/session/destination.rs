@@ -31,7 +31,25 @@ pub struct DestinationSession {
     incoming: Option<Incoming>,
     events: VecDeque<DestinationEvent>,
     error: Option<SessionError>,
+    spare_page_buffers: Vec<Vec<u8>>,
+    /// Bytes of decoded pages in queued `Pages` events.
+    pending_page_bytes: usize,
+    /// Time of the last input, for frames decoded later from `poll_event`.
+    last_input: Instant,
 }
+
+/// Whether decoding into events stops at `MAX_PENDING_PAGE_BYTES`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PendingLimit {
+    Bounded,
+    Unbounded,
+}
+
+/// Decoded page bytes queued in events above which `handle_input` holds frames back.
+const MAX_PENDING_PAGE_BYTES: usize = 1024 * 1024;
+
+/// Most page buffers kept for reuse (see `recycle_page_buffer`).
+const MAX_SPARE_PAGE_BUFFERS: usize = 8;
 
 impl DestinationSession {
     /// Starts a session on an accepted connection. `nonce` must be fresh random bytes.
@@ -45,6 +63,17 @@ impl DestinationSession {
             incoming: None,
             events: VecDeque::new(),
             error: None,
+            spare_page_buffers: Vec::new(),
+            pending_page_bytes: 0,
+            last_input: now,
+        }
+    }
+
+    /// Gives the `data` of a `DestinationEvent::Pages` back once it was copied into guest
+    /// memory, so that the next event reuses it instead of allocating (optional).
+    pub fn recycle_page_buffer(&mut self, buffer: Vec<u8>) {
+        if self.spare_page_buffers.len() < MAX_SPARE_PAGE_BUFFERS {
+            self.spare_page_buffers.push(buffer);
         }
     }
 
@@ -76,8 +105,18 @@ impl DestinationSession {
     }
 
     /// Next event for the caller.
+    ///
+    /// Frames held back because decoded pages were waiting (see `handle_input`) are decoded
+    /// here as the queue drains.
     pub fn poll_event(&mut self) -> Option<DestinationEvent> {
-        self.events.pop_front()
+        if self.events.is_empty() && self.link.reader.buffered() > 0 {
+            self.input::<[u8]>(&[], self.last_input, None, PendingLimit::Bounded);
+        }
+        let event = self.events.pop_front()?;
+        if let DestinationEvent::Pages { data, .. } = &event {
+            self.pending_page_bytes = self.pending_page_bytes.saturating_sub(data.len());
+        }
+        Some(event)
     }
 
     /// Bytes to write to the connection.
@@ -91,10 +130,11 @@ impl DestinationSession {
     }
 
     /// Feeds bytes read from the connection; pages come out as `DestinationEvent::Pages`.
-    /// Feed what one socket read returned and drain the events before the next read: events
-    /// hold decoded pages.
+    /// Memory stays bounded: once 1 MiB of decoded pages waits in the queue, further frames
+    /// stay buffered (as received) and are decoded as `poll_event` drains the queue, so a
+    /// few bytes of zero-page frames never expand into a flood of buffers.
     pub fn handle_input(&mut self, bytes: &[u8], now: Instant) {
-        self.input::<[u8]>(bytes, now, None);
+        self.input::<[u8]>(bytes, now, None, PendingLimit::Bounded);
     }
 
     /// Feeds bytes read from the connection; pages are decoded straight into `memory`
@@ -105,7 +145,7 @@ impl DestinationSession {
         now: Instant,
         memory: &mut M,
     ) {
-        self.input(bytes, now, Some(memory));
+        self.input(bytes, now, Some(memory), PendingLimit::Bounded);
     }
 
     fn input<M: GuestMemory + ?Sized>(
@@ -113,13 +153,25 @@ impl DestinationSession {
         bytes: &[u8],
         now: Instant,
         mut memory: Option<&mut M>,
+        limit: PendingLimit,
     ) {
         if self.state.is_terminal() {
             return;
         }
         self.link.reader.push(bytes);
-        self.link.last_rx = now;
+        if !bytes.is_empty() {
+            self.link.last_rx = now;
+            self.last_input = now;
+        }
         loop {
+            // A few bytes of zero-page frames decode to megabytes: stop decoding into events
+            // while enough pages wait to be taken; `poll_event` resumes.
+            if memory.is_none()
+                && limit == PendingLimit::Bounded
+                && self.pending_page_bytes >= MAX_PENDING_PAGE_BYTES
+            {
+                return;
+            }
             let header = match self.link.reader.next_frame() {
                 Ok(Some(h)) => h,
                 Ok(None) => return,
@@ -289,7 +341,13 @@ impl DestinationSession {
                 memory_bytes,
             });
         }
-        if let Some(data) = apply_run(&view, &mut inc.maybe_nonzero, memory)? {
+        if let Some(data) = apply_run(
+            &view,
+            &mut inc.maybe_nonzero,
+            memory,
+            &mut self.spare_page_buffers,
+        )? {
+            self.pending_page_bytes += data.len();
             self.events.push_back(DestinationEvent::Pages {
                 first_gpa: view.first_gpa(),
                 data,
@@ -353,6 +411,8 @@ impl DestinationSession {
 
     /// The connection ended (EOF or reset).
     pub fn connection_closed(&mut self, now: Instant) {
+        // Complete frames held back for the event queue still count: decode them first.
+        self.input::<[u8]>(&[], now, None, PendingLimit::Unbounded);
         let partial_frame_bytes = self.link.reader.buffered();
         self.fail(
             SessionError::ConnectionClosed {

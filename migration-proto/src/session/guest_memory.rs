@@ -10,7 +10,7 @@
 use alloc::vec::Vec;
 
 use crate::dirty::DirtyBitmap;
-use crate::page_codec::PageRunView;
+use crate::page_codec::{PageEncoding, PageRunView};
 use crate::wire::PAGE_SIZE;
 
 use super::SessionError;
@@ -41,6 +41,7 @@ pub(crate) fn apply_run<M: GuestMemory + ?Sized>(
     view: &PageRunView<'_>,
     maybe_nonzero: &mut DirtyBitmap,
     memory: Option<&mut M>,
+    spare_buffers: &mut Vec<Vec<u8>>,
 ) -> Result<Option<Vec<u8>>, SessionError> {
     let first_pfn = (view.first_gpa() / PAGE_SIZE as u64) as usize;
     let frame_error = |e: crate::wire::DecodeError| SessionError::Frame(e.into());
@@ -58,10 +59,15 @@ pub(crate) fn apply_run<M: GuestMemory + ?Sized>(
             Ok(None)
         }
         None => {
-            let data = view.decode().map_err(frame_error)?;
+            // A recycled buffer avoids an allocation (and its page faults) per frame; every
+            // byte is overwritten by the decoder.
+            let mut data = spare_buffers.pop().unwrap_or_default();
+            data.truncate(view.byte_len());
+            data.resize(view.byte_len(), 0);
+            view.decode_into(&mut data).map_err(frame_error)?;
             // The caller writes every page of `data`, zero pages included.
-            for (i, page) in data.chunks_exact(PAGE_SIZE).enumerate() {
-                if crate::page_codec::is_zero_page(page) {
+            for (i, encoding) in view.encodings().enumerate() {
+                if encoding == PageEncoding::Zero {
                     maybe_nonzero.clear(first_pfn + i);
                 } else {
                     maybe_nonzero.set(first_pfn + i);

@@ -8,9 +8,10 @@ use migration_proto::cpu::{CpuDescriptor, CpuidEntry, FeatureMsr};
 use migration_proto::crypto::PreSharedKey;
 use migration_proto::message::{DeviceState, SegmentRegister, VcpuState, VmIdentity};
 use migration_proto::session::{
-    DestinationConfig, DestinationEvent, DestinationSession, Instant, SourceConfig, SourceEvent,
-    SourceSession,
+    DestinationConfig, DestinationEvent, DestinationSession, DestinationState, Instant,
+    SessionError, SourceConfig, SourceEvent, SourceSession, SourceState,
 };
+use migration_proto::wire::PAGE_SIZE;
 
 /// splitmix64: small, seeded, good enough for test data and fault schedules.
 pub struct Rng(pub u64);
@@ -154,4 +155,22 @@ pub fn connect(
         pump(&mut src, &mut dst, now);
     }
     (src, dst)
+}
+
+/// Guest memory of the rule tests.
+pub const MEM: u64 = 64 * PAGE_SIZE as u64;
+/// Time of the rule tests.
+pub const T0: Instant = Instant::from_millis(0);
+
+/// The destination failed: its error.
+pub fn dst_failure(dst: &mut DestinationSession) -> SessionError {
+    assert_eq!(dst.state(), DestinationState::Failed);
+    dst.error().cloned().expect("destination error")
+}
+
+/// The source failed and kept its VM: its error.
+pub fn src_failure(src: &mut SourceSession) -> SessionError {
+    assert_eq!(src.state(), SourceState::Failed);
+    assert!(src.owns_vm(), "a failed source keeps its VM");
+    src.error().cloned().expect("source error")
 }

@@ -24,11 +24,22 @@ impl RogueSource {
         vcpus: u32,
         offered: Capabilities,
     ) -> Self {
+        Self::connect_with_versions(dst, memory_bytes, vcpus, offered, VersionRange::SUPPORTED)
+    }
+
+    /// Same, speaking only `versions`.
+    pub fn connect_with_versions(
+        dst: &mut DestinationSession,
+        memory_bytes: u64,
+        vcpus: u32,
+        offered: Capabilities,
+        versions: VersionRange,
+    ) -> Self {
         let now = Instant::from_millis(0);
         let key = PreSharedKey::new(KEY);
         let mut writer = FrameWriter::new();
         let hello = Message::Hello(Hello {
-            versions: VersionRange::SUPPORTED,
+            versions,
             offered,
             required: Capabilities::NONE,
             nonce: [9; 32],
