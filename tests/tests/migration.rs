@@ -211,3 +211,32 @@ fn cancel_leaves_the_vm_running_on_the_source() -> TestResult {
     assert_no_corruption(&mut pair);
     Ok(())
 }
+
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn destination_killed_mid_transfer_leaves_the_vm_running_on_the_source() -> TestResult {
+    let configs = [config(0, KEY, true), config(1, KEY, false)];
+    let mut pair = Pair::boot_with_configs(
+        EmulatorKind::Bochs,
+        "migration-kill",
+        &system_tests::work_root(),
+        configs,
+    )?;
+    next_beat(&mut pair, 0)?;
+    // Slow enough that the destination dies during pre-copy.
+    pair.command(0, "migrate_set_parameter max-bandwidth 1")?;
+    pair.command(0, &format!("migrate {}:4444", host_ip(1)))?;
+    pair.expect(0, "migrate: accepted by the destination", TIMEOUT)?;
+    pair.hosts[1].kill();
+    // The source notices (idle timeout or retransmissions giving up) and resumes the VM.
+    let failure = pair.expect(0, "the VM keeps running on this host", TIMEOUT)?;
+    assert!(failure.contains("migrate: failed"), "{failure}");
+    let before = next_beat(&mut pair, 0)?;
+    let after = next_beat(&mut pair, 0)?;
+    assert_eq!(after, before + 1);
+    let all = beats(&pair.hosts[0].console().transcript());
+    assert!(all.windows(2).all(|w| w[1] == w[0] + 1), "no gap: {all:?}");
+    let transcript = pair.hosts[0].console().transcript();
+    assert!(!transcript.contains("CORRUPT"), "{transcript}");
+    Ok(())
+}
