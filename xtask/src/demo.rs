@@ -73,7 +73,7 @@ pub fn run(ws: &Workspace, no_build: bool) -> Result<()> {
         show("alpha", &format!("{text}{rest}"));
     }
     let command = format!("migrate {}:4444 heartbeat", host_ip(1));
-    println!("alpha | tern> {command}");
+    // The console echoes the command line, so the answer shows it.
     show("alpha", &pair.command(0, &command).map_err(err)?);
     let progress = pair
         .expect(0, "migrate: completed in", TIMEOUT)
@@ -98,7 +98,6 @@ pub fn run(ws: &Workspace, no_build: bool) -> Result<()> {
         let rest = pair.expect(1, "\n", TIMEOUT).map_err(err)?;
         show("beta", &format!("{text}{rest}"));
     }
-    println!("alpha | tern> info migrate");
     show("alpha", &pair.command(0, "info migrate").map_err(err)?);
     for index in 0..2 {
         if pair.hosts[index].console().transcript().contains("CORRUPT") {

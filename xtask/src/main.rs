@@ -4,6 +4,7 @@
 //! fresh checkout of a two-core machine.
 
 mod bench;
+mod bench_migration;
 mod bench_vmx;
 mod build;
 mod demo;
@@ -36,6 +37,8 @@ commands:
         attach this terminal to a console served by `run --hosts N`
   test [--quick] [--filter TEXT] [--threads N]
         fmt + clippy + host tests + build + system tests in emulators
+  bench migration [--no-build]
+        live migrations in Bochs at three dirty rates, wp vs pml: docs/bench/migration.md
   bench vmx [--no-build]
         VM-exit and preemption-timer slice costs, measured in Bochs with the guest TSC
   bench [net] [--emu qemu|bochs]... [--no-build]
@@ -154,6 +157,19 @@ fn real_main() -> Result<()> {
             result
         }
         "bench" => {
+            if args.0.first().map(String::as_str) == Some("migration") {
+                args.next();
+                if args.next().as_deref() != Some("--no-build") {
+                    build::build(
+                        &workspace::Workspace::load()?,
+                        &build::BuildOptions {
+                            debug: false,
+                            net: NetConfig::None,
+                        },
+                    )?;
+                }
+                return bench_migration::run();
+            }
             if args.0.first().map(String::as_str) == Some("vmx") {
                 args.next();
                 let no_build = match args.next().as_deref() {

@@ -16,12 +16,20 @@ use super::transport::{Transport, TransportError};
 /// polls, small enough that a window's burst fits the peer NIC's receive ring.
 pub const SOCKET_BUFFER: usize = 32 * 1024;
 
+/// Seconds without an acknowledgement after which the connection is declared dead.
+pub const CONNECTION_TIMEOUT_SECS: u64 = 15;
+
 /// A fresh TCP socket with migration-sized buffers.
 pub fn new_socket() -> tcp::Socket<'static> {
     let rx = tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]);
     let tx = tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]);
     let mut socket = tcp::Socket::new(rx, tx);
     socket.set_nagle_enabled(false);
+    // A peer that stops acknowledging (killed, rebooted, cable cut) must end the migration,
+    // not stall it forever: smoltcp aborts the connection after this long without an ACK,
+    // and keep-alives find a silent peer while nothing is being sent.
+    socket.set_timeout(Some(smoltcp::time::Duration::from_secs(CONNECTION_TIMEOUT_SECS)));
+    socket.set_keep_alive(Some(smoltcp::time::Duration::from_secs(2)));
     socket
 }
 
