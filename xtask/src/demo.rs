@@ -79,7 +79,7 @@ pub fn run(ws: &Workspace, no_build: bool) -> Result<()> {
         .expect(0, "migrate: completed in", TIMEOUT)
         .map_err(err)?;
     let stats = pair.expect(0, "\n", TIMEOUT).map_err(err)?;
-    show("alpha", &format!("{progress}migrate: completed in{stats}"));
+    show("alpha", &format!("{progress}{stats}"));
     let arrival = pair
         .expect(
             1,
