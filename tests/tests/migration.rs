@@ -72,19 +72,34 @@ fn assert_no_corruption(pair: &mut Pair) {
 #[test]
 #[ignore = "boots emulators: run with cargo xtask test"]
 fn live_migration_moves_the_heartbeat_guest_without_a_gap() -> TestResult {
+    live_migration("wp", "EPT write-protection")
+}
+
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn live_migration_with_pml_dirty_tracking() -> TestResult {
+    live_migration("pml", "page-modification logging (PML)")
+}
+
+fn live_migration(mode: &str, tracking_line: &str) -> TestResult {
     let configs = [config(0, KEY, true), config(1, KEY, false)];
     let mut pair = Pair::boot_with_configs(
         EmulatorKind::Bochs,
-        "migration-live",
+        &format!("migration-live-{mode}"),
         &system_tests::work_root(),
         configs,
     )?;
     next_beat(&mut pair, 0)?;
     pair.command(0, "migrate_set_parameter downtime-limit 500")?;
+    pair.command(0, &format!("migrate_set_parameter dirty-tracking {mode}"))?;
     let answer = pair.command(0, &format!("migrate {}:4444 hb", host_ip(1)))?;
     assert!(answer.contains("live migration of 'hb'"), "{answer}");
     let progress = wait_for_outcome(&mut pair)?;
     assert!(progress.contains("migrate: round 0 sent"), "{progress}");
+    assert!(
+        progress.contains(&format!("migrate: dirty tracking by {tracking_line}")),
+        "{progress}"
+    );
     let stats = progress
         .lines()
         .find(|l| l.contains("migrate: completed in"))

@@ -28,7 +28,9 @@ pub fn new_socket() -> tcp::Socket<'static> {
     // A peer that stops acknowledging (killed, rebooted, cable cut) must end the migration,
     // not stall it forever: smoltcp aborts the connection after this long without an ACK,
     // and keep-alives find a silent peer while nothing is being sent.
-    socket.set_timeout(Some(smoltcp::time::Duration::from_secs(CONNECTION_TIMEOUT_SECS)));
+    socket.set_timeout(Some(smoltcp::time::Duration::from_secs(
+        CONNECTION_TIMEOUT_SECS,
+    )));
     socket.set_keep_alive(Some(smoltcp::time::Duration::from_secs(2)));
     socket
 }

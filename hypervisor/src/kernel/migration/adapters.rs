@@ -90,13 +90,19 @@ impl MigratableVm for SourceVm<'_> {
     }
 
     fn start_dirty_tracking(&mut self, mode: DirtyTrackingMode) -> Result<(), VmError> {
-        if mode == DirtyTrackingMode::Pml {
-            log::warn!("migrate: PML is not wired into the VMCS yet; using EPT write-protection");
-        }
         let ctx = &mut *self.ctx;
-        self.machine
-            .start_dirty_tracking(&mut ctx.vmx, &mut ctx.frames)
-            .map_err(|e| vm_error("starting dirty tracking", e))
+        let used = self
+            .machine
+            .start_dirty_tracking(&mut ctx.vmx, &mut ctx.frames, mode)
+            .map_err(|e| vm_error("starting dirty tracking", e))?;
+        super::say(&alloc::format!(
+            "migrate: dirty tracking by {}",
+            match used {
+                DirtyTrackingMode::Pml => "page-modification logging (PML)",
+                DirtyTrackingMode::WriteProtect => "EPT write-protection",
+            }
+        ));
+        Ok(())
     }
 
     fn harvest_dirty(&mut self) -> Result<DirtyBitmap, VmError> {

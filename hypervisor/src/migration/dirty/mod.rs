@@ -71,6 +71,8 @@ pub enum TrackingError {
     NotRam(u64),
     /// The PML index read from the VMCS is neither a valid slot nor the "full" value.
     BadPmlIndex(u16),
+    /// The mechanism is not available here (CPU feature missing, or not set up).
+    Unsupported(&'static str),
 }
 
 impl From<EptError> for TrackingError {
@@ -85,6 +87,7 @@ impl fmt::Display for TrackingError {
             Self::Ept(e) => write!(f, "dirty tracking: {e}"),
             Self::NotRam(gpa) => write!(f, "dirty tracking: {gpa:#x} is not guest RAM"),
             Self::BadPmlIndex(i) => write!(f, "dirty tracking: PML index {i} out of range"),
+            Self::Unsupported(what) => write!(f, "dirty tracking: {what} not available"),
         }
     }
 }

@@ -109,6 +109,8 @@ pub enum ExitAction {
         /// The guest-physical address.
         gpa: u64,
     },
+    /// The page-modification log is full (PML dirty tracking, SDM Vol. 3C §29.3.6).
+    PmlFull,
     /// Stop the VM and mark it crashed.
     Crash(CrashReason),
 }
@@ -290,7 +292,8 @@ pub fn handle_exit(
         }
         VmExit::TripleFault => return Ok(ExitAction::Crash(CrashReason::TripleFault)),
         VmExit::EntryFailure(e) => return Ok(ExitAction::Crash(CrashReason::EntryFailure(e))),
-        VmExit::PmlFull | VmExit::Unhandled { .. } => {
+        VmExit::PmlFull => return Ok(ExitAction::PmlFull),
+        VmExit::Unhandled { .. } => {
             return Ok(ExitAction::Crash(CrashReason::Unhandled {
                 reason: raw.basic_reason(),
                 qualification: raw.qualification,

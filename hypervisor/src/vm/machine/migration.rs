@@ -10,8 +10,9 @@ use alloc::vec::Vec;
 
 use migration_proto::dirty::DirtyBitmap;
 
+use super::pml::PmlTracking;
 use super::{BootImage, Machine, MachineError};
-use crate::migration::dirty::{EptWriteProtect, TrackingError, WriteFault};
+use crate::migration::dirty::{DirtyTrackingMode, EptWriteProtect, TrackingError, WriteFault};
 use crate::vm::console_out::LineOutput;
 use crate::vm::console_out::LineSink;
 use crate::vm::exit_counters::ExitCounters;
@@ -33,6 +34,7 @@ use crate::vmx::hw::vcpu::HwVcpu;
 #[derive(Debug, Default)]
 pub struct MigrationHooks {
     tracker: Option<EptWriteProtect>,
+    pub(super) pml: Option<PmlTracking>,
     throttle_percent: u8,
     throttle_credit: u32,
 }
@@ -107,8 +109,35 @@ impl<O: LineOutput> Machine<O> {
         }
     }
 
-    /// Starts dirty tracking: every RAM page is write-protected, INVEPT.
+    /// Starts dirty tracking with `mode`; PML falls back to write-protection where the CPU
+    /// lacks it. Returns the mode in use.
     pub fn start_dirty_tracking(
+        &mut self,
+        vmx: &mut VmxOn,
+        frames: &mut impl FrameSource,
+        mode: DirtyTrackingMode,
+    ) -> Result<DirtyTrackingMode, MachineError> {
+        if mode == DirtyTrackingMode::Pml {
+            match self.start_pml(vmx, frames) {
+                Ok(pml) => {
+                    self.migration.pml = Some(pml);
+                    return Ok(DirtyTrackingMode::Pml);
+                }
+                Err(MachineError::Migration(TrackingError::Unsupported(why))) => {
+                    log::warn!(
+                        "vm {}: {why} unavailable; tracking by write-protection",
+                        self.name
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.start_write_protect(vmx, frames)?;
+        Ok(DirtyTrackingMode::WriteProtect)
+    }
+
+    /// Starts write-protection tracking: every RAM page is write-protected, INVEPT.
+    fn start_write_protect(
         &mut self,
         vmx: &mut VmxOn,
         frames: &mut impl FrameSource,
@@ -129,6 +158,9 @@ impl<O: LineOutput> Machine<O> {
         vmx: &mut VmxOn,
         frames: &mut impl FrameSource,
     ) -> Result<DirtyBitmap, MachineError> {
+        if self.migration.pml.is_some() {
+            return self.harvest_pml(vmx, frames);
+        }
         let tracker = self
             .migration
             .tracker
@@ -145,6 +177,7 @@ impl<O: LineOutput> Machine<O> {
 
     /// Ends dirty tracking: RAM is writable again (INVEPT to spare spurious faults).
     pub fn stop_dirty_tracking(&mut self, vmx: &mut VmxOn, frames: &mut impl FrameSource) {
+        self.stop_pml(vmx, frames);
         if let Some(tracker) = self.migration.tracker.take() {
             if let Err(e) = tracker.stop(&self.ept, &mut FrameTables(frames)) {
                 log::error!("vm {}: ending dirty tracking: {e}", self.name);
@@ -157,7 +190,7 @@ impl<O: LineOutput> Machine<O> {
 
     /// Whether dirty tracking is on.
     pub fn is_tracking_dirty(&self) -> bool {
-        self.migration.tracker.is_some()
+        self.migration.tracker.is_some() || self.migration.pml.is_some()
     }
 
     /// The `DirtyWrite` exit: record the page and make it writable; the guest retries the

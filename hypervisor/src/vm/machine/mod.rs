@@ -15,6 +15,7 @@ mod error;
 mod managed;
 mod migration;
 mod outside_ram;
+mod pml;
 mod report;
 mod snapshot;
 
@@ -337,6 +338,11 @@ impl<O: LineOutput> Machine<O> {
                 }
                 // Dirty tracking (see `migration.rs`): record the page, make it writable,
                 // retry the write; without tracking this crashes the VM.
+                ExitAction::PmlFull => {
+                    if let Err(reason) = self.on_pml_full(vmx, frames, vcpu) {
+                        break SliceOutcome::Crashed(reason);
+                    }
+                }
                 ExitAction::DirtyWrite { gpa } => {
                     if let Err(reason) = self.on_dirty_write(frames, gpa) {
                         break SliceOutcome::Crashed(reason);

@@ -18,6 +18,8 @@ pub mod guest {
     pub const GS_SELECTOR: Field16 = Field16(0x080a);
     pub const LDTR_SELECTOR: Field16 = Field16(0x080c);
     pub const TR_SELECTOR: Field16 = Field16(0x080e);
+    /// Guest PML index (SDM Vol. 3C §25.4.2, Appendix B.1.2).
+    pub const PML_INDEX: Field16 = Field16(0x0812);
     pub const VMCS_LINK_POINTER: Field64 = Field64(0x2800);
     pub const IA32_DEBUGCTL: Field64 = Field64(0x2802);
     pub const IA32_PAT: Field64 = Field64(0x2804);
