@@ -40,12 +40,12 @@ const RATES: [Rate; 3] = [
     Rate {
         name: "moderate",
         wss_mib: 2,
-        pages_per_sec: 100,
+        pages_per_sec: 20,
     },
     Rate {
         name: "heavy",
-        wss_mib: 8,
-        pages_per_sec: 2000,
+        wss_mib: 4,
+        pages_per_sec: 400,
     },
 ];
 
@@ -210,8 +210,8 @@ pub fn run() -> Result<()> {
     let report = format!(
         "# Migration benchmark (Bochs, two hosts on a bxhub segment)\n\n\
          Written by `cargo xtask bench migration`. Guest: heartbeat, 16 MiB, beat every \
-         {INTERVAL_MS} ms; rates: idle (1 page/s in 1 MiB), moderate (100 pages/s in 2 MiB), \
-         heavy (2000 pages/s in 8 MiB). `wp` = EPT write-protection (one exit per page per \
+         {INTERVAL_MS} ms; rates: idle (1 page/s in 1 MiB), moderate (20 pages/s in 2 MiB), \
+         heavy (400 pages/s in 4 MiB; the link moves ~100-130 raw pages/s). `wp` = EPT write-protection (one exit per page per \
          round), `pml` = page-modification logging with EPT dirty flags (one exit per 512 \
          logged pages; Bochs' tigerlake model has both). A `pml` run that could not enable PML \
          falls back to wp and says so on the console.\n\n{table}\n\
