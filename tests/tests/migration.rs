@@ -255,3 +255,112 @@ fn destination_killed_mid_transfer_leaves_the_vm_running_on_the_source() -> Test
     assert!(!transcript.contains("CORRUPT"), "{transcript}");
     Ok(())
 }
+
+/// Waits until host `index`'s transcript holds `count` beats after the text `after`.
+fn beats_after(
+    pair: &mut Pair,
+    index: usize,
+    after: &str,
+    count: usize,
+) -> Result<Vec<u64>, HarnessError> {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let text = pair.hosts[index].console().transcript();
+        let tail = text.rsplit(after).next().unwrap_or("");
+        let found = if text.contains(after) {
+            beats(tail)
+        } else {
+            Vec::new()
+        };
+        if found.len() >= count || std::time::Instant::now() > deadline {
+            return Ok(found);
+        }
+        std::thread::sleep(Duration::from_secs(5));
+        pair.command(index, "vm list")?;
+    }
+}
+
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn back_and_forth_alpha_beta_alpha() -> TestResult {
+    let configs = [config(0, KEY, true), config(1, KEY, false)];
+    let mut pair = Pair::boot_with_configs(
+        EmulatorKind::Bochs,
+        "migration-back-forth",
+        &system_tests::work_root(),
+        configs,
+    )?;
+    next_beat(&mut pair, 0)?;
+    pair.command(0, &format!("migrate {}:4444 hb", host_ip(1)))?;
+    let there = wait_for_outcome(&mut pair)?;
+    assert!(there.contains("migrate: completed in"), "{there}");
+    let on_beta = beats_after(&mut pair, 1, "is running on this host", 2)?;
+    assert_eq!(
+        on_beta.first().copied(),
+        beats(&there).last().map(|s| s + 1)
+    );
+    // And back, from beta's console.
+    pair.command(1, &format!("migrate {}:4444 hb", host_ip(0)))?;
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !pair.hosts[1]
+        .console()
+        .transcript()
+        .contains("released on this host")
+    {
+        assert!(std::time::Instant::now() < deadline, "no way back");
+        std::thread::sleep(Duration::from_secs(10));
+        pair.command(1, "info migrate")?;
+    }
+    let last_on_beta = beats(&pair.hosts[1].console().transcript())
+        .last()
+        .copied()
+        .expect("beats on beta");
+    let back = beats_after(&mut pair, 0, "is running on this host", 2)?;
+    assert_eq!(back.first().copied(), Some(last_on_beta + 1), "{back:?}");
+    assert!(back.windows(2).all(|w| w[1] == w[0] + 1), "{back:?}");
+    assert_no_corruption(&mut pair);
+    Ok(())
+}
+
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn one_of_two_vms_migrates_the_other_keeps_beating() -> TestResult {
+    let mut alpha = config(0, KEY, true);
+    alpha.push_str(&format!(
+        "\n[vm hb2]\nimage = tern/guests/heartbeat.elf\nmemory = 16M\ncmdline = \"{HB_CMDLINE}\"\nautostart = yes\n"
+    ));
+    let mut pair = Pair::boot_with_configs(
+        EmulatorKind::Bochs,
+        "migration-two-vms",
+        &system_tests::work_root(),
+        [alpha, config(1, KEY, false)],
+    )?;
+    next_beat(&mut pair, 0)?;
+    let refused = pair.command(0, &format!("migrate {}:4444", host_ip(1)))?;
+    assert!(refused.contains("several VMs"), "{refused}");
+    pair.command(0, &format!("migrate {}:4444 hb", host_ip(1)))?;
+    let source = wait_for_outcome(&mut pair)?;
+    assert!(source.contains("migrate: completed in"), "{source}");
+    let on_beta = beats_after(&mut pair, 1, "is running on this host", 2)?;
+    assert_eq!(
+        on_beta.first().copied(),
+        beats(&source).last().map(|s| s + 1)
+    );
+    // hb2 stayed and never skipped a number.
+    pair.expect(0, "[hb2] HB seq=", TIMEOUT)?;
+    let hb2: Vec<u64> = pair.hosts[0]
+        .console()
+        .transcript()
+        .split("[hb2] HB seq=")
+        .skip(1)
+        .filter_map(|t| t.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert!(
+        hb2.len() >= 2 && hb2.windows(2).all(|w| w[1] == w[0] + 1),
+        "{hb2:?}"
+    );
+    let list = pair.command(0, "vm list")?;
+    assert!(list.contains("hb2"), "{list}");
+    assert_no_corruption(&mut pair);
+    Ok(())
+}
