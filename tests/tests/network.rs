@@ -158,15 +158,17 @@ fn without_a_network_net_says_why_and_the_console_goes_on() -> TestResult {
 #[ignore = "scratch"]
 fn scratch_bochs_counters() -> TestResult {
     let mut pair = Pair::boot(EmulatorKind::Bochs, "net-scratch")?;
-    let _ = pair.ping(0, 2);
-    for k in [0, 1] {
-        let a = pair.command(k, "net")?;
-        eprintln!("host {k}:\n{a}");
-    }
-    let _ = pair.ping(1, 2);
-    for k in [0, 1] {
-        let a = pair.command(k, "net")?;
-        eprintln!("host {k}:\n{a}");
+    let _ = pair.ping(0, 1);
+    let _ = pair.ping(1, 1);
+    pair.command(1, "nettest listen 5001")?;
+    pair.command(0, "nettest send 10.0.0.2:5001 2")?;
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_secs(5));
+        for k in [0, 1] {
+            let a = pair.command(k, "net")?;
+            let b = pair.command(k, "nettest status")?;
+            eprintln!("{:?} host {k}:\n{a}{b}", std::time::SystemTime::now());
+        }
     }
     Ok(())
 }
