@@ -3,11 +3,11 @@
 //! emulator is killed mid-transfer gets a clean error and keeps its console. Without a
 //! network (config `mode = none`, or no NIC) the `net` command says why.
 //!
-//! Sizes and why: the QEMU pair moves 16 MiB (the figure; well under a minute of
-//! TCG). Bochs runs ~7x slower and two instances share the CI machine's two cores with the
-//! other system tests, so the Bochs pair moves 2 MiB: enough for thousands of segments, window
-//! updates and the checksum verdict, while keeping the whole network set within its share of
-//! the CI budget (see docs/bench/network.md for the measured Bochs throughput).
+//! Sizes: both pairs move 16 MiB. Measured on the 2-core CI machine kind: the QEMU transfer
+//! takes under a second of TCG, the Bochs one ~20 s of emulated time (~45 s wall for the
+//! whole Bochs test, boot included; Bochs' socket NIC backend takes one frame per emulated
+//! millisecond, see docs/bench/network.md). The whole file runs in about 2 minutes with two
+//! test threads, well inside its share of the CI budget.
 
 use std::time::Duration;
 use system_tests::pair::{Pair, host_ip};
@@ -75,10 +75,11 @@ fn qemu_pair_pings_and_moves_16_mib_verified() -> TestResult {
     verified_transfer(&mut pair, 16, Duration::from_secs(180))
 }
 
-#[test]
-#[ignore = "boots emulators: run with cargo xtask test"]
-fn qemu_sender_gets_an_error_when_the_receiver_dies() -> TestResult {
-    let mut pair = Pair::boot(EmulatorKind::Qemu, "net-qemu-kill")?;
+/// Host 0 sends a transfer far larger than can finish; host 1's emulator is killed once
+/// data flows. The sender must end with an error (within its 10 s progress timeout, in
+/// emulated time) and its console must answer afterwards.
+fn sender_gets_an_error_when_the_receiver_dies(kind: EmulatorKind, name: &str) -> TestResult {
+    let mut pair = Pair::boot(kind, name)?;
     pair.command(1, &format!("nettest listen {PORT}"))?;
     pair.command(0, &format!("nettest send {}:{PORT} 1024", host_ip(1)))?;
     pair.expect(1, "nettest: connection from", Duration::from_secs(30))?;
@@ -107,10 +108,22 @@ fn qemu_sender_gets_an_error_when_the_receiver_dies() -> TestResult {
 
 #[test]
 #[ignore = "boots emulators: run with cargo xtask test"]
-fn bochs_pair_pings_and_moves_2_mib_verified() -> TestResult {
+fn qemu_sender_gets_an_error_when_the_receiver_dies() -> TestResult {
+    sender_gets_an_error_when_the_receiver_dies(EmulatorKind::Qemu, "net-qemu-kill")
+}
+
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn bochs_sender_gets_an_error_when_the_receiver_dies() -> TestResult {
+    sender_gets_an_error_when_the_receiver_dies(EmulatorKind::Bochs, "net-bochs-kill")
+}
+
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn bochs_pair_pings_and_moves_16_mib_verified() -> TestResult {
     let mut pair = Pair::boot(EmulatorKind::Bochs, "net-bochs")?;
     ping_both_ways(&mut pair)?;
-    verified_transfer(&mut pair, 2, Duration::from_secs(240))
+    verified_transfer(&mut pair, 16, Duration::from_secs(300))
 }
 
 #[test]
@@ -151,24 +164,5 @@ fn without_a_network_net_says_why_and_the_console_goes_on() -> TestResult {
     }
     let answer = tern::command(&mut booted.host, "pci")?;
     assert!(answer.contains("00:00.0"), "`pci` lists nothing:\n{answer}");
-    Ok(())
-}
-
-#[test]
-#[ignore = "scratch"]
-fn scratch_bochs_counters() -> TestResult {
-    let mut pair = Pair::boot(EmulatorKind::Bochs, "net-scratch")?;
-    let _ = pair.ping(0, 1);
-    let _ = pair.ping(1, 1);
-    pair.command(1, "nettest listen 5001")?;
-    pair.command(0, "nettest send 10.0.0.2:5001 2")?;
-    for _ in 0..6 {
-        std::thread::sleep(Duration::from_secs(5));
-        for k in [0, 1] {
-            let a = pair.command(k, "net")?;
-            let b = pair.command(k, "nettest status")?;
-            eprintln!("{:?} host {k}:\n{a}{b}", std::time::SystemTime::now());
-        }
-    }
     Ok(())
 }
