@@ -243,6 +243,9 @@ fn link_down_refuses_transmit_and_recovers() {
     assert_eq!(nic.transmit(&frame(1, 64)), Err(TxError::LinkDown));
     assert_eq!(device.deliver(&frame(2, 64)), Delivery::NotReceiving);
     device.with(|s| s.link_up = true);
+    // `can_transmit` uses the link state `link_up` last sampled (the stack samples it).
+    assert!(!nic.can_transmit());
+    assert!(nic.link_up());
     assert!(nic.can_transmit());
     nic.transmit(&frame(3, 64)).expect("link back");
     assert_eq!(device.take_sent(), [frame(3, 64)]);
