@@ -189,8 +189,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "netbench",
-        usage: "FRAMES",
-        help: "raw transmit benchmark (maximum-size broadcast frames)",
+        usage: "FRAMES | rx",
+        help: "raw transmit benchmark; `rx`: what arrived of a peer's run",
         min_args: 1,
         max_args: 1,
         handler: netbench,
