@@ -66,6 +66,11 @@ fn qemu_pair_pings_and_moves_16_mib_verified() -> TestResult {
             log.contains("pci: ") && log.contains("e1000"),
             "host {k} did not list its NIC at boot:\n{log}"
         );
+        // q35 has an MCFG table: configuration space goes through ECAM there.
+        assert!(
+            log.contains("pci: ECAM at 0x"),
+            "host {k} did not use ECAM:\n{log}"
+        );
         assert!(
             log.contains(&format!("ipv4 {}/24", host_ip(k))),
             "host {k} did not bring its address up:\n{log}"
