@@ -171,3 +171,28 @@ fn without_a_network_net_says_why_and_the_console_goes_on() -> TestResult {
     assert!(answer.contains("00:00.0"), "`pci` lists nothing:\n{answer}");
     Ok(())
 }
+
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn configured_mac_replaces_the_nics_own() -> TestResult {
+    use system_tests::{Nic, NicAttachment};
+    let config = "[host]\nname = alpha\n\n[net]\nmode = static\naddress = 10.0.0.1/24\n\
+                  mac = 02:00:00:00:00:42\n";
+    // A listening socket netdev with no peer: the link is up, nothing answers.
+    let port = system_tests::net::free_tcp_port()?;
+    let host = Emulator::builder(EmulatorKind::Qemu)
+        .name("net-mac")
+        .config(config)
+        .nic(Nic {
+            mac: Nic::mac_for_host(0),
+            attachment: NicAttachment::QemuListen(port),
+        })
+        .start()?;
+    let mut booted = tern::to_prompt(host)?;
+    let answer = tern::command(&mut booted.host, "net")?;
+    assert!(
+        answer.contains("mac 02:00:00:00:00:42"),
+        "`net` does not show the configured MAC:\n{answer}"
+    );
+    Ok(())
+}

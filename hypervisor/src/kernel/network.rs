@@ -70,7 +70,10 @@ fn stack_config(config: Option<&Config>) -> Option<NetConfig> {
             gateway: gateway.map(Ipv4Addr::from),
         },
     };
-    Some(NetConfig { mode })
+    Some(NetConfig {
+        mode,
+        mac: config?.net.mac,
+    })
 }
 
 /// PCI configuration access: ECAM where ACPI's MCFG describes a window for segment 0 from
@@ -137,9 +140,6 @@ pub fn init(config: Option<&Config>) {
         UNAVAILABLE.call_once(|| String::from(reason));
         return;
     };
-    if config.is_some_and(|c| c.net.mac.is_some()) {
-        log::warn!("net: [net] mac is not supported by the e1000 driver yet; using the NIC's own");
-    }
     let alloc_pages = |pages: usize| global::allocate_zeroed(pages as u64, 4096).ok();
     // SAFETY: `identity_limit` is the loader's identity map, which covers RAM and the 32-bit
     // PCI MMIO hole; `allocate_zeroed` hands out unused identity-mapped frames that the driver

@@ -197,6 +197,7 @@ mod tests {
         let config = E1000Config {
             rx_ring_len: 8,
             tx_ring_len: 16,
+            mac_override: None,
         };
         (E1000::new(device.clone(), memory, config).unwrap(), device)
     }

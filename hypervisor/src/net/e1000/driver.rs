@@ -27,6 +27,8 @@ pub struct E1000Config {
     pub rx_ring_len: usize,
     /// Transmit descriptors.
     pub tx_ring_len: usize,
+    /// Station address to use instead of the EEPROM's (config `[net] mac`); must be unicast.
+    pub mac_override: Option<[u8; 6]>,
 }
 
 impl Default for E1000Config {
@@ -34,6 +36,7 @@ impl Default for E1000Config {
         Self {
             rx_ring_len: 128,
             tx_ring_len: 128,
+            mac_override: None,
         }
     }
 }
@@ -49,6 +52,8 @@ pub enum E1000Error {
     InvalidRingLength(usize),
     /// Neither the EEPROM nor RAL0/RAH0 held a usable unicast MAC address.
     NoValidMac,
+    /// The configured MAC override is multicast, all zeros or all ones.
+    InvalidMac([u8; 6]),
 }
 
 impl fmt::Display for E1000Error {
@@ -63,6 +68,11 @@ impl fmt::Display for E1000Error {
                 )
             }
             Self::NoValidMac => write!(f, "e1000: no valid MAC address in EEPROM or RAL/RAH"),
+            Self::InvalidMac(m) => write!(
+                f,
+                "e1000: configured MAC {} is not a unicast address",
+                crate::net::nic::MacAddr(*m)
+            ),
         }
     }
 }
@@ -80,6 +90,8 @@ pub enum MacSource {
     Eeprom,
     /// Receive address slot 0, as left by reset/firmware.
     ReceiveAddress,
+    /// The configuration's override.
+    Config,
 }
 
 /// A running e1000.
@@ -140,7 +152,11 @@ impl<R: RegisterAccess, D: DmaMemory> E1000<R, D> {
             regs.write(flow_control, 0);
         }
 
-        let (mac, mac_source) = read_mac(&mut regs)?;
+        let (mac, mac_source) = match config.mac_override {
+            Some(mac) if valid_unicast(&mac) => (mac, MacSource::Config),
+            Some(mac) => return Err(E1000Error::InvalidMac(mac)),
+            None => read_mac(&mut regs)?,
+        };
         let ral = u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]);
         let rah = u32::from(u16::from_le_bytes([mac[4], mac[5]])) | (1 << 31);
         regs.write(regs::RAL0, ral);

@@ -56,6 +56,8 @@ pub enum NetMode {
 pub struct NetConfig {
     /// Address assignment.
     pub mode: NetMode,
+    /// Station MAC to use instead of the NIC's own.
+    pub mac: Option<[u8; 6]>,
 }
 
 /// Why a network operation could not start.
