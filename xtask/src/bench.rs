@@ -47,11 +47,20 @@ const FINDINGS: &str = "\
   (2) the e1000 driver returns receive descriptors to the NIC in batches of 16 instead of one
   register write per frame, and `can_transmit` uses the cached link state instead of a STATUS
   read per frame (each register access traps into the emulator): beta's share of a raw burst
-  rose from 12 % to 46-60 % in QEMU. (3) Immediate ACKs (no delayed ACK) were tried and gave
-  no measurable gain within the noise; not kept.
-- TX ring (128) and socket buffers (128 KiB) were left as they are: the ring never filled
-  during the raw runs (`ring full 0 times`), and the TCP window is not the limit while the
-  receiver drops frames.
+  rose from 12 % to 40-60 % in QEMU. (3) Immediate ACKs (no delayed ACK) and (4) 512 KiB
+  instead of 128 KiB socket buffers (TCP window) were tried: QEMU runs gave 21/11 and
+  36/15/11 MiB/s, inside the noise of the unchanged build; not kept.
+- **QEMU: TCP loses nothing** (alpha's tx count is the raw frames plus one frame per segment),
+  so its limit is not the NIC but the work per byte inside TCG, which the raw loop does not
+  do: the nettest stream generator and CRC, smoltcp's software TCP/IP checksums on both
+  sides, three copies per frame, and a window-bound exchange over a millisecond-scale RTT
+  (ping: 2-10 ms under TCG). Next steps, not done: e1000 checksum offload (TX context
+  descriptors, RXCSUM) so QEMU computes checksums natively, and a word-wise stream CRC.
+- **Bochs: TCP reaches 0.5-0.9 of the one-frame-per-millisecond ceiling**, varying with how
+  the host schedules the two Bochs processes (losses in the UDP buffers, each repaired by
+  Reno with a >= 1 s retransmission timeout when fast retransmit does not trigger).
+- The TX ring (128) was left as it is: it never filled during the raw runs
+  (`ring full 0 times`).
 
 ";
 
