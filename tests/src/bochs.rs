@@ -32,6 +32,11 @@ pub const IPS: u32 = 50_000_000;
 
 /// The bochsrc text for `machine`.
 pub fn config_text(machine: &Machine) -> Result<String, HarnessError> {
+    if machine.direct_kernel.is_some() {
+        return Err(HarnessError::Unsupported(
+            "direct kernel boot on Bochs (it boots through OVMF only)",
+        ));
+    }
     let mut rc = String::new();
     let esp = machine.esp_dir.display();
     let log = machine.work_dir.join("bochs.log");

@@ -11,7 +11,7 @@
 //! ```
 
 use crate::console::Console;
-use crate::machine::{EmulatorKind, Machine, Nic, SerialEndpoint};
+use crate::machine::{DirectKernel, EmulatorKind, Machine, Nic, SerialEndpoint};
 use crate::process::ProcessGroup;
 use crate::{HarnessError, ansi, bochs, esp, net};
 use std::net::TcpListener;
@@ -39,6 +39,7 @@ pub struct EmulatorBuilder {
     nic: Option<Nic>,
     extra: String,
     image: Option<PathBuf>,
+    direct_kernel: Option<DirectKernel>,
 }
 
 impl EmulatorBuilder {
@@ -46,6 +47,16 @@ impl EmulatorBuilder {
     /// Files and config given to the builder do not go into the image.
     pub fn boot_image(mut self, image: impl Into<PathBuf>) -> Self {
         self.image = Some(image.into());
+        self
+    }
+
+    /// QEMU only: boot the ELF at `path` by PVH (`-kernel`) with `cmdline`, without firmware
+    /// or tern (the ESP copy is still made but not used).
+    pub fn direct_kernel(mut self, path: impl Into<PathBuf>, cmdline: &str) -> Self {
+        self.direct_kernel = Some(DirectKernel {
+            path: path.into(),
+            cmdline: cmdline.to_string(),
+        });
         self
     }
 
@@ -127,6 +138,7 @@ impl EmulatorBuilder {
         }
         machine.nic = self.nic;
         machine.extra = self.extra;
+        machine.direct_kernel = self.direct_kernel;
         if let Some(image) = &self.image {
             let copy = dir.join("disk.img");
             std::fs::copy(image, &copy)
@@ -214,6 +226,7 @@ impl Emulator {
             nic: None,
             extra: String::new(),
             image: None,
+            direct_kernel: None,
         }
     }
 

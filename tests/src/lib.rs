@@ -34,7 +34,7 @@ pub use bxhub::BxHub;
 pub use console::Console;
 pub use emulator::{Emulator, EmulatorBuilder, ExitReport};
 pub use error::HarnessError;
-pub use machine::{EmulatorKind, Machine, Nic, NicAttachment, SerialEndpoint};
+pub use machine::{DirectKernel, EmulatorKind, Machine, Nic, NicAttachment, SerialEndpoint};
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -135,6 +135,18 @@ pub struct Machine {
     /// Extra lines appended to the Bochs config, or extra QEMU arguments (whitespace
     /// separated).
     pub extra: String,
+    /// QEMU only: boot this ELF directly by the PVH convention (`-kernel`, `-append`) instead
+    /// of the firmware and the ESP: how a test guest runs without tern, for comparison.
+    pub direct_kernel: Option<DirectKernel>,
+}
+
+/// A kernel QEMU boots itself (`-kernel PATH -append CMDLINE`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectKernel {
+    /// The ELF (with a PVH note).
+    pub path: PathBuf,
+    /// Its command line.
+    pub cmdline: String,
 }
 
 /// Default host RAM in MiB.
@@ -157,6 +169,7 @@ impl Machine {
             serial,
             nic: None,
             extra: String::new(),
+            direct_kernel: None,
         }
     }
 

@@ -21,20 +21,13 @@ pub fn command(machine: &Machine) -> Result<Command, HarnessError> {
         cmd.args(["-cpu", "max"]);
     }
     cmd.arg("-m").arg(machine.memory_mib.to_string());
-    cmd.arg("-bios").arg(OVMF);
-    let drive = match &machine.disk_image {
-        Some(image) => {
-            let mut drive = std::ffi::OsString::from("format=raw,file=");
-            drive.push(image.as_os_str());
-            drive
-        }
-        None => {
-            let mut drive = std::ffi::OsString::from("format=raw,file=fat:rw:");
-            drive.push(machine.esp_dir.as_os_str());
-            drive
-        }
-    };
-    cmd.arg("-drive").arg(drive);
+    if let Some(kernel) = &machine.direct_kernel {
+        cmd.arg("-kernel").arg(&kernel.path);
+        cmd.arg("-append").arg(&kernel.cmdline);
+    } else {
+        cmd.arg("-bios").arg(OVMF);
+        cmd.arg("-drive").arg(drive(machine));
+    }
     match machine.serial {
         SerialEndpoint::ConnectTo(port) => {
             cmd.args([
@@ -78,4 +71,20 @@ pub fn command(machine: &Machine) -> Result<Command, HarnessError> {
     cmd.args(machine.extra.split_whitespace());
     cmd.current_dir(&machine.work_dir);
     Ok(cmd)
+}
+
+/// The `-drive` value: the raw image if there is one, else the ESP directory as a FAT.
+fn drive(machine: &Machine) -> std::ffi::OsString {
+    match &machine.disk_image {
+        Some(image) => {
+            let mut drive = std::ffi::OsString::from("format=raw,file=");
+            drive.push(image.as_os_str());
+            drive
+        }
+        None => {
+            let mut drive = std::ffi::OsString::from("format=raw,file=fat:rw:");
+            drive.push(machine.esp_dir.as_os_str());
+            drive
+        }
+    }
 }

@@ -10,6 +10,15 @@ pub const MIGRATION_PORT: u16 = 7700;
 /// Memory of the default test VM.
 const VM_MEMORY: &str = "32M";
 
+/// The command line a default VM of guest `guest` gets: the heartbeat guest beats twice a
+/// second with a 2 MiB working set (small enough to verify quickly under Bochs).
+fn default_cmdline(guest: &str) -> String {
+    match guest {
+        "heartbeat" => "hb.interval_ms=500 hb.wss_mib=2".to_string(),
+        _ => String::new(),
+    }
+}
+
 /// How the host configures its NIC.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NetConfig {
@@ -99,7 +108,7 @@ impl HostConfig {
                 name: guest.clone(),
                 image: format!("tern/guests/{guest}.elf"),
                 memory: VM_MEMORY.to_string(),
-                cmdline: String::new(),
+                cmdline: default_cmdline(guest),
             })
             .collect();
         HostConfig {
@@ -169,6 +178,7 @@ mod tests {
             "no migration without a network"
         );
         assert!(text.contains("[vm heartbeat]\nimage = tern/guests/heartbeat.elf\nmemory = 32M\n"));
+        assert!(text.contains("cmdline = \"hb.interval_ms=500 hb.wss_mib=2\"\nautostart = yes\n"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! fresh checkout of a two-core machine.
 
 mod bench;
+mod bench_vmx;
 mod build;
 mod esp;
 mod hostcfg;
@@ -34,9 +35,11 @@ commands:
         attach this terminal to a console served by `run --hosts N`
   test [--quick] [--filter TEXT] [--threads N]
         fmt + clippy + host tests + build + system tests in emulators
-  bench [net] [--emu qemu|bochs]... [--no-build]
-        benchmarks; `net`: TCP throughput vs. the raw frame rate between two hosts in
-        QEMU TCG and Bochs, written to docs/bench/network.md
+  bench net [--emu qemu|bochs]... [--no-build]
+        TCP throughput vs. the raw frame rate between two hosts in QEMU TCG and Bochs,
+        written to docs/bench/network.md
+  bench vmx [--no-build]
+        VM-exit and preemption-timer slice costs, measured in Bochs with the guest TSC
   prereq
         check and install prerequisites only
 ";
@@ -148,27 +151,40 @@ fn real_main() -> Result<()> {
             result
         }
         "bench" => {
-            let mut options = bench::BenchOptions {
-                which: "net".to_string(),
-                emus: Vec::new(),
-                no_build: false,
-            };
-            while let Some(arg) = args.next() {
-                match arg.as_str() {
-                    "--emu" => options.emus.push(args.value("--emu")?.parse()?),
-                    "--no-build" => options.no_build = true,
-                    which if !which.starts_with('-') => options.which = which.to_string(),
-                    other => bail!("unknown bench option `{other}`\n{USAGE}"),
+            let target = args.next().unwrap_or_else(|| "net".to_string());
+            match target.as_str() {
+                "vmx" => {
+                    let no_build = match args.next().as_deref() {
+                        None => false,
+                        Some("--no-build") => true,
+                        Some(other) => bail!("unknown bench option `{other}`\n{USAGE}"),
+                    };
+                    bench_vmx::run(&workspace::Workspace::load()?, no_build)
                 }
+                "net" => {
+                    let mut options = bench::BenchOptions {
+                        which: target,
+                        emus: Vec::new(),
+                        no_build: false,
+                    };
+                    while let Some(arg) = args.next() {
+                        match arg.as_str() {
+                            "--emu" => options.emus.push(args.value("--emu")?.parse()?),
+                            "--no-build" => options.no_build = true,
+                            other => bail!("unknown bench option `{other}`\n{USAGE}"),
+                        }
+                    }
+                    if options.emus.is_empty() {
+                        options.emus = vec![EmulatorKind::Qemu, EmulatorKind::Bochs];
+                    }
+                    let ws = workspace::Workspace::load()?;
+                    let step = progress::Step::start("xtask bench net");
+                    let result = bench::bench(&ws, &options);
+                    step.done();
+                    result
+                }
+                other => bail!("unknown benchmark `{other}` (known: net, vmx)"),
             }
-            if options.emus.is_empty() {
-                options.emus = vec![EmulatorKind::Qemu, EmulatorKind::Bochs];
-            }
-            let ws = workspace::Workspace::load()?;
-            let step = progress::Step::start("xtask bench");
-            let result = bench::bench(&ws, &options);
-            step.done();
-            result
         }
         "prereq" => prereq::ensure(&workspace::Workspace::load()?),
         "help" | "--help" | "-h" => {

@@ -16,7 +16,7 @@ pub fn registry() -> CommandRegistry {
     let mut r = CommandRegistry::new();
     r.register(HELP_COMMANDS);
     r.register(KERNEL_COMMANDS);
-    // r.register(crate::vm::COMMANDS);        (vm list|info|start|pause|resume|stop)
+    r.register(super::vms::VM_COMMANDS);
     r.register(super::network::COMMANDS);
     // r.register(crate::migration::COMMANDS); (migrate, info migrate, ...)
     r

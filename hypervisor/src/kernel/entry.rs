@@ -170,8 +170,13 @@ pub extern "C" fn kernel_main(boot_info_phys: u64) -> ! {
     );
 
     let mut main_loop = MainLoop::new();
-    // Future pollers (NIC/smoltcp, migration sessions, vCPU slices) are added here.
+    // Future pollers (NIC/smoltcp, migration sessions) are added here.
+    // VMs first, so their boot lines come before the first prompt.
+    let vms = super::vms::start(host);
     main_loop.add(Box::new(ConsolePoller::new(Shell::new(registry()))));
+    if let Some(vms) = vms {
+        main_loop.add(vms);
+    }
     if let Some(net) = network::poller() {
         main_loop.add(net);
     }

@@ -2,13 +2,15 @@
 //! kernel's own console commands, panic handling.
 //!
 //! Portable (host-tested): [`banner`] (the boot banner format), [`boot_info`] (checking the
-//! loader's hand-over) and [`main_loop`] (the poller round). Bare metal: everything else; see
-//! `entry` for the boot order and the polling design.
+//! loader's hand-over), [`main_loop`] (the poller round) and [`selfcheck`] (digests and
+//! canaries). Bare metal: everything else, among it `vms` (VT-x at boot, the configured VMs,
+//! their poller, `vm` and `selfcheck`); see `entry` for the boot order and the polling design.
 //! The host config is parsed with `boot_proto::config::parse`, the loader's own parser.
 
 pub mod banner;
 pub mod boot_info;
 pub mod main_loop;
+pub mod selfcheck;
 
 #[cfg(target_os = "none")]
 pub mod commands;
@@ -22,6 +24,8 @@ pub mod host;
 pub mod network;
 #[cfg(target_os = "none")]
 mod panic;
+#[cfg(target_os = "none")]
+pub mod vms;
 
 #[cfg(target_os = "none")]
 pub use entry::{BOOT_STACK, BOOT_STACK_SIZE, kernel_main};

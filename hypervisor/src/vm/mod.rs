@@ -1,1 +1,28 @@
-//! (being written)
+//! VMs and vCPUs, guest memory, the exit handlers and device models.
+//!
+//! Everything here is portable and unit-tested on the host: device models are pure state
+//! machines, guest images are parsed from bytes, and the policies applied at exits (which
+//! CPUID bits a guest sees, which MSRs it may touch) are pure functions. Only `machine`,
+//! the composition of all of it with a hardware vCPU, is bare-metal.
+//!
+//! Map: `pvh` (guest ELF + `hvm_start_info`), `guest_ram` (frames backing guest RAM),
+//! `exit_handler` (what each `VmExit` does), `cpuid` and `msr` (policies),
+//! `uart16550` + `console_out` (COM1 and its output to the console), `state` (life
+//! cycle), `console_cmd` (`vm ...` grammar), `exit_counters`, `vpid`.
+
+pub mod console_cmd;
+pub mod console_out;
+pub mod cpuid;
+pub mod exit_counters;
+pub mod exit_handler;
+pub mod guest_ram;
+/// A VM on real VT-x (bare metal only).
+#[cfg(target_os = "none")]
+pub mod machine;
+pub mod msr;
+pub mod pvh;
+pub mod state;
+pub mod uart16550;
+pub mod vcpu_state;
+pub mod vm_set;
+pub mod vpid;

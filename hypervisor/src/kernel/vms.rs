@@ -1,0 +1,338 @@
+//! The host's VMs: VT-x switched on at boot, one VM per `[vm]` section of the config, a
+//! main-loop poller that runs them round-robin in preemption-timer slices, the `vm` and
+//! `selfcheck` console commands.
+//!
+//! Why it looks like this:
+//! - One global [`VmHost`] behind a spin lock: the poller and the console handlers run on the
+//!   same (only) CPU one after the other, so the lock is never contended; it only proves to
+//!   the compiler that nobody else holds the VMs while a slice runs.
+//! - A slice is [`SLICE_DIVISOR`]-th of a second of TSC (2 ms), bounded by the VMX preemption
+//!   timer, and the poller runs one slice per main-loop round: between two slices the console
+//!   and the network get their turn, so a spinning guest never makes the host deaf.
+//! - Guest lines go straight to COM1 as `[NAME] line`, not through the logger, so an operator
+//!   (and a test) reads the guest's own words.
+//! - Canary frames are allocated right before and after each VM's RAM and checked by
+//!   `selfcheck` (see `kernel::selfcheck`).
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+use super::host::Host;
+use super::main_loop::{PollResult, Poller};
+use super::selfcheck::{CANARY_BYTES, fill_canary, first_canary_mismatch, write_line};
+use crate::arch::serial;
+use crate::console::{CommandError, CommandSpec, Invocation};
+use crate::memory::{FRAME_SIZE, global, phys_to_ptr};
+use crate::vm::console_out::LineOutput;
+use crate::vm::machine::{Machine, MachineContext, ManagedMachine};
+use crate::vm::state::{VmCommand, VmState};
+use crate::vm::vm_set::{SliceResult, VmSet};
+use crate::vmx::frames::FrameSource;
+use crate::vmx::hw;
+
+/// A slice is 1/SLICE_DIVISOR s of host TSC: 2 ms.
+pub const SLICE_DIVISOR: u64 = 500;
+
+/// Guest RAM, VMCSs and EPT tables from the kernel's frame allocator, inside the identity
+/// map (where `phys_to_virt` is the identity).
+pub struct KernelFrames;
+
+// SAFETY: `global::allocate_zeroed` returns exclusively owned, zeroed, 4 KiB-aligned frames
+// inside the identity map, so `phys_to_virt` (the identity) reaches all of each frame.
+unsafe impl FrameSource for KernelFrames {
+    fn allocate_zeroed(&mut self) -> Option<u64> {
+        global::allocate_zeroed(1, FRAME_SIZE).ok()
+    }
+
+    fn free(&mut self, phys: u64) {
+        if let Err(e) = global::free(phys, 1) {
+            log::error!("vm: freeing frame {phys:#x}: {e}");
+        }
+    }
+
+    fn phys_to_virt(&self, phys: u64) -> *mut u8 {
+        phys_to_ptr(phys)
+    }
+}
+
+/// Guest serial lines to the console, `[NAME] line`.
+pub struct ConsoleLines;
+
+impl LineOutput for ConsoleLines {
+    fn line(&mut self, vm: &str, line: &str) {
+        let text = format!("[{vm}] {line}\n");
+        serial::write_bytes(text.as_bytes());
+    }
+}
+
+type HostVm = ManagedMachine<ConsoleLines, KernelFrames>;
+
+/// Everything the VMs of this host need.
+struct VmHost {
+    set: VmSet<HostVm>,
+    ctx: MachineContext<KernelFrames>,
+    slice_ticks: u64,
+    /// Canary frames (physical addresses), two per VM.
+    canaries: Vec<u64>,
+}
+
+static VMS: spin::Mutex<Option<VmHost>> = spin::Mutex::new(None);
+/// Why there are no VMs (set when VT-x could not be used).
+static UNAVAILABLE: spin::Once<String> = spin::Once::new();
+
+/// Switch VT-x on, create the configured VMs, start those with `autostart`; returns the
+/// poller that runs them, or `None` (with one line on the console) when VT-x is unusable.
+pub fn start(host: &Host) -> Option<Box<dyn Poller>> {
+    if !host.vmx.is_available() {
+        refuse("VT-x not available: no VMs will run");
+        return None;
+    }
+    // SAFETY: called once, on the boot CPU, at CPL 0 with paging and NE on.
+    let vmx = match unsafe { hw::enable(&mut KernelFrames) } {
+        Ok(v) => v,
+        Err(e) => {
+            refuse(&format!(
+                "VT-x not available: VMXON failed: {e}; no VMs will run"
+            ));
+            return None;
+        }
+    };
+    let mut vm_host = VmHost {
+        set: VmSet::new(),
+        ctx: MachineContext {
+            vmx,
+            frames: KernelFrames,
+        },
+        slice_ticks: (host.tsc_hz / SLICE_DIVISOR).max(1),
+        canaries: Vec::new(),
+    };
+    let configs = host
+        .config
+        .as_ref()
+        .map(|c| c.vms.as_slice())
+        .unwrap_or(&[]);
+    for (i, vm) in configs.iter().enumerate() {
+        let vpid = u16::try_from(i + 1).unwrap_or(u16::MAX);
+        if let Err(e) = create_vm(host, &mut vm_host, vm, vpid) {
+            log::error!("vm {}: not created: {e}", vm.name);
+        }
+    }
+    log::info!(
+        "vm: {} VM(s), slices of {} TSC ticks",
+        vm_host.set.iter().count(),
+        vm_host.slice_ticks
+    );
+    *VMS.lock() = Some(vm_host);
+    Some(Box::new(VmPoller))
+}
+
+fn refuse(reason: &str) {
+    log::warn!("{reason}");
+    UNAVAILABLE.call_once(|| reason.into());
+}
+
+fn create_vm(
+    host: &Host,
+    vm_host: &mut VmHost,
+    vm: &boot_proto::config::VmConfig,
+    vpid: u16,
+) -> Result<(), String> {
+    let module = host
+        .boot_info
+        .modules()
+        .iter()
+        .find(|m| m.name() == Some(vm.name.as_str()))
+        .ok_or_else(|| format!("the loader passed no image module named '{}'", vm.name))?;
+    let end = module.phys.checked_add(module.len);
+    if end.is_none_or(|end| end > global::identity_limit()) {
+        return Err(format!(
+            "image module at {:#x} is outside the identity map",
+            module.phys
+        ));
+    }
+    // SAFETY: the loader placed the module in memory it reserved for it (never handed to the
+    // frame allocator) and inside the identity map (checked above); it is never written.
+    let elf: &'static [u8] =
+        unsafe { core::slice::from_raw_parts(phys_to_ptr::<u8>(module.phys), module.len as usize) };
+    let mut cmdline = vm.cmdline.clone();
+    // The guest cannot calibrate its TSC; tell it the rate (heartbeat reads hb.tsc_khz).
+    let _ = write!(cmdline, " hb.tsc_khz={}", host.tsc_hz / 1000);
+    let ctx = &mut vm_host.ctx;
+    vm_host.canaries.push(new_canary(&mut ctx.frames)?);
+    let mut machine = Machine::create(
+        &mut ctx.vmx,
+        &mut ctx.frames,
+        &vm.name,
+        elf,
+        vm.memory_bytes,
+        cmdline.trim_start(),
+        vpid,
+        ConsoleLines,
+    )
+    .map_err(|e| format!("{e}"))?;
+    vm_host.canaries.push(new_canary(&mut ctx.frames)?);
+    if vm.autostart {
+        machine
+            .command(&mut ctx.vmx, &mut ctx.frames, VmCommand::Start)
+            .map_err(|e| format!("start: {e}"))?;
+    }
+    log::info!(
+        "vm {}: {} MiB, {}",
+        vm.name,
+        vm.memory_bytes >> 20,
+        machine.state().name()
+    );
+    vm_host
+        .set
+        .add(ManagedMachine::new(machine))
+        .map_err(|vm| format!("a VM named '{}' exists already", vm.machine.name()))
+}
+
+fn new_canary(frames: &mut KernelFrames) -> Result<u64, String> {
+    let phys = frames
+        .allocate_zeroed()
+        .ok_or_else(|| String::from("out of memory for a canary frame"))?;
+    // SAFETY: a fresh frame from the allocator, exclusively ours and inside the identity map;
+    // this is its only reference while it is filled.
+    let frame = unsafe { core::slice::from_raw_parts_mut(phys_to_ptr::<u8>(phys), CANARY_BYTES) };
+    fill_canary(phys, frame);
+    Ok(phys)
+}
+
+/// The bytes of a canary frame, for checking.
+fn canary_bytes(phys: u64) -> &'static [u8] {
+    // SAFETY: `phys` is a canary frame filled by `new_canary`, owned by the VM host for good
+    // (never freed), inside the identity map, and never written by the hypervisor again (no
+    // guest can reach it either: that is what `selfcheck` verifies).
+    unsafe { core::slice::from_raw_parts(phys_to_ptr::<u8>(phys), CANARY_BYTES) }
+}
+
+/// Runs one VM slice per main-loop round.
+pub struct VmPoller;
+
+impl Poller for VmPoller {
+    fn name(&self) -> &'static str {
+        "vms"
+    }
+
+    fn poll(&mut self, _now_ns: u64) -> PollResult {
+        let mut guard = VMS.lock();
+        let Some(h) = guard.as_mut() else {
+            return PollResult::Idle;
+        };
+        let ticks = h.slice_ticks;
+        let report = |vm: &str, e: &dyn core::fmt::Display| log::error!("vm {vm}: stopped: {e}");
+        match h.set.run_next_slice(&mut h.ctx, ticks, report) {
+            SliceResult::Idle => PollResult::Idle,
+            SliceResult::Ran | SliceResult::Crashed => PollResult::Busy,
+        }
+    }
+}
+
+/// `vm ...` and `selfcheck`.
+pub static VM_COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "vm",
+        usage: "list | info NAME | start|pause|resume|stop NAME",
+        help: "list the VMs, show one (state, memory, exits, slices), or change its state",
+        min_args: 0,
+        max_args: 8,
+        handler: vm_command,
+    },
+    CommandSpec {
+        name: "selfcheck",
+        usage: "",
+        help: "BLAKE3 digests of the hypervisor's code, the canaries and idle VMs' RAM",
+        min_args: 0,
+        max_args: 0,
+        handler: selfcheck,
+    },
+];
+
+fn unavailable() -> CommandError {
+    CommandError::Failed(
+        UNAVAILABLE
+            .get()
+            .cloned()
+            .unwrap_or_else(|| String::from("VT-x not available")),
+    )
+}
+
+fn vm_command(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
+    let args = inv.args.join(" ");
+    let mut guard = VMS.lock();
+    let h = guard.as_mut().ok_or_else(unavailable)?;
+    h.set.execute(&mut h.ctx, &args, inv.out)?;
+    Ok(())
+}
+
+unsafe extern "C" {
+    static __image_start: u8;
+    static __readonly_end: u8;
+}
+
+fn selfcheck(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
+    let out = &mut *inv.out;
+    let start = core::ptr::addr_of!(__image_start);
+    let end = core::ptr::addr_of!(__readonly_end);
+    let len = (end as usize).saturating_sub(start as usize);
+    // SAFETY: the linker script puts text, rodata and eh_frame between these two symbols; the
+    // loader maps them readable (and not writable) for the kernel's whole life.
+    let image = unsafe { core::slice::from_raw_parts(start, len) };
+    write_line(
+        out,
+        "image",
+        &blake3::hash(image),
+        format_args!(
+            "text+rodata {:#x}-{:#x} bytes={len}",
+            start as usize, end as usize
+        ),
+    )?;
+    let guard = VMS.lock();
+    let Some(h) = guard.as_ref() else {
+        return Ok(());
+    };
+    let mut hasher = blake3::Hasher::new();
+    let mut damaged = 0usize;
+    for &phys in &h.canaries {
+        let bytes = canary_bytes(phys);
+        if let Some(offset) = first_canary_mismatch(phys, bytes) {
+            damaged += 1;
+            writeln!(
+                out,
+                "selfcheck CANARY-DAMAGED frame={phys:#x} offset={offset:#x}"
+            )?;
+        }
+        hasher.update(&phys.to_le_bytes());
+        hasher.update(bytes);
+    }
+    write_line(
+        out,
+        "canaries",
+        &hasher.finalize(),
+        format_args!("frames={} damaged={damaged}", h.canaries.len()),
+    )?;
+    for vm in h.set.iter() {
+        let m = &vm.machine;
+        if m.state() == VmState::Running {
+            writeln!(
+                out,
+                "selfcheck vm {} skipped: running (its RAM is its own to change)",
+                m.name()
+            )?;
+            continue;
+        }
+        let mut hasher = blake3::Hasher::new();
+        m.hash_ram(&h.ctx.frames, &mut hasher);
+        write_line(
+            out,
+            &format!("vm {}", m.name()),
+            &hasher.finalize(),
+            format_args!("state={} bytes={}", m.state().name(), m.ram_bytes()),
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! Guest serial output to the hypervisor console: bytes from a VM's UART are collected into
+//! lines and each line is handed on with the VM's name, so that several VMs' output stays
+//! readable on one console (`[vm1] HB seq=3 ...`).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::uart16550::SerialSink;
+
+/// Longest line kept before it is flushed without a newline.
+pub const MAX_LINE: usize = 240;
+
+/// Receives finished lines.
+pub trait LineOutput {
+    /// One line of output from VM `vm` (without the newline; not necessarily UTF-8-clean:
+    /// invalid bytes are replaced).
+    fn line(&mut self, vm: &str, line: &str);
+}
+
+/// A [`SerialSink`] that assembles lines and passes them to `O` with the VM name.
+pub struct LineSink<O: LineOutput> {
+    vm: String,
+    buffer: Vec<u8>,
+    out: O,
+}
+
+impl<O: LineOutput> LineSink<O> {
+    /// A sink for VM `vm`.
+    pub fn new(vm: &str, out: O) -> Self {
+        Self {
+            vm: vm.into(),
+            buffer: Vec::with_capacity(MAX_LINE),
+            out,
+        }
+    }
+
+    /// Emit a partial line (e.g. when the VM stops).
+    pub fn flush(&mut self) {
+        if !self.buffer.is_empty() {
+            let text = String::from_utf8_lossy(&self.buffer);
+            self.out.line(&self.vm, &text);
+            self.buffer.clear();
+        }
+    }
+
+    /// The output.
+    pub fn output_mut(&mut self) -> &mut O {
+        &mut self.out
+    }
+}
+
+impl<O: LineOutput> SerialSink for LineSink<O> {
+    fn write_byte(&mut self, byte: u8) {
+        match byte {
+            b'\n' => {
+                self.flush();
+            }
+            b'\r' => {}
+            _ => {
+                self.buffer.push(byte);
+                if self.buffer.len() >= MAX_LINE {
+                    self.flush();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[derive(Default)]
+    struct Lines(Vec<String>);
+
+    impl LineOutput for Lines {
+        fn line(&mut self, vm: &str, line: &str) {
+            self.0.push(alloc::format!("[{vm}] {line}"));
+        }
+    }
+
+    #[test]
+    fn lines_are_prefixed_and_crlf_handled() {
+        let mut s = LineSink::new("vm1", Lines::default());
+        for b in b"HB seq=0\r\nHB seq=1\r\npart" {
+            s.write_byte(*b);
+        }
+        assert_eq!(s.output_mut().0, ["[vm1] HB seq=0", "[vm1] HB seq=1"]);
+        s.flush();
+        assert_eq!(s.output_mut().0.last().unwrap(), "[vm1] part");
+        for _ in 0..MAX_LINE + 3 {
+            s.write_byte(b'x');
+        }
+        assert_eq!(
+            s.output_mut().0.last().unwrap(),
+            &("[vm1] ".to_string() + &"x".repeat(MAX_LINE))
+        );
+        s.write_byte(0xff);
+        s.write_byte(b'\n');
+        assert!(s.output_mut().0.last().unwrap().ends_with("xxx\u{fffd}"));
+    }
+}

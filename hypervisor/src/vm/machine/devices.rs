@@ -1,0 +1,81 @@
+//! What a VM's exits reach on the host side: the port bus with COM1, and the host CPU
+//! services (CPUID, TSC, XCR0) the portable exit handlers ask for.
+
+use crate::vm::console_out::{LineOutput, LineSink};
+use crate::vm::cpuid::CpuidResult;
+use crate::vm::exit_handler::{HostCpu, PortBus};
+use crate::vm::uart16550::{self, NoInterrupt, Uart16550};
+use crate::vmx::hw::instr;
+
+/// COM1's base port.
+pub const COM1: u16 = 0x3f8;
+
+/// The port bus of a VM: COM1 only; other ports read as all ones and ignore writes.
+pub(super) struct Bus<'a, O: LineOutput>(pub(super) &'a mut Uart16550<NoInterrupt, LineSink<O>>);
+
+impl<O: LineOutput> PortBus for Bus<'_, O> {
+    fn read(&mut self, port: u16, _size: u8) -> Option<u32> {
+        let offset = port.checked_sub(COM1)?;
+        (offset < uart16550::PORT_COUNT).then(|| u32::from(self.0.read(offset as u8)))
+    }
+
+    fn write(&mut self, port: u16, _size: u8, value: u32) -> bool {
+        match port.checked_sub(COM1) {
+            Some(offset) if offset < uart16550::PORT_COUNT => {
+                self.0.write(offset as u8, value.to_le_bytes()[0]);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Host CPU services for the exit handlers.
+pub(super) struct HwHost {
+    pub(super) xsave: bool,
+    /// Added to the host TSC to get the guest's (the VMCS TSC offset, SDM §26.3).
+    pub(super) tsc_offset: u64,
+}
+
+impl HostCpu for HwHost {
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> CpuidResult {
+        let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+        CpuidResult {
+            eax: r.eax,
+            ebx: r.ebx,
+            ecx: r.ecx,
+            edx: r.edx,
+        }
+    }
+
+    fn guest_tsc(&self) -> u64 {
+        // SAFETY: RDTSC is unprivileged and CR4.TSD is clear in the hypervisor.
+        unsafe { core::arch::x86_64::_rdtsc() }.wrapping_add(self.tsc_offset)
+    }
+
+    fn set_xcr0(&mut self, value: u64) {
+        if self.xsave {
+            // SAFETY: `handle_exit` validated `value` against `supported_xcr0`, and
+            // `vmx::hw::enable` set CR4.OSXSAVE when the CPU has XSAVE.
+            unsafe { instr::xsetbv(0, value) };
+        }
+    }
+
+    fn supported_xcr0(&self) -> u64 {
+        if !self.xsave {
+            return 1;
+        }
+        let r = core::arch::x86_64::__cpuid_count(0xd, 0);
+        u64::from(r.eax) | (u64::from(r.edx) << 32)
+    }
+}
+
+pub(super) fn host_has_xsave() -> bool {
+    core::arch::x86_64::__cpuid(1).ecx & (1 << 26) != 0
+}
+
+/// CPUID.80000001H:EDX.RDTSCP (bit 27): IA32_TSC_AUX exists.
+pub(super) fn host_has_rdtscp() -> bool {
+    core::arch::x86_64::__cpuid(0x8000_0000).eax >= 0x8000_0001
+        && core::arch::x86_64::__cpuid(0x8000_0001).edx & (1 << 27) != 0
+}

@@ -1,0 +1,386 @@
+//! A VM on real VT-x: guest RAM, EPT, one hardware vCPU, the COM1 UART, exit counters and
+//! the life cycle, driven in preemption-timer-bounded slices by the kernel's main loop.
+//!
+//! This is the bare-metal composition of the portable pieces: [`GuestRam`] and
+//! [`EptTables`] for memory (only guest RAM is mapped; the hypervisor is unreachable),
+//! [`pvh`](super::pvh) for the boot image, [`handle_exit`] for every exit, the
+//! [`Uart16550`] behind the port bus, [`ExitCounters`] per VM.
+
+use alloc::format;
+use alloc::string::String;
+
+mod devices;
+mod digest;
+mod error;
+mod managed;
+mod outside_ram;
+mod report;
+mod snapshot;
+
+pub use devices::COM1;
+pub use error::MachineError;
+pub use managed::{MachineContext, ManagedMachine};
+pub use snapshot::SnapshotError;
+
+use devices::{Bus, HwHost, host_has_rdtscp, host_has_xsave};
+
+use crate::vm::console_out::{LineOutput, LineSink};
+use crate::vm::exit_counters::ExitCounters;
+use crate::vm::exit_handler::{CrashReason, ExitAction, HostCpu, VcpuEmulation, handle_exit};
+use crate::vm::guest_ram::GuestRam;
+use crate::vm::msr::SWITCHED_ON_VCPU_CHANGE;
+use crate::vm::msr::index::IA32_TSC_AUX;
+use crate::vm::pvh::{START_INFO_GPA, build_boot_params, parse_elf};
+use crate::vm::state::{TransitionEffect, VmCommand, VmState, transition};
+use crate::vm::uart16550::{NoInterrupt, Uart16550};
+use crate::vmx::ept::{EptTables, GUEST_PHYS_LIMIT};
+use crate::vmx::error::VmxError;
+use crate::vmx::frames::{FrameSource, FrameTables};
+use crate::vmx::hw::VmxOn;
+use crate::vmx::hw::instr;
+use crate::vmx::hw::vcpu::HwVcpu;
+
+pub use outside_ram::MAX_UNMAPPED_PAGES;
+
+/// What one slice did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SliceOutcome {
+    /// The slice ran to its end (or the guest is waiting).
+    Ran {
+        /// Exits handled in the slice.
+        exits: u32,
+    },
+    /// The guest executed HLT: the rest of its slice is given up (see [`Machine::run_slice`]).
+    Halted,
+    /// The VM crashed in this slice.
+    Crashed(CrashReason),
+    /// The VM is not in the running state.
+    NotRunning,
+}
+
+/// The VM configuration the machine keeps to reboot.
+struct BootImage {
+    elf: &'static [u8],
+    cmdline: String,
+}
+
+/// One VM on VT-x.
+pub struct Machine<O: LineOutput> {
+    pub(super) name: String,
+    pub(super) state: VmState,
+    boot: BootImage,
+    pub(super) ram: GuestRam,
+    ept: EptTables,
+    eptp: u64,
+    pub(super) vpid: u16,
+    pub(super) vcpu: Option<HwVcpu>,
+    pub(super) emu: VcpuEmulation,
+    uart: Uart16550<NoInterrupt, LineSink<O>>,
+    pub(super) counters: ExitCounters,
+    void_frame: Option<u64>,
+    unmapped_pages: u32,
+    pub(super) crash: Option<CrashReason>,
+    pub(super) syscall_msrs: [u64; SWITCHED_ON_VCPU_CHANGE.len()],
+    pub(super) tsc_offset: u64,
+    /// Slices run since the last boot (`vm info`).
+    pub(super) slices: u64,
+}
+
+impl<O: LineOutput> Machine<O> {
+    /// Create a VM named `name` with `ram_bytes` of RAM booting the PVH ELF `elf` with
+    /// `cmdline`; its guest output goes to `out`, line by line. `vpid` must be unique
+    /// among live VMs (1..=0xffff). The VM starts in [`VmState::Created`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn create(
+        vmx: &mut VmxOn,
+        frames: &mut impl FrameSource,
+        name: &str,
+        elf: &'static [u8],
+        ram_bytes: u64,
+        cmdline: &str,
+        vpid: u16,
+        out: O,
+    ) -> Result<Self, MachineError> {
+        parse_elf(elf, ram_bytes).map_err(MachineError::Image)?;
+        build_boot_params(ram_bytes, cmdline).map_err(MachineError::Image)?;
+        let ram = GuestRam::allocate(frames, ram_bytes).map_err(MachineError::Ram)?;
+        let mut tables = FrameTables(frames);
+        let ept = match EptTables::new(&mut tables) {
+            Ok(ept) => ept,
+            Err(e) => {
+                ram.free(frames);
+                return Err(MachineError::Ept(e));
+            }
+        };
+        let mut machine = Self {
+            name: name.into(),
+            state: VmState::Created,
+            boot: BootImage {
+                elf,
+                cmdline: cmdline.into(),
+            },
+            eptp: ept.eptp(vmx.config.ept.accessed_dirty),
+            ram,
+            ept,
+            vpid,
+            vcpu: None,
+            emu: VcpuEmulation::default(),
+            uart: Uart16550::new(NoInterrupt, LineSink::new(name, out)),
+            counters: ExitCounters::default(),
+            void_frame: None,
+            unmapped_pages: 0,
+            crash: None,
+            syscall_msrs: [0; SWITCHED_ON_VCPU_CHANGE.len()],
+            tsc_offset: 0,
+            slices: 0,
+        };
+        if let Err(e) = machine.map_ram(frames) {
+            machine.destroy(vmx, frames);
+            return Err(e);
+        }
+        Ok(machine)
+    }
+
+    fn map_ram(&mut self, frames: &mut impl FrameSource) -> Result<(), MachineError> {
+        let mut tables = FrameTables(frames);
+        self.ram
+            .map_into(&mut self.ept, &mut tables)
+            .map_err(MachineError::Ept)
+    }
+
+    /// Load the image and boot parameters into (zeroed) RAM and create a fresh vCPU.
+    fn boot(&mut self, vmx: &mut VmxOn, frames: &mut impl FrameSource) -> Result<(), MachineError> {
+        if let Some(old) = self.vcpu.take() {
+            old.destroy(vmx, frames)?;
+        }
+        let size = self.ram.size();
+        // Scratch-page mappings of the previous boot go: a fresh boot starts with only
+        // guest RAM mapped (the INVEPT below flushes them).
+        self.ept
+            .unmap(&mut FrameTables(frames), size, GUEST_PHYS_LIMIT - size)
+            .map_err(MachineError::Ept)?;
+        self.unmapped_pages = 0;
+        if let Some(f) = self.void_frame {
+            self.ram_fill_frame(frames, f);
+        }
+        self.ram
+            .fill(frames, 0, size, 0)
+            .map_err(MachineError::Ram)?;
+        let image = parse_elf(self.boot.elf, size).map_err(MachineError::Image)?;
+        let ram = &self.ram;
+        let src = &*frames;
+        image
+            .load(
+                self.boot.elf,
+                |gpa, bytes| ram.write(src, gpa, bytes),
+                |gpa, len| ram.fill(src, gpa, len, 0),
+            )
+            .map_err(MachineError::Image)?;
+        let params = build_boot_params(size, &self.boot.cmdline).map_err(MachineError::Image)?;
+        self.ram
+            .write(frames, params.gpa, &params.bytes)
+            .map_err(MachineError::Ram)?;
+        vmx.invept(self.eptp)?;
+        self.vcpu = Some(HwVcpu::new(
+            vmx,
+            frames,
+            self.eptp,
+            self.vpid,
+            image.entry,
+            START_INFO_GPA as u32,
+        )?);
+        self.emu = VcpuEmulation::default();
+        self.counters = ExitCounters::default();
+        self.crash = None;
+        self.syscall_msrs = [0; SWITCHED_ON_VCPU_CHANGE.len()];
+        self.tsc_offset = 0;
+        self.slices = 0;
+        Ok(())
+    }
+
+    /// Apply an operator command (`vm start|pause|resume|stop`).
+    pub fn command(
+        &mut self,
+        vmx: &mut VmxOn,
+        frames: &mut impl FrameSource,
+        command: VmCommand,
+    ) -> Result<(), MachineError> {
+        let (next, effect) = transition(self.state, command).map_err(MachineError::Transition)?;
+        if effect == TransitionEffect::Boot {
+            self.boot(vmx, frames)?;
+        }
+        self.state = next;
+        Ok(())
+    }
+
+    /// The VM's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Life-cycle state.
+    pub fn state(&self) -> VmState {
+        self.state
+    }
+
+    /// Exit counters of the current boot.
+    pub fn counters(&self) -> &ExitCounters {
+        &self.counters
+    }
+
+    /// Why the VM crashed, if it did.
+    pub fn crash_reason(&self) -> Option<CrashReason> {
+        self.crash
+    }
+
+    /// RAM size in bytes.
+    pub fn ram_bytes(&self) -> u64 {
+        self.ram.size()
+    }
+
+    /// Feed console input to the guest's UART; returns how many bytes it took.
+    pub fn serial_input(&mut self, bytes: &[u8]) -> usize {
+        self.uart.receive(bytes)
+    }
+
+    fn say(&mut self, line: &str) {
+        let name = self.name.clone();
+        self.uart.sink_mut().output_mut().line(&name, line);
+    }
+
+    /// Slices run since the last boot.
+    pub fn slices(&self) -> u64 {
+        self.slices
+    }
+
+    /// Run the vCPU for at most `slice_ticks` TSC ticks.
+    ///
+    /// HLT ends the slice early: with no interrupt controller model yet nothing could ever
+    /// wake a halted vCPU, so HLT is treated as "yield the rest of this slice" and the vCPU
+    /// continues after the HLT at its next slice (a wake-up without an interrupt, which
+    /// guests that halt in a loop tolerate; a guest that halts forever costs one exit per
+    /// round). The heartbeat guest never halts while beating.
+    pub fn run_slice(
+        &mut self,
+        vmx: &mut VmxOn,
+        frames: &mut impl FrameSource,
+        slice_ticks: u64,
+    ) -> Result<SliceOutcome, VmxError> {
+        if self.state != VmState::Running {
+            return Ok(SliceOutcome::NotRunning);
+        }
+        let Some(mut vcpu) = self.vcpu.take() else {
+            return Ok(SliceOutcome::NotRunning);
+        };
+        self.slices = self.slices.saturating_add(1);
+        let result = self.run_vcpu(vmx, frames, &mut vcpu, slice_ticks);
+        self.vcpu = Some(vcpu);
+        let outcome = result?;
+        if let SliceOutcome::Crashed(reason) = outcome {
+            self.crash = Some(reason);
+            self.state = VmState::Crashed;
+            self.uart.sink_mut().flush();
+            let dump = self.state_dump(vmx);
+            self.say(&format!("CRASHED: {reason}"));
+            self.say(&dump);
+        }
+        Ok(outcome)
+    }
+
+    fn run_vcpu(
+        &mut self,
+        vmx: &mut VmxOn,
+        frames: &mut impl FrameSource,
+        vcpu: &mut HwVcpu,
+        slice_ticks: u64,
+    ) -> Result<SliceOutcome, VmxError> {
+        let mut host = HwHost {
+            xsave: host_has_xsave(),
+            tsc_offset: self.tsc_offset,
+        };
+        host.set_xcr0(self.emu.xcr0);
+        self.load_syscall_msrs();
+        let start = host.guest_tsc();
+        let mut exits = 0u32;
+        let outcome = loop {
+            let elapsed = host.guest_tsc().wrapping_sub(start);
+            if elapsed >= slice_ticks {
+                break SliceOutcome::Ran { exits };
+            }
+            let (exit, raw) = vcpu.run_slice(vmx, slice_ticks - elapsed)?;
+            exits += 1;
+            self.counters.record(raw.basic_reason());
+            let cfg = vmx.config;
+            let emu = &mut self.emu;
+            let uart = &mut self.uart;
+            let action = vcpu.with_vmcs(vmx, |vmcs, regs| {
+                handle_exit(exit, &raw, vmcs, regs, emu, &cfg, &mut host, &mut Bus(uart))
+            })?;
+            match action {
+                ExitAction::Continue => {}
+                ExitAction::SliceEnd => break SliceOutcome::Ran { exits },
+                // Yield the rest of the slice (see `run_slice`).
+                ExitAction::Halted => break SliceOutcome::Halted,
+                ExitAction::Unmapped { gpa, write } => {
+                    if let Err(reason) = self.map_void_page(vmx, frames, gpa, write) {
+                        break SliceOutcome::Crashed(reason);
+                    }
+                }
+                // Nothing is write-protected until migration's dirty tracking exists.
+                // HOOK(migration): when EPT write-protection is on for this VM, record
+                // `gpa`'s page as dirty, restore write access to it (plus INVEPT) and
+                // `Continue` instead of crashing.
+                ExitAction::DirtyWrite { gpa } => {
+                    break SliceOutcome::Crashed(CrashReason::Unhandled {
+                        reason: crate::vmx::exit::reason::EPT_VIOLATION,
+                        qualification: gpa,
+                    });
+                }
+                ExitAction::Crash(reason) => break SliceOutcome::Crashed(reason),
+            }
+        };
+        self.save_syscall_msrs();
+        // Restore the host's XCR0 (x87 only: the hypervisor is soft-float).
+        host.set_xcr0(1);
+        Ok(outcome)
+    }
+
+    fn load_syscall_msrs(&self) {
+        let rdtscp = host_has_rdtscp();
+        for (msr, value) in SWITCHED_ON_VCPU_CHANGE.iter().zip(self.syscall_msrs) {
+            if *msr == IA32_TSC_AUX && !rdtscp {
+                continue;
+            }
+            // SAFETY: STAR/LSTAR/CSTAR/FMASK/KERNEL_GS_BASE exist on every x86-64 CPU and
+            // TSC_AUX when RDTSCP does (checked); the values are the guest's own (read back
+            // from hardware after its last slice, so valid, or 0), and the hypervisor does
+            // not use SYSCALL/SWAPGS/RDTSCP itself.
+            unsafe { instr::wrmsr(*msr, value) };
+        }
+    }
+
+    fn save_syscall_msrs(&mut self) {
+        let rdtscp = host_has_rdtscp();
+        for (slot, msr) in self.syscall_msrs.iter_mut().zip(SWITCHED_ON_VCPU_CHANGE) {
+            if msr == IA32_TSC_AUX && !rdtscp {
+                continue;
+            }
+            // SAFETY: as in `load_syscall_msrs`.
+            *slot = unsafe { instr::rdmsr(msr) };
+        }
+    }
+
+    /// Free everything: vCPU, EPT tables, RAM, the void frame.
+    pub fn destroy(mut self, vmx: &mut VmxOn, frames: &mut impl FrameSource) {
+        if let Some(vcpu) = self.vcpu.take() {
+            // Best effort on teardown: a VMCLEAR failure leaves one frame unreturned.
+            let _ = vcpu.destroy(vmx, frames);
+        }
+        let _ = vmx.invept(self.eptp);
+        self.ept.destroy(&mut FrameTables(frames));
+        if let Some(f) = self.void_frame {
+            frames.free(f);
+        }
+        self.ram.free(frames);
+    }
+}

@@ -1,0 +1,209 @@
+//! Which MSRs a guest may touch, and how: the MSR allow-list.
+//!
+//! Three classes:
+//! * **Pass-through** MSRs that VM entry/exit load and save through the VMCS (EFER, PAT,
+//!   FS/GS base, SYSENTER_*; SDM Vol. 3C §27.3.2.1 loading, §28.3.3 saving) or that the
+//!   vCPU switch saves and restores (the SYSCALL MSRs, KERNEL_GS_BASE, TSC_AUX: the VMCS
+//!   does not hold them, see [`SWITCHED_ON_VCPU_CHANGE`]). The MSR bitmap lets the guest
+//!   access them without an exit.
+//! * **Emulated** MSRs the guest reads (and sometimes writes) through an exit: fixed
+//!   values that describe the virtual CPU, plus a few stored settings ([`MsrFile`]).
+//! * Everything else: RDMSR/WRMSR injects #GP, exactly what a CPU without the MSR does.
+//!
+//! Pure logic over a small state struct, tested on the host.
+
+/// MSR numbers (SDM Vol. 4).
+pub mod index {
+    #![allow(missing_docs)]
+    pub const IA32_TSC: u32 = 0x10;
+    pub const IA32_PLATFORM_ID: u32 = 0x17;
+    pub const IA32_APIC_BASE: u32 = 0x1b;
+    pub const IA32_FEATURE_CONTROL: u32 = 0x3a;
+    pub const IA32_BIOS_SIGN_ID: u32 = 0x8b;
+    pub const IA32_MTRRCAP: u32 = 0xfe;
+    pub const IA32_SYSENTER_CS: u32 = 0x174;
+    pub const IA32_SYSENTER_ESP: u32 = 0x175;
+    pub const IA32_SYSENTER_EIP: u32 = 0x176;
+    pub const IA32_MCG_CAP: u32 = 0x179;
+    pub const IA32_MCG_STATUS: u32 = 0x17a;
+    pub const IA32_MISC_ENABLE: u32 = 0x1a0;
+    pub const IA32_PAT: u32 = 0x277;
+    pub const IA32_MTRR_DEF_TYPE: u32 = 0x2ff;
+    pub const IA32_EFER: u32 = 0xc000_0080;
+    pub const IA32_STAR: u32 = 0xc000_0081;
+    pub const IA32_LSTAR: u32 = 0xc000_0082;
+    pub const IA32_CSTAR: u32 = 0xc000_0083;
+    pub const IA32_FMASK: u32 = 0xc000_0084;
+    pub const IA32_FS_BASE: u32 = 0xc000_0100;
+    pub const IA32_GS_BASE: u32 = 0xc000_0101;
+    pub const IA32_KERNEL_GS_BASE: u32 = 0xc000_0102;
+    pub const IA32_TSC_AUX: u32 = 0xc000_0103;
+}
+
+use index::*;
+
+/// MSRs the guest accesses without exits because the VMCS loads/saves them.
+pub const PASSTHROUGH_VMCS: [u32; 7] = [
+    IA32_EFER,
+    IA32_PAT,
+    IA32_FS_BASE,
+    IA32_GS_BASE,
+    IA32_SYSENTER_CS,
+    IA32_SYSENTER_ESP,
+    IA32_SYSENTER_EIP,
+];
+
+/// MSRs the guest accesses without exits that the VMCS does not switch: the vCPU run loop
+/// must save them after the last exit of one vCPU and restore them before the next vCPU
+/// enters (the hypervisor itself does not use SYSCALL or SWAPGS, so it needs no values of
+/// its own in between).
+pub const SWITCHED_ON_VCPU_CHANGE: [u32; 6] = [
+    IA32_STAR,
+    IA32_LSTAR,
+    IA32_CSTAR,
+    IA32_FMASK,
+    IA32_KERNEL_GS_BASE,
+    IA32_TSC_AUX,
+];
+
+/// What the exit handler does for an intercepted RDMSR/WRMSR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MsrOutcome {
+    /// RDMSR: put this value in EDX:EAX. WRMSR: the write was accepted.
+    Value(u64),
+    /// Inject #GP(0).
+    InjectGp,
+}
+
+/// Guest APIC base: the architectural default, BSP flag (bit 8) and global enable (bit 11).
+/// CPUID hides the APIC for now, so a guest that reads this anyway sees the default.
+const APIC_BASE_DEFAULT: u64 = 0xfee0_0000 | (1 << 8) | (1 << 11);
+/// IA32_FEATURE_CONTROL as the guest sees it: locked, VMX disabled (no nested VMX).
+const FEATURE_CONTROL_LOCKED: u64 = 1;
+/// IA32_MISC_ENABLE: fast strings (bit 0) only.
+const MISC_ENABLE_DEFAULT: u64 = 1;
+/// IA32_PAT power-on value (SDM Vol. 3A §13.12.4).
+pub const PAT_DEFAULT: u64 = 0x0007_0406_0007_0406;
+
+/// Emulated MSR state of one vCPU (what migration must carry besides the VMCS fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MsrFile {
+    /// IA32_MTRR_DEF_TYPE as last written (MTRRs are not enforced: EPT memory types decide).
+    pub mtrr_def_type: u64,
+    /// IA32_MISC_ENABLE as seen by the guest.
+    pub misc_enable: u64,
+}
+
+impl Default for MsrFile {
+    fn default() -> Self {
+        Self {
+            mtrr_def_type: 0,
+            misc_enable: MISC_ENABLE_DEFAULT,
+        }
+    }
+}
+
+/// Whether `value` is a valid IA32_PAT: every byte one of the memory types 0, 1, 4, 5, 6,
+/// 7 (SDM Vol. 3A §13.12.2; other encodings #GP).
+pub fn pat_valid(value: u64) -> bool {
+    value
+        .to_le_bytes()
+        .iter()
+        .all(|t| matches!(t, 0 | 1 | 4 | 5 | 6 | 7))
+}
+
+/// Whether `value` is a valid XCR0 for XSETBV given the components we offer: x87 (bit 0)
+/// must be set, AVX (bit 2) requires SSE (bit 1), nothing outside `offered` (SDM Vol. 1
+/// §13.3; anything else makes XSETBV #GP).
+pub fn xcr0_valid(value: u64, offered: u64) -> bool {
+    value & 1 != 0 && value & !offered == 0 && (value & 0b100 == 0 || value & 0b010 != 0)
+}
+
+impl MsrFile {
+    /// An intercepted RDMSR. `tsc` is the guest's current TSC (host TSC plus offset).
+    pub fn read(&self, msr: u32, tsc: u64) -> MsrOutcome {
+        MsrOutcome::Value(match msr {
+            IA32_TSC => tsc,
+            IA32_PLATFORM_ID | IA32_BIOS_SIGN_ID | IA32_MCG_CAP | IA32_MCG_STATUS => 0,
+            IA32_APIC_BASE => APIC_BASE_DEFAULT,
+            IA32_FEATURE_CONTROL => FEATURE_CONTROL_LOCKED,
+            // No variable or fixed MTRRs (CPUID hides MTRR too).
+            IA32_MTRRCAP => 0,
+            IA32_MTRR_DEF_TYPE => self.mtrr_def_type,
+            IA32_MISC_ENABLE => self.misc_enable,
+            _ => return MsrOutcome::InjectGp,
+        })
+    }
+
+    /// An intercepted WRMSR of `value`.
+    pub fn write(&mut self, msr: u32, value: u64) -> MsrOutcome {
+        match msr {
+            // Microcode update trigger reads: guests write 0 before reading the signature.
+            IA32_BIOS_SIGN_ID => {}
+            // Type in bits 7:0 (must be a valid type), bit 10 fixed enable, bit 11 enable.
+            IA32_MTRR_DEF_TYPE => {
+                let reserved = value & !0xcff;
+                if reserved != 0 || !pat_valid(value & 0xff) {
+                    return MsrOutcome::InjectGp;
+                }
+                self.mtrr_def_type = value;
+            }
+            // Writes that leave the value unchanged are accepted (Linux rewrites it).
+            IA32_MISC_ENABLE if value == self.misc_enable => {}
+            IA32_MCG_STATUS if value == 0 => {}
+            _ => return MsrOutcome::InjectGp,
+        }
+        MsrOutcome::Value(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_of_emulated_and_unknown_msrs() {
+        let f = MsrFile::default();
+        assert_eq!(f.read(IA32_TSC, 1234), MsrOutcome::Value(1234));
+        assert_eq!(f.read(IA32_FEATURE_CONTROL, 0), MsrOutcome::Value(1));
+        assert_eq!(f.read(IA32_APIC_BASE, 0), MsrOutcome::Value(0xfee0_0900));
+        assert_eq!(f.read(0x1234, 0), MsrOutcome::InjectGp);
+        assert_eq!(f.read(0x48, 0), MsrOutcome::InjectGp, "SPEC_CTRL is hidden");
+    }
+
+    #[test]
+    fn writes_are_validated() {
+        let mut f = MsrFile::default();
+        assert_eq!(f.write(IA32_MTRR_DEF_TYPE, 0xc06), MsrOutcome::Value(0xc06));
+        assert_eq!(f.read(IA32_MTRR_DEF_TYPE, 0), MsrOutcome::Value(0xc06));
+        assert_eq!(f.write(IA32_MTRR_DEF_TYPE, 0x2), MsrOutcome::InjectGp);
+        assert_eq!(f.write(IA32_MTRR_DEF_TYPE, 0x1006), MsrOutcome::InjectGp);
+        assert_eq!(f.write(IA32_FEATURE_CONTROL, 5), MsrOutcome::InjectGp);
+        assert_eq!(f.write(IA32_MISC_ENABLE, 1), MsrOutcome::Value(1));
+        assert_eq!(f.write(IA32_MISC_ENABLE, 0), MsrOutcome::InjectGp);
+        assert_eq!(f.write(0x1234, 0), MsrOutcome::InjectGp);
+    }
+
+    #[test]
+    fn pat_and_xcr0_rules() {
+        assert!(pat_valid(PAT_DEFAULT));
+        assert!(!pat_valid((PAT_DEFAULT & !0xff) | 0x02));
+        assert!(xcr0_valid(0b001, 0b111));
+        assert!(xcr0_valid(0b111, 0b111));
+        assert!(!xcr0_valid(0b000, 0b111), "x87 is mandatory");
+        assert!(!xcr0_valid(0b101, 0b111), "AVX needs SSE");
+        assert!(!xcr0_valid(0b1011, 0b111), "not offered");
+    }
+
+    #[test]
+    fn passthrough_sets_do_not_overlap_emulated() {
+        let f = MsrFile::default();
+        for msr in PASSTHROUGH_VMCS.iter().chain(&SWITCHED_ON_VCPU_CHANGE) {
+            assert_eq!(
+                f.read(*msr, 0),
+                MsrOutcome::InjectGp,
+                "{msr:#x} is not emulated"
+            );
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Fuzz entry points shared by the stable fuzz driver (`examples/fuzz.rs`) and the
+//! cargo-fuzz target (`fuzz/fuzz_targets/decoders.rs`).
+//!
+//! `decode_everything` pushes one input through every decoder of the crate: the frame
+//! reader (clear and protected), every message decoder, the page-run parser and decoder, the
+//! CPU descriptor decoder, and both sessions. It must never panic; errors are the expected
+//! outcome for almost every input.
+
+use crate::cpu::CpuDescriptor;
+use crate::crypto::{FrameProtector, PreSharedKey};
+use crate::framing::FrameReader;
+use crate::message::{Message, VmIdentity};
+use crate::page_codec::PageRunView;
+use crate::session::{
+    DestinationConfig, DestinationEvent, DestinationSession, Instant, SourceConfig, SourceSession,
+};
+use crate::wire::{MessageType, Reader};
+use alloc::vec::Vec;
+
+/// How many of the decoders accepted the input (for the driver's statistics).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Accepted {
+    /// Complete frames accepted by the frame readers.
+    pub frames: usize,
+    /// Message payloads that decoded.
+    pub messages: usize,
+    /// Page runs that parsed and decoded.
+    pub page_runs: usize,
+}
+
+/// Reacts like a cooperative hypervisor so that recorded sessions reach the deep states:
+/// accepts offers and confirms the expected digest.
+pub fn drive_destination(dst: &mut DestinationSession, now: Instant) -> Vec<DestinationEvent> {
+    let mut seen = Vec::new();
+    while let Some(ev) = dst.poll_event() {
+        match &ev {
+            DestinationEvent::Offer(_) => {
+                let _ = dst.accept_offer(now);
+            }
+            DestinationEvent::CommitRequested { expected_digest } => {
+                let _ = dst.report_digest(*expected_digest, now);
+            }
+            _ => {}
+        }
+        seen.push(ev);
+    }
+    seen
+}
+
+/// Runs every decoder on `data`.
+pub fn decode_everything(data: &[u8]) -> Accepted {
+    let mut accepted = Accepted::default();
+
+    // 1. The input as a frame stream, clear and protected.
+    for protector in [None, Some(false), Some(true)] {
+        let mut reader = FrameReader::new();
+        if let Some(encrypt) = protector {
+            reader.protect(FrameProtector::new(&[0x42; 32], encrypt));
+        }
+        reader.push(data);
+        for _ in 0..64 {
+            match reader.next_frame() {
+                Ok(Some(h)) => {
+                    accepted.frames += 1;
+                    if Message::decode(h.msg_type, reader.payload()).is_ok() {
+                        accepted.messages += 1;
+                    }
+                    reader.consume();
+                }
+                _ => break,
+            }
+        }
+    }
+
+    // 2. The input as a payload: the first byte picks the message type.
+    if let Some((&selector, payload)) = data.split_first() {
+        let msg_type = MessageType::ALL[usize::from(selector) % MessageType::ALL.len()];
+        if Message::decode(msg_type, payload).is_ok() {
+            accepted.messages += 1;
+        }
+        if let Ok(view) = PageRunView::parse(payload) {
+            let _ = view.required_capabilities();
+            if view.decode().is_ok() {
+                accepted.page_runs += 1;
+            }
+        }
+        let _ = CpuDescriptor::decode(&mut Reader::new(payload));
+    }
+
+    // 3. The input fed to both sessions.
+    let key = PreSharedKey::new([0x42; 32]);
+    let now = Instant::from_millis(1);
+    let cut = data.len() / 2;
+    let mut dst = DestinationSession::new(
+        DestinationConfig::new(key.clone(), CpuDescriptor::default(), 1 << 30),
+        [1; 32],
+        now,
+    );
+    // Small pieces, so that the destination's caller reacts between frames as it would.
+    for piece in data.chunks(64) {
+        dst.handle_input(piece, now);
+        drive_destination(&mut dst, now);
+    }
+    let identity = VmIdentity {
+        uuid: [0; 16],
+        name: "fuzz".into(),
+        memory_bytes: 1 << 20,
+        vcpu_count: 1,
+    };
+    let mut src = SourceSession::new(
+        SourceConfig::new(key, identity, CpuDescriptor::default()),
+        [2; 32],
+        now,
+    );
+    src.handle_input(&data[..cut], now);
+    src.handle_input(&data[cut..], now);
+    while src.poll_event().is_some() {}
+    accepted
+}

@@ -1,0 +1,191 @@
+//! Decoding side: a checked view of a `Pages` payload and its decoding into guest memory.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use lz4_flex::block::decompress_into;
+
+use super::{
+    PAGE_LEN_U16, PageCounts, PageEncoding, RUN_HEADER_LEN, check_run_shape, is_zero_page,
+};
+use crate::dirty::DirtyBitmap;
+use crate::negotiation::Capabilities;
+use crate::wire::{DecodeError, MAX_PAGES_PER_FRAME, PAGE_SIZE, Reader};
+
+/// A checked view of a `Pages` payload: the descriptor table and data sizes are valid.
+#[derive(Clone, Copy, Debug)]
+pub struct PageRunView<'a> {
+    first_gpa: u64,
+    descriptors: &'a [u8],
+    data: &'a [u8],
+}
+
+impl<'a> PageRunView<'a> {
+    /// Checks the run header, every descriptor and the exact payload length.
+    pub fn parse(payload: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(payload);
+        let first_gpa = r.u64("pages.first_gpa")?;
+        let count = usize::from(r.u16("pages.page_count")?);
+        if count == 0 || count > MAX_PAGES_PER_FRAME {
+            return Err(DecodeError::InvalidValue {
+                field: "pages.page_count",
+                value: count as u64,
+            });
+        }
+        let reserved = r.u16("pages.reserved")?;
+        if reserved != 0 {
+            return Err(DecodeError::InvalidValue {
+                field: "pages.reserved",
+                value: reserved.into(),
+            });
+        }
+        if check_run_shape(first_gpa, count * PAGE_SIZE).is_err() {
+            return Err(DecodeError::InvalidValue {
+                field: "pages.first_gpa",
+                value: first_gpa,
+            });
+        }
+        let descriptors = r.bytes(2 * count, "pages.stored_len")?;
+        let mut total = 0usize;
+        for d in descriptors.as_chunks::<2>().0 {
+            let len = u16::from_le_bytes(*d);
+            if len > PAGE_LEN_U16 {
+                return Err(DecodeError::InvalidValue {
+                    field: "pages.stored_len",
+                    value: len.into(),
+                });
+            }
+            total += usize::from(len);
+        }
+        let data = r.bytes(total, "pages.data")?;
+        r.finish()?;
+        debug_assert_eq!(payload.len(), RUN_HEADER_LEN + 2 * count + total);
+        Ok(PageRunView {
+            first_gpa,
+            descriptors,
+            data,
+        })
+    }
+
+    /// Guest-physical address of the first page.
+    pub fn first_gpa(&self) -> u64 {
+        self.first_gpa
+    }
+
+    /// Number of pages.
+    pub fn page_count(&self) -> usize {
+        self.descriptors.len() / 2
+    }
+
+    /// Bytes of guest memory the run covers.
+    pub fn byte_len(&self) -> usize {
+        self.page_count() * PAGE_SIZE
+    }
+
+    /// Encodings used, per page.
+    pub fn encodings(&self) -> impl Iterator<Item = PageEncoding> + '_ {
+        self.descriptors
+            .as_chunks::<2>()
+            .0
+            .iter()
+            .map(|d| match u16::from_le_bytes(*d) {
+                0 => PageEncoding::Zero,
+                PAGE_LEN_U16 => PageEncoding::Raw,
+                n => PageEncoding::Lz4(n),
+            })
+    }
+
+    /// The optional capabilities the run's encodings need.
+    pub fn required_capabilities(&self) -> Capabilities {
+        self.encodings()
+            .fold(Capabilities::NONE, |caps, e| match e {
+                PageEncoding::Zero => caps.union(Capabilities::ZERO_PAGES),
+                PageEncoding::Lz4(_) => caps.union(Capabilities::LZ4_PAGES),
+                PageEncoding::Raw => caps,
+            })
+    }
+
+    /// Writes the decoded pages into `out`, which must be exactly `byte_len()` long.
+    pub fn decode_into(&self, out: &mut [u8]) -> Result<PageCounts, DecodeError> {
+        self.decode_pages(out, |_, page| {
+            // Reading is cheaper than writing, and fresh guest memory is already zero.
+            if !is_zero_page(page) {
+                page.fill(0);
+            }
+        })
+    }
+
+    /// Like `decode_into`, for a destination that tracks which of its pages may be non-zero
+    /// (`maybe_nonzero`, one bit per page of `out`'s guest memory, `first_pfn` = page number
+    /// of `out[0]`; all clear for fresh, zeroed memory). A zero page landing on a page known
+    /// to be zero costs nothing; every written page updates the bitmap.
+    pub fn decode_into_tracked(
+        &self,
+        out: &mut [u8],
+        maybe_nonzero: &mut DirtyBitmap,
+        first_pfn: usize,
+    ) -> Result<PageCounts, DecodeError> {
+        let counts = self.decode_pages(out, |index, page| {
+            if maybe_nonzero.is_set(first_pfn + index) {
+                page.fill(0);
+                maybe_nonzero.clear(first_pfn + index);
+            }
+        })?;
+        for (index, enc) in self.encodings().enumerate() {
+            if enc != PageEncoding::Zero {
+                maybe_nonzero.set(first_pfn + index);
+            }
+        }
+        Ok(counts)
+    }
+
+    fn decode_pages(
+        &self,
+        out: &mut [u8],
+        mut zero: impl FnMut(usize, &mut [u8]),
+    ) -> Result<PageCounts, DecodeError> {
+        if out.len() != self.byte_len() {
+            return Err(DecodeError::InvalidValue {
+                field: "pages.output_len",
+                value: out.len() as u64,
+            });
+        }
+        let mut counts = PageCounts::default();
+        let mut data = self.data;
+        for (i, (enc, page)) in self
+            .encodings()
+            .zip(out.chunks_exact_mut(PAGE_SIZE))
+            .enumerate()
+        {
+            match enc {
+                PageEncoding::Zero => {
+                    zero(i, page);
+                    counts.zero += 1;
+                }
+                PageEncoding::Raw => {
+                    let (stored, rest) = data.split_at(PAGE_SIZE);
+                    page.copy_from_slice(stored);
+                    data = rest;
+                    counts.raw += 1;
+                }
+                PageEncoding::Lz4(len) => {
+                    let (stored, rest) = data.split_at(usize::from(len));
+                    match decompress_into(stored, page) {
+                        Ok(PAGE_SIZE) => {}
+                        _ => return Err(DecodeError::BadCompressedPage { index: i }),
+                    }
+                    data = rest;
+                    counts.lz4 += 1;
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Decodes into a new buffer.
+    pub fn decode(&self) -> Result<Vec<u8>, DecodeError> {
+        let mut out = vec![0u8; self.byte_len()];
+        self.decode_into(&mut out)?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,333 @@
+//! Session errors (why a migration ended) and usage errors (a call the session refused).
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::cpu::Incompatibility;
+use crate::digest::Digest;
+use crate::framing::FrameError;
+use crate::message::AbortReason;
+use crate::negotiation::{Capabilities, VersionRange};
+use crate::page_codec::PageRunError;
+use crate::wire::{DecodeError, MessageType};
+
+/// Why a session failed. After any of these on the source, the source still owns the VM
+/// and resumes it (unless the session had completed, which is not an error).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionError {
+    /// The peer's bytes were malformed, unauthenticated or out of order.
+    Frame(FrameError),
+    /// A well-formed message arrived in a state where it is not allowed.
+    UnexpectedMessage {
+        /// Session state.
+        state: &'static str,
+        /// Message received.
+        msg_type: MessageType,
+    },
+    /// The message does not exist in the negotiated protocol version.
+    MessageNotInVersion {
+        /// Message received.
+        msg_type: MessageType,
+        /// Negotiated version.
+        version: u16,
+    },
+    /// No protocol version both sides speak.
+    UnsupportedVersion {
+        /// Our range.
+        ours: VersionRange,
+        /// The peer's range (or the single version it chose).
+        peer: VersionRange,
+    },
+    /// Capabilities one side requires are not available in the session.
+    MissingCapabilities(Capabilities),
+    /// The peer chose capabilities we did not offer.
+    CapabilityNotOffered(Capabilities),
+    /// The peer sent data in an encoding that was not negotiated.
+    EncodingNotNegotiated(Capabilities),
+    /// The peer's key proof was wrong: it does not hold the pre-shared key.
+    AuthenticationFailed,
+    /// The guest's CPU cannot run on this host; every reason is listed.
+    CpuIncompatible(Vec<Incompatibility>),
+    /// The VM needs more memory than this host allows.
+    VmTooLarge {
+        /// Memory of the VM.
+        memory_bytes: u64,
+        /// Limit of this host.
+        limit: u64,
+    },
+    /// The local operator or policy refused the VM.
+    Rejected(String),
+    /// The peer aborted.
+    PeerAborted {
+        /// Its reason.
+        reason: AbortReason,
+        /// Its explanation.
+        detail: String,
+    },
+    /// The source's operator cancelled the migration.
+    PeerCancelled,
+    /// We cancelled the migration.
+    Cancelled,
+    /// Pages outside the VM's memory.
+    PageOutOfRange {
+        /// First address of the run.
+        first_gpa: u64,
+        /// Length of the run.
+        len: u64,
+        /// VM memory size.
+        memory_bytes: u64,
+    },
+    /// State for a vCPU the VM does not have.
+    VcpuOutOfRange {
+        /// vCPU index.
+        index: u32,
+        /// vCPU count of the VM.
+        count: u32,
+    },
+    /// The same vCPU, device or digest was sent twice.
+    Duplicate(&'static str),
+    /// Data arrived after the memory digest / commit (it would not be covered by the check).
+    AfterCommit(MessageType),
+    /// `Commit` arrived without a memory digest.
+    MissingDigest,
+    /// `Commit` arrived before the state of every vCPU.
+    MissingVcpuState {
+        /// vCPUs received.
+        received: u32,
+        /// vCPUs expected.
+        expected: u32,
+    },
+    /// The digest message covers a different memory size than the offered VM.
+    DigestSizeMismatch {
+        /// Size in the digest message.
+        digest_bytes: u64,
+        /// Size of the VM.
+        memory_bytes: u64,
+    },
+    /// The destination's memory differs from the source's.
+    DigestMismatch {
+        /// The source's digest.
+        expected: Digest,
+        /// The destination's digest.
+        computed: Digest,
+    },
+    /// The caller's guest memory does not back these addresses (a local failure).
+    GuestMemoryUnavailable {
+        /// First address.
+        gpa: u64,
+        /// Length.
+        len: u64,
+    },
+    /// The local configuration breaks a protocol limit; nothing was sent.
+    InvalidConfig(DecodeError),
+    /// The peer stayed silent longer than the idle timeout.
+    Timeout {
+        /// State we were in.
+        state: &'static str,
+    },
+    /// The connection ended.
+    ConnectionClosed {
+        /// Bytes of an incomplete frame left (truncation) or 0.
+        partial_frame_bytes: usize,
+    },
+    /// The destination acknowledged the commit but did not hear that the source released
+    /// the VM: the VM must not run here until the source's operator confirms the source
+    /// completed (it did if and only if it received the acknowledgement).
+    InDoubt(Box<SessionError>),
+}
+
+impl SessionError {
+    /// The abort reason sent to the peer for this error.
+    pub fn abort_reason(&self) -> AbortReason {
+        match self {
+            SessionError::Frame(_) => AbortReason::BadFrame,
+            SessionError::UnsupportedVersion { .. } => AbortReason::UnsupportedVersion,
+            SessionError::MissingCapabilities(_) | SessionError::CapabilityNotOffered(_) => {
+                AbortReason::MissingCapability
+            }
+            SessionError::AuthenticationFailed => AbortReason::AuthenticationFailed,
+            SessionError::CpuIncompatible(_) => AbortReason::CpuIncompatible,
+            SessionError::VmTooLarge { .. } => AbortReason::ResourceExhausted,
+            SessionError::Rejected(_) => AbortReason::Rejected,
+            SessionError::DigestMismatch { .. } => AbortReason::DigestMismatch,
+            SessionError::Timeout { .. } => AbortReason::Timeout,
+            SessionError::GuestMemoryUnavailable { .. } => AbortReason::Internal,
+            SessionError::Cancelled | SessionError::PeerCancelled => AbortReason::Unspecified,
+            _ => AbortReason::ProtocolViolation,
+        }
+    }
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::Frame(e) => write!(f, "{e}"),
+            SessionError::UnexpectedMessage { state, msg_type } => {
+                write!(f, "unexpected {msg_type} message in state {state}")
+            }
+            SessionError::MessageNotInVersion { msg_type, version } => {
+                write!(
+                    f,
+                    "{msg_type} message does not exist in protocol version {version}"
+                )
+            }
+            SessionError::UnsupportedVersion { ours, peer } => write!(
+                f,
+                "no common protocol version: we speak {}..={}, the peer {}..={}",
+                ours.min, ours.max, peer.min, peer.max
+            ),
+            SessionError::MissingCapabilities(c) => write!(f, "required capabilities missing: {c}"),
+            SessionError::CapabilityNotOffered(c) => {
+                write!(f, "peer chose capabilities we did not offer: {c}")
+            }
+            SessionError::EncodingNotNegotiated(c) => {
+                write!(f, "peer used an encoding not negotiated: {c}")
+            }
+            SessionError::AuthenticationFailed => write!(
+                f,
+                "authentication failed: the peer does not hold the migration key"
+            ),
+            SessionError::CpuIncompatible(list) => {
+                write!(f, "CPU incompatible ({} problems)", list.len())?;
+                for (i, item) in list.iter().enumerate() {
+                    write!(f, "{} {item}", if i == 0 { ":" } else { ";" })?;
+                }
+                Ok(())
+            }
+            SessionError::VmTooLarge {
+                memory_bytes,
+                limit,
+            } => {
+                write!(
+                    f,
+                    "VM needs {memory_bytes} bytes of memory, this host allows {limit}"
+                )
+            }
+            SessionError::Rejected(why) => write!(f, "rejected: {why}"),
+            SessionError::PeerAborted { reason, detail } => {
+                write!(f, "peer aborted ({reason}): {detail}")
+            }
+            SessionError::PeerCancelled => write!(f, "the source cancelled the migration"),
+            SessionError::Cancelled => write!(f, "migration cancelled"),
+            SessionError::PageOutOfRange {
+                first_gpa,
+                len,
+                memory_bytes,
+            } => write!(
+                f,
+                "pages {first_gpa:#x}+{len:#x} outside guest memory of {memory_bytes:#x} bytes"
+            ),
+            SessionError::VcpuOutOfRange { index, count } => {
+                write!(f, "state for vCPU {index} of a {count}-vCPU VM")
+            }
+            SessionError::Duplicate(what) => write!(f, "{what} sent twice"),
+            SessionError::AfterCommit(t) => {
+                write!(f, "{t} message after the memory digest or commit")
+            }
+            SessionError::MissingDigest => write!(f, "commit requested without a memory digest"),
+            SessionError::MissingVcpuState { received, expected } => {
+                write!(
+                    f,
+                    "commit requested with {received} of {expected} vCPU states"
+                )
+            }
+            SessionError::DigestSizeMismatch {
+                digest_bytes,
+                memory_bytes,
+            } => write!(
+                f,
+                "memory digest covers {digest_bytes} bytes, the VM has {memory_bytes}"
+            ),
+            SessionError::DigestMismatch { .. } => write!(
+                f,
+                "memory digest mismatch: destination memory differs from the source"
+            ),
+            SessionError::GuestMemoryUnavailable { gpa, len } => {
+                write!(
+                    f,
+                    "guest memory {gpa:#x}+{len:#x} is not backed on this host"
+                )
+            }
+            SessionError::InvalidConfig(e) => write!(f, "invalid migration configuration: {e}"),
+            SessionError::Timeout { state } => {
+                write!(f, "peer silent for too long in state {state}")
+            }
+            SessionError::ConnectionClosed {
+                partial_frame_bytes: 0,
+            } => write!(f, "connection closed"),
+            SessionError::ConnectionClosed {
+                partial_frame_bytes,
+            } => {
+                write!(
+                    f,
+                    "connection closed inside a frame ({partial_frame_bytes} bytes of it received)"
+                )
+            }
+            SessionError::InDoubt(cause) => write!(
+                f,
+                "commit acknowledged but release not received ({cause}): check the source before starting the VM"
+            ),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for SessionError {}
+
+/// A call the session refused; the session itself is unaffected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UsageError {
+    /// The operation is not possible in the current state.
+    WrongState {
+        /// Operation attempted.
+        operation: &'static str,
+        /// Current state.
+        state: &'static str,
+    },
+    /// The output buffer is above its limit: write it to the socket first.
+    OutputFull,
+    /// The data breaks a protocol limit.
+    Invalid(DecodeError),
+    /// The page run cannot be sent as one message.
+    PageRun(PageRunError),
+    /// The pages lie outside the VM's memory.
+    OutOfRange,
+    /// The message needs a capability the session did not negotiate.
+    NotNegotiated(Capabilities),
+    /// The message needs a newer protocol version than negotiated.
+    NotInVersion(MessageType),
+    /// This item was already sent in this session.
+    AlreadySent(&'static str),
+    /// `commit` before the state of every vCPU was sent.
+    MissingVcpuState {
+        /// vCPU states sent.
+        sent: usize,
+        /// vCPUs of the VM.
+        expected: usize,
+    },
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsageError::WrongState { operation, state } => {
+                write!(f, "cannot {operation} in state {state}")
+            }
+            UsageError::OutputFull => write!(f, "output buffer full; send pending bytes first"),
+            UsageError::Invalid(e) => write!(f, "invalid message: {e}"),
+            UsageError::PageRun(e) => write!(f, "invalid page run: {e}"),
+            UsageError::OutOfRange => write!(f, "pages outside the VM's memory"),
+            UsageError::NotNegotiated(c) => write!(f, "capability not negotiated: {c}"),
+            UsageError::NotInVersion(t) => write!(f, "{t} needs a newer protocol version"),
+            UsageError::AlreadySent(what) => write!(f, "{what} was already sent"),
+            UsageError::MissingVcpuState { sent, expected } => {
+                write!(f, "commit with {sent} of {expected} vCPU states sent")
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for UsageError {}

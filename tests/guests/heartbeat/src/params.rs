@@ -1,0 +1,171 @@
+//! The guest's parameters, read from the PVH command line: `hb.interval_ms=100 hb.wss_mib=8
+//! hb.dirty_pages_per_sec=1000 hb.tsc_khz=2000000 hb.mode=normal|triple_fault|escape|bench`.
+//! Tokens without the `hb.` prefix belong to someone else and are skipped; a bad `hb.` token
+//! is reported through a callback and its default kept, so a typo never stops the guest.
+
+/// What the guest does after boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Heartbeat lines plus the dirtying, self-verifying working set.
+    Normal,
+    /// Load an empty IDT and fault: the hypervisor must see a triple fault.
+    TripleFault,
+    /// Write all RAM from the memory map, then poke addresses outside RAM.
+    Escape,
+    /// Measure VM-exit round trips (CPUID, port I/O) and preemption-timer slice gaps.
+    Bench,
+}
+
+impl Mode {
+    /// The spelling used on the command line and in the `HB-START` line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Normal => "normal",
+            Mode::TripleFault => "triple_fault",
+            Mode::Escape => "escape",
+            Mode::Bench => "bench",
+        }
+    }
+}
+
+/// TSC frequency assumed when `hb.tsc_khz` is absent: 1 GHz. The guest cannot calibrate
+/// the TSC itself (no timer it can trust under every hypervisor), so the host should pass
+/// the real rate; the `HB-START` line says when this default is in use.
+pub const DEFAULT_TSC_KHZ: u64 = 1_000_000;
+
+/// The guest's parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Params {
+    /// Guest time between two `HB` lines, in milliseconds.
+    pub interval_ms: u64,
+    /// Working-set size in MiB.
+    pub wss_mib: u64,
+    /// Working-set pages rewritten per second of guest time.
+    pub dirty_pages_per_sec: u64,
+    /// TSC frequency in kHz, if the command line gave it.
+    pub tsc_khz: Option<u64>,
+    /// What to run.
+    pub mode: Mode,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            interval_ms: 1000,
+            wss_mib: 4,
+            dirty_pages_per_sec: 256,
+            tsc_khz: None,
+            mode: Mode::Normal,
+        }
+    }
+}
+
+/// Upper bounds that keep the arithmetic in the guest free of overflow.
+const MAX_INTERVAL_MS: u64 = 3_600_000;
+const MAX_WSS_MIB: u64 = 1 << 20;
+const MAX_DIRTY_RATE: u64 = 1 << 32;
+const MAX_TSC_KHZ: u64 = 1 << 32;
+
+impl Params {
+    /// Parse `cmdline`; each rejected `hb.` token is passed to `warn` with the reason.
+    pub fn parse(cmdline: &str, mut warn: impl FnMut(&str, &'static str)) -> Self {
+        let mut params = Self::default();
+        for token in cmdline.split_ascii_whitespace() {
+            let Some(setting) = token.strip_prefix("hb.") else {
+                continue;
+            };
+            let Some((key, value)) = setting.split_once('=') else {
+                warn(token, "expected hb.KEY=VALUE");
+                continue;
+            };
+            let number = |max: u64, min: u64| match value.parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                Ok(_) => Err("value out of range"),
+                Err(_) => Err("not a decimal number"),
+            };
+            let outcome = match key {
+                "interval_ms" => number(MAX_INTERVAL_MS, 1).map(|n| params.interval_ms = n),
+                "wss_mib" => number(MAX_WSS_MIB, 0).map(|n| params.wss_mib = n),
+                "dirty_pages_per_sec" => {
+                    number(MAX_DIRTY_RATE, 0).map(|n| params.dirty_pages_per_sec = n)
+                }
+                "tsc_khz" => number(MAX_TSC_KHZ, 1).map(|n| params.tsc_khz = Some(n)),
+                "mode" => match value {
+                    "normal" => Ok(Mode::Normal),
+                    "triple_fault" => Ok(Mode::TripleFault),
+                    "escape" => Ok(Mode::Escape),
+                    "bench" => Ok(Mode::Bench),
+                    _ => Err("mode must be normal, triple_fault, escape or bench"),
+                }
+                .map(|m| params.mode = m),
+                _ => Err("unknown parameter"),
+            };
+            if let Err(reason) = outcome {
+                warn(token, reason);
+            }
+        }
+        params
+    }
+
+    /// The TSC rate in use (given or assumed), in kHz.
+    pub fn effective_tsc_khz(&self) -> u64 {
+        self.tsc_khz.unwrap_or(DEFAULT_TSC_KHZ)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_collect(cmdline: &str) -> (Params, Vec<(String, &'static str)>) {
+        let mut warnings = Vec::new();
+        let p = Params::parse(cmdline, |t, r| warnings.push((t.to_string(), r)));
+        (p, warnings)
+    }
+
+    #[test]
+    fn defaults_when_empty() {
+        assert_eq!(parse_collect(""), (Params::default(), vec![]));
+    }
+
+    #[test]
+    fn parses_all_keys_and_skips_foreign_tokens() {
+        let (p, w) = parse_collect(
+            "console=ttyS0 hb.interval_ms=100 hb.wss_mib=8 hb.dirty_pages_per_sec=1000 \
+             hb.tsc_khz=2500000 hb.mode=escape quiet",
+        );
+        assert!(w.is_empty());
+        assert_eq!(
+            p,
+            Params {
+                interval_ms: 100,
+                wss_mib: 8,
+                dirty_pages_per_sec: 1000,
+                tsc_khz: Some(2_500_000),
+                mode: Mode::Escape
+            }
+        );
+        assert_eq!(p.effective_tsc_khz(), 2_500_000);
+    }
+
+    #[test]
+    fn bad_tokens_warn_and_keep_defaults() {
+        let (p, w) = parse_collect(
+            "hb.interval_ms=0 hb.wss_mib=x hb.bogus=1 hb.mode=fast hb.tsc_khz hb.wss_mib=99999999",
+        );
+        assert_eq!(p, Params::default());
+        let reasons: Vec<&str> = w.iter().map(|(_, r)| *r).collect();
+        assert_eq!(
+            reasons,
+            [
+                "value out of range",
+                "not a decimal number",
+                "unknown parameter",
+                "mode must be normal, triple_fault, escape or bench",
+                "expected hb.KEY=VALUE",
+                "value out of range"
+            ]
+        );
+        assert_eq!(p.effective_tsc_khz(), DEFAULT_TSC_KHZ);
+    }
+}
