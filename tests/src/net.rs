@@ -4,6 +4,12 @@
 
 use crate::HarnessError;
 use std::net::{TcpListener, UdpSocket};
+use std::sync::Mutex;
+
+/// UDP ranges this process has handed out. Probing only proves a port free at that moment:
+/// two hubs started by parallel tests of one process would otherwise both get the same range
+/// (the first hub has not bound its ports yet when the second probes).
+static HANDED_OUT: Mutex<Vec<(u16, u16)>> = Mutex::new(Vec::new());
 
 /// A TCP listener on 127.0.0.1 with a port chosen by the kernel.
 pub fn listen_local() -> Result<(TcpListener, u16), HarnessError> {
@@ -28,9 +34,16 @@ pub fn free_udp_range(count: u16) -> Result<u16, HarnessError> {
     // do not probe the same bases first.
     let start = 20_000 + (std::process::id() % 1_000) as u16 * 20;
     let mut base = start;
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     for _ in 0..200 {
-        let all_free = (0..count).all(|i| UdpSocket::bind(("127.0.0.1", base + i)).is_ok());
+        let end = base.saturating_add(count);
+        let overlaps = handed_out.iter().any(|&(b, e)| base < e && b < end);
+        let all_free =
+            !overlaps && (0..count).all(|i| UdpSocket::bind(("127.0.0.1", base + i)).is_ok());
         if all_free {
+            handed_out.push((base, end));
             return Ok(base);
         }
         base = base.wrapping_add(count.max(1) + 7);

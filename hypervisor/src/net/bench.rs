@@ -16,6 +16,55 @@ pub const BENCH_ETHERTYPE: u16 = 0x88b5;
 /// Give up when the NIC accepts nothing for this long.
 pub const STALL_TIMEOUT_US: u64 = 1_000_000;
 
+/// What the receiving side saw of a raw run: benchmark frames counted as they arrive (the
+/// stack drops them afterwards; smoltcp does not know the EtherType), timed from the first to
+/// the last arrival. This is the rate the emulated NIC pair actually delivers, which on a
+/// lossy backend (Bochs' UDP sockets) is far below what the sender's ring accepts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RxSink {
+    /// Benchmark frames received.
+    pub frames: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Arrival time of the first one (microseconds).
+    pub first_us: u64,
+    /// Arrival time of the last one.
+    pub last_us: u64,
+}
+
+impl RxSink {
+    /// Account `frames`/`bytes` newly seen at `now_us`.
+    pub fn record(&mut self, frames: u64, bytes: u64, now_us: u64) {
+        if frames == 0 {
+            return;
+        }
+        if self.frames == 0 {
+            self.first_us = now_us;
+        }
+        self.frames += frames;
+        self.bytes += bytes;
+        self.last_us = now_us;
+    }
+}
+
+impl fmt::Display for RxSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let micros = self.last_us.saturating_sub(self.first_us);
+        let per_sec = u128::from(self.frames) * 1_000_000 / u128::from(micros.max(1));
+        write!(
+            f,
+            "bench rx: {} frames, {} in {}: {per_sec} frames/s, {}",
+            self.frames,
+            Mib(self.bytes),
+            Seconds(micros),
+            MibPerSec {
+                bytes: self.bytes,
+                micros
+            }
+        )
+    }
+}
+
 /// Result of a completed run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BenchReport {
@@ -123,6 +172,20 @@ pub fn raw_transmit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rx_sink_times_first_to_last_arrival() {
+        let mut sink = RxSink::default();
+        sink.record(0, 0, 5);
+        assert_eq!(sink.frames, 0);
+        sink.record(1, 1514, 1_000);
+        sink.record(999, 999 * 1514, 1_001_000);
+        assert_eq!(
+            alloc::format!("{sink}"),
+            "bench rx: 1000 frames, 1.44 MiB in 1.000 s: 1000 frames/s, 1.44 MiB/s"
+        );
+    }
+
     use crate::net::e1000::fake_device::FakeE1000;
     use crate::net::e1000::fake_dma::FakeDma;
     use crate::net::e1000::{E1000, E1000Config};
@@ -134,6 +197,7 @@ mod tests {
         let config = E1000Config {
             rx_ring_len: 8,
             tx_ring_len: 16,
+            mac_override: None,
         };
         (E1000::new(device.clone(), memory, config).unwrap(), device)
     }

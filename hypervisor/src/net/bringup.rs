@@ -92,7 +92,11 @@ where
     // Memory decoding for the registers, bus mastering for descriptor/buffer DMA.
     pci::enable_memory_and_bus_master(cfg, nic.bdf);
     let regs = map_registers(bar.address);
-    let driver = E1000::new(regs, dma, E1000Config::default())
+    let e1000_config = E1000Config {
+        mac_override: config.mac,
+        ..E1000Config::default()
+    };
+    let driver = E1000::new(regs, dma, e1000_config)
         .map_err(|error| BringUpError::Driver(nic.bdf, error))?;
     NetStack::new(Box::new(driver), config, random_seed, now_us).map_err(BringUpError::Stack)
 }
@@ -154,6 +158,7 @@ mod tests {
             prefix_len: 24,
             gateway: Some(Ipv4Addr::new(10, 0, 0, 254)),
         },
+        mac: None,
     };
 
     fn space(bar0: FakeBar) -> FakeConfigSpace {

@@ -59,7 +59,7 @@ pub const PING_USAGE: &str = "ping IP [COUNT] | ping stop";
 pub const NETTEST_USAGE: &str =
     "nettest listen PORT | nettest send IP:PORT MIB | nettest status | nettest stop";
 /// Usage of `netbench`.
-pub const NETBENCH_USAGE: &str = "netbench FRAMES";
+pub const NETBENCH_USAGE: &str = "netbench FRAMES | netbench rx";
 /// Usage of `pci`.
 pub const PCI_USAGE: &str = "pci";
 
@@ -209,6 +209,11 @@ pub fn cmd_netbench(
 ) -> Result<(), CmdError> {
     let stack = stack.ok_or(CmdError::NoNic)?;
     let frames = match args {
+        ["rx"] => {
+            // What arrived from a peer's `netbench FRAMES` since the last `netbench rx`.
+            writeln!(out, "{}", stack.take_bench_rx())?;
+            return Ok(());
+        }
         [frames] => frames
             .parse::<u64>()
             .ok()

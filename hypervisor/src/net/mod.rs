@@ -9,7 +9,8 @@
 //! the port-I/O/ECAM/MMIO glue (`target_os = "none"`) is host-tested, including two stacks
 //! talking TCP over fake e1000s (`stack_tests`).
 //!
-//! Wiring into the kernel:
+//! Wiring into the kernel (done in `kernel::network`: ECAM from ACPI MCFG when present, else
+//! ports; the stack behind a global for the command handlers; a main-loop poller):
 //! ```text
 //! boot:   let mut cfg = unsafe { pci::PortConfigSpace::new() };   // or EcamConfigSpace (MCFG)
 //!         let devices = pci::enumerate(&mut cfg);

@@ -70,7 +70,8 @@ pub trait Nic {
     fn mac(&self) -> [u8; 6];
     /// Whether the PHY reports link.
     fn link_up(&mut self) -> bool;
-    /// Whether [`Nic::transmit`] would accept a frame right now (ring space and link).
+    /// Whether [`Nic::transmit`] would accept a frame right now: ring space, and the link
+    /// state as last sampled by [`Nic::link_up`] (reading the PHY per frame is too costly).
     fn can_transmit(&mut self) -> bool;
     /// Queue one frame (destination MAC first, no FCS) for transmission.
     fn transmit(&mut self, frame: &[u8]) -> Result<(), TxError>;

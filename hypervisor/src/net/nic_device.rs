@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
+use super::bench::BENCH_ETHERTYPE;
 use super::nic::{MAX_FRAME_LEN, Nic};
 
 /// A [`Nic`] as a smoltcp device.
@@ -18,6 +19,8 @@ pub struct NicDevice {
     nic: Box<dyn Nic>,
     rx_buf: Vec<u8>,
     tx_buf: Vec<u8>,
+    /// Raw benchmark frames received (frames, bytes) since the stack last took them.
+    bench_rx: (u64, u64),
 }
 
 impl NicDevice {
@@ -27,6 +30,7 @@ impl NicDevice {
             nic,
             rx_buf: vec![0; 2048],
             tx_buf: vec![0; MAX_FRAME_LEN],
+            bench_rx: (0, 0),
         }
     }
 
@@ -36,6 +40,11 @@ impl NicDevice {
     }
 
     /// The NIC underneath, shared.
+    /// Benchmark frames (EtherType [`BENCH_ETHERTYPE`]) received since the last call.
+    pub fn take_bench_rx(&mut self) -> (u64, u64) {
+        core::mem::take(&mut self.bench_rx)
+    }
+
     pub fn nic_ref(&self) -> &dyn Nic {
         &*self.nic
     }
@@ -82,6 +91,10 @@ impl phy::Device for NicDevice {
 
     fn receive(&mut self, _timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         let len = self.nic.receive(&mut self.rx_buf)?;
+        if self.rx_buf.get(12..14) == Some(&BENCH_ETHERTYPE.to_be_bytes()[..]) {
+            self.bench_rx.0 += 1;
+            self.bench_rx.1 += len as u64;
+        }
         Some((
             NicRxToken {
                 frame: &self.rx_buf[..len],

@@ -25,7 +25,7 @@ impl Host {
             prefix_len: 24,
             gateway: None,
         };
-        Self::with_config(mac, &NetConfig { mode }, seed)
+        Self::with_config(mac, &NetConfig { mode, mac: None }, seed)
     }
 
     pub fn with_config(mac: [u8; 6], config: &NetConfig, seed: u64) -> Self {

@@ -27,6 +27,8 @@ pub struct E1000Config {
     pub rx_ring_len: usize,
     /// Transmit descriptors.
     pub tx_ring_len: usize,
+    /// Station address to use instead of the EEPROM's (config `[net] mac`); must be unicast.
+    pub mac_override: Option<[u8; 6]>,
 }
 
 impl Default for E1000Config {
@@ -34,6 +36,7 @@ impl Default for E1000Config {
         Self {
             rx_ring_len: 128,
             tx_ring_len: 128,
+            mac_override: None,
         }
     }
 }
@@ -49,6 +52,8 @@ pub enum E1000Error {
     InvalidRingLength(usize),
     /// Neither the EEPROM nor RAL0/RAH0 held a usable unicast MAC address.
     NoValidMac,
+    /// The configured MAC override is multicast, all zeros or all ones.
+    InvalidMac([u8; 6]),
 }
 
 impl fmt::Display for E1000Error {
@@ -63,6 +68,11 @@ impl fmt::Display for E1000Error {
                 )
             }
             Self::NoValidMac => write!(f, "e1000: no valid MAC address in EEPROM or RAL/RAH"),
+            Self::InvalidMac(m) => write!(
+                f,
+                "e1000: configured MAC {} is not a unicast address",
+                crate::net::nic::MacAddr(*m)
+            ),
         }
     }
 }
@@ -80,6 +90,8 @@ pub enum MacSource {
     Eeprom,
     /// Receive address slot 0, as left by reset/firmware.
     ReceiveAddress,
+    /// The configuration's override.
+    Config,
 }
 
 /// A running e1000.
@@ -91,9 +103,17 @@ pub struct E1000<R: RegisterAccess, D: DmaMemory> {
     rx: RxRing,
     tx: TxRing,
     link: bool,
+    /// Recycled receive descriptors not yet handed back through RDT (see [`RDT_BATCH`]).
+    rx_recycled: Option<usize>,
+    rx_unreported: usize,
     counters: NicCounters,
     hw: HwStats,
 }
+
+/// Receive descriptors recycled before RDT is written. Every register access is a trap into
+/// the emulator (and a VM exit under nested virtualisation), so the tail goes back in batches,
+/// and at the latest when the ring is found empty; the device keeps the rest of the ring.
+const RDT_BATCH: usize = 16;
 
 fn valid_unicast(mac: &[u8; 6]) -> bool {
     mac[0] & 1 == 0 && mac.iter().any(|&b| b != 0) && mac.iter().any(|&b| b != 0xff)
@@ -132,7 +152,11 @@ impl<R: RegisterAccess, D: DmaMemory> E1000<R, D> {
             regs.write(flow_control, 0);
         }
 
-        let (mac, mac_source) = read_mac(&mut regs)?;
+        let (mac, mac_source) = match config.mac_override {
+            Some(mac) if valid_unicast(&mac) => (mac, MacSource::Config),
+            Some(mac) => return Err(E1000Error::InvalidMac(mac)),
+            None => read_mac(&mut regs)?,
+        };
         let ral = u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]);
         let rah = u32::from(u16::from_le_bytes([mac[4], mac[5]])) | (1 << 31);
         regs.write(regs::RAL0, ral);
@@ -178,9 +202,21 @@ impl<R: RegisterAccess, D: DmaMemory> E1000<R, D> {
             rx,
             tx,
             link,
+            rx_recycled: None,
+            rx_unreported: 0,
             counters: NicCounters::default(),
             hw,
         })
+    }
+
+    /// Hand recycled receive descriptors back to the device.
+    fn return_rx_descriptors(&mut self) {
+        if let Some(tail) = self.rx_recycled.take() {
+            // The frames have been copied out (or discarded) before the buffers go back.
+            fence(Ordering::SeqCst);
+            self.regs.write(regs::RDT, tail as u32);
+        }
+        self.rx_unreported = 0;
     }
 
     /// Where the MAC address came from.
@@ -260,7 +296,9 @@ impl<R: RegisterAccess, D: DmaMemory> Nic for E1000<R, D> {
     }
 
     fn can_transmit(&mut self) -> bool {
-        self.link_up() && self.tx.has_space()
+        // The link state cached by the last `link_up` (the stack samples it every 100 ms):
+        // a STATUS read here would cost a register trap per transmitted frame.
+        self.link && self.tx.has_space()
     }
 
     fn transmit(&mut self, frame: &[u8]) -> Result<(), TxError> {
@@ -296,10 +334,15 @@ impl<R: RegisterAccess, D: DmaMemory> Nic for E1000<R, D> {
     fn receive(&mut self, buf: &mut [u8]) -> Option<usize> {
         // Bounded: at most one full ring of bad frames per call keeps the main loop moving.
         for _ in 0..self.rx.initial_tail() + 1 {
-            let (outcome, recycled) = self.rx.take(buf)?;
-            // The frame has been copied out (or discarded) before the buffer goes back.
-            fence(Ordering::SeqCst);
-            self.regs.write(regs::RDT, recycled as u32);
+            let Some((outcome, recycled)) = self.rx.take(buf) else {
+                self.return_rx_descriptors();
+                return None;
+            };
+            self.rx_recycled = Some(recycled);
+            self.rx_unreported += 1;
+            if self.rx_unreported >= RDT_BATCH {
+                self.return_rx_descriptors();
+            }
             match outcome {
                 RxOutcome::Delivered(len) => {
                     self.counters.rx_packets += 1;

@@ -13,6 +13,7 @@ const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 const SMALL: E1000Config = E1000Config {
     rx_ring_len: 8,
     tx_ring_len: 8,
+    mac_override: None,
 };
 
 fn bring_up(config: E1000Config) -> (E1000<FakeE1000, FakeDma>, FakeE1000) {
@@ -66,6 +67,32 @@ fn bring_up_programs_mac_rings_and_enables() {
 }
 
 #[test]
+fn configured_mac_overrides_the_eeprom_and_must_be_unicast() {
+    let mac = [0x02, 0, 0, 0, 0, 0x42];
+    let config = E1000Config {
+        mac_override: Some(mac),
+        ..E1000Config::default()
+    };
+    let (nic, device) = bring_up(config);
+    assert_eq!(nic.mac(), mac);
+    assert_eq!(nic.mac_source(), MacSource::Config);
+    assert_eq!(device.peek(regs::RAL0), 0x0000_0002);
+    assert_eq!(device.peek(regs::RAH0), 0x8000_4200);
+
+    let multicast = [0x01, 0, 0x5e, 0, 0, 1];
+    let memory = FakeDma::new();
+    let device = FakeE1000::new(MAC, memory.clone());
+    let config = E1000Config {
+        mac_override: Some(multicast),
+        ..E1000Config::default()
+    };
+    assert_eq!(
+        E1000::new(device, memory, config).err(),
+        Some(E1000Error::InvalidMac(multicast))
+    );
+}
+
+#[test]
 fn mac_falls_back_to_receive_address_when_eerd_does_not_complete() {
     let memory = FakeDma::new();
     let device = FakeE1000::new(MAC, memory.clone());
@@ -90,6 +117,7 @@ fn bring_up_errors_are_reported() {
     let bad = E1000Config {
         rx_ring_len: 12,
         tx_ring_len: 8,
+        mac_override: None,
     };
     assert_eq!(
         E1000::new(device, memory, bad).err(),
@@ -243,6 +271,9 @@ fn link_down_refuses_transmit_and_recovers() {
     assert_eq!(nic.transmit(&frame(1, 64)), Err(TxError::LinkDown));
     assert_eq!(device.deliver(&frame(2, 64)), Delivery::NotReceiving);
     device.with(|s| s.link_up = true);
+    // `can_transmit` uses the link state `link_up` last sampled (the stack samples it).
+    assert!(!nic.can_transmit());
+    assert!(nic.link_up());
     assert!(nic.can_transmit());
     nic.transmit(&frame(3, 64)).expect("link back");
     assert_eq!(device.take_sent(), [frame(3, 64)]);

@@ -53,5 +53,10 @@ pub fn tcp_socket(rx: usize, tx: usize) -> tcp::Socket<'static> {
     );
     // Bulk transfer: send full segments instead of waiting for ACKs of small ones.
     socket.set_nagle_enabled(false);
+    // Reno (integer-only, fine without an FPU) instead of blasting the whole peer window:
+    // emulated NICs behind UDP hubs (Bochs' eth_socket takes one frame per millisecond of
+    // emulated time) drop the tail of a 128 KiB burst, and without congestion control every
+    // loss is repaired by a go-back-N resend of the same burst after a >= 1 s RTO.
+    socket.set_congestion_control(tcp::CongestionControl::Reno);
     socket
 }

@@ -26,6 +26,7 @@ use smoltcp::socket::dhcpv4;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
 
+use super::bench::RxSink;
 use super::nettest::{Receiver, Sender};
 use super::nic::{Nic, NicCounters};
 use super::nic_device::NicDevice;
@@ -55,6 +56,8 @@ pub enum NetMode {
 pub struct NetConfig {
     /// Address assignment.
     pub mode: NetMode,
+    /// Station MAC to use instead of the NIC's own.
+    pub mac: Option<[u8; 6]>,
 }
 
 /// Why a network operation could not start.
@@ -114,6 +117,7 @@ pub struct NetStack {
     next_port: u16,
     ping_ident: u16,
     announcer: Announcer,
+    bench_rx: RxSink,
 }
 
 fn instant(now_us: u64) -> Instant {
@@ -188,6 +192,7 @@ impl NetStack {
             next_port: EPHEMERAL_BASE + (random_seed % 8192) as u16,
             ping_ident: (random_seed >> 16) as u16,
             announcer,
+            bench_rx: RxSink::default(),
         })
     }
 
@@ -224,6 +229,11 @@ impl NetStack {
     /// The default gateway, if any.
     pub fn gateway(&self) -> Option<Ipv4Addr> {
         self.gateway
+    }
+
+    /// What arrived of raw benchmark frames since the last call (`netbench rx`); resets.
+    pub fn take_bench_rx(&mut self) -> RxSink {
+        core::mem::take(&mut self.bench_rx)
     }
 
     /// The socket set, for other users of the stack (migration).
@@ -321,6 +331,8 @@ impl NetStack {
         self.poll_link();
         let now = instant(self.now_us);
         self.iface.poll(now, &mut self.device, &mut self.sockets);
+        let (frames, bytes) = self.device.take_bench_rx();
+        self.bench_rx.record(frames, bytes, self.now_us);
         self.poll_dhcp();
         self.poll_announce();
         self.poll_tools();
