@@ -24,6 +24,7 @@ use core::time::Duration;
 
 use migration_proto::cpu::CpuDescriptor;
 use migration_proto::crypto::PreSharedKey;
+use migration_proto::digest::MemoryDigester;
 use migration_proto::dirty::DirtyBitmap;
 use migration_proto::session::{Instant, SourceConfig, SourceEvent, SourceSession};
 use migration_proto::wire::{MAX_PAGES_PER_FRAME, PAGE_SIZE};
@@ -41,7 +42,6 @@ const SESSION_OUTPUT_LIMIT: usize = 128 * 1024;
 /// Largest burst the bandwidth cap allows, in milliseconds of the cap.
 const BANDWIDTH_BURST_MS: u64 = 20;
 
-#[derive(Debug)]
 enum Phase {
     Connecting,
     Handshake,
@@ -49,6 +49,13 @@ enum Phase {
         bitmap: DirtyBitmap,
         next_pfn: usize,
         final_copy: bool,
+    },
+    /// VM paused, everything sent but the digest: hash guest memory a slice per poll, so
+    /// that the last pages and the state reach the destination (which hashes its copy in
+    /// parallel) while we hash.
+    Hashing {
+        digester: MemoryDigester,
+        next_gpa: u64,
     },
     AwaitingCommit,
     Finished,
@@ -174,6 +181,7 @@ impl SourceEngine {
                 },
                 bitmap.iter_set().filter(|p| p >= next_pfn).count() as u64,
             ),
+            Phase::Hashing { .. } => ("stop-and-copy", 0),
             Phase::AwaitingCommit => ("committing", 0),
             Phase::Finished => match self.outcome {
                 Some(SourceOutcome::Completed(_)) => ("completed", 0),

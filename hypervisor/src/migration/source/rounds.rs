@@ -37,6 +37,10 @@ pub(super) fn next_run(bitmap: &DirtyBitmap, from: usize, max: usize) -> Option<
     Some((pfn, count))
 }
 
+/// Guest memory hashed per poll during stop-and-copy (the main loop, and with it the
+/// network, gets a turn between slices).
+const HASH_BYTES_PER_POLL: u64 = 1 << 20;
+
 fn rate(amount: u64, us: u64) -> u64 {
     u64::try_from(u128::from(amount) * 1_000_000 / u128::from(us.max(1))).unwrap_or(u64::MAX)
 }
@@ -75,6 +79,9 @@ impl SourceEngine {
         now: Instant,
     ) -> Result<(), String> {
         loop {
+            if matches!(self.phase, Phase::Hashing { .. }) {
+                return self.hash_step(vm, now);
+            }
             let Phase::Sending {
                 bitmap,
                 next_pfn,
@@ -209,17 +216,33 @@ impl SourceEngine {
                 .send_device_state(&device, now)
                 .map_err(|e| format!("device state {}: {e}", device.id))?;
         }
-        let mut digester = MemoryDigester::new(self.memory_bytes);
-        let mut gpa = 0;
-        while gpa < self.memory_bytes {
-            let len = (self.memory_bytes - gpa).min(self.scratch.len() as u64) as usize;
+        self.phase = Phase::Hashing {
+            digester: MemoryDigester::new(self.memory_bytes),
+            next_gpa: 0,
+        };
+        Ok(())
+    }
+
+    /// Hashes up to [`HASH_BYTES_PER_POLL`] of guest memory; commits when all is hashed.
+    fn hash_step(&mut self, vm: &mut impl MigratableVm, now: Instant) -> Result<(), String> {
+        let Phase::Hashing { digester, next_gpa } = &mut self.phase else {
+            return Ok(());
+        };
+        let stop = (*next_gpa + HASH_BYTES_PER_POLL).min(self.memory_bytes);
+        while *next_gpa < stop {
+            let len = (stop - *next_gpa).min(self.scratch.len() as u64) as usize;
             let chunk = &mut self.scratch[..len];
-            vm.read_memory(gpa, chunk).map_err(|e| e.to_string())?;
+            vm.read_memory(*next_gpa, chunk)
+                .map_err(|e| e.to_string())?;
             digester.update(chunk);
-            gpa += len as u64;
+            *next_gpa += len as u64;
         }
+        if *next_gpa < self.memory_bytes {
+            return Ok(());
+        }
+        let digest = digester.finalize();
         self.session
-            .commit(digester.finalize(), now)
+            .commit(digest, now)
             .map_err(|e| format!("commit: {e}"))?;
         self.lines.push_back(String::from(
             "migrate: state and digest sent, waiting for the destination's commit",
