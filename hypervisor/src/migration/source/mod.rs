@@ -16,6 +16,7 @@ mod vm;
 
 pub use vm::{MigratableVm, VmError};
 
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::{String, ToString};
 use alloc::vec;
@@ -54,7 +55,7 @@ enum Phase {
     /// that the last pages and the state reach the destination (which hashes its copy in
     /// parallel) while we hash.
     Hashing {
-        digester: MemoryDigester,
+        digester: Box<MemoryDigester>,
         next_gpa: u64,
     },
     AwaitingCommit,

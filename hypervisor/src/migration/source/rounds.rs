@@ -1,5 +1,6 @@
 //! Rounds: sending a bitmap's pages, measuring, deciding, switching over, committing.
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
 
@@ -217,7 +218,7 @@ impl SourceEngine {
                 .map_err(|e| format!("device state {}: {e}", device.id))?;
         }
         self.phase = Phase::Hashing {
-            digester: MemoryDigester::new(self.memory_bytes),
+            digester: Box::new(MemoryDigester::new(self.memory_bytes)),
             next_gpa: 0,
         };
         Ok(())
