@@ -83,6 +83,9 @@ pub struct SourceEngine {
     started: Instant,
     round_started: Instant,
     paused_at: Option<Instant>,
+    /// When the last pages and the state were queued, and when the commit was sent.
+    state_queued_at: Option<Instant>,
+    commit_sent_at: Option<Instant>,
     memory_bytes: u64,
     stats: FinalStats,
     round: u32,
@@ -127,6 +130,8 @@ impl SourceEngine {
             started: now,
             round_started: now,
             paused_at: cold.then_some(now),
+            state_queued_at: None,
+            commit_sent_at: None,
             memory_bytes,
             stats: FinalStats {
                 memory_bytes,
@@ -352,6 +357,17 @@ impl SourceEngine {
             .map_or(0, |p| now.saturating_since(p).as_micros() as u64);
         self.stats.rounds = self.round + 1;
         self.lines.push_back(alloc::format!("{}", self.stats));
+        if let (Some(paused), Some(queued), Some(committed)) =
+            (self.paused_at, self.state_queued_at, self.commit_sent_at)
+        {
+            let ms = |a: Instant, b: Instant| b.saturating_since(a).as_millis();
+            self.lines.push_back(alloc::format!(
+                "migrate: downtime = {} ms last pages + state queued, {} ms source digest, {} ms until the commit acknowledgement",
+                ms(paused, queued),
+                ms(queued, committed),
+                ms(committed, now)
+            ));
+        }
         self.phase = Phase::Finished;
         self.outcome = Some(SourceOutcome::Completed(self.stats));
     }

@@ -217,6 +217,7 @@ impl SourceEngine {
                 .send_device_state(&device, now)
                 .map_err(|e| format!("device state {}: {e}", device.id))?;
         }
+        self.state_queued_at = Some(now);
         self.phase = Phase::Hashing {
             digester: Box::new(MemoryDigester::new(self.memory_bytes)),
             next_gpa: 0,
@@ -245,6 +246,7 @@ impl SourceEngine {
         self.session
             .commit(digest, now)
             .map_err(|e| format!("commit: {e}"))?;
+        self.commit_sent_at = Some(now);
         self.lines.push_back(String::from(
             "migrate: state and digest sent, waiting for the destination's commit",
         ));
