@@ -230,6 +230,11 @@ impl SourceEngine {
         let Phase::Hashing { digester, next_gpa } = &mut self.phase else {
             return Ok(());
         };
+        if *next_gpa == 0 && !self.session.pending_output().is_empty() {
+            // Let the last pages and the state leave first: the destination hashes its
+            // copy as soon as the state arrives, in parallel with us.
+            return Ok(());
+        }
         let stop = (*next_gpa + HASH_BYTES_PER_POLL).min(self.memory_bytes);
         while *next_gpa < stop {
             let len = (stop - *next_gpa).min(self.scratch.len() as u64) as usize;
