@@ -43,6 +43,19 @@ impl<O: LineOutput> LineSink<O> {
         }
     }
 
+    /// The bytes of the line being assembled (for migration: a VM paused mid-line finishes
+    /// that line on the destination, not half on each host).
+    pub fn pending(&self) -> &[u8] {
+        &self.buffer
+    }
+
+    /// Continue a line that began elsewhere (at most [`MAX_LINE`] bytes are kept).
+    pub fn preload(&mut self, bytes: &[u8]) {
+        self.buffer.clear();
+        self.buffer
+            .extend_from_slice(&bytes[..bytes.len().min(MAX_LINE)]);
+    }
+
     /// The output.
     pub fn output_mut(&mut self) -> &mut O {
         &mut self.out
@@ -99,5 +112,25 @@ mod tests {
         s.write_byte(0xff);
         s.write_byte(b'\n');
         assert!(s.output_mut().0.last().unwrap().ends_with("xxx\u{fffd}"));
+    }
+
+    #[test]
+    fn a_line_begun_on_one_sink_finishes_on_another() {
+        let mut source = LineSink::new("hb", Lines::default());
+        for b in b"HB seq=204 tsc=1" {
+            source.write_byte(*b);
+        }
+        let mut destination = LineSink::new("hb", Lines::default());
+        destination.preload(source.pending());
+        for b in b"23 corrupt=0\n" {
+            destination.write_byte(*b);
+        }
+        assert!(source.output_mut().0.is_empty());
+        assert_eq!(
+            destination.output_mut().0,
+            ["[hb] HB seq=204 tsc=123 corrupt=0"]
+        );
+        destination.preload(&[b'y'; MAX_LINE + 10]);
+        assert_eq!(destination.pending().len(), MAX_LINE);
     }
 }

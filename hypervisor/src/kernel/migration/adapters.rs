@@ -27,6 +27,8 @@ use super::super::vms::{ConsoleLines, KernelFrames};
 pub const VCPU_DEVICE: &str = "vcpu0-vmx";
 /// Device-state id of the COM1 UART.
 pub const UART_DEVICE: &str = "com1";
+/// Device-state id of the guest's console line in progress (bytes after the last newline).
+pub const CONSOLE_LINE_DEVICE: &str = "com1-line";
 
 fn vm_error(what: &str, e: impl core::fmt::Display) -> VmError {
     VmError(format!("{what}: {e}"))
@@ -160,6 +162,11 @@ impl MigratableVm for SourceVm<'_> {
                 version: 1,
                 data: self.machine.uart_state(),
             },
+            DeviceState {
+                id: CONSOLE_LINE_DEVICE.into(),
+                version: 1,
+                data: self.machine.console_line(),
+            },
         ])
     }
 }
@@ -195,6 +202,10 @@ impl IncomingVm for IncomingMachine {
                 .machine
                 .load_uart_state(&state.data)
                 .map_err(|e| vm_error("incoming UART state", e)),
+            (CONSOLE_LINE_DEVICE, 1) if state.data.len() <= crate::vm::console_out::MAX_LINE => {
+                self.machine.load_console_line(&state.data);
+                Ok(())
+            }
             (id, version) => Err(VmError(format!(
                 "unknown device state '{id}' version {version}"
             ))),

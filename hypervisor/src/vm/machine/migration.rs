@@ -259,6 +259,16 @@ impl<O: LineOutput> Machine<O> {
         self.uart.save_state()
     }
 
+    /// The guest's console line in progress (bytes since the last newline).
+    pub fn console_line(&mut self) -> Vec<u8> {
+        self.uart.sink_mut().pending().to_vec()
+    }
+
+    /// Continues a console line begun on the source host.
+    pub fn load_console_line(&mut self, bytes: &[u8]) {
+        self.uart.sink_mut().preload(bytes);
+    }
+
     /// Restores the COM1 UART's state.
     pub fn load_uart_state(&mut self, bytes: &[u8]) -> Result<(), RestoreError> {
         self.uart.load_state(bytes)
