@@ -87,10 +87,7 @@ pub fn run(ws: &Workspace, no_build: bool) -> Result<()> {
             TIMEOUT,
         )
         .map_err(err)?;
-    show(
-        "beta",
-        &format!("{arrival}migrate: VM 'heartbeat' is running on this host"),
-    );
+    show("beta", &arrival);
     for _ in 0..3 {
         let text = pair
             .expect(1, "[heartbeat] HB seq=", TIMEOUT)
