@@ -102,6 +102,12 @@ impl Pair {
         })
     }
 
+    /// Pull the cable: the Bochs hub goes away, so no frame passes any more (Bochs pairs
+    /// only; QEMU socket pairs have no hub to kill). Returns whether there was a hub.
+    pub fn cut_network(&mut self) -> bool {
+        self._hub.take().is_some()
+    }
+
     /// The emulator kind of both hosts.
     pub fn kind(&self) -> EmulatorKind {
         self.hosts[0].kind()

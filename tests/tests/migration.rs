@@ -364,3 +364,38 @@ fn one_of_two_vms_migrates_the_other_keeps_beating() -> TestResult {
     assert_no_corruption(&mut pair);
     Ok(())
 }
+
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn network_cut_leaves_the_vm_on_the_source_and_nothing_on_the_destination() -> TestResult {
+    let configs = [config(0, KEY, true), config(1, KEY, false)];
+    let mut pair = Pair::boot_with_configs(
+        EmulatorKind::Bochs,
+        "migration-cut",
+        &system_tests::work_root(),
+        configs,
+    )?;
+    // The destination can also listen on another port on request.
+    let answer = pair.command(1, "migrate_incoming 5555")?;
+    assert!(
+        answer.contains("listening for incoming migrations on port 5555"),
+        "{answer}"
+    );
+    next_beat(&mut pair, 0)?;
+    pair.command(0, "migrate_set_parameter max-bandwidth 1")?;
+    pair.command(0, &format!("migrate {}:5555", host_ip(1)))?;
+    pair.expect(0, "migrate: accepted by the destination", TIMEOUT)?;
+    assert!(pair.cut_network(), "Bochs pairs have a hub");
+    let failure = pair.expect(0, "the VM keeps running on this host", TIMEOUT)?;
+    assert!(failure.contains("migrate: failed"), "{failure}");
+    pair.expect(1, "nothing kept", TIMEOUT)?;
+    let before = next_beat(&mut pair, 0)?;
+    let after = next_beat(&mut pair, 0)?;
+    assert_eq!(after, before + 1);
+    let all = beats(&pair.hosts[0].console().transcript());
+    assert!(all.windows(2).all(|w| w[1] == w[0] + 1), "no gap: {all:?}");
+    let list = pair.command(1, "vm list")?;
+    assert!(!list.contains("hb"), "the destination kept nothing: {list}");
+    assert_no_corruption(&mut pair);
+    Ok(())
+}
