@@ -57,6 +57,19 @@ impl Pair {
         work_root: &Path,
         configs: [String; 2],
     ) -> Result<Pair, HarnessError> {
+        let memory = [crate::machine::DEFAULT_MEMORY_MIB; 2];
+        Pair::boot_with_memory(kind, name, work_root, configs, memory)
+    }
+
+    /// [`Pair::boot_with_configs`] with each host's RAM given in MiB (e.g. a destination
+    /// too small to back an incoming VM).
+    pub fn boot_with_memory(
+        kind: EmulatorKind,
+        name: &str,
+        work_root: &Path,
+        configs: [String; 2],
+        memory_mib: [u32; 2],
+    ) -> Result<Pair, HarnessError> {
         let hub_dir = work_root.join(format!("{name}-hub-{}", std::process::id()));
         let (hub, nics) = match kind {
             EmulatorKind::Bochs => {
@@ -85,12 +98,14 @@ impl Pair {
             .name(&format!("{name}-0"))
             .work_root(work_root)
             .config(&configs[0])
+            .memory_mib(memory_mib[0])
             .nic(nics[0])
             .start()?;
         let second = Emulator::builder(kind)
             .name(&format!("{name}-1"))
             .work_root(work_root)
             .config(&configs[1])
+            .memory_mib(memory_mib[1])
             .nic(nics[1])
             .start()?;
         let first = tern::to_prompt(first)?;

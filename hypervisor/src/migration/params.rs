@@ -19,6 +19,40 @@ pub struct MigrationParams {
     pub max_rounds: u32,
     /// How dirty pages are tracked.
     pub dirty_tracking: DirtyTrackingMode,
+    /// A deliberate fault for system tests; [`FaultInjection::None`] unless set.
+    pub fault_inject: FaultInjection,
+}
+
+/// A deliberate fault the source injects, so that system tests can drive failure paths no
+/// real link produces on demand (`migrate_set_parameter fault-inject NAME`). Not listed in
+/// the command's usage or in the parameter line while off: operators never meet it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FaultInjection {
+    /// No fault: the normal case.
+    #[default]
+    None,
+    /// Once per migration the source flips one byte of the last page of guest RAM after
+    /// reading it and before handing it to the session. The frame is authentic (encrypted
+    /// and MACed like any other) but its content is wrong, so only the memory digest
+    /// check at commit can catch it. The last page is chosen because the round that
+    /// covers it sends it once and a guest that leaves it alone never dirties it again.
+    CorruptPage,
+}
+
+impl FaultInjection {
+    /// The console name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::CorruptPage => "corrupt-page",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Self::None, Self::CorruptPage]
+            .into_iter()
+            .find(|f| f.name() == text)
+    }
 }
 
 impl Default for MigrationParams {
@@ -28,6 +62,7 @@ impl Default for MigrationParams {
             max_bandwidth_mib: 0,
             max_rounds: 30,
             dirty_tracking: DirtyTrackingMode::WriteProtect,
+            fault_inject: FaultInjection::None,
         }
     }
 }
@@ -102,6 +137,14 @@ impl MigrationParams {
                         expected: "wp or pml",
                     })?;
             }
+            "fault-inject" => {
+                self.fault_inject =
+                    FaultInjection::parse(value).ok_or_else(|| ArgError::BadValue {
+                        name: "fault-inject",
+                        value: value.to_string(),
+                        expected: "none or corrupt-page",
+                    })?;
+            }
             other => return Err(ArgError::UnknownParameter(other.to_string())),
         }
         Ok(())
@@ -120,7 +163,11 @@ impl fmt::Display for MigrationParams {
             },
             self.max_rounds,
             self.dirty_tracking.name()
-        )
+        )?;
+        match self.fault_inject {
+            FaultInjection::None => Ok(()),
+            fault => write!(f, ", fault-inject {}", fault.name()),
+        }
     }
 }
 
@@ -228,9 +275,20 @@ mod tests {
                 downtime_limit_ms: 50,
                 max_bandwidth_mib: 8,
                 max_rounds: 5,
-                dirty_tracking: DirtyTrackingMode::Pml
+                dirty_tracking: DirtyTrackingMode::Pml,
+                fault_inject: FaultInjection::None,
             }
         );
+        assert!(
+            !alloc::format!("{p}").contains("fault-inject"),
+            "hidden while off"
+        );
+        p.set("fault-inject", "corrupt-page").unwrap();
+        assert_eq!(p.fault_inject, FaultInjection::CorruptPage);
+        assert!(alloc::format!("{p}").ends_with(", fault-inject corrupt-page"));
+        assert!(p.set("fault-inject", "all").is_err());
+        p.set("fault-inject", "none").unwrap();
+        assert_eq!(p.fault_inject, FaultInjection::None);
         assert!(p.set("downtime-limit", "0").is_err());
         assert!(p.set("max-rounds", "x").is_err());
         assert!(p.set("dirty-tracking", "ad").is_err());

@@ -315,3 +315,20 @@ fn digest_mismatch_discards_and_resumes_on_source() {
     assert_stayed(&mut guest, &run);
     assert_eq!(run.factory.discarded, 1);
 }
+
+#[test]
+fn injected_page_corruption_is_caught_by_the_digest() {
+    use crate::migration::params::FaultInjection;
+    let mut guest = FakeGuest::new(PAGES, 20);
+    let mut setup = Setup::new();
+    setup.params.fault_inject = FaultInjection::CorruptPage;
+    let run = migrate(&mut guest, setup);
+    assert_stayed(&mut guest, &run);
+    assert_eq!(run.factory.discarded, 1);
+    assert!(
+        matches!(&run.destination, Some(DestinationOutcome::Failed(w)) if w.contains("digest")),
+        "{:?}\n{}",
+        run.destination,
+        dump(&run)
+    );
+}

@@ -98,6 +98,8 @@ pub struct SourceEngine {
     outcome: Option<SourceOutcome>,
     closed: bool,
     broken: bool,
+    /// `FaultInjection::CorruptPage` has been applied (once per migration).
+    fault_injected: bool,
 }
 
 impl SourceEngine {
@@ -151,6 +153,7 @@ impl SourceEngine {
             outcome: None,
             closed: false,
             broken: false,
+            fault_injected: false,
         }
     }
 

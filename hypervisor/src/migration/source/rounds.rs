@@ -12,6 +12,7 @@ use migration_proto::wire::{MAX_PAGES_PER_FRAME, PAGE_SIZE};
 
 use super::{MigratableVm, Phase, SourceEngine};
 use crate::migration::convergence::{Decision, RoundMeasurement, expected_downtime_us};
+use crate::migration::params::FaultInjection;
 use crate::migration::report::RoundLine;
 
 /// The next run of consecutive set bits at or after `from`, at most `max` long.
@@ -110,6 +111,17 @@ impl SourceEngine {
             let bytes = &mut self.scratch[..count * PAGE_SIZE];
             let gpa = (pfn * PAGE_SIZE) as u64;
             vm.read_memory(gpa, bytes).map_err(|e| e.to_string())?;
+            if self.params.fault_inject == FaultInjection::CorruptPage
+                && !self.fault_injected
+                && pfn + count == bitmap.len()
+            {
+                // Testing only (see `FaultInjection::CorruptPage`): the last byte of the
+                // last page of RAM, wrong on the wire but not in the guest.
+                if let Some(byte) = bytes.last_mut() {
+                    *byte ^= 0xa5;
+                    self.fault_injected = true;
+                }
+            }
             let counts = self
                 .session
                 .send_pages(gpa, bytes, now)
