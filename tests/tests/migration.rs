@@ -4,7 +4,8 @@
 //! running on the source.
 
 use std::time::Duration;
-use system_tests::pair::{Pair, host_config, host_ip};
+use system_tests::heartbeat::{self, beats, migration_config};
+use system_tests::pair::{Pair, host_ip};
 use system_tests::{EmulatorKind, HarnessError, TestResult};
 
 /// Guest lines, migrations and boots in Bochs on a shared two-core machine are slow.
@@ -14,33 +15,12 @@ const OTHER_KEY: &str = "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1
 const HB_CMDLINE: &str = "hb.interval_ms=250 hb.wss_mib=1 hb.dirty_pages_per_sec=200";
 
 fn config(index: usize, key: &str, with_vm: bool) -> String {
-    let mut text = host_config(index);
-    text.push_str(&format!("\n[migration]\nport = 4444\nkey = {key}\n"));
-    if with_vm {
-        text.push_str(&format!(
-            "\n[vm hb]\nimage = tern/guests/heartbeat.elf\nmemory = 16M\ncmdline = \"{HB_CMDLINE}\"\nautostart = yes\n"
-        ));
-    }
-    text
+    migration_config(index, key, with_vm.then_some("16M"), HB_CMDLINE)
 }
 
 /// The sequence number of the next `[hb] HB seq=N` line on host `index`.
 fn next_beat(pair: &mut Pair, index: usize) -> Result<u64, HarnessError> {
-    pair.expect(index, "[hb] HB seq=", TIMEOUT)?;
-    let rest = pair.expect(index, " ", TIMEOUT)?;
-    Ok(rest
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("`[hb] HB seq=` followed by `{rest}`")))
-}
-
-/// Every `[hb] HB seq=N` number in `transcript`, in order.
-fn beats(transcript: &str) -> Vec<u64> {
-    transcript
-        .split("[hb] HB seq=")
-        .skip(1)
-        .filter_map(|t| t.split_whitespace().next()?.parse().ok())
-        .collect()
+    heartbeat::next_beat(pair, index, TIMEOUT)
 }
 
 /// Polls `info migrate` on the source until the migration ended; prints both hosts' NIC

@@ -6,7 +6,8 @@
 //! and its heartbeat sequence unbroken, and the destination keeps nothing.
 
 use std::time::Duration;
-use system_tests::pair::{Pair, host_config, host_ip};
+use system_tests::heartbeat::{self, beats, migration_config};
+use system_tests::pair::{Pair, host_ip};
 use system_tests::tern::{BANNER, PROMPT};
 use system_tests::{EmulatorKind, HarnessError, TestResult};
 
@@ -17,33 +18,12 @@ const HB_CMDLINE: &str = "hb.interval_ms=250 hb.wss_mib=1 hb.dirty_pages_per_sec
 
 /// Host `index`'s config with migration enabled and, with `vm_memory`, the heartbeat VM.
 fn config(index: usize, vm_memory: Option<&str>) -> String {
-    let mut text = host_config(index);
-    text.push_str(&format!("\n[migration]\nport = 4444\nkey = {KEY}\n"));
-    if let Some(memory) = vm_memory {
-        text.push_str(&format!(
-            "\n[vm hb]\nimage = tern/guests/heartbeat.elf\nmemory = {memory}\ncmdline = \"{HB_CMDLINE}\"\nautostart = yes\n"
-        ));
-    }
-    text
+    migration_config(index, KEY, vm_memory, HB_CMDLINE)
 }
 
 /// The sequence number of the next `[hb] HB seq=N` line on host `index`.
 fn next_beat(pair: &mut Pair, index: usize) -> Result<u64, HarnessError> {
-    pair.expect(index, "[hb] HB seq=", TIMEOUT)?;
-    let rest = pair.expect(index, " ", TIMEOUT)?;
-    Ok(rest
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("`[hb] HB seq=` followed by `{rest}`")))
-}
-
-/// Every `[hb] HB seq=N` number in `transcript`, in order.
-fn beats(transcript: &str) -> Vec<u64> {
-    transcript
-        .split("[hb] HB seq=")
-        .skip(1)
-        .filter_map(|t| t.split_whitespace().next()?.parse().ok())
-        .collect()
+    heartbeat::next_beat(pair, index, TIMEOUT)
 }
 
 /// After a failed migration: the source's heartbeat goes on with consecutive numbers, the

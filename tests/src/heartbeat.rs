@@ -1,0 +1,48 @@
+//! Reading the heartbeat test guest's console lines (`[NAME] HB seq=N tsc=T ...`) and
+//! writing host configs that run it with migration enabled: shared by the migration tests.
+
+use crate::HarnessError;
+use crate::pair::{Pair, host_config};
+use std::time::Duration;
+
+/// Host `index`'s config (see [`host_config`]) with `[migration]` on port 4444 and `key`,
+/// plus, when `vm_memory` is given, a heartbeat VM named `hb` with that memory size and
+/// `cmdline`.
+pub fn migration_config(index: usize, key: &str, vm_memory: Option<&str>, cmdline: &str) -> String {
+    let mut text = host_config(index);
+    text.push_str(&format!("\n[migration]\nport = 4444\nkey = {key}\n"));
+    if let Some(memory) = vm_memory {
+        text.push_str(&format!(
+            "\n[vm hb]\nimage = tern/guests/heartbeat.elf\nmemory = {memory}\ncmdline = \"{cmdline}\"\nautostart = yes\n"
+        ));
+    }
+    text
+}
+
+/// The sequence number of the next `[hb] HB seq=N` line on host `index`.
+pub fn next_beat(pair: &mut Pair, index: usize, timeout: Duration) -> Result<u64, HarnessError> {
+    pair.expect(index, "[hb] HB seq=", timeout)?;
+    let rest = pair.expect(index, " ", timeout)?;
+    Ok(rest
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("`[hb] HB seq=` followed by `{rest}`")))
+}
+
+/// Every `[hb] HB seq=N` number in `transcript`, in order.
+pub fn beats(transcript: &str) -> Vec<u64> {
+    transcript
+        .split("[hb] HB seq=")
+        .skip(1)
+        .filter_map(|t| t.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn beats_are_read_in_order_and_garbage_is_skipped() {
+        let t = "x [hb] HB seq=3 tsc=1\n[hb] HB seq=oops\n[hb] HB seq=4 tsc=2";
+        assert_eq!(super::beats(t), vec![3, 4]);
+    }
+}
