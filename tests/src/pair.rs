@@ -71,27 +71,7 @@ impl Pair {
         memory_mib: [u32; 2],
     ) -> Result<Pair, HarnessError> {
         let hub_dir = work_root.join(format!("{name}-hub-{}", std::process::id()));
-        let (hub, nics) = match kind {
-            EmulatorKind::Bochs => {
-                let hub = BxHub::start(2, &hub_dir)?;
-                let nics = [hub.nic(0)?, hub.nic(1)?];
-                (Some(hub), nics)
-            }
-            EmulatorKind::Qemu | EmulatorKind::Kvm => {
-                let port = crate::net::free_tcp_port()?;
-                let nic = |index: u8, attachment| Nic {
-                    mac: Nic::mac_for_host(index),
-                    attachment,
-                };
-                (
-                    None,
-                    [
-                        nic(0, NicAttachment::QemuListen(port)),
-                        nic(1, NicAttachment::QemuConnect(port)),
-                    ],
-                )
-            }
-        };
+        let (hub, nics) = segment_nics(kind, &hub_dir)?;
         // Host 0 first: with QEMU it is the listening end, which must exist before host 1
         // connects.
         let first = Emulator::builder(kind)
@@ -154,4 +134,34 @@ impl Pair {
         text.push_str(&self.expect(from, "\n", timeout)?);
         Ok(text)
     }
+}
+
+/// The NICs of two hosts on one Ethernet segment: a bxhub (returned, so the caller keeps it
+/// alive) for Bochs, a `-netdev socket` listen/connect pair for QEMU. Host 0 must start first
+/// with QEMU: it is the listening end.
+pub fn segment_nics(
+    kind: EmulatorKind,
+    hub_dir: &Path,
+) -> Result<(Option<BxHub>, [Nic; 2]), HarnessError> {
+    Ok(match kind {
+        EmulatorKind::Bochs => {
+            let hub = BxHub::start(2, hub_dir)?;
+            let nics = [hub.nic(0)?, hub.nic(1)?];
+            (Some(hub), nics)
+        }
+        EmulatorKind::Qemu | EmulatorKind::Kvm => {
+            let port = crate::net::free_tcp_port()?;
+            let nic = |index: u8, attachment| Nic {
+                mac: Nic::mac_for_host(index),
+                attachment,
+            };
+            (
+                None,
+                [
+                    nic(0, NicAttachment::QemuListen(port)),
+                    nic(1, NicAttachment::QemuConnect(port)),
+                ],
+            )
+        }
+    })
 }

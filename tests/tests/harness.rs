@@ -86,30 +86,9 @@ fn missing_pattern_fails_with_transcript_tail() -> TestResult {
 /// Both hosts of a networked pair boot with their NICs configured (a bad NIC line makes
 /// Bochs panic at start-up and QEMU refuse to start, before any firmware output).
 fn networked_pair_boots(kind: EmulatorKind, name: &str) -> TestResult {
-    use system_tests::{BxHub, Nic, NicAttachment};
     let esp = empty_esp(name)?;
     let hub_dir = system_tests::work_root().join(format!("{name}-hub-{}", std::process::id()));
-    let (hub, nics) = match kind {
-        EmulatorKind::Bochs => {
-            let hub = BxHub::start(2, &hub_dir)?;
-            let nics = [hub.nic(0)?, hub.nic(1)?];
-            (Some(hub), nics)
-        }
-        EmulatorKind::Qemu | EmulatorKind::Kvm => {
-            let port = system_tests::net::free_tcp_port()?;
-            let nic = |index: u8, attachment| Nic {
-                mac: Nic::mac_for_host(index),
-                attachment,
-            };
-            (
-                None,
-                [
-                    nic(0, NicAttachment::QemuListen(port)),
-                    nic(1, NicAttachment::QemuConnect(port)),
-                ],
-            )
-        }
-    };
+    let (hub, nics) = system_tests::pair::segment_nics(kind, &hub_dir)?;
     let mut first = Emulator::builder(kind)
         .name(&format!("{name}-0"))
         .esp(&esp)
