@@ -104,6 +104,8 @@ pub struct SessionKeys {
     pub source_to_destination: [u8; 32],
     /// Protects frames from the destination to the source.
     pub destination_to_source: [u8; 32],
+    /// Keys the page hashes of the page digest (protocol version 3; `page_digest`).
+    pub page_digest: [u8; 32],
 }
 
 /// Derives the session keys from the key and the transcript (hence both nonces).
@@ -111,14 +113,18 @@ pub fn session_keys(psk: &PreSharedKey, transcript: &[u8; 32]) -> SessionKeys {
     let mut h = blake3::Hasher::new_derive_key(SESSION_KEY_CONTEXT);
     h.update(&psk.0);
     h.update(transcript);
-    let mut okm = [0u8; 64];
+    // An XOF: the page-digest key is the next 32 bytes after the two frame keys, which are
+    // therefore the same as in version 2.
+    let mut okm = [0u8; 96];
     h.finalize_xof().fill(&mut okm);
     let mut keys = SessionKeys {
         source_to_destination: [0; 32],
         destination_to_source: [0; 32],
+        page_digest: [0; 32],
     };
     keys.source_to_destination.copy_from_slice(&okm[..32]);
-    keys.destination_to_source.copy_from_slice(&okm[32..]);
+    keys.destination_to_source.copy_from_slice(&okm[32..64]);
+    keys.page_digest.copy_from_slice(&okm[64..]);
     keys
 }
 

@@ -37,8 +37,15 @@ pub fn drive_destination(dst: &mut DestinationSession, now: Instant) -> Vec<Dest
             DestinationEvent::Offer(_) => {
                 let _ = dst.accept_offer(now);
             }
-            DestinationEvent::CommitRequested { expected_digest } => {
-                let _ = dst.report_digest(*expected_digest, now);
+            DestinationEvent::CommitRequested {
+                expected_digest: Some(digest),
+            } => {
+                let _ = dst.report_digest(*digest, now);
+            }
+            DestinationEvent::CommitRequested {
+                expected_digest: None,
+            } => {
+                let _ = dst.confirm_commit(now);
             }
             _ => {}
         }

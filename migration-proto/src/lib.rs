@@ -76,16 +76,22 @@
 //! }
 //! src.end_round(0, now).unwrap();
 //!
-//! // Stop-and-copy: the VM is paused; state and digest, then commit.
+//! // Stop-and-copy: the VM is paused; state, then commit. Version 3 verifies memory with the
+//! // page digest both sessions kept while pages moved: no whole-memory pass now. (Pass
+//! // `Some(digest_memory(&guest))` to add the full check, as `verify full` does.)
 //! src.send_vcpu_state(&VcpuState { vcpu_index: 0, rip: 0x1000, ..Default::default() }, now).unwrap();
-//! src.commit(digest_memory(&guest), now).unwrap();
+//! src.commit(None, now).unwrap();
 //! exchange(&mut src, &mut dst, &mut dst_memory, now);
 //!
-//! // The destination applies events and reports the digest of its own memory.
+//! // The destination loads and checks the state, then confirms (or, if the source sent a
+//! // whole-memory digest, reports the digest of its own memory).
 //! while let Some(event) = dst.poll_event() {
 //!     match event {
-//!         DestinationEvent::VcpuState(state) => { /* load into the vCPU */ let _ = state; }
-//!         DestinationEvent::CommitRequested { .. } => dst.report_digest(digest_memory(&dst_memory), now).unwrap(),
+//!         DestinationEvent::VcpuState(state) => { /* check, load into the vCPU */ let _ = state; }
+//!         DestinationEvent::CommitRequested { expected_digest: None } => dst.confirm_commit(now).unwrap(),
+//!         DestinationEvent::CommitRequested { expected_digest: Some(_) } => {
+//!             dst.report_digest(digest_memory(&dst_memory), now).unwrap()
+//!         }
 //!         _ => {}
 //!     }
 //! }
@@ -118,6 +124,7 @@ pub mod fuzz;
 pub mod message;
 pub mod negotiation;
 pub mod page_codec;
+pub mod page_digest;
 pub mod session;
 pub mod wire;
 

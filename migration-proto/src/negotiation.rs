@@ -9,7 +9,7 @@
 use core::fmt;
 
 /// The newest protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The oldest protocol version this crate still accepts (N-1).
 pub const OLDEST_SUPPORTED_VERSION: u16 = PROTOCOL_VERSION - 1;

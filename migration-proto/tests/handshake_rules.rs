@@ -9,7 +9,7 @@ use migration_proto::cpu::Incompatibility;
 use migration_proto::crypto::PreSharedKey;
 use migration_proto::framing::FrameError;
 use migration_proto::framing::FrameWriter;
-use migration_proto::message::{AbortReason, DiskBlocks, Hello, Message, PageRun};
+use migration_proto::message::{AbortReason, Hello, Message, PageDigestMessage, PageRun};
 use migration_proto::negotiation::{Capabilities, PROTOCOL_VERSION, VersionRange};
 use migration_proto::page_codec::PageEncoder;
 use migration_proto::session::{
@@ -78,23 +78,12 @@ fn version_n_minus_one_interoperates_and_older_or_newer_is_refused() {
     let (mut src, dst) = connect(sc, destination_config());
     assert_eq!(src.state(), SourceState::Transferring);
     assert_eq!(dst.negotiated().map(|n| n.0), Some(PROTOCOL_VERSION - 1));
-    // DISK_BLOCKS does not exist in N-1.
-    assert!(
-        !src.negotiated()
-            .unwrap()
-            .1
-            .contains(Capabilities::DISK_BLOCKS)
-    );
-    let blocks = DiskBlocks {
-        disk_id: 0,
-        first_lba: 0,
-        block_size: 512,
-        data: vec![0; 512],
-    };
-    assert_eq!(
-        src.send_disk_blocks(&blocks, T0),
-        Err(UsageError::NotInVersion(MessageType::DiskBlocks))
-    );
+    // N-1 has no page digest: the whole-memory digest is what the commit needs.
+    assert!(!src.uses_page_digest());
+    src.send_pages(0, &vec![0u8; MEM as usize], T0).unwrap();
+    src.send_vcpu_state(&vcpu_state(0), T0).unwrap();
+    assert_eq!(src.commit(None, T0), Err(UsageError::DigestRequired));
+    assert_eq!(src.state(), SourceState::Transferring);
 
     for versions in [
         VersionRange {
@@ -268,7 +257,7 @@ fn source_refuses_invalid_config_incomplete_commit_and_duplicate_state() {
         Err(UsageError::AlreadySent("vCPU state"))
     );
     assert_eq!(
-        src.commit([0; 32], T0),
+        src.commit(Some([0; 32]), T0),
         Err(UsageError::MissingVcpuState {
             sent: 1,
             expected: 2
@@ -284,24 +273,28 @@ fn source_refuses_invalid_config_incomplete_commit_and_duplicate_state() {
 #[test]
 fn messages_newer_than_the_negotiated_version_are_refused() {
     let mut dst = DestinationSession::new(destination_config(), [2; 32], T0);
-    let v1 = VersionRange {
+    let n_minus_one = VersionRange {
         min: PROTOCOL_VERSION - 1,
         max: PROTOCOL_VERSION - 1,
     };
-    let mut rogue =
-        RogueSource::connect_with_versions(&mut dst, MEM, 1, Capabilities::IMPLEMENTED, v1);
-    assert!(!rogue.caps.contains(Capabilities::DISK_BLOCKS));
-    let blocks = DiskBlocks {
-        disk_id: 0,
-        first_lba: 0,
-        block_size: 512,
-        data: vec![0; 512],
-    };
-    rogue.send(&mut dst, &Message::DiskBlocks(blocks));
+    let mut rogue = RogueSource::connect_with_versions(
+        &mut dst,
+        MEM,
+        1,
+        Capabilities::IMPLEMENTED,
+        n_minus_one,
+    );
+    rogue.send(
+        &mut dst,
+        &Message::PageDigest(PageDigestMessage {
+            memory_bytes: MEM,
+            accumulator: [0; 16],
+        }),
+    );
     assert_eq!(
         dst_failure(&mut dst),
         SessionError::MessageNotInVersion {
-            msg_type: MessageType::DiskBlocks,
+            msg_type: MessageType::PageDigest,
             version: PROTOCOL_VERSION - 1
         }
     );

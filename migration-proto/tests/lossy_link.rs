@@ -191,6 +191,8 @@ fn run(seed: u64) -> Outcome {
     dc.idle_timeout = Duration::from_secs(2);
     // Half the runs decode straight into guest memory, half go through `Pages` events.
     let direct = rng.chance(2);
+    // Version 3 verifies with the page digest; half the runs add the whole-memory digest.
+    let full_digest = rng.chance(2);
 
     let mut now = Instant::from_millis(0);
     let mut src = SourceSession::new(
@@ -254,6 +256,7 @@ fn run(seed: u64) -> Outcome {
                 let remaining = dirty.count() as u64;
                 src.end_round(remaining, now).expect("end round");
                 let harvested = dirty.take();
+                src.mark_dirty(&harvested).expect("mark dirty");
                 if *round < PRECOPY_ROUNDS {
                     phase = Phase::Round {
                         round: *round + 1,
@@ -267,7 +270,8 @@ fn run(seed: u64) -> Outcome {
                         src.send_vcpu_state(&vcpu_state(i), now).expect("vcpu");
                     }
                     src.send_device_state(&device_state(), now).expect("device");
-                    src.commit(digest_memory(&src_mem), now).expect("commit");
+                    src.commit(full_digest.then(|| digest_memory(&src_mem)), now)
+                        .expect("commit");
                     phase = Phase::Done;
                 }
             }
@@ -319,10 +323,15 @@ fn run(seed: u64) -> Outcome {
                         dst.recycle_page_buffer(data);
                     }
                 }
-                DestinationEvent::CommitRequested { .. } => {
+                DestinationEvent::CommitRequested {
+                    expected_digest: Some(_),
+                } => {
                     dst.report_digest(digest_memory(&dst_mem), now)
                         .expect("report digest");
                 }
+                DestinationEvent::CommitRequested {
+                    expected_digest: None,
+                } => dst.confirm_commit(now).expect("confirm commit"),
                 DestinationEvent::Committed => digest_verified = true,
                 _ => {}
             }

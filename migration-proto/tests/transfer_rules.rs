@@ -8,8 +8,10 @@ use common::rogue::RogueSource;
 use common::*;
 use migration_proto::digest::digest_memory;
 use migration_proto::framing::FrameError;
-use migration_proto::message::{AbortReason, DiskBlocks, MemoryDigestMessage, Message, PageRun};
-use migration_proto::negotiation::{Capabilities, PROTOCOL_VERSION};
+use migration_proto::message::{
+    AbortReason, DiskBlocks, MemoryDigestMessage, Message, PageDigestMessage, PageRun,
+};
+use migration_proto::negotiation::{Capabilities, PROTOCOL_VERSION, VersionRange};
 use migration_proto::session::{
     DestinationEvent, DestinationSession, DestinationState, Instant, SessionError, SourceEvent,
     SourceSession, SourceState, UsageError,
@@ -55,7 +57,7 @@ fn small_migration_completes_and_releases() {
             T0,
         )
         .unwrap();
-        src.commit(digest_memory(&mem), T0).unwrap();
+        src.commit(Some(digest_memory(&mem)), T0).unwrap();
         pump(&mut src, &mut dst, T0);
         let mut dst_mem = vec![0u8; MEM as usize];
         let mut expected = None;
@@ -64,9 +66,7 @@ fn small_migration_completes_and_releases() {
                 DestinationEvent::Pages { first_gpa, data } => dst_mem
                     [first_gpa as usize..first_gpa as usize + data.len()]
                     .copy_from_slice(&data),
-                DestinationEvent::CommitRequested { expected_digest } => {
-                    expected = Some(expected_digest)
-                }
+                DestinationEvent::CommitRequested { expected_digest } => expected = expected_digest,
                 _ => {}
             }
         }
@@ -86,9 +86,20 @@ fn small_migration_completes_and_releases() {
     }
 }
 
+/// A version-2 (N-1) rogue source that committed with a whole-memory digest.
 fn committed_rogue(vcpus: u32) -> (RogueSource, DestinationSession, Vec<u8>) {
     let mut dst = DestinationSession::new(destination_config(), [2; 32], T0);
-    let mut rogue = RogueSource::connect(&mut dst, MEM, vcpus, Capabilities::IMPLEMENTED);
+    let n_minus_one = VersionRange {
+        min: PROTOCOL_VERSION - 1,
+        max: PROTOCOL_VERSION - 1,
+    };
+    let mut rogue = RogueSource::connect_with_versions(
+        &mut dst,
+        MEM,
+        vcpus,
+        Capabilities::IMPLEMENTED,
+        n_minus_one,
+    );
     let mem = vec![0x42u8; MEM as usize];
     rogue.send(
         &mut dst,
@@ -155,9 +166,9 @@ fn digest_mismatch_fails_and_source_keeps_vm() {
     // Same through real sessions: the source learns it and keeps the VM.
     let (mut src, mut dst) = connect(source_config(MEM, 1), destination_config());
     source_events(&mut src);
-    src.send_pages(0, &mem[..PAGE_SIZE], T0).unwrap();
+    src.send_pages(0, &mem[..64 * PAGE_SIZE], T0).unwrap();
     src.send_vcpu_state(&vcpu_state(0), T0).unwrap();
-    src.commit(digest_memory(&mem), T0).unwrap();
+    src.commit(Some(digest_memory(&wrong)), T0).unwrap();
     pump(&mut src, &mut dst, T0);
     let mut dst_mem = vec![0u8; MEM as usize];
     for ev in destination_events(&mut dst) {
@@ -188,9 +199,9 @@ fn commit_requires_digest_and_every_vcpu() {
     rogue.send(&mut dst, &Message::VcpuState(Box::new(vcpu_state(0))));
     rogue.send(
         &mut dst,
-        &Message::MemoryDigest(MemoryDigestMessage {
+        &Message::PageDigest(PageDigestMessage {
             memory_bytes: MEM,
-            digest: [0; 32],
+            accumulator: [0; 16],
         }),
     );
     rogue.send(&mut dst, &Message::Commit);
@@ -309,7 +320,7 @@ fn reject_cancel_timeout_and_cut_connection_end_cleanly() {
     // A silent destination: the source times out waiting for the commit acknowledgement.
     let (mut src, mut dst) = connect(source_config(MEM, 1), destination_config());
     src.send_vcpu_state(&vcpu_state(0), now).unwrap();
-    src.commit([0; 32], now).unwrap();
+    src.commit(Some([0; 32]), now).unwrap();
     let deadline = src.poll_timeout().unwrap();
     src.handle_timeout(Instant::from_micros(deadline.as_micros() - 1));
     assert_eq!(src.state(), SourceState::AwaitingCommitAck);
@@ -334,11 +345,12 @@ fn reject_cancel_timeout_and_cut_connection_end_cleanly() {
 fn lost_release_leaves_destination_in_doubt_not_running() {
     let (mut src, mut dst) = connect(source_config(MEM, 1), destination_config());
     let mem = vec![0u8; MEM as usize];
+    src.send_pages(0, &mem, T0).unwrap();
     src.send_vcpu_state(&vcpu_state(0), T0).unwrap();
-    src.commit(digest_memory(&mem), T0).unwrap();
+    src.commit(None, T0).unwrap();
     pump(&mut src, &mut dst, T0);
     destination_events(&mut dst);
-    dst.report_digest(digest_memory(&mem), T0).unwrap();
+    dst.confirm_commit(T0).unwrap();
     let ack = dst.pending_output().to_vec();
     dst.consume_output(ack.len());
     src.handle_input(&ack, T0);
@@ -381,7 +393,7 @@ fn page_events_are_decoded_lazily_and_all_delivered_in_order() {
         src.send_pages(i * zeros.len() as u64, &zeros, T0).unwrap();
     }
     src.send_vcpu_state(&vcpu_state(0), T0).unwrap();
-    src.commit([0; 32], T0).unwrap();
+    src.commit(Some([0; 32]), T0).unwrap();
     let wire = src.pending_output().to_vec();
     assert!(wire.len() < 64 * 1024);
     dst.handle_input(&wire, T0);

@@ -25,8 +25,53 @@ pub struct RoundMeasurement {
     pub round: u32,
     /// Pages dirtied while the round was sent (what the next round must send).
     pub dirty_pages: u64,
-    /// Bytes per second the link moved during the round (0 = unknown).
+    /// The downtime switching over now would cost, µs (see [`DowntimeEstimate`]).
+    pub expected_downtime_us: u64,
+}
+
+/// What the stop phase will cost, from figures the source measured: the last dirty pages at
+/// the wire size pages had in the last round, the VM's state, at the last round's
+/// throughput, plus one round trip for the commit and its acknowledgement.
+///
+/// Why these terms: with the page digest (protocol version 3) nothing in the stop phase is
+/// proportional to the VM's size any more, so what is left to send and one round trip is
+/// the whole cost; the estimate is what the switch-over decision and `info migrate` use, and
+/// the final statistics print it beside the downtime measured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DowntimeEstimate {
+    /// Pages still dirty.
+    pub dirty_pages: u64,
+    /// Average wire bytes per page sent in the last round (compression, headers, tags);
+    /// 0 = unknown, counted as a raw page.
+    pub wire_bytes_per_page: u64,
+    /// Bytes of vCPU and device state to send once the VM is paused.
+    pub state_bytes: u64,
+    /// Bytes per second the link moved in the last round (0 = unknown).
     pub throughput_bytes_per_sec: u64,
+    /// Measured round trip to the destination, µs.
+    pub round_trip_us: u64,
+}
+
+impl DowntimeEstimate {
+    /// The estimate, µs (`u64::MAX` when the throughput is unknown and bytes remain).
+    pub fn micros(&self) -> u64 {
+        let per_page = match self.wire_bytes_per_page {
+            0 => PAGE_SIZE,
+            n => n.min(2 * PAGE_SIZE),
+        };
+        let bytes =
+            u128::from(self.dirty_pages) * u128::from(per_page) + u128::from(self.state_bytes);
+        if bytes == 0 {
+            return self.round_trip_us;
+        }
+        if self.throughput_bytes_per_sec == 0 {
+            return u64::MAX;
+        }
+        let us = bytes * 1_000_000 / u128::from(self.throughput_bytes_per_sec);
+        u64::try_from(us)
+            .unwrap_or(u64::MAX)
+            .saturating_add(self.round_trip_us)
+    }
 }
 
 /// Why the source switches over.
@@ -63,20 +108,6 @@ pub enum Decision {
     },
 }
 
-/// Expected downtime in microseconds of sending `pages` at `throughput` bytes/s
-/// (`u64::MAX` when the throughput is unknown).
-pub fn expected_downtime_us(pages: u64, throughput_bytes_per_sec: u64) -> u64 {
-    if pages == 0 {
-        return 0;
-    }
-    if throughput_bytes_per_sec == 0 {
-        return u64::MAX;
-    }
-    let bytes = u128::from(pages) * u128::from(PAGE_SIZE);
-    let us = bytes * 1_000_000 / u128::from(throughput_bytes_per_sec);
-    u64::try_from(us).unwrap_or(u64::MAX)
-}
-
 /// The convergence state carried across rounds.
 #[derive(Clone, Debug, Default)]
 pub struct ConvergencePolicy {
@@ -97,7 +128,7 @@ impl ConvergencePolicy {
         downtime_limit_ms: u64,
         max_rounds: u32,
     ) -> Decision {
-        let expected = expected_downtime_us(m.dirty_pages, m.throughput_bytes_per_sec);
+        let expected = m.expected_downtime_us;
         let previous = self.previous_dirty.replace(m.dirty_pages);
         if expected <= downtime_limit_ms.saturating_mul(1000) {
             return Decision::SwitchOver(SwitchReason::Converged);
@@ -131,15 +162,42 @@ mod tests {
         RoundMeasurement {
             round,
             dirty_pages,
-            throughput_bytes_per_sec: 4096 * 1000, // 1000 pages/s
+            expected_downtime_us: DowntimeEstimate {
+                dirty_pages,
+                throughput_bytes_per_sec: 4096 * 1000, // 1000 pages/s
+                ..DowntimeEstimate::default()
+            }
+            .micros(),
         }
     }
 
     #[test]
     fn downtime_estimate() {
-        assert_eq!(expected_downtime_us(0, 0), 0);
-        assert_eq!(expected_downtime_us(1, 0), u64::MAX);
-        assert_eq!(expected_downtime_us(1000, 4096 * 1000), 1_000_000);
+        let e = |dirty_pages, wire_bytes_per_page, state_bytes, throughput, rtt| {
+            DowntimeEstimate {
+                dirty_pages,
+                wire_bytes_per_page,
+                state_bytes,
+                throughput_bytes_per_sec: throughput,
+                round_trip_us: rtt,
+            }
+            .micros()
+        };
+        assert_eq!(e(0, 0, 0, 0, 0), 0);
+        assert_eq!(e(0, 0, 0, 0, 700), 700, "the commit round trip always");
+        assert_eq!(e(1, 0, 0, 0, 0), u64::MAX);
+        assert_eq!(e(1000, 0, 0, 4096 * 1000, 0), 1_000_000, "raw pages");
+        assert_eq!(
+            e(1000, 1024, 0, 4096 * 1000, 0),
+            250_000,
+            "compressed pages"
+        );
+        assert_eq!(e(0, 0, 8192, 4096 * 1000, 500), 2_500, "state + round trip");
+        assert_eq!(
+            e(10, 1 << 20, 0, 8192, 0),
+            10_000_000,
+            "per page capped at 2 pages"
+        );
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! accept ─► handshake (version, key proofs, CPU check: refused before any memory moves)
-//!        ─► Offer: build the VM (refused when it does not fit) ─► pages straight into its RAM
-//!        ─► vCPU / device state loaded ─► digest of our RAM == source's? ─► CommitAck
+//!        ─► Offer: build the VM (refused when it does not fit) ─► pages decoded straight
+//!           into its RAM, page by page, each hashed where it landed (page digest, v3)
+//!        ─► vCPU / device state loaded ─► Commit: the session compared the page digests;
+//!           (verify full / v2 peer: digest of our RAM == source's?) ─► CommitAck
 //!        ─► Release ─► the caller starts the VM
 //! any failure before Release ─► the half-built VM is discarded; the source still has it
 //! ```
@@ -18,26 +20,36 @@ use migration_proto::crypto::PreSharedKey;
 use migration_proto::digest::MemoryDigester;
 use migration_proto::message::{DeviceState, VcpuState, VmIdentity};
 use migration_proto::session::{
-    DestinationConfig, DestinationEvent, DestinationSession, DestinationState, Instant,
+    DestinationConfig, DestinationEvent, DestinationSession, DestinationState, GuestMemory, Instant,
 };
+use migration_proto::wire::MessageType;
 
 use super::source::VmError;
 use super::transport::Transport;
 
 /// A VM being built from an incoming stream; its memory starts zero-filled.
 ///
-/// Pages arrive decoded (`DestinationEvent::Pages`) and are copied in with `write_memory`:
-/// guest RAM is a list of scattered host frames, not one slice, so the session's
-/// decode-in-place path does not apply; the extra copy costs far less than the link.
+/// Pages are decoded by the session straight into guest frames (`page_mut`), and hashed
+/// there for the page digest: no copy, no allocation, and what is verified is the memory
+/// the VM will run on.
 pub trait IncomingVm {
-    /// Copies `data` into guest memory at `gpa`.
-    fn write_memory(&mut self, gpa: u64, data: &[u8]) -> Result<(), VmError>;
+    /// The guest page at `gpa` (page aligned, 4096 bytes), or `None` outside RAM.
+    fn page_mut(&mut self, gpa: u64) -> Option<&mut [u8]>;
     /// Loads one vCPU's state.
     fn load_vcpu(&mut self, state: &VcpuState) -> Result<(), VmError>;
     /// Restores one device model.
     fn load_device(&mut self, state: &DeviceState) -> Result<(), VmError>;
-    /// Copies guest memory at `gpa` into `out` (for the digest).
+    /// Copies guest memory at `gpa` into `out` (for the whole-memory digest).
     fn read_memory(&mut self, gpa: u64, out: &mut [u8]) -> Result<(), VmError>;
+}
+
+/// An incoming VM's RAM as the session's page-granular `GuestMemory`.
+struct IncomingRam<'a, V>(&'a mut V);
+
+impl<V: IncomingVm> GuestMemory for IncomingRam<'_, V> {
+    fn page_mut(&mut self, gpa: u64) -> Option<&mut [u8]> {
+        self.0.page_mut(gpa)
+    }
 }
 
 /// Builds and discards incoming VMs (allocates their memory).
@@ -150,7 +162,15 @@ impl<V: IncomingVm> DestinationEngine<V> {
         loop {
             match link.recv(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => self.session.handle_input(&buf[..n], now),
+                // Once the VM exists, pages go straight into it; before (handshake, offer)
+                // no page may arrive.
+                Ok(n) => match self.vm.as_mut() {
+                    Some(vm) => {
+                        self.session
+                            .handle_input_into(&buf[..n], now, &mut IncomingRam(vm))
+                    }
+                    None => self.session.handle_input(&buf[..n], now),
+                },
                 Err(_) => {
                     self.session.connection_closed(now);
                     break;
@@ -204,21 +224,25 @@ impl<V: IncomingVm> DestinationEngine<V> {
                 }
                 self.identity = Some(identity);
             }
-            DestinationEvent::Pages { first_gpa, data } => {
-                self.early_digest = None;
-                let vm = self.vm.as_mut().ok_or("pages before the VM exists")?;
-                vm.write_memory(first_gpa, &data)
-                    .map_err(|e| e.to_string())?;
+            DestinationEvent::Pages { first_gpa, .. } => {
+                // Only `handle_input` produces these, and only before the VM exists, when
+                // the session refuses pages anyway.
+                return Err(format!("pages at {first_gpa:#x} before the VM exists"));
             }
             DestinationEvent::RoundEnd(_) => self.pages_rounds += 1,
             DestinationEvent::Progress(_) | DestinationEvent::Committed => {}
             DestinationEvent::VcpuState(state) => {
                 let vm = self.vm.as_mut().ok_or("vCPU state before the VM exists")?;
                 vm.load_vcpu(&state).map_err(|e| e.to_string())?;
-                // The source sends vCPU state after the last page and then spends a while
-                // hashing its own memory: hash ours now, in parallel, so the downtime pays
-                // for one digest instead of two. Any later page invalidates it.
-                if self.early_digest.is_none() {
+                // A version-2 source sends vCPU state after the last page and then spends a
+                // while hashing its own memory: hash ours now, in parallel, so the downtime
+                // pays for one digest instead of two. Version 3 needs no whole-memory digest
+                // unless the source asks (verify full), which it says only with the commit.
+                let page_digest = self
+                    .session
+                    .negotiated()
+                    .is_some_and(|(version, _)| version >= MessageType::PageDigest.since_version());
+                if !page_digest && self.early_digest.is_none() {
                     self.early_digest = Some(self.digest()?);
                 }
             }
@@ -230,13 +254,24 @@ impl<V: IncomingVm> DestinationEngine<V> {
                 vm.load_device(&state).map_err(|e| e.to_string())?;
             }
             DestinationEvent::DiskBlocks(_) => return Err("disk blocks are not supported".into()),
-            DestinationEvent::CommitRequested { .. } => {
+            DestinationEvent::CommitRequested {
+                expected_digest: Some(_),
+            } => {
                 let digest = match self.early_digest.take() {
                     Some(digest) => digest,
                     None => self.digest()?,
                 };
                 self.session
                     .report_digest(digest, now)
+                    .map_err(|e| e.to_string())?;
+            }
+            DestinationEvent::CommitRequested {
+                expected_digest: None,
+            } => {
+                // The page digest matched (the session checked it when `Commit` arrived),
+                // and every vCPU and device state was loaded without error above.
+                self.session
+                    .confirm_commit(now)
                     .map_err(|e| e.to_string())?;
             }
             DestinationEvent::Released => {

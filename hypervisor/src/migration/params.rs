@@ -19,8 +19,46 @@ pub struct MigrationParams {
     pub max_rounds: u32,
     /// How dirty pages are tracked.
     pub dirty_tracking: DirtyTrackingMode,
+    /// How the destination's memory is verified before the commit.
+    pub verify: VerifyMode,
     /// A deliberate fault for system tests; [`FaultInjection::None`] unless set.
     pub fault_inject: FaultInjection,
+}
+
+/// How memory is verified before the commit (`migrate_set_parameter verify sample|full`).
+///
+/// Both modes verify with the page digest of protocol version 3 (every page hashed as it is
+/// sent and as it lands; the destination refuses a missing, stale or corrupted page) and
+/// refuse a commit while a page reported dirty was not sent again. They differ in how they
+/// guard against dirty tracking that *loses* a write, which the page digest cannot see
+/// (both sides would hash the same stale copy):
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VerifyMode {
+    /// During pre-copy, re-hash a few clean pages per round against what was sent, sweeping
+    /// all of memory over the rounds; a mismatch aborts the migration. Costs a few pages of
+    /// hashing per round and nothing at stop time.
+    #[default]
+    Sample,
+    /// Additionally hash all of guest memory on both hosts while the VM is paused (the
+    /// version-2 digest): a lost write is always caught, at a downtime that grows with the
+    /// VM's size. Also what a version-2 peer gets, whatever this setting says.
+    Full,
+}
+
+impl VerifyMode {
+    /// The console name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sample => "sample",
+            Self::Full => "full",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Self::Sample, Self::Full]
+            .into_iter()
+            .find(|v| v.name() == text)
+    }
 }
 
 /// A deliberate fault the source injects, so that system tests can drive failure paths no
@@ -37,6 +75,10 @@ pub enum FaultInjection {
     /// check at commit can catch it. The last page is chosen because the round that
     /// covers it sends it once and a guest that leaves it alone never dirties it again.
     CorruptPage,
+    /// Once per migration the switch-over harvest (VM paused) loses the dirty bit of its
+    /// first dirty page, as broken dirty tracking would: that page is not sent again and the
+    /// destination would resume on a stale copy. Only `verify full` can catch it then.
+    DropDirtyBit,
 }
 
 impl FaultInjection {
@@ -45,11 +87,12 @@ impl FaultInjection {
         match self {
             Self::None => "none",
             Self::CorruptPage => "corrupt-page",
+            Self::DropDirtyBit => "drop-dirty-bit",
         }
     }
 
     fn parse(text: &str) -> Option<Self> {
-        [Self::None, Self::CorruptPage]
+        [Self::None, Self::CorruptPage, Self::DropDirtyBit]
             .into_iter()
             .find(|f| f.name() == text)
     }
@@ -62,6 +105,7 @@ impl Default for MigrationParams {
             max_bandwidth_mib: 0,
             max_rounds: 30,
             dirty_tracking: DirtyTrackingMode::WriteProtect,
+            verify: VerifyMode::Sample,
             fault_inject: FaultInjection::None,
         }
     }
@@ -92,7 +136,7 @@ impl fmt::Display for ArgError {
         match self {
             Self::UnknownParameter(n) => write!(
                 f,
-                "unknown parameter '{n}' (downtime-limit, max-bandwidth, max-rounds, dirty-tracking)"
+                "unknown parameter '{n}' (downtime-limit, max-bandwidth, max-rounds, dirty-tracking, verify)"
             ),
             Self::BadValue {
                 name,
@@ -137,12 +181,19 @@ impl MigrationParams {
                         expected: "wp or pml",
                     })?;
             }
+            "verify" => {
+                self.verify = VerifyMode::parse(value).ok_or_else(|| ArgError::BadValue {
+                    name: "verify",
+                    value: value.to_string(),
+                    expected: "sample or full",
+                })?;
+            }
             "fault-inject" => {
                 self.fault_inject =
                     FaultInjection::parse(value).ok_or_else(|| ArgError::BadValue {
                         name: "fault-inject",
                         value: value.to_string(),
-                        expected: "none or corrupt-page",
+                        expected: "none, corrupt-page or drop-dirty-bit",
                     })?;
             }
             other => return Err(ArgError::UnknownParameter(other.to_string())),
@@ -155,14 +206,15 @@ impl fmt::Display for MigrationParams {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "downtime-limit {} ms, max-bandwidth {}, max-rounds {}, dirty-tracking {}",
+            "downtime-limit {} ms, max-bandwidth {}, max-rounds {}, dirty-tracking {}, verify {}",
             self.downtime_limit_ms,
             match self.max_bandwidth_mib {
                 0 => String::from("unlimited"),
                 n => alloc::format!("{n} MiB/s"),
             },
             self.max_rounds,
-            self.dirty_tracking.name()
+            self.dirty_tracking.name(),
+            self.verify.name()
         )?;
         match self.fault_inject {
             FaultInjection::None => Ok(()),
@@ -269,6 +321,9 @@ mod tests {
         p.set("max-bandwidth", "8").unwrap();
         p.set("max-rounds", "5").unwrap();
         p.set("dirty-tracking", "pml").unwrap();
+        assert_eq!(p.verify, VerifyMode::Sample, "sampling by default");
+        p.set("verify", "full").unwrap();
+        assert!(p.set("verify", "none").is_err());
         assert_eq!(
             p,
             MigrationParams {
@@ -276,6 +331,7 @@ mod tests {
                 max_bandwidth_mib: 8,
                 max_rounds: 5,
                 dirty_tracking: DirtyTrackingMode::Pml,
+                verify: VerifyMode::Full,
                 fault_inject: FaultInjection::None,
             }
         );
@@ -287,6 +343,8 @@ mod tests {
         assert_eq!(p.fault_inject, FaultInjection::CorruptPage);
         assert!(alloc::format!("{p}").ends_with(", fault-inject corrupt-page"));
         assert!(p.set("fault-inject", "all").is_err());
+        p.set("fault-inject", "drop-dirty-bit").unwrap();
+        assert_eq!(p.fault_inject, FaultInjection::DropDirtyBit);
         p.set("fault-inject", "none").unwrap();
         assert_eq!(p.fault_inject, FaultInjection::None);
         assert!(p.set("downtime-limit", "0").is_err());

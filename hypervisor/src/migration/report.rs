@@ -115,6 +115,18 @@ impl fmt::Display for RoundLine {
     }
 }
 
+/// ` (estimated N ms)` when an estimate exists.
+struct Estimated(u64);
+
+impl fmt::Display for Estimated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            u64::MAX => Ok(()),
+            us => write!(f, " (estimated {})", Ms(us)),
+        }
+    }
+}
+
 /// The summary printed when a migration completes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FinalStats {
@@ -134,15 +146,19 @@ pub struct FinalStats {
     pub lz4_pages: u64,
     /// Rounds (including the final stop-and-copy round).
     pub rounds: u32,
+    /// The downtime the source expected when it switched over, µs (`u64::MAX` = none: a
+    /// cold migration pauses first and has no estimate).
+    pub estimated_downtime_us: u64,
 }
 
 impl fmt::Display for FinalStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "migrate: completed in {}, downtime {}, {} on the wire for {} of memory, pages zero {} raw {} compressed {}, rounds {}",
+            "migrate: completed in {}, downtime {}{}, {} on the wire for {} of memory, pages zero {} raw {} compressed {}, rounds {}",
             Ms(self.total_us),
             Ms(self.downtime_us),
+            Estimated(self.estimated_downtime_us),
             Bytes(self.wire_bytes),
             Bytes(self.memory_bytes),
             self.zero_pages,
@@ -169,13 +185,16 @@ mod tests {
             ..Default::default()
         };
         let text = format!("{info}");
-        assert!(text.contains("pre-copy (live), round 0"));
+        assert!(text.contains("pre-copy (live), round 0,"));
         assert!(text.contains("expected downtime unknown"));
-        let s = FinalStats {
+        let mut s = FinalStats {
             rounds: 3,
             downtime_us: 4000,
+            estimated_downtime_us: u64::MAX,
             ..Default::default()
         };
-        assert!(format!("{s}").contains("downtime 4.000 ms"));
+        assert!(format!("{s}").contains("downtime 4.000 ms, "));
+        s.estimated_downtime_us = 3500;
+        assert!(format!("{s}").contains("downtime 4.000 ms (estimated 3.500 ms), "));
     }
 }

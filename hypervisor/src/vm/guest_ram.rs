@@ -145,6 +145,22 @@ impl GuestRam {
         })
     }
 
+    /// The host bytes of the guest page at `gpa` (page aligned), for the hypervisor to write
+    /// an incoming page in place. `&mut self` makes the borrow exclusive on the host side;
+    /// the caller must hold the VM stopped (an incoming VM never ran), so the guest cannot
+    /// write the frame through EPT meanwhile.
+    pub fn page_mut<'a>(&'a mut self, src: &impl FrameSource, gpa: u64) -> Option<&'a mut [u8]> {
+        if !gpa.is_multiple_of(PAGE_SIZE) {
+            return None;
+        }
+        let frame = self.host_frame(gpa)?;
+        let page = src.phys_to_virt(frame);
+        // SAFETY: `frame` is a 4 KiB frame owned by this VM and reachable at `page`
+        // (FrameSource contract); no other host reference to it exists while `self` is
+        // borrowed mutably, and the caller keeps the guest from running (see above).
+        Some(unsafe { core::slice::from_raw_parts_mut(page, PAGE_SIZE as usize) })
+    }
+
     /// Fill `[gpa, gpa + len)` with `byte`.
     pub fn fill(
         &self,

@@ -215,6 +215,30 @@ impl MemoryDigestMessage {
     }
 }
 
+/// Source -> destination (version 3): the page-digest accumulator of the source, sent with
+/// `Commit` (see `page_digest`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageDigestMessage {
+    /// Memory size the accumulator covers (must equal the offered VM's size).
+    pub memory_bytes: u64,
+    /// Sum of the page hashes modulo 2^128, little-endian.
+    pub accumulator: crate::page_digest::Accumulator,
+}
+
+impl PageDigestMessage {
+    pub(crate) fn encode(&self, w: &mut Writer<'_>) {
+        w.u64(self.memory_bytes);
+        w.bytes(&self.accumulator);
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(PageDigestMessage {
+            memory_bytes: r.u64("page_digest.memory_bytes")?,
+            accumulator: r.array("page_digest.accumulator")?,
+        })
+    }
+}
+
 /// Source -> destination: what `info migrate` shows, mirrored to the destination console.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Progress {

@@ -13,7 +13,8 @@ use alloc::vec::Vec;
 
 pub use control::{
     Abort, AbortReason, DeviceState, DiskBlocks, MAX_ABORT_DETAIL_LEN, MAX_DEVICE_ID_LEN,
-    MAX_DEVICE_STATE_LEN, MAX_DISK_RUN_LEN, MemoryDigestMessage, Progress, RoundStats,
+    MAX_DEVICE_STATE_LEN, MAX_DISK_RUN_LEN, MemoryDigestMessage, PageDigestMessage, Progress,
+    RoundStats,
 };
 pub use handshake::{
     AuthProof, Hello, HelloReply, MAX_VCPUS, MAX_VM_NAME_LEN, NONCE_LEN, Offer, PROOF_LEN,
@@ -64,6 +65,8 @@ pub enum Message {
     MemoryDigest(MemoryDigestMessage),
     /// Progress report / keep-alive.
     Progress(Progress),
+    /// The page-digest accumulator (version 3).
+    PageDigest(PageDigestMessage),
     /// Request to verify and commit.
     Commit,
     /// Verified and committed.
@@ -92,6 +95,7 @@ impl Message {
             Message::DiskBlocks(_) => MessageType::DiskBlocks,
             Message::MemoryDigest(_) => MessageType::MemoryDigest,
             Message::Progress(_) => MessageType::Progress,
+            Message::PageDigest(_) => MessageType::PageDigest,
             Message::Commit => MessageType::Commit,
             Message::CommitAck => MessageType::CommitAck,
             Message::Release => MessageType::Release,
@@ -145,6 +149,7 @@ impl Message {
             Message::DiskBlocks(m) => m.encode(&mut w),
             Message::MemoryDigest(m) => m.encode(&mut w),
             Message::Progress(m) => m.encode(&mut w),
+            Message::PageDigest(m) => m.encode(&mut w),
             Message::Abort(m) => m.encode(&mut w),
             Message::Accept
             | Message::Commit
@@ -173,6 +178,7 @@ impl Message {
                 Message::MemoryDigest(MemoryDigestMessage::decode(&mut r)?)
             }
             MessageType::Progress => Message::Progress(Progress::decode(&mut r)?),
+            MessageType::PageDigest => Message::PageDigest(PageDigestMessage::decode(&mut r)?),
             MessageType::Commit => Message::Commit,
             MessageType::CommitAck => Message::CommitAck,
             MessageType::Release => Message::Release,

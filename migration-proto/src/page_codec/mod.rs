@@ -31,6 +31,7 @@ mod run_view;
 mod tests;
 
 pub use run_view::PageRunView;
+pub(crate) use run_view::decode_page;
 
 const RUN_HEADER_LEN: usize = 12;
 const PAGE_LEN_U16: u16 = PAGE_SIZE as u16;
@@ -57,7 +58,27 @@ pub struct PageCounts {
     pub raw: u64,
 }
 
+impl PageEncoding {
+    /// Bytes the page takes in the run's data.
+    pub fn stored_len(self) -> usize {
+        match self {
+            PageEncoding::Zero => 0,
+            PageEncoding::Lz4(n) => usize::from(n),
+            PageEncoding::Raw => PAGE_SIZE,
+        }
+    }
+}
+
 impl PageCounts {
+    /// Counts one page.
+    pub fn count(&mut self, enc: PageEncoding) {
+        match enc {
+            PageEncoding::Zero => self.zero += 1,
+            PageEncoding::Lz4(_) => self.lz4 += 1,
+            PageEncoding::Raw => self.raw += 1,
+        }
+    }
+
     /// Total pages.
     pub fn total(&self) -> u64 {
         self.zero + self.lz4 + self.raw

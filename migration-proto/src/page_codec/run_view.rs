@@ -139,6 +139,23 @@ impl<'a> PageRunView<'a> {
         Ok(counts)
     }
 
+    /// Each page's encoding and stored bytes, in order (the lengths were checked by
+    /// `parse`).
+    pub fn stored_pages(&self) -> impl Iterator<Item = (PageEncoding, &'a [u8])> + 'a {
+        let mut data = self.data;
+        let descriptors = self.descriptors;
+        descriptors.as_chunks::<2>().0.iter().map(move |d| {
+            let enc = match u16::from_le_bytes(*d) {
+                0 => PageEncoding::Zero,
+                PAGE_LEN_U16 => PageEncoding::Raw,
+                n => PageEncoding::Lz4(n),
+            };
+            let (stored, rest) = data.split_at(enc.stored_len());
+            data = rest;
+            (enc, stored)
+        })
+    }
+
     fn decode_pages(
         &self,
         out: &mut [u8],
@@ -151,33 +168,13 @@ impl<'a> PageRunView<'a> {
             });
         }
         let mut counts = PageCounts::default();
-        let mut data = self.data;
-        for (i, (enc, page)) in self
-            .encodings()
+        for (i, ((enc, stored), page)) in self
+            .stored_pages()
             .zip(out.chunks_exact_mut(PAGE_SIZE))
             .enumerate()
         {
-            match enc {
-                PageEncoding::Zero => {
-                    zero(i, page);
-                    counts.zero += 1;
-                }
-                PageEncoding::Raw => {
-                    let (stored, rest) = data.split_at(PAGE_SIZE);
-                    page.copy_from_slice(stored);
-                    data = rest;
-                    counts.raw += 1;
-                }
-                PageEncoding::Lz4(len) => {
-                    let (stored, rest) = data.split_at(usize::from(len));
-                    match decompress_into(stored, page) {
-                        Ok(PAGE_SIZE) => {}
-                        _ => return Err(DecodeError::BadCompressedPage { index: i }),
-                    }
-                    data = rest;
-                    counts.lz4 += 1;
-                }
-            }
+            decode_page(i, enc, stored, page, |page| zero(i, page))?;
+            counts.count(enc);
         }
         Ok(counts)
     }
@@ -188,4 +185,31 @@ impl<'a> PageRunView<'a> {
         self.decode_into(&mut out)?;
         Ok(out)
     }
+}
+
+/// Decodes one stored page (from `PageRunView::stored_pages`; `index` is its place in the
+/// run, for errors) into `page` (one page long); a zero page calls `zero` instead of
+/// writing, so the caller decides whether the target needs clearing.
+pub(crate) fn decode_page(
+    index: usize,
+    enc: PageEncoding,
+    stored: &[u8],
+    page: &mut [u8],
+    zero: impl FnOnce(&mut [u8]),
+) -> Result<(), DecodeError> {
+    if page.len() != PAGE_SIZE {
+        return Err(DecodeError::InvalidValue {
+            field: "pages.output_len",
+            value: page.len() as u64,
+        });
+    }
+    match enc {
+        PageEncoding::Zero => zero(page),
+        PageEncoding::Raw => page.copy_from_slice(stored),
+        PageEncoding::Lz4(_) => match decompress_into(stored, page) {
+            Ok(PAGE_SIZE) => {}
+            _ => return Err(DecodeError::BadCompressedPage { index }),
+        },
+    }
+    Ok(())
 }

@@ -13,6 +13,7 @@ use crate::dirty::DirtyBitmap;
 use crate::message::{Abort, HelloReply, Message, NONCE_LEN, VmIdentity};
 use crate::negotiation::Capabilities;
 use crate::page_codec::PageRunView;
+use crate::page_digest::{PageDigestKey, PageDigestTable};
 use crate::wire::{MessageType, PAGE_SIZE, Writer};
 
 use super::guest_memory::{GuestMemory, apply_run};
@@ -36,6 +37,8 @@ pub struct DestinationSession {
     pending_page_bytes: usize,
     /// Time of the last input, for frames decoded later from `poll_event`.
     last_input: Instant,
+    /// Version 3: the page-digest key, from the session keys.
+    page_digest_key: Option<PageDigestKey>,
 }
 
 /// Whether decoding into events stops at `MAX_PENDING_PAGE_BYTES`.
@@ -66,6 +69,7 @@ impl DestinationSession {
             spare_page_buffers: Vec::new(),
             pending_page_bytes: 0,
             last_input: now,
+            page_digest_key: None,
         }
     }
 
@@ -258,6 +262,9 @@ impl DestinationSession {
                 let keys = crypto::session_keys(&self.config.key, &self.transcript);
                 self.link
                     .install_keys(&keys.destination_to_source, &keys.source_to_destination);
+                if self.link.version >= MessageType::PageDigest.since_version() {
+                    self.page_digest_key = Some(PageDigestKey(keys.page_digest));
+                }
                 self.state = S::AwaitingOffer;
                 Ok(())
             }
@@ -274,14 +281,18 @@ impl DestinationSession {
                     return Err(SessionError::CpuIncompatible(problems));
                 }
                 let offer = *offer;
+                let pages = (offer.identity.memory_bytes / PAGE_SIZE as u64) as usize;
                 self.incoming = Some(Incoming {
                     vcpus_received: vec![false; offer.identity.vcpu_count as usize],
                     identity: offer.identity.clone(),
                     devices: Vec::new(),
                     digest: None,
-                    maybe_nonzero: DirtyBitmap::new(
-                        (offer.identity.memory_bytes / PAGE_SIZE as u64) as usize,
-                    ),
+                    page_digest: self
+                        .page_digest_key
+                        .clone()
+                        .map(|key| PageDigestTable::new(key, pages)),
+                    source_page_digest: None,
+                    maybe_nonzero: DirtyBitmap::new(pages),
                 });
                 self.events
                     .push_back(DestinationEvent::Offer(offer.identity));
@@ -319,7 +330,7 @@ impl DestinationSession {
                 msg_type: MessageType::Pages,
             });
         };
-        if inc.digest.is_some() {
+        if inc.sealed() {
             return Err(SessionError::AfterCommit(MessageType::Pages));
         }
         let view = PageRunView::parse(self.link.reader.payload())
@@ -344,6 +355,7 @@ impl DestinationSession {
         if let Some(data) = apply_run(
             &view,
             &mut inc.maybe_nonzero,
+            inc.page_digest.as_mut(),
             memory,
             &mut self.spare_page_buffers,
         )? {
@@ -438,24 +450,46 @@ impl DestinationSession {
         Ok(())
     }
 
-    /// Reports the digest of the destination's memory after applying every page. Equal to
-    /// the source's: the commit is acknowledged. Different: the migration fails.
+    /// Reports the whole-memory digest of the destination's memory after applying every
+    /// page, when `CommitRequested` carried the source's (version 2, or version 3 with
+    /// `verify full`). Equal: the commit is acknowledged. Different: the migration fails.
     pub fn report_digest(&mut self, computed: Digest, now: Instant) -> Result<(), UsageError> {
         self.require("report the digest", DestinationState::AwaitingDigestCheck)?;
-        let expected = self
-            .incoming
-            .as_ref()
-            .and_then(|i| i.digest)
-            .unwrap_or([0; 32]);
+        let Some(expected) = self.incoming.as_ref().and_then(|i| i.digest) else {
+            return Err(UsageError::WrongState {
+                operation: "report a digest the source did not send",
+                state: self.state.name(),
+            });
+        };
         if constant_time_eq(&expected, &computed) {
-            self.send(&Message::CommitAck, now);
-            self.state = DestinationState::AwaitingRelease;
-            self.link.last_rx = now;
-            self.events.push_back(DestinationEvent::Committed);
+            self.acknowledge_commit(now);
         } else {
             self.fail(SessionError::DigestMismatch { expected, computed }, now);
         }
         Ok(())
+    }
+
+    /// Acknowledges the commit when `CommitRequested` carried no whole-memory digest
+    /// (version 3: the session already verified the page digest when `Commit` arrived). The
+    /// caller calls this once it has loaded and checked the vCPU and device state: after the
+    /// acknowledgement the source gives the VM up.
+    pub fn confirm_commit(&mut self, now: Instant) -> Result<(), UsageError> {
+        self.require("confirm the commit", DestinationState::AwaitingDigestCheck)?;
+        if self.incoming.as_ref().is_some_and(|i| i.digest.is_some()) {
+            return Err(UsageError::WrongState {
+                operation: "confirm the commit without the memory digest the source sent",
+                state: self.state.name(),
+            });
+        }
+        self.acknowledge_commit(now);
+        Ok(())
+    }
+
+    fn acknowledge_commit(&mut self, now: Instant) {
+        self.send(&Message::CommitAck, now);
+        self.state = DestinationState::AwaitingRelease;
+        self.link.last_rx = now;
+        self.events.push_back(DestinationEvent::Committed);
     }
 
     fn require(&self, operation: &'static str, state: DestinationState) -> Result<(), UsageError> {

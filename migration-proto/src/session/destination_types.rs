@@ -59,7 +59,8 @@ pub enum DestinationState {
     AwaitingDecision,
     /// Receiving memory and state.
     Receiving,
-    /// `Commit` received; the caller computes the digest (`report_digest`).
+    /// `Commit` received and the page digest verified; the caller confirms
+    /// (`report_digest` or `confirm_commit`).
     AwaitingDigestCheck,
     /// Commit acknowledged; the VM must stay paused until `Release`.
     AwaitingRelease,
@@ -120,10 +121,12 @@ pub enum DestinationEvent {
     DeviceState(DeviceState),
     /// Write these disk blocks.
     DiskBlocks(DiskBlocks),
-    /// Everything arrived: compute the memory digest and call `report_digest`.
+    /// Everything arrived (and in version 3 the page digest matched): with a whole-memory
+    /// digest, compute ours and call `report_digest`; without one, call `confirm_commit`.
+    /// Either way only after the vCPU and device state were loaded and checked.
     CommitRequested {
-        /// The source's digest (for display; the session compares).
-        expected_digest: Digest,
+        /// The source's whole-memory digest, if it sent one (the session compares).
+        expected_digest: Option<Digest>,
     },
     /// Commit acknowledged; keep the VM paused until `Released`.
     Committed,

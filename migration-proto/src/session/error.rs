@@ -113,6 +113,16 @@ pub enum SessionError {
         /// The destination's digest.
         computed: Digest,
     },
+    /// Version 3: `Commit` arrived while some pages had never been received.
+    MissingPages {
+        /// Pages never received.
+        missing: u64,
+        /// Address of the first of them.
+        first_gpa: u64,
+    },
+    /// Version 3: the destination's page-digest accumulator differs from the source's: some
+    /// page in the destination's memory is not the page the source sent last.
+    PageDigestMismatch,
     /// The caller's guest memory does not back these addresses (a local failure).
     GuestMemoryUnavailable {
         /// First address.
@@ -151,7 +161,9 @@ impl SessionError {
             SessionError::CpuIncompatible(_) => AbortReason::CpuIncompatible,
             SessionError::VmTooLarge { .. } => AbortReason::ResourceExhausted,
             SessionError::Rejected(_) => AbortReason::Rejected,
-            SessionError::DigestMismatch { .. } => AbortReason::DigestMismatch,
+            SessionError::DigestMismatch { .. } | SessionError::PageDigestMismatch => {
+                AbortReason::DigestMismatch
+            }
             SessionError::Timeout { .. } => AbortReason::Timeout,
             SessionError::GuestMemoryUnavailable { .. } => AbortReason::Internal,
             SessionError::Cancelled | SessionError::PeerCancelled => AbortReason::Unspecified,
@@ -244,6 +256,14 @@ impl fmt::Display for SessionError {
                 f,
                 "memory digest mismatch: destination memory differs from the source"
             ),
+            SessionError::MissingPages { missing, first_gpa } => write!(
+                f,
+                "commit requested while {missing} pages were never received (first at {first_gpa:#x})"
+            ),
+            SessionError::PageDigestMismatch => write!(
+                f,
+                "page digest mismatch: destination memory differs from what the source sent"
+            ),
             SessionError::GuestMemoryUnavailable { gpa, len } => {
                 write!(
                     f,
@@ -307,6 +327,24 @@ pub enum UsageError {
         /// vCPUs of the VM.
         expected: usize,
     },
+    /// `commit` while pages declared dirty (`mark_dirty`) were not sent again: the
+    /// destination would resume on stale copies.
+    StalePages {
+        /// Pages dirty and not re-sent.
+        count: usize,
+        /// The first of them.
+        first_pfn: usize,
+    },
+    /// `commit` without a whole-memory digest in a version-2 session (which has no page
+    /// digest to verify with).
+    DigestRequired,
+    /// The bitmap does not cover the VM's memory page for page.
+    BitmapSize {
+        /// Pages in the bitmap.
+        pages: usize,
+        /// Pages of the VM.
+        expected: usize,
+    },
 }
 
 impl fmt::Display for UsageError {
@@ -325,6 +363,18 @@ impl fmt::Display for UsageError {
             UsageError::MissingVcpuState { sent, expected } => {
                 write!(f, "commit with {sent} of {expected} vCPU states sent")
             }
+            UsageError::StalePages { count, first_pfn } => write!(
+                f,
+                "commit with {count} dirty pages not sent again (first: page {first_pfn:#x})"
+            ),
+            UsageError::DigestRequired => write!(
+                f,
+                "a version-2 peer needs the whole-memory digest to commit"
+            ),
+            UsageError::BitmapSize { pages, expected } => write!(
+                f,
+                "dirty bitmap of {pages} pages for a VM of {expected} pages"
+            ),
         }
     }
 }

@@ -4,9 +4,11 @@ use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::digest::Digest;
+use crate::digest::{Digest, constant_time_eq};
 use crate::dirty::DirtyBitmap;
-use crate::message::{Message, VmIdentity};
+use crate::message::{Message, PageDigestMessage, VmIdentity};
+use crate::page_digest::PageDigestTable;
+use crate::wire::PAGE_SIZE;
 
 use super::{DestinationEvent, DestinationState, SessionError};
 
@@ -15,8 +17,41 @@ pub(super) struct Incoming {
     pub(super) identity: VmIdentity,
     pub(super) vcpus_received: Vec<bool>,
     pub(super) devices: Vec<String>,
+    /// The source's whole-memory digest, if it sent one.
     pub(super) digest: Option<Digest>,
+    /// Version 3: our page hashes, and the source's accumulator once it arrived.
+    pub(super) page_digest: Option<PageDigestTable>,
+    pub(super) source_page_digest: Option<PageDigestMessage>,
     pub(super) maybe_nonzero: DirtyBitmap,
+}
+
+impl Incoming {
+    /// Whether a digest arrived: nothing that it would not cover may follow.
+    pub(super) fn sealed(&self) -> bool {
+        self.digest.is_some() || self.source_page_digest.is_some()
+    }
+
+    /// Version 3 checks at `Commit`: the source's accumulator arrived, every page arrived at
+    /// least once, and our accumulator over our memory equals the source's.
+    fn check_page_digest(&self) -> Result<(), SessionError> {
+        let Some(ours) = &self.page_digest else {
+            return Ok(());
+        };
+        let Some(theirs) = &self.source_page_digest else {
+            return Err(SessionError::MissingDigest);
+        };
+        if let Some(first) = ours.first_uncovered() {
+            return Err(SessionError::MissingPages {
+                missing: (ours.pages() - ours.covered()) as u64,
+                first_gpa: (first * PAGE_SIZE) as u64,
+            });
+        }
+        if constant_time_eq(&ours.accumulator(), &theirs.accumulator) {
+            Ok(())
+        } else {
+            Err(SessionError::PageDigestMismatch)
+        }
+    }
 }
 
 pub(super) fn on_receiving(
@@ -25,7 +60,7 @@ pub(super) fn on_receiving(
     events: &mut VecDeque<DestinationEvent>,
     state: &mut DestinationState,
 ) -> Result<(), SessionError> {
-    let sealed = inc.digest.is_some();
+    let sealed = inc.sealed();
     match msg {
         Message::RoundEnd(stats) => events.push_back(DestinationEvent::RoundEnd(stats)),
         Message::Progress(p) => events.push_back(DestinationEvent::Progress(p)),
@@ -54,8 +89,27 @@ pub(super) fn on_receiving(
             events.push_back(DestinationEvent::DeviceState(d));
         }
         Message::DiskBlocks(b) => events.push_back(DestinationEvent::DiskBlocks(b)),
+        Message::PageDigest(d) => {
+            if inc.page_digest.is_none() {
+                // Only reachable if the version check above let a v3 message into v2.
+                return Err(SessionError::UnexpectedMessage {
+                    state: "Receiving",
+                    msg_type: crate::wire::MessageType::PageDigest,
+                });
+            }
+            if inc.source_page_digest.is_some() {
+                return Err(SessionError::Duplicate("page digest"));
+            }
+            if d.memory_bytes != inc.identity.memory_bytes {
+                return Err(SessionError::DigestSizeMismatch {
+                    digest_bytes: d.memory_bytes,
+                    memory_bytes: inc.identity.memory_bytes,
+                });
+            }
+            inc.source_page_digest = Some(d);
+        }
         Message::MemoryDigest(d) => {
-            if sealed {
+            if inc.digest.is_some() {
                 return Err(SessionError::Duplicate("memory digest"));
             }
             if d.memory_bytes != inc.identity.memory_bytes {
@@ -67,9 +121,13 @@ pub(super) fn on_receiving(
             inc.digest = Some(d.digest);
         }
         Message::Commit => {
-            let Some(expected_digest) = inc.digest else {
-                return Err(SessionError::MissingDigest);
+            let has_digest = match inc.page_digest {
+                Some(_) => inc.source_page_digest.is_some(),
+                None => inc.digest.is_some(),
             };
+            if !has_digest {
+                return Err(SessionError::MissingDigest);
+            }
             let received = inc.vcpus_received.iter().filter(|v| **v).count() as u32;
             if received != inc.identity.vcpu_count {
                 return Err(SessionError::MissingVcpuState {
@@ -77,8 +135,11 @@ pub(super) fn on_receiving(
                     expected: inc.identity.vcpu_count,
                 });
             }
+            inc.check_page_digest()?;
             *state = DestinationState::AwaitingDigestCheck;
-            events.push_back(DestinationEvent::CommitRequested { expected_digest });
+            events.push_back(DestinationEvent::CommitRequested {
+                expected_digest: inc.digest,
+            });
         }
         other => {
             return Err(SessionError::UnexpectedMessage {

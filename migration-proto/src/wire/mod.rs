@@ -64,6 +64,8 @@ pub enum MessageType {
     MemoryDigest = 0x0015,
     /// Source -> destination: migration progress; also the keep-alive.
     Progress = 0x0016,
+    /// Source -> destination: the page-digest accumulator (protocol version 3 and later).
+    PageDigest = 0x0017,
     /// Source -> destination: everything was sent, verify and take over.
     Commit = 0x0020,
     /// Destination -> source: verified; the VM is now the destination's.
@@ -78,7 +80,7 @@ pub enum MessageType {
 
 impl MessageType {
     /// Every message type, for tests and the fuzz driver.
-    pub const ALL: [MessageType; 17] = [
+    pub const ALL: [MessageType; 18] = [
         MessageType::Hello,
         MessageType::HelloReply,
         MessageType::Auth,
@@ -91,6 +93,7 @@ impl MessageType {
         MessageType::DiskBlocks,
         MessageType::MemoryDigest,
         MessageType::Progress,
+        MessageType::PageDigest,
         MessageType::Commit,
         MessageType::CommitAck,
         MessageType::Release,
@@ -116,6 +119,7 @@ impl MessageType {
     pub fn since_version(self) -> u16 {
         match self {
             MessageType::DiskBlocks => 2,
+            MessageType::PageDigest => 3,
             _ => 1,
         }
     }

@@ -13,6 +13,8 @@ use super::{KEY, cpu, identity};
 pub struct RogueSource {
     pub writer: FrameWriter,
     pub caps: Capabilities,
+    /// The session's page-digest key (version 3), to build honest or dishonest digests.
+    pub page_digest_key: [u8; 32],
     encoder: PageEncoder,
 }
 
@@ -73,6 +75,7 @@ impl RogueSource {
         let mut rogue = RogueSource {
             writer,
             caps: reply.capabilities,
+            page_digest_key: keys.page_digest,
             encoder: PageEncoder::new(),
         };
         rogue.send(dst, &Message::Auth(AuthProof { proof }));

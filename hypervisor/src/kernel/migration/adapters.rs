@@ -179,10 +179,8 @@ pub struct IncomingMachine {
 }
 
 impl IncomingVm for IncomingMachine {
-    fn write_memory(&mut self, gpa: u64, data: &[u8]) -> Result<(), VmError> {
-        self.machine
-            .write_ram(&KernelFrames, gpa, data)
-            .map_err(|e| vm_error("writing guest RAM", e))
+    fn page_mut(&mut self, gpa: u64) -> Option<&mut [u8]> {
+        self.machine.ram_page_mut(&KernelFrames, gpa)
     }
 
     fn load_vcpu(&mut self, _state: &VcpuState) -> Result<(), VmError> {

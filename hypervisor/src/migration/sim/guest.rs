@@ -59,6 +59,8 @@ pub struct FakeGuest {
     pub tracking_ever: bool,
     /// A guest the throttle has no effect on (to show what throttling buys).
     pub ignores_throttle: bool,
+    /// Broken dirty tracking: writes to this page are never reported.
+    pub untracked_page: Option<usize>,
 }
 
 impl FakeGuest {
@@ -78,6 +80,7 @@ impl FakeGuest {
             max_throttle_seen: 0,
             tracking_ever: false,
             ignores_throttle: false,
+            untracked_page: None,
         }
     }
 
@@ -94,6 +97,7 @@ impl FakeGuest {
             max_throttle_seen: 0,
             tracking_ever: false,
             ignores_throttle: false,
+            untracked_page: None,
         }
     }
 
@@ -102,6 +106,9 @@ impl FakeGuest {
     }
 
     fn mark(&mut self, pfn: usize) {
+        if self.untracked_page == Some(pfn) {
+            return;
+        }
         if let Some(bitmap) = self.tracking.as_mut() {
             bitmap.set(pfn);
         }
@@ -252,18 +259,15 @@ pub struct FakeIncoming {
     pub memory: Vec<u8>,
     pub vcpu: Option<VcpuState>,
     pub devices: Vec<DeviceState>,
-    /// Simulates a bad RAM cell: this byte reads back flipped.
+    /// Simulates a bad RAM cell: this byte reads back flipped through `read_memory` (what
+    /// the whole-memory digest of `verify full` reads).
     pub flip_byte: Option<usize>,
 }
 
 impl IncomingVm for FakeIncoming {
-    fn write_memory(&mut self, gpa: u64, data: &[u8]) -> Result<(), VmError> {
-        let start = gpa as usize;
-        self.memory
-            .get_mut(start..start + data.len())
-            .ok_or_else(|| VmError("write outside RAM".into()))?
-            .copy_from_slice(data);
-        Ok(())
+    fn page_mut(&mut self, gpa: u64) -> Option<&mut [u8]> {
+        let start = usize::try_from(gpa).ok()?;
+        self.memory.get_mut(start..start.checked_add(4096)?)
     }
 
     fn load_vcpu(&mut self, state: &VcpuState) -> Result<(), VmError> {

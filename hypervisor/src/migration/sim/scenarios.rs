@@ -304,13 +304,14 @@ fn destination_out_of_memory_refuses_the_vm() {
 #[test]
 fn digest_mismatch_discards_and_resumes_on_source() {
     let mut guest = FakeGuest::new(PAGES, 20);
-    let setup = Setup {
+    let mut setup = Setup {
         factory: FakeFactory {
             flip_byte: Some(5 * 4096 + 100),
             ..FakeFactory::default()
         },
         ..Setup::new()
     };
+    setup.params.verify = crate::migration::params::VerifyMode::Full;
     let run = migrate(&mut guest, setup);
     assert_stayed(&mut guest, &run);
     assert_eq!(run.factory.discarded, 1);
@@ -331,4 +332,78 @@ fn injected_page_corruption_is_caught_by_the_digest() {
         run.destination,
         dump(&run)
     );
+}
+
+#[test]
+fn version_three_commits_without_a_whole_memory_pass() {
+    let mut guest = FakeGuest::new(PAGES, 20);
+    let run = migrate(&mut guest, Setup::new());
+    assert!(
+        run.lines
+            .iter()
+            .any(|l| l.contains("0 ms whole-memory digest (none: page digest)")),
+        "{}",
+        dump(&run)
+    );
+    assert!(
+        run.lines.iter().any(|l| l.contains("(estimated ")),
+        "estimate beside the measured downtime:\n{}",
+        dump(&run)
+    );
+    assert_moved(&guest, run);
+}
+
+#[test]
+fn verify_full_adds_the_whole_memory_digest() {
+    let mut guest = FakeGuest::new(PAGES, 20);
+    let mut setup = Setup::new();
+    setup.params.verify = crate::migration::params::VerifyMode::Full;
+    let run = migrate(&mut guest, setup);
+    assert!(
+        run.lines
+            .iter()
+            .any(|l| l.contains("whole-memory digest (verify full)")),
+        "{}",
+        dump(&run)
+    );
+    assert_moved(&guest, run);
+}
+
+#[test]
+fn a_dirty_bit_lost_at_switch_over_is_refused_by_verify_full() {
+    use crate::migration::params::{FaultInjection, VerifyMode};
+    let mut guest = FakeGuest::new(PAGES, 20);
+    let mut setup = Setup::new();
+    setup.params.verify = VerifyMode::Full;
+    setup.params.fault_inject = FaultInjection::DropDirtyBit;
+    let run = migrate(&mut guest, setup);
+    assert_stayed(&mut guest, &run);
+    assert!(
+        matches!(&run.destination, Some(DestinationOutcome::Failed(w)) if w.contains("digest mismatch")),
+        "{:?}\n{}",
+        run.destination,
+        dump(&run)
+    );
+}
+
+#[test]
+fn dirty_tracking_that_loses_writes_is_caught_by_sampling() {
+    // A small guest (the sampler sweeps 16 pages a round) whose tracking never reports
+    // page 9, which the guest keeps writing: some round's sample finds page 9 changed but
+    // not dirty, and the migration is abandoned before the commit.
+    let mut guest = FakeGuest::new(64, 300);
+    guest.untracked_page = Some(9);
+    let mut setup = Setup::new();
+    setup.params.downtime_limit_ms = 1;
+    setup.params.max_rounds = 50;
+    let run = migrate(&mut guest, setup);
+    let SourceOutcome::Failed(why) = &run.source else {
+        panic!("lost writes went unnoticed:\n{}", dump(&run));
+    };
+    assert!(
+        why.contains("dirty tracking lost a write: page 0x9000"),
+        "{why}"
+    );
+    guest.untracked_page = None;
+    assert_stayed(&mut guest, &run);
 }

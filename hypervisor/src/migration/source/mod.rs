@@ -98,8 +98,16 @@ pub struct SourceEngine {
     outcome: Option<SourceOutcome>,
     closed: bool,
     broken: bool,
-    /// `FaultInjection::CorruptPage` has been applied (once per migration).
+    /// The fault of `params.fault_inject` has been applied (once per migration).
     fault_injected: bool,
+    /// When the connection was established (the handshake round trip is measured from it).
+    established_at: Option<Instant>,
+    /// Next page `verify sample` re-hashes (a sweep over all of memory across rounds).
+    sample_cursor: usize,
+    /// Wire bytes per page of the last live round, for the downtime estimate.
+    wire_bytes_per_page: u64,
+    /// Pages sent in the current round.
+    round_pages: u64,
 }
 
 impl SourceEngine {
@@ -137,6 +145,7 @@ impl SourceEngine {
             memory_bytes,
             stats: FinalStats {
                 memory_bytes,
+                estimated_downtime_us: u64::MAX,
                 ..FinalStats::default()
             },
             round: 0,
@@ -154,6 +163,10 @@ impl SourceEngine {
             closed: false,
             broken: false,
             fault_injected: false,
+            established_at: None,
+            sample_cursor: 0,
+            wire_bytes_per_page: 0,
+            round_pages: 0,
         }
     }
 
@@ -199,7 +212,9 @@ impl SourceEngine {
         };
         MigrationInfo {
             state,
-            round: self.round,
+            // Rounds count from 1 everywhere (progress lines, `info migrate`, the final
+            // statistics); the stop-and-copy pass is the last round.
+            round: self.round + 1,
             bytes_sent: self.stats.wire_bytes,
             bytes_remaining: remaining_pages * PAGE_SIZE as u64
                 + self.session.pending_output().len() as u64,
@@ -236,6 +251,7 @@ impl SourceEngine {
             if link.is_established() {
                 self.phase = Phase::Handshake;
                 self.tokens_at = now;
+                self.established_at = Some(now);
             } else if link.send(&[]).is_err() {
                 self.rollback(vm, String::from("the destination refused the connection"));
                 return;
@@ -365,9 +381,14 @@ impl SourceEngine {
         {
             let ms = |a: Instant, b: Instant| b.saturating_since(a).as_millis();
             self.lines.push_back(alloc::format!(
-                "migrate: downtime = {} ms last pages + state queued, {} ms source digest, {} ms until the commit acknowledgement",
+                "migrate: downtime = {} ms last pages + state queued, {} ms whole-memory digest ({}), {} ms until the commit acknowledgement",
                 ms(paused, queued),
                 ms(queued, committed),
+                if self.full_digest() {
+                    "verify full"
+                } else {
+                    "none: page digest"
+                },
                 ms(committed, now)
             ));
         }

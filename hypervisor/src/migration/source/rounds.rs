@@ -11,8 +11,8 @@ use migration_proto::session::Instant;
 use migration_proto::wire::{MAX_PAGES_PER_FRAME, PAGE_SIZE};
 
 use super::{MigratableVm, Phase, SourceEngine};
-use crate::migration::convergence::{Decision, RoundMeasurement, expected_downtime_us};
-use crate::migration::params::FaultInjection;
+use crate::migration::convergence::{Decision, DowntimeEstimate, RoundMeasurement};
+use crate::migration::params::{FaultInjection, VerifyMode};
 use crate::migration::report::RoundLine;
 
 /// The next run of consecutive set bits at or after `from`, at most `max` long.
@@ -39,9 +39,19 @@ pub(super) fn next_run(bitmap: &DirtyBitmap, from: usize, max: usize) -> Option<
     Some((pfn, count))
 }
 
-/// Guest memory hashed per poll during stop-and-copy (the main loop, and with it the
-/// network, gets a turn between slices).
+/// Guest memory hashed per poll during a whole-memory digest (`verify full`, or a
+/// version-2 peer): the main loop, and with it the network, gets a turn between slices.
 const HASH_BYTES_PER_POLL: u64 = 1 << 20;
+
+/// Clean pages re-hashed per round against what was sent (`verify sample`): 64 KiB of
+/// hashing per round sweeps a 16 MiB guest in 256 rounds, a 16 GiB one never; what it buys
+/// is a chance per round to catch dirty tracking that silently lost writes, at a cost that
+/// does not grow with the VM. `verify full` is the deterministic check.
+const SAMPLE_PAGES_PER_ROUND: usize = 16;
+
+/// vCPU and device state sent once the VM is paused, for the downtime estimate (the
+/// heartbeat VM's is about 1.5 KiB: the VMX snapshot, the UART, the partial console line).
+const STATE_BYTES_ESTIMATE: u64 = 4096;
 
 fn rate(amount: u64, us: u64) -> u64 {
     u64::try_from(u128::from(amount) * 1_000_000 / u128::from(us.max(1))).unwrap_or(u64::MAX)
@@ -116,12 +126,11 @@ impl SourceEngine {
                 && pfn + count == bitmap.len()
             {
                 // Testing only (see `FaultInjection::CorruptPage`): the last byte of the
-                // last page of RAM, wrong on the wire but not in the guest.
-                if let Some(byte) = bytes.last_mut() {
-                    *byte ^= 0xa5;
-                    self.fault_injected = true;
-                }
+                // last page of RAM goes on the wire wrong, after it was hashed.
+                self.session.corrupt_next_run_for_testing();
+                self.fault_injected = true;
             }
+            self.round_pages += count as u64;
             let counts = self
                 .session
                 .send_pages(gpa, bytes, now)
@@ -140,18 +149,25 @@ impl SourceEngine {
         } else {
             self.last_info.throughput_bytes_per_sec
         };
-        let dirty = vm.harvest_dirty().map_err(|e| e.to_string())?;
+        if let Some(per_page) = self.round_wire_bytes.checked_div(self.round_pages) {
+            self.wire_bytes_per_page = per_page;
+        }
+        // Read the samples before the harvest: a write between the two shows up in the
+        // harvest and excuses its page.
+        let samples = self.read_samples(vm)?;
+        let mut dirty = vm.harvest_dirty().map_err(|e| e.to_string())?;
+        self.check_samples(&samples, &dirty)?;
         let dirty_pages = dirty.count() as u64;
         let round = self
             .session
             .end_round(dirty_pages, now)
             .map_err(|e| format!("ending round: {e}"))?;
-        let expected = expected_downtime_us(dirty_pages, throughput);
+        let expected = self.downtime_estimate(dirty_pages, throughput);
         let decision = self.policy.decide(
             RoundMeasurement {
                 round: self.round,
                 dirty_pages,
-                throughput_bytes_per_sec: throughput,
+                expected_downtime_us: expected,
             },
             self.params.downtime_limit_ms,
             self.params.max_rounds,
@@ -162,7 +178,7 @@ impl SourceEngine {
         self.lines.push_back(format!(
             "{}",
             RoundLine {
-                round: self.round,
+                round: self.round + 1,
                 pages_sent: round.pages_sent,
                 dirty_pages,
                 throughput_bytes_per_sec: throughput,
@@ -171,7 +187,7 @@ impl SourceEngine {
             }
         ));
         let progress = Progress {
-            round: self.round,
+            round: self.round + 1,
             bytes_sent: self.stats.wire_bytes,
             bytes_remaining: dirty_pages * PAGE_SIZE as u64,
             dirty_pages_per_sec: self.last_info.dirty_pages_per_sec,
@@ -184,7 +200,7 @@ impl SourceEngine {
         self.round += 1;
         self.round_started = now;
         self.round_wire_bytes = 0;
-        let mut bitmap = dirty;
+        self.round_pages = 0;
         let final_copy = match decision {
             Decision::Continue { throttle } => {
                 vm.set_throttle(throttle);
@@ -194,24 +210,93 @@ impl SourceEngine {
                 vm.pause();
                 self.paused_by_us = true;
                 self.paused_at = Some(now);
+                self.stats.estimated_downtime_us = expected;
                 // Pages written between the harvest and the pause.
-                bitmap.merge(&vm.harvest_dirty().map_err(|e| e.to_string())?);
+                dirty.merge(&vm.harvest_dirty().map_err(|e| e.to_string())?);
                 vm.stop_dirty_tracking();
                 self.tracking = false;
+                if self.params.fault_inject == FaultInjection::DropDirtyBit
+                    && !self.fault_injected
+                    && let Some(pfn) = dirty.iter_set().next()
+                {
+                    // Testing only (see `FaultInjection::DropDirtyBit`).
+                    dirty.clear(pfn);
+                    self.fault_injected = true;
+                }
                 self.lines.push_back(format!(
-                    "migrate: switching over ({}), VM paused, {} pages left",
+                    "migrate: switching over ({}), VM paused, {} pages left, expected downtime {} ms",
                     reason.describe(),
-                    bitmap.count()
+                    dirty.count(),
+                    expected / 1000
                 ));
                 true
             }
         };
+        // From now on the session refuses to commit until each of these was sent again.
+        self.session
+            .mark_dirty(&dirty)
+            .map_err(|e| format!("dirty pages: {e}"))?;
         self.phase = Phase::Sending {
-            bitmap,
+            bitmap: dirty,
             next_pfn: 0,
             final_copy,
         };
         Ok(())
+    }
+
+    /// The stop phase's expected cost if the VM paused now with `dirty_pages` left.
+    fn downtime_estimate(&self, dirty_pages: u64, throughput: u64) -> u64 {
+        let round_trip_us = match (self.established_at, self.session.hello_reply_at()) {
+            (Some(sent), Some(reply)) => reply.saturating_since(sent).as_micros() as u64,
+            _ => 0,
+        };
+        DowntimeEstimate {
+            dirty_pages,
+            wire_bytes_per_page: self.wire_bytes_per_page,
+            state_bytes: STATE_BYTES_ESTIMATE,
+            throughput_bytes_per_sec: throughput,
+            round_trip_us,
+        }
+        .micros()
+    }
+
+    /// `verify sample`: the next few pages of the sweep, as they are now.
+    fn read_samples(
+        &mut self,
+        vm: &mut impl MigratableVm,
+    ) -> Result<alloc::vec::Vec<(usize, bool)>, String> {
+        let pages = (self.memory_bytes / PAGE_SIZE as u64) as usize;
+        if self.params.verify != VerifyMode::Sample || !self.session.uses_page_digest() {
+            return Ok(alloc::vec::Vec::new());
+        }
+        let mut samples = alloc::vec::Vec::with_capacity(SAMPLE_PAGES_PER_ROUND);
+        for _ in 0..SAMPLE_PAGES_PER_ROUND.min(pages) {
+            let pfn = self.sample_cursor;
+            self.sample_cursor = (self.sample_cursor + 1) % pages;
+            let page = &mut self.scratch[..PAGE_SIZE];
+            vm.read_memory((pfn * PAGE_SIZE) as u64, page)
+                .map_err(|e| e.to_string())?;
+            if let Some(matches) = self.session.page_matches_sent(pfn, page) {
+                samples.push((pfn, matches));
+            }
+        }
+        Ok(samples)
+    }
+
+    /// A sampled page that differs from what was sent and is not in the harvest was written
+    /// without the dirty tracking noticing: the destination would resume on a stale copy.
+    fn check_samples(&self, samples: &[(usize, bool)], dirty: &DirtyBitmap) -> Result<(), String> {
+        match samples
+            .iter()
+            .find(|(pfn, matches)| !matches && !dirty.is_set(*pfn))
+        {
+            Some((pfn, _)) => Err(format!(
+                "dirty tracking lost a write: page {:#x} changed since it was sent but was not reported dirty (dirty-tracking {}); try the other tracking mode, or verify full",
+                pfn * PAGE_SIZE,
+                self.params.dirty_tracking.name()
+            )),
+            None => Ok(()),
+        }
     }
 
     /// VM paused, last pages queued: state, digest, commit.
@@ -230,10 +315,32 @@ impl SourceEngine {
                 .map_err(|e| format!("device state {}: {e}", device.id))?;
         }
         self.state_queued_at = Some(now);
-        self.phase = Phase::Hashing {
-            digester: Box::new(MemoryDigester::new(self.memory_bytes)),
-            next_gpa: 0,
-        };
+        if self.full_digest() {
+            self.phase = Phase::Hashing {
+                digester: Box::new(MemoryDigester::new(self.memory_bytes)),
+                next_gpa: 0,
+            };
+            return Ok(());
+        }
+        // Version 3: the page digest the session kept is the verification; commit now.
+        self.commit(None, now)
+    }
+
+    /// Whether the commit carries a whole-memory digest (`verify full`, or a version-2
+    /// peer, which has no page digest).
+    pub(super) fn full_digest(&self) -> bool {
+        self.params.verify == VerifyMode::Full || !self.session.uses_page_digest()
+    }
+
+    fn commit(&mut self, digest: Option<[u8; 32]>, now: Instant) -> Result<(), String> {
+        self.session
+            .commit(digest, now)
+            .map_err(|e| format!("commit: {e}"))?;
+        self.commit_sent_at = Some(now);
+        self.lines.push_back(String::from(
+            "migrate: state and digest sent, waiting for the destination's commit",
+        ));
+        self.phase = Phase::AwaitingCommit;
         Ok(())
     }
 
@@ -260,15 +367,7 @@ impl SourceEngine {
             return Ok(());
         }
         let digest = digester.finalize();
-        self.session
-            .commit(digest, now)
-            .map_err(|e| format!("commit: {e}"))?;
-        self.commit_sent_at = Some(now);
-        self.lines.push_back(String::from(
-            "migrate: state and digest sent, waiting for the destination's commit",
-        ));
-        self.phase = Phase::AwaitingCommit;
-        Ok(())
+        self.commit(Some(digest), now)
     }
 }
 

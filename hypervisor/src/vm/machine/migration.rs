@@ -244,14 +244,10 @@ impl<O: LineOutput> Machine<O> {
         self.ram.read(frames, gpa, out)
     }
 
-    /// Copies `data` into guest RAM at `gpa`.
-    pub fn write_ram(
-        &self,
-        frames: &impl FrameSource,
-        gpa: u64,
-        data: &[u8],
-    ) -> Result<(), GuestRamError> {
-        self.ram.write(frames, gpa, data)
+    /// The guest page at `gpa`, to receive an incoming page in place (the machine must not
+    /// run meanwhile: an incoming machine never ran before its commit).
+    pub fn ram_page_mut(&mut self, frames: &impl FrameSource, gpa: u64) -> Option<&mut [u8]> {
+        self.ram.page_mut(frames, gpa)
     }
 
     /// The COM1 UART's state.

@@ -9,10 +9,12 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::crypto::{self, Role};
+use crate::dirty::DirtyBitmap;
 use crate::message::{Abort, AuthProof, Hello, MAX_VCPUS, Message, NONCE_LEN, Offer, Progress};
 use crate::negotiation::{Capabilities, VersionRange};
 use crate::page_codec::PageCounts;
-use crate::wire::{MessageType, Writer};
+use crate::page_digest::{PageDigestKey, PageDigestTable};
+use crate::wire::{MessageType, PAGE_SIZE, Writer};
 
 use super::link::Link;
 use super::{Instant, SessionError};
@@ -38,6 +40,14 @@ pub struct SourceSession {
     progress: Progress,
     error: Option<SessionError>,
     vcpus_sent: Vec<bool>,
+    /// Version 3: the hash of every page as last sent (see `page_digest`).
+    page_digest: Option<PageDigestTable>,
+    /// Pages the caller declared dirty and has not sent again since.
+    stale: DirtyBitmap,
+    /// Testing only: the next page run is encoded with one byte changed after hashing.
+    corrupt_next_run: bool,
+    /// When the destination's `HelloReply` arrived (for the caller's round-trip estimate).
+    hello_reply_at: Option<Instant>,
 }
 
 impl SourceSession {
@@ -63,6 +73,7 @@ impl SourceSession {
         hello.encode(&mut Writer::new(&mut hello_payload));
         let link = Link::new(now);
         let vcpu_count = config.identity.vcpu_count.min(MAX_VCPUS) as usize;
+        let pages = usize::try_from(config.identity.memory_bytes / PAGE_SIZE as u64).unwrap_or(0);
         let mut session = SourceSession {
             config,
             state: SourceState::AwaitingHelloReply,
@@ -74,6 +85,10 @@ impl SourceSession {
             progress: Progress::default(),
             error: None,
             vcpus_sent: vec![false; vcpu_count],
+            page_digest: None,
+            stale: DirtyBitmap::new(if invalid.is_none() { pages } else { 0 }),
+            corrupt_next_run: false,
+            hello_reply_at: None,
         };
         if let Some(e) = invalid {
             session.state = SourceState::Failed;
@@ -104,6 +119,12 @@ impl SourceSession {
     /// The error that ended the session, if it failed.
     pub fn error(&self) -> Option<&SessionError> {
         self.error.as_ref()
+    }
+
+    /// When the destination's `HelloReply` arrived: with the time the connection was
+    /// established (the `Hello` leaves then), one measured round trip.
+    pub fn hello_reply_at(&self) -> Option<Instant> {
+        self.hello_reply_at
     }
 
     /// Negotiated version and capabilities, once authenticated.
@@ -169,6 +190,7 @@ impl SourceSession {
                 detail: a.detail,
             }),
             (SourceState::AwaitingHelloReply, Message::HelloReply(reply)) => {
+                self.hello_reply_at = Some(now);
                 let transcript =
                     crypto::transcript_hash(&self.hello_payload, self.link.reader.payload());
                 if !crypto::verify_proof(
@@ -205,6 +227,12 @@ impl SourceSession {
                 let keys = crypto::session_keys(&self.config.key, &transcript);
                 self.link
                     .install_keys(&keys.source_to_destination, &keys.destination_to_source);
+                if self.link.version >= MessageType::PageDigest.since_version() {
+                    self.page_digest = Some(PageDigestTable::new(
+                        PageDigestKey(keys.page_digest),
+                        self.stale.len(),
+                    ));
+                }
                 let offer = Offer {
                     identity: self.config.identity.clone(),
                     cpu: self.config.cpu.clone(),

@@ -1,14 +1,17 @@
 //! The source's transfer API: what the caller sends between `Accepted` and `commit`.
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 
 use crate::digest::Digest;
+use crate::dirty::DirtyBitmap;
 use crate::message::{
-    DeviceState, DiskBlocks, MemoryDigestMessage, Message, Progress, RoundStats, VcpuState,
+    DeviceState, DiskBlocks, MemoryDigestMessage, Message, PageDigestMessage, Progress, RoundStats,
+    VcpuState,
 };
 use crate::negotiation::Capabilities;
 use crate::page_codec::PageCounts;
-use crate::wire::MessageType;
+use crate::wire::{MessageType, PAGE_SIZE};
 
 use super::{RoundTally, SourceSession};
 use crate::session::{Instant, SourceState, UsageError};
@@ -34,7 +37,8 @@ impl SourceSession {
     }
 
     /// Sends a run of consecutive pages (at most `MAX_PAGES_PER_FRAME`) read from guest
-    /// memory at `first_gpa`. Encoded straight into the output buffer.
+    /// memory at `first_gpa`. Encoded straight into the output buffer. In version 3 each
+    /// page's hash is recorded for the page digest, and the pages stop being stale.
     pub fn send_pages(
         &mut self,
         first_gpa: u64,
@@ -47,13 +51,77 @@ impl SourceSession {
         if end.is_none_or(|end| end > self.config.identity.memory_bytes) {
             return Err(UsageError::OutOfRange);
         }
+        let corrupted;
+        let on_wire = if self.corrupt_next_run {
+            // Testing only: a bug between reading guest memory and the wire, which the frame
+            // MAC cannot see (it covers what was encoded) and the page digest must.
+            let mut copy = Vec::from(data);
+            if let Some(byte) = copy.last_mut() {
+                *byte ^= 0xa5;
+            }
+            corrupted = copy;
+            &corrupted[..]
+        } else {
+            data
+        };
         let (counts, payload) = self
             .link
-            .send_pages(first_gpa, data, now)
+            .send_pages(first_gpa, on_wire, now)
             .map_err(UsageError::PageRun)?;
+        self.corrupt_next_run = false;
+        let first_pfn = (first_gpa / PAGE_SIZE as u64) as usize;
+        if let Some(table) = self.page_digest.as_mut() {
+            table.record_run(first_pfn, data);
+        }
+        for pfn in first_pfn..first_pfn + data.len() / PAGE_SIZE {
+            self.stale.clear(pfn);
+        }
         self.tally.counts.add(counts);
         self.tally.payload_bytes += payload as u64;
         Ok(counts)
+    }
+
+    /// Declares the pages set in `dirty` (a harvest of the VM's dirty pages) changed since
+    /// they were last sent: `commit` is refused until each was sent again.
+    pub fn mark_dirty(&mut self, dirty: &DirtyBitmap) -> Result<(), UsageError> {
+        if dirty.len() != self.stale.len() {
+            return Err(UsageError::BitmapSize {
+                pages: dirty.len(),
+                expected: self.stale.len(),
+            });
+        }
+        self.stale.merge(dirty);
+        Ok(())
+    }
+
+    /// Pages declared dirty and not sent again yet.
+    pub fn stale_pages(&self) -> usize {
+        self.stale.count()
+    }
+
+    /// Version 3: whether `content` is what was last sent for page `pfn` (`None` without a
+    /// page digest, or before the page was sent). The hypervisor samples clean pages with
+    /// this to catch dirty tracking that lost a write.
+    pub fn page_matches_sent(&self, pfn: usize, content: &[u8]) -> Option<bool> {
+        let table = self.page_digest.as_ref()?;
+        if pfn >= table.pages() || content.len() != PAGE_SIZE {
+            return None;
+        }
+        Some(table.matches(pfn, content))
+    }
+
+    /// Whether the session verifies memory with the page digest (version 3), so that
+    /// `commit` needs no whole-memory digest.
+    pub fn uses_page_digest(&self) -> bool {
+        self.page_digest.is_some()
+    }
+
+    /// Testing only (the hypervisor's `fault-inject corrupt-page`): the next page run goes
+    /// on the wire with its last byte changed *after* it was hashed, as a bug in the
+    /// encoder or a memory error on the way would. The destination must refuse to commit.
+    #[doc(hidden)]
+    pub fn corrupt_next_run_for_testing(&mut self) {
+        self.corrupt_next_run = true;
     }
 
     /// Ends the current pre-copy round, sending its statistics; returns them.
@@ -137,9 +205,18 @@ impl SourceSession {
         Ok(())
     }
 
-    /// Ends the transfer: sends the digest of the (stopped) VM's memory and asks the
-    /// destination to verify and commit. The source still owns the VM until `Completed`.
-    pub fn commit(&mut self, memory_digest: Digest, now: Instant) -> Result<(), UsageError> {
+    /// Ends the transfer and asks the destination to verify and commit. The source still
+    /// owns the VM until `Completed`.
+    ///
+    /// Version 3 sends the page-digest accumulator; `memory_digest` (the whole (stopped)
+    /// VM's memory, `digest::MemoryDigester`) is optional there and adds a second, complete
+    /// check that also catches writes the dirty tracking missed. Version 2 requires it.
+    /// Refused while pages declared dirty were not sent again.
+    pub fn commit(
+        &mut self,
+        memory_digest: Option<Digest>,
+        now: Instant,
+    ) -> Result<(), UsageError> {
         self.require("commit", SourceState::Transferring)?;
         let sent = self.vcpus_sent.iter().filter(|s| **s).count();
         if sent != self.vcpus_sent.len() {
@@ -148,14 +225,35 @@ impl SourceSession {
                 expected: self.vcpus_sent.len(),
             });
         }
+        if let Some(first_pfn) = self.stale.iter_set().next() {
+            return Err(UsageError::StalePages {
+                count: self.stale.count(),
+                first_pfn,
+            });
+        }
+        if self.page_digest.is_none() && memory_digest.is_none() {
+            return Err(UsageError::DigestRequired);
+        }
         let memory_bytes = self.config.identity.memory_bytes;
-        self.send(
-            &Message::MemoryDigest(MemoryDigestMessage {
-                memory_bytes,
-                digest: memory_digest,
-            }),
-            now,
-        );
+        if let Some(table) = &self.page_digest {
+            let accumulator = table.accumulator();
+            self.send(
+                &Message::PageDigest(PageDigestMessage {
+                    memory_bytes,
+                    accumulator,
+                }),
+                now,
+            );
+        }
+        if let Some(digest) = memory_digest {
+            self.send(
+                &Message::MemoryDigest(MemoryDigestMessage {
+                    memory_bytes,
+                    digest,
+                }),
+                now,
+            );
+        }
         self.send(&Message::Commit, now);
         self.state = SourceState::AwaitingCommitAck;
         self.waiting_since = now;
