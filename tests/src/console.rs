@@ -23,6 +23,9 @@ const TAIL_LINES: usize = 40;
 #[derive(Default)]
 struct Received {
     raw: Vec<u8>,
+    /// When each read ended: (raw length after it, time). Lets a benchmark tell when a line
+    /// arrived on this machine's clock (serial output is flushed per character).
+    arrivals: Vec<(usize, Instant)>,
     closed: bool,
 }
 
@@ -78,7 +81,12 @@ impl Console {
                         Ok(n) => {
                             // The file is a convenience copy; a full disk must not stop the test.
                             let _ = file.write_all(&buf[..n]);
-                            thread_shared.lock().raw.extend_from_slice(&buf[..n]);
+                            let now = Instant::now();
+                            let mut received = thread_shared.lock();
+                            received.raw.extend_from_slice(&buf[..n]);
+                            let len = received.raw.len();
+                            received.arrivals.push((len, now));
+                            drop(received);
                             thread_shared.arrived.notify_all();
                         }
                     }
@@ -204,6 +212,34 @@ impl Console {
     /// The whole transcript so far, cleaned.
     pub fn transcript(&self) -> String {
         ansi::clean(&self.shared.lock().raw)
+    }
+
+    /// When each line containing `pattern` had fully arrived (its newline), on this
+    /// machine's clock, with the line (cleaned), in order.
+    pub fn line_arrivals(&self, pattern: &str) -> Vec<(Instant, String)> {
+        let received = self.shared.lock();
+        let raw = &received.raw;
+        let mut found = Vec::new();
+        let mut start = 0;
+        for (i, byte) in raw.iter().enumerate() {
+            if *byte != b'\n' {
+                continue;
+            }
+            let line = ansi::clean(&raw[start..i]);
+            start = i + 1;
+            if !line.contains(pattern) {
+                continue;
+            }
+            // The first read that ended at or after the newline brought it.
+            let arrivals = &received.arrivals;
+            let at = arrivals
+                .get(arrivals.partition_point(|(end, _)| *end <= i))
+                .map(|(_, t)| *t);
+            if let Some(at) = at {
+                found.push((at, line.trim().to_string()));
+            }
+        }
+        found
     }
 
     /// The raw transcript file (written as bytes arrive).

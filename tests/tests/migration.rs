@@ -12,7 +12,10 @@ use system_tests::{EmulatorKind, HarnessError, TestResult};
 const TIMEOUT: Duration = Duration::from_secs(600);
 const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const OTHER_KEY: &str = "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
-const HB_CMDLINE: &str = "hb.interval_ms=250 hb.wss_mib=1 hb.dirty_pages_per_sec=200";
+/// A guest that dirties 20 pages/s of a 1 MiB working set: below what the Bochs link moves
+/// (~90 data pages/s), so live migrations converge within the downtime limit as they
+/// should; the heavy case is the benchmark's.
+const HB_CMDLINE: &str = "hb.interval_ms=250 hb.wss_mib=1 hb.dirty_pages_per_sec=20";
 
 fn config(index: usize, key: &str, with_vm: bool) -> String {
     migration_config(index, key, with_vm.then_some("16M"), HB_CMDLINE)
@@ -75,7 +78,7 @@ fn live_migration(mode: &str, tracking_line: &str) -> TestResult {
     let answer = pair.command(0, &format!("migrate {}:4444 hb", host_ip(1)))?;
     assert!(answer.contains("live migration of 'hb'"), "{answer}");
     let progress = wait_for_outcome(&mut pair)?;
-    assert!(progress.contains("migrate: round 0 sent"), "{progress}");
+    assert!(progress.contains("migrate: round 1 sent"), "{progress}");
     assert!(
         progress.contains(&format!("migrate: dirty tracking by {tracking_line}")),
         "{progress}"

@@ -3,8 +3,15 @@
 //!
 //! Per rate (idle, moderate, heavy) and dirty-tracking mode, one pair boots, the guest runs a
 //! few beats, alpha migrates it to beta, and the report takes:
-//! - from the hypervisor's final line: total time, downtime (pause to commit acknowledgement),
-//!   bytes on the wire, zero/raw/compressed pages, rounds;
+//! - from the hypervisor's final line: total time, downtime (pause to commit acknowledgement)
+//!   beside the source's estimate when it switched over (the last dirty pages and the state
+//!   at the measured rate plus one round trip: the floor of the stop phase), bytes on the
+//!   wire, zero/raw/compressed pages, rounds;
+//! - the downtime a user of the guest sees: the arrival time, on this machine's clock, of the
+//!   guest's last console line on alpha and its first on beta, less the typical interval
+//!   between two of its lines before the migration (the guest's own clock cannot see the
+//!   pause: its TSC continues from the saved value);
+//! - the total time's floor: the bytes on the wire at the first round's measured rate;
 //! - the floor: the bytes a single copy of the non-zero memory would put on the wire, against
 //!   the bytes actually sent;
 //! - from the guest's own lines: the guest-clock gap between its last beat on alpha and its
@@ -132,6 +139,7 @@ fn run_one(rate: &Rate, mode: &str) -> Result<String> {
         .trim()
         .to_string();
     pair.expect(1, "[hb] HB seq=", TIMEOUT).map_err(err)?;
+    let seen_ms = console_downtime_ms(&mut pair, &before)?;
     let arrived = beats(&pair.hosts[1].console().transcript());
     let gone = beats(&source);
     let (last, first) = (
@@ -164,6 +172,16 @@ fn run_one(rate: &Rate, mode: &str) -> Result<String> {
     };
     let total = number_after(&stats, "completed in ").unwrap_or(0.0);
     let downtime = number_after(&stats, "downtime ").unwrap_or(0.0);
+    let estimate = number_after(&stats, "(estimated ")
+        .map_or_else(|| "n/a".to_string(), |e| format!("{e:.0}"));
+    let link_rate = source
+        .lines()
+        .find(|l| l.contains("migrate: round 1 sent"))
+        .and_then(rate_of);
+    let total_floor = match (link_rate, wire_bytes(&stats)) {
+        (Some(rate), Some(bytes)) if rate > 0.0 => format!("{:.0}", bytes / rate * 1000.0),
+        _ => "n/a".into(),
+    };
     let wire = stats
         .split(", ")
         .find(|p| p.contains("on the wire"))
@@ -184,15 +202,63 @@ fn run_one(rate: &Rate, mode: &str) -> Result<String> {
         format!("{mode} (fell back to {used})")
     };
     Ok(format!(
-        "| {} | {mode} | {total:.0} | {downtime:.0} | {guest_gap_ms:.0} | {wire} | {floor_mib:.2} MiB | {rounds:.0} | {slowdown} |\n",
+        "| {} | {mode} | {total:.0} | {total_floor} | {downtime:.0} | {estimate} | {seen_ms:.0} | {guest_gap_ms:.0} | {wire} | {floor_mib:.2} MiB | {rounds:.0} | {slowdown} |\n",
         rate.name
     ))
+}
+
+/// The pause as the guest's console shows it on this machine's clock: from the arrival of
+/// the last beat on alpha to the first on beta, less the median interval between beats
+/// before the migration (`before` = alpha's transcript when `migrate` was typed).
+fn console_downtime_ms(pair: &mut Pair, before: &str) -> Result<f64> {
+    let source = pair.hosts[0].console().line_arrivals("[hb] HB seq=");
+    let destination = pair.hosts[1].console().line_arrivals("[hb] HB seq=");
+    let before_count = beats(before).len();
+    let mut intervals: Vec<f64> = source[..before_count.min(source.len())]
+        .windows(2)
+        .map(|w| w[1].0.duration_since(w[0].0).as_secs_f64() * 1000.0)
+        .collect();
+    intervals.sort_by(f64::total_cmp);
+    let interval = intervals
+        .get(intervals.len() / 2)
+        .copied()
+        .context("too few beats before the migration")?;
+    let (last, first) = (
+        source.last().context("no beat on alpha")?,
+        destination.first().context("no beat on beta")?,
+    );
+    Ok(first.0.duration_since(last.0).as_secs_f64() * 1000.0 - interval)
+}
+
+/// `N.NN KiB/s` or `MiB/s` in a round line, in bytes per second.
+fn rate_of(line: &str) -> Option<f64> {
+    let head = &line[..line.find("/s")?];
+    let mut words = head.split_whitespace().rev();
+    let unit = words.next()?;
+    let value: f64 = words.next()?.parse().ok()?;
+    Some(match unit {
+        "MiB" => value * 1048576.0,
+        "KiB" => value * 1024.0,
+        _ => value,
+    })
+}
+
+/// Bytes on the wire from the final line (`N.NN MiB on the wire`).
+fn wire_bytes(stats: &str) -> Option<f64> {
+    let part = stats.split(", ").find(|p| p.contains("on the wire"))?;
+    let mut words = part.split_whitespace();
+    let value: f64 = words.next()?.parse().ok()?;
+    Some(match words.next()? {
+        "MiB" => value * 1048576.0,
+        "KiB" => value * 1024.0,
+        _ => value,
+    })
 }
 
 /// Runs the migration benchmark and writes the report.
 pub fn run() -> Result<()> {
     let mut table = String::from(
-        "| dirty rate | tracking | total ms | downtime ms (hypervisor) | guest-clock gap ms | bytes on the wire | floor (non-zero memory once) | rounds | guest slowdown during migration |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| dirty rate | tracking | total ms | total floor ms | downtime ms (hypervisor) | downtime floor ms (source's estimate) | downtime seen on the console ms | guest-clock gap ms | bytes on the wire | floor (non-zero memory once) | rounds | guest slowdown during migration |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for rate in &RATES {
         for mode in ["wp", "pml"] {
@@ -216,10 +282,15 @@ pub fn run() -> Result<()> {
          logged pages; Bochs' tigerlake model has both). A `pml` run that could not enable PML \
          falls back to wp and says so on the console.\n\n{table}\n\
          Downtime (hypervisor) runs from pausing the VM to the destination's commit \
-         acknowledgement; it is dominated by the source's BLAKE3 digest of all guest memory \
-         (each completed migration prints its breakdown). The guest-clock gap is what the \
-         guest can see: its TSC continues from the saved value, so the pause is invisible to \
-         it beyond one beat interval. Guest slowdown compares verification passes per beat \
+         acknowledgement (protocol v3: no whole-memory pass; each completed migration prints \
+         its breakdown); its floor is the source's estimate when it switched over (the last \
+         dirty pages at the last round's wire size per page and the state, at the measured \
+         rate, plus the handshake's round trip). Downtime seen on the console: the arrival \
+         time on this machine of the guest's last line on alpha to its first on beta, less \
+         the median interval between its lines before the migration. The guest-clock gap is \
+         what the guest itself can see: its TSC continues from the saved value, so the pause \
+         is invisible to it beyond one beat interval. Total floor: the bytes on the wire at \
+         the first round's measured rate. Guest slowdown compares verification passes per beat \
          before and during the migration (one core shared with the migration itself, write \
          faults, throttle).\n"
     );

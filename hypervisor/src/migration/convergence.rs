@@ -41,8 +41,8 @@ pub struct RoundMeasurement {
 pub struct DowntimeEstimate {
     /// Pages still dirty.
     pub dirty_pages: u64,
-    /// Average wire bytes per page sent in the last round (compression, headers, tags);
-    /// 0 = unknown, counted as a raw page.
+    /// Wire bytes per data-carrying page sent in the last round (compression, headers,
+    /// tags; zero pages left out, they cost two bytes); 0 = unknown, counted as a raw page.
     pub wire_bytes_per_page: u64,
     /// Bytes of vCPU and device state to send once the VM is paused.
     pub state_bytes: u64,

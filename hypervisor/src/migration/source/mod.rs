@@ -104,10 +104,10 @@ pub struct SourceEngine {
     established_at: Option<Instant>,
     /// Next page `verify sample` re-hashes (a sweep over all of memory across rounds).
     sample_cursor: usize,
-    /// Wire bytes per page of the last live round, for the downtime estimate.
+    /// Wire bytes per data-carrying page of the last live round (downtime estimate).
     wire_bytes_per_page: u64,
-    /// Pages sent in the current round.
-    round_pages: u64,
+    /// Pages with data (raw or LZ4) sent in the current round.
+    round_data_pages: u64,
 }
 
 impl SourceEngine {
@@ -166,7 +166,7 @@ impl SourceEngine {
             established_at: None,
             sample_cursor: 0,
             wire_bytes_per_page: 0,
-            round_pages: 0,
+            round_data_pages: 0,
         }
     }
 

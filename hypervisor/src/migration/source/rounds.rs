@@ -130,11 +130,13 @@ impl SourceEngine {
                 self.session.corrupt_next_run_for_testing();
                 self.fault_injected = true;
             }
-            self.round_pages += count as u64;
             let counts = self
                 .session
                 .send_pages(gpa, bytes, now)
                 .map_err(|e| format!("sending pages: {e}"))?;
+            // Zero pages cost two bytes; dirty pages are mostly data, so the estimate's
+            // wire size per page counts the pages that carried data.
+            self.round_data_pages += counts.raw + counts.lz4;
             *next_pfn = pfn + count;
             self.stats.zero_pages += counts.zero;
             self.stats.raw_pages += counts.raw;
@@ -149,7 +151,7 @@ impl SourceEngine {
         } else {
             self.last_info.throughput_bytes_per_sec
         };
-        if let Some(per_page) = self.round_wire_bytes.checked_div(self.round_pages) {
+        if let Some(per_page) = self.round_wire_bytes.checked_div(self.round_data_pages) {
             self.wire_bytes_per_page = per_page;
         }
         // Read the samples before the harvest: a write between the two shows up in the
@@ -200,7 +202,7 @@ impl SourceEngine {
         self.round += 1;
         self.round_started = now;
         self.round_wire_bytes = 0;
-        self.round_pages = 0;
+        self.round_data_pages = 0;
         let final_copy = match decision {
             Decision::Continue { throttle } => {
                 vm.set_throttle(throttle);
@@ -215,13 +217,8 @@ impl SourceEngine {
                 dirty.merge(&vm.harvest_dirty().map_err(|e| e.to_string())?);
                 vm.stop_dirty_tracking();
                 self.tracking = false;
-                if self.params.fault_inject == FaultInjection::DropDirtyBit
-                    && !self.fault_injected
-                    && let Some(pfn) = dirty.iter_set().next()
-                {
-                    // Testing only (see `FaultInjection::DropDirtyBit`).
-                    dirty.clear(pfn);
-                    self.fault_injected = true;
+                if self.params.fault_inject == FaultInjection::DropDirtyBit {
+                    self.drop_a_changed_dirty_page(vm, &mut dirty)?;
                 }
                 self.lines.push_back(format!(
                     "migrate: switching over ({}), VM paused, {} pages left, expected downtime {} ms",
@@ -241,6 +238,32 @@ impl SourceEngine {
             next_pfn: 0,
             final_copy,
         };
+        Ok(())
+    }
+
+    /// Testing only (`FaultInjection::DropDirtyBit`): forget the dirty bit of the first
+    /// dirty page whose content really differs from the copy sent (a page dirtied before
+    /// its send in the same round is dirty but current, and dropping it would prove
+    /// nothing), as tracking that lost a write would.
+    fn drop_a_changed_dirty_page(
+        &mut self,
+        vm: &mut impl MigratableVm,
+        dirty: &mut DirtyBitmap,
+    ) -> Result<(), String> {
+        if self.fault_injected {
+            return Ok(());
+        }
+        let candidates: alloc::vec::Vec<usize> = dirty.iter_set().collect();
+        for pfn in candidates {
+            let page = &mut self.scratch[..PAGE_SIZE];
+            vm.read_memory((pfn * PAGE_SIZE) as u64, page)
+                .map_err(|e| e.to_string())?;
+            if self.session.page_matches_sent(pfn, page) == Some(false) {
+                dirty.clear(pfn);
+                self.fault_injected = true;
+                return Ok(());
+            }
+        }
         Ok(())
     }
 
