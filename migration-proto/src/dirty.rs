@@ -117,18 +117,31 @@ impl DirtyBitmap {
 
     /// Iterates dirty page frame numbers in increasing order, skipping clean words whole.
     pub fn iter_set(&self) -> SetBits<'_> {
+        self.iter_set_from(0)
+    }
+
+    /// Like `iter_set`, starting at page `from` (a sender resuming a round where its output
+    /// buffer filled up).
+    pub fn iter_set_from(&self, from: usize) -> SetBits<'_> {
+        let index = from / 64;
+        let below = (1u64 << (from % 64)) - 1;
         SetBits {
             words: &self.words,
-            index: 0,
-            current: self.words.first().copied().unwrap_or(0),
+            index,
+            current: self.words.get(index).map_or(0, |w| w & !below),
         }
     }
 
     /// Iterates runs of consecutive dirty pages as `(first_pfn, count)`, each at most
     /// `max_run` long (use `MAX_PAGES_PER_FRAME` to get one `Pages` message per run).
     pub fn runs(&self, max_run: usize) -> Runs<'_> {
+        self.runs_from(0, max_run)
+    }
+
+    /// Like `runs`, starting at page `from`.
+    pub fn runs_from(&self, from: usize, max_run: usize) -> Runs<'_> {
         Runs {
-            bits: self.iter_set().peekable(),
+            bits: self.iter_set_from(from).peekable(),
             max_run: max_run.max(1),
         }
     }
@@ -212,5 +225,13 @@ mod tests {
             [(0, 64), (64, 64), (128, 2)]
         );
         assert_eq!(DirtyBitmap::from_words(vec![u64::MAX; 3], 70).count(), 70);
+        assert_eq!(a.iter_set_from(64).collect::<Vec<_>>(), [64, 65, 130, 199]);
+        assert_eq!(a.iter_set_from(2).next(), Some(2));
+        assert_eq!(a.iter_set_from(200).next(), None);
+        assert_eq!(a.iter_set_from(1000).next(), None);
+        assert_eq!(
+            a.runs_from(1, 64).collect::<Vec<_>>(),
+            [(1, 2), (63, 3), (130, 1), (199, 1)]
+        );
     }
 }

@@ -201,7 +201,7 @@ impl SourceEngine {
                 } else {
                     "pre-copy"
                 },
-                bitmap.iter_set().filter(|p| p >= next_pfn).count() as u64,
+                bitmap.iter_set_from(*next_pfn).count() as u64,
             ),
             Phase::Hashing { .. } => ("stop-and-copy", 0),
             Phase::AwaitingCommit => ("committing", 0),

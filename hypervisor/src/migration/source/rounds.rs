@@ -15,30 +15,6 @@ use crate::migration::convergence::{Decision, DowntimeEstimate, RoundMeasurement
 use crate::migration::params::{FaultInjection, VerifyMode};
 use crate::migration::report::RoundLine;
 
-/// The next run of consecutive set bits at or after `from`, at most `max` long.
-pub(super) fn next_run(bitmap: &DirtyBitmap, from: usize, max: usize) -> Option<(usize, usize)> {
-    let words = bitmap.words();
-    let mut pfn = from;
-    // Skip clean words whole.
-    while pfn < bitmap.len() {
-        let word = words[pfn / 64] >> (pfn % 64);
-        if word == 0 {
-            pfn = (pfn / 64 + 1) * 64;
-            continue;
-        }
-        pfn += word.trailing_zeros() as usize;
-        break;
-    }
-    if pfn >= bitmap.len() {
-        return None;
-    }
-    let mut count = 1;
-    while count < max && pfn + count < bitmap.len() && bitmap.is_set(pfn + count) {
-        count += 1;
-    }
-    Some((pfn, count))
-}
-
 /// Guest memory hashed per poll during a whole-memory digest (`verify full`, or a
 /// version-2 peer): the main loop, and with it the network, gets a turn between slices.
 const HASH_BYTES_PER_POLL: u64 = 1 << 20;
@@ -102,7 +78,7 @@ impl SourceEngine {
             else {
                 return Ok(());
             };
-            let Some((pfn, count)) = next_run(bitmap, *next_pfn, MAX_PAGES_PER_FRAME) else {
+            let Some((pfn, count)) = bitmap.runs_from(*next_pfn, MAX_PAGES_PER_FRAME).next() else {
                 if !*final_copy && !self.session.pending_output().is_empty() {
                     // End a live round only once its pages are on the wire: the round's
                     // throughput is then honest, and switching over does not start the
@@ -391,26 +367,5 @@ impl SourceEngine {
         }
         let digest = digester.finalize();
         self.commit(Some(digest), now)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn runs_from_an_offset() {
-        let mut b = DirtyBitmap::new(300);
-        for p in [3, 4, 5, 64, 65, 200, 299] {
-            b.set(p);
-        }
-        assert_eq!(next_run(&b, 0, 64), Some((3, 3)));
-        assert_eq!(next_run(&b, 4, 64), Some((4, 2)));
-        assert_eq!(next_run(&b, 6, 64), Some((64, 2)));
-        assert_eq!(next_run(&b, 64, 1), Some((64, 1)));
-        assert_eq!(next_run(&b, 66, 64), Some((200, 1)));
-        assert_eq!(next_run(&b, 201, 64), Some((299, 1)));
-        assert_eq!(next_run(&b, 300, 64), None);
-        assert_eq!(next_run(&DirtyBitmap::all_dirty(130), 0, 64), Some((0, 64)));
     }
 }
