@@ -153,7 +153,7 @@ fn codec_pass(src: &[u8], dst: &mut [u8], protect: Option<bool>) -> usize {
         wire.clear();
         writer
             .write_with(MessageType::Pages, &mut wire, |buf| {
-                let _ = encoder.encode_run((i * RUN) as u64, run, caps, buf);
+                let _ = encoder.encode_run((i * RUN) as u64, run, caps, None, buf);
             })
             .expect("frame");
         wire_bytes += wire.len();

@@ -57,7 +57,8 @@ impl Capabilities {
     pub const LZ4_PAGES: Capabilities = Capabilities(1 << 1);
     /// Frames after the handshake are ChaCha20-Poly1305 encrypted (otherwise only MACed).
     pub const ENCRYPTION: Capabilities = Capabilities(1 << 2);
-    /// Reserved: XOR-delta pages against the previous round (not implemented yet).
+    /// Pages sent again may go as the LZ4 block of their XOR with the copy sent before
+    /// (version 3; the destination must decode into guest memory).
     pub const DELTA_PAGES: Capabilities = Capabilities(1 << 3);
     /// Reserved: post-copy page requests from the destination (not implemented yet).
     pub const POST_COPY: Capabilities = Capabilities(1 << 4);
@@ -66,7 +67,11 @@ impl Capabilities {
 
     /// The capabilities this crate implements.
     pub const IMPLEMENTED: Capabilities = Capabilities(
-        Self::ZERO_PAGES.0 | Self::LZ4_PAGES.0 | Self::ENCRYPTION.0 | Self::DISK_BLOCKS.0,
+        Self::ZERO_PAGES.0
+            | Self::LZ4_PAGES.0
+            | Self::ENCRYPTION.0
+            | Self::DELTA_PAGES.0
+            | Self::DISK_BLOCKS.0,
     );
 
     /// From raw bits (unknown bits kept; intersect with `IMPLEMENTED` to drop them).

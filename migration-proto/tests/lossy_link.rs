@@ -116,8 +116,16 @@ fn make_memory(rng: &mut Rng) -> Vec<u8> {
     mem
 }
 
-/// Fills a page like a guest would: zero, text-like, or random.
+/// Fills a page like a guest would: zero, text-like, random, or a few words changed.
 fn rewrite_page(rng: &mut Rng, page: &mut [u8]) {
+    if rng.chance(3) {
+        // A counter or a pointer updated in place: what delta pages are for.
+        for _ in 0..1 + rng.below(4) {
+            let at = rng.below((page.len() / 8) as u64) as usize * 8;
+            page[at..at + 8].copy_from_slice(&rng.next().to_le_bytes());
+        }
+        return;
+    }
     match rng.below(10) {
         0..=2 => page.fill(0),
         3..=6 => {
@@ -193,6 +201,15 @@ fn run(seed: u64) -> Outcome {
     let direct = rng.chance(2);
     // Version 3 verifies with the page digest; half the runs add the whole-memory digest.
     let full_digest = rng.chance(2);
+    // Deltas need the destination's memory: offered only when decoding into it, and then
+    // half the runs give the source a cache (smaller than memory: slots get evicted).
+    if direct {
+        if rng.chance(2) {
+            sc.delta_cache_bytes = PAGES / 2 * PAGE_SIZE;
+        }
+    } else {
+        dc.offered = dc.offered.difference(Capabilities::DELTA_PAGES);
+    }
 
     let mut now = Instant::from_millis(0);
     let mut src = SourceSession::new(

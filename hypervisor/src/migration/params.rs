@@ -21,6 +21,9 @@ pub struct MigrationParams {
     pub dirty_tracking: DirtyTrackingMode,
     /// How the destination's memory is verified before the commit.
     pub verify: VerifyMode,
+    /// MiB of copies of sent pages that pages sent again are XOR-delta encoded against
+    /// (DELTA_PAGES; 0 = off). Only when the destination agrees (protocol v3).
+    pub delta_cache_mib: u64,
     /// A deliberate fault for system tests; [`FaultInjection::None`] unless set.
     pub fault_inject: FaultInjection,
 }
@@ -106,6 +109,7 @@ impl Default for MigrationParams {
             max_rounds: 30,
             dirty_tracking: DirtyTrackingMode::WriteProtect,
             verify: VerifyMode::Sample,
+            delta_cache_mib: 4,
             fault_inject: FaultInjection::None,
         }
     }
@@ -136,7 +140,7 @@ impl fmt::Display for ArgError {
         match self {
             Self::UnknownParameter(n) => write!(
                 f,
-                "unknown parameter '{n}' (downtime-limit, max-bandwidth, max-rounds, dirty-tracking, verify)"
+                "unknown parameter '{n}' (downtime-limit, max-bandwidth, max-rounds, dirty-tracking, verify, delta-cache)"
             ),
             Self::BadValue {
                 name,
@@ -181,6 +185,9 @@ impl MigrationParams {
                         expected: "wp or pml",
                     })?;
             }
+            "delta-cache" => {
+                self.delta_cache_mib = number("delta-cache", value, 0, 1024)?;
+            }
             "verify" => {
                 self.verify = VerifyMode::parse(value).ok_or_else(|| ArgError::BadValue {
                     name: "verify",
@@ -206,7 +213,7 @@ impl fmt::Display for MigrationParams {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "downtime-limit {} ms, max-bandwidth {}, max-rounds {}, dirty-tracking {}, verify {}",
+            "downtime-limit {} ms, max-bandwidth {}, max-rounds {}, dirty-tracking {}, verify {}, delta-cache {} MiB",
             self.downtime_limit_ms,
             match self.max_bandwidth_mib {
                 0 => String::from("unlimited"),
@@ -214,7 +221,8 @@ impl fmt::Display for MigrationParams {
             },
             self.max_rounds,
             self.dirty_tracking.name(),
-            self.verify.name()
+            self.verify.name(),
+            self.delta_cache_mib
         )?;
         match self.fault_inject {
             FaultInjection::None => Ok(()),
@@ -324,6 +332,7 @@ mod tests {
         assert_eq!(p.verify, VerifyMode::Sample, "sampling by default");
         p.set("verify", "full").unwrap();
         assert!(p.set("verify", "none").is_err());
+        assert!(p.set("delta-cache", "2000").is_err());
         assert_eq!(
             p,
             MigrationParams {
@@ -332,6 +341,7 @@ mod tests {
                 max_rounds: 5,
                 dirty_tracking: DirtyTrackingMode::Pml,
                 verify: VerifyMode::Full,
+                delta_cache_mib: 4,
                 fault_inject: FaultInjection::None,
             }
         );

@@ -144,6 +144,8 @@ pub struct FinalStats {
     pub raw_pages: u64,
     /// Pages sent LZ4-compressed.
     pub lz4_pages: u64,
+    /// Pages sent as the delta to their previous copy.
+    pub delta_pages: u64,
     /// Rounds (including the final stop-and-copy round).
     pub rounds: u32,
     /// The downtime the source expected when it switched over, µs (`u64::MAX` = none: a
@@ -155,7 +157,7 @@ impl fmt::Display for FinalStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "migrate: completed in {}, downtime {}{}, {} on the wire for {} of memory, pages zero {} raw {} compressed {}, rounds {}",
+            "migrate: completed in {}, downtime {}{}, {} on the wire for {} of memory, pages zero {} raw {} compressed {} delta {}, rounds {}",
             Ms(self.total_us),
             Ms(self.downtime_us),
             Estimated(self.estimated_downtime_us),
@@ -164,6 +166,7 @@ impl fmt::Display for FinalStats {
             self.zero_pages,
             self.raw_pages,
             self.lz4_pages,
+            self.delta_pages,
             self.rounds
         )
     }

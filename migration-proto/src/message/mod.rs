@@ -141,7 +141,7 @@ impl Message {
             Message::Pages(p) => {
                 // Shape errors were reported by `validate`; an invalid run encodes as nothing
                 // and the peer rejects the empty payload.
-                let _ = encoder.encode_run(p.first_gpa, &p.data, caps, out);
+                let _ = encoder.encode_run(p.first_gpa, &p.data, caps, None, out);
             }
             Message::RoundEnd(m) => m.encode(&mut w),
             Message::VcpuState(m) => m.encode(&mut w),

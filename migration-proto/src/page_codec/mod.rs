@@ -9,6 +9,9 @@
 //!               0        zero page, no data      (needs ZERO_PAGES)
 //!               1..4095  LZ4 block of that size  (needs LZ4_PAGES)
 //!               4096     raw page
+//!               0x8000 | 1..4095
+//!                        LZ4 block of that size holding the XOR of the page with the
+//!                        destination's current copy (needs DELTA_PAGES, version 3)
 //! data        the stored bytes of every page, in order, nothing after
 //! ```
 //!
@@ -26,15 +29,19 @@ use lz4_flex::block::{CompressTable, compress_into_with_table};
 use crate::negotiation::Capabilities;
 use crate::wire::{MAX_PAGES_PER_FRAME, PAGE_SIZE, Writer};
 
+mod delta;
 mod run_view;
 #[cfg(test)]
 mod tests;
 
+pub use delta::DeltaCache;
 pub use run_view::PageRunView;
 pub(crate) use run_view::decode_page;
 
 const RUN_HEADER_LEN: usize = 12;
 const PAGE_LEN_U16: u16 = PAGE_SIZE as u16;
+/// Descriptor bit of a delta page (the low bits are its LZ4 length).
+const DELTA_FLAG: u16 = 0x8000;
 
 /// How one page was stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +52,8 @@ pub enum PageEncoding {
     Lz4(u16),
     /// The page as is.
     Raw,
+    /// LZ4 block of the given length (< one page) of the XOR with the destination's copy.
+    Delta(u16),
 }
 
 /// Counts of the encodings used for a run (and, summed, for a round).
@@ -56,6 +65,8 @@ pub struct PageCounts {
     pub lz4: u64,
     /// Raw pages.
     pub raw: u64,
+    /// Pages sent as the LZ4 block of their XOR with the previous copy.
+    pub delta: u64,
 }
 
 impl PageEncoding {
@@ -63,8 +74,31 @@ impl PageEncoding {
     pub fn stored_len(self) -> usize {
         match self {
             PageEncoding::Zero => 0,
-            PageEncoding::Lz4(n) => usize::from(n),
+            PageEncoding::Lz4(n) | PageEncoding::Delta(n) => usize::from(n),
             PageEncoding::Raw => PAGE_SIZE,
+        }
+    }
+
+    /// The descriptor on the wire.
+    pub fn descriptor(self) -> u16 {
+        match self {
+            PageEncoding::Zero => 0,
+            PageEncoding::Lz4(n) => n,
+            PageEncoding::Raw => PAGE_LEN_U16,
+            PageEncoding::Delta(n) => DELTA_FLAG | n,
+        }
+    }
+
+    /// Parses a descriptor (`None` for a value no version defines).
+    pub fn from_descriptor(d: u16) -> Option<Self> {
+        match d {
+            0 => Some(PageEncoding::Zero),
+            PAGE_LEN_U16 => Some(PageEncoding::Raw),
+            n if n < PAGE_LEN_U16 => Some(PageEncoding::Lz4(n)),
+            n if n & DELTA_FLAG != 0 && (1..PAGE_LEN_U16).contains(&(n & !DELTA_FLAG)) => {
+                Some(PageEncoding::Delta(n & !DELTA_FLAG))
+            }
+            _ => None,
         }
     }
 }
@@ -76,12 +110,13 @@ impl PageCounts {
             PageEncoding::Zero => self.zero += 1,
             PageEncoding::Lz4(_) => self.lz4 += 1,
             PageEncoding::Raw => self.raw += 1,
+            PageEncoding::Delta(_) => self.delta += 1,
         }
     }
 
     /// Total pages.
     pub fn total(&self) -> u64 {
-        self.zero + self.lz4 + self.raw
+        self.zero + self.lz4 + self.raw + self.delta
     }
 
     /// Adds `other` into `self`.
@@ -89,6 +124,7 @@ impl PageCounts {
         self.zero += other.zero;
         self.lz4 += other.lz4;
         self.raw += other.raw;
+        self.delta += other.delta;
     }
 }
 
@@ -130,6 +166,8 @@ pub fn looks_incompressible(page: &[u8]) -> bool {
 pub struct PageEncoder {
     table: CompressTable,
     scratch: Vec<u8>,
+    /// The XOR of a page with its previous copy (DELTA_PAGES).
+    delta: Vec<u8>,
 }
 
 impl Default for PageEncoder {
@@ -144,18 +182,35 @@ impl PageEncoder {
         PageEncoder {
             table: CompressTable::small(),
             scratch: vec![0u8; lz4_flex::block::get_maximum_output_size(PAGE_SIZE)],
+            delta: Vec::new(),
         }
     }
 
-    /// Encodes one page, appending its stored bytes to `data`.
+    /// Encodes one page, appending its stored bytes to `data`. With `previous` (the copy the
+    /// destination holds, from a `DeltaCache`, when DELTA_PAGES was negotiated) the LZ4
+    /// block of the XOR with it is sent when that is the smallest choice.
     pub fn encode_page(
         &mut self,
         page: &[u8],
+        previous: Option<&[u8]>,
         caps: Capabilities,
         data: &mut Vec<u8>,
     ) -> PageEncoding {
         if caps.contains(Capabilities::ZERO_PAGES) && is_zero_page(page) {
             return PageEncoding::Zero;
+        }
+        if let Some(previous) = previous.filter(|_| caps.contains(Capabilities::DELTA_PAGES)) {
+            let plain_limit = self.plain_size_limit(page, caps);
+            self.delta.resize(PAGE_SIZE, 0);
+            delta::xor_pages(page, previous, &mut self.delta);
+            if let Ok(len) =
+                compress_into_with_table(&self.delta, &mut self.scratch, &mut self.table)
+                && len < plain_limit
+            {
+                data.extend_from_slice(&self.scratch[..len]);
+                // len < PAGE_SIZE fits u16.
+                return PageEncoding::Delta(len as u16);
+            }
         }
         if caps.contains(Capabilities::LZ4_PAGES)
             && !looks_incompressible(page)
@@ -170,13 +225,26 @@ impl PageEncoder {
         PageEncoding::Raw
     }
 
+    /// An upper bound of what the page costs without a delta: a page that looks random goes
+    /// raw; otherwise a delta must beat half a page to be worth skipping the LZ4 attempt
+    /// (a partly rewritten page's delta is typically a few dozen bytes).
+    fn plain_size_limit(&self, page: &[u8], caps: Capabilities) -> usize {
+        if caps.contains(Capabilities::LZ4_PAGES) && !looks_incompressible(page) {
+            PAGE_SIZE / 2
+        } else {
+            PAGE_SIZE
+        }
+    }
+
     /// Appends the `Pages` payload for `pages` (a whole number of pages, at most
-    /// `MAX_PAGES_PER_FRAME`) starting at `first_gpa`.
+    /// `MAX_PAGES_PER_FRAME`) starting at `first_gpa`. With a `cache` (DELTA_PAGES), pages
+    /// it holds may go as deltas, and every page is stored in it as sent.
     pub fn encode_run(
         &mut self,
         first_gpa: u64,
         pages: &[u8],
         caps: Capabilities,
+        mut cache: Option<&mut DeltaCache>,
         out: &mut Vec<u8>,
     ) -> Result<PageCounts, PageRunError> {
         check_run_shape(first_gpa, pages.len())?;
@@ -189,22 +257,16 @@ impl PageEncoder {
         let desc_at = out.len();
         out.resize(desc_at + 2 * count, 0);
         let mut counts = PageCounts::default();
+        let first_pfn = (first_gpa / PAGE_SIZE as u64) as usize;
         for (i, page) in pages.chunks_exact(PAGE_SIZE).enumerate() {
-            let stored = match self.encode_page(page, caps, out) {
-                PageEncoding::Zero => {
-                    counts.zero += 1;
-                    0
-                }
-                PageEncoding::Lz4(len) => {
-                    counts.lz4 += 1;
-                    len
-                }
-                PageEncoding::Raw => {
-                    counts.raw += 1;
-                    PAGE_LEN_U16
-                }
-            };
-            out[desc_at + 2 * i..desc_at + 2 * i + 2].copy_from_slice(&stored.to_le_bytes());
+            let previous = cache.as_deref().and_then(|c| c.previous(first_pfn + i));
+            let encoding = self.encode_page(page, previous, caps, out);
+            if let Some(cache) = cache.as_deref_mut() {
+                cache.store(first_pfn + i, page);
+            }
+            counts.count(encoding);
+            out[desc_at + 2 * i..desc_at + 2 * i + 2]
+                .copy_from_slice(&encoding.descriptor().to_le_bytes());
         }
         debug_assert!(out.len() > start);
         Ok(counts)

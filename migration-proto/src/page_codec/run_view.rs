@@ -5,9 +5,7 @@ use alloc::vec::Vec;
 
 use lz4_flex::block::decompress_into;
 
-use super::{
-    PAGE_LEN_U16, PageCounts, PageEncoding, RUN_HEADER_LEN, check_run_shape, is_zero_page,
-};
+use super::{PageCounts, PageEncoding, RUN_HEADER_LEN, check_run_shape, is_zero_page};
 use crate::dirty::DirtyBitmap;
 use crate::negotiation::Capabilities;
 use crate::wire::{DecodeError, MAX_PAGES_PER_FRAME, PAGE_SIZE, Reader};
@@ -48,14 +46,14 @@ impl<'a> PageRunView<'a> {
         let descriptors = r.bytes(2 * count, "pages.stored_len")?;
         let mut total = 0usize;
         for d in descriptors.as_chunks::<2>().0 {
-            let len = u16::from_le_bytes(*d);
-            if len > PAGE_LEN_U16 {
+            let descriptor = u16::from_le_bytes(*d);
+            let Some(encoding) = PageEncoding::from_descriptor(descriptor) else {
                 return Err(DecodeError::InvalidValue {
                     field: "pages.stored_len",
-                    value: len.into(),
+                    value: descriptor.into(),
                 });
-            }
-            total += usize::from(len);
+            };
+            total += encoding.stored_len();
         }
         let data = r.bytes(total, "pages.data")?;
         r.finish()?;
@@ -88,10 +86,9 @@ impl<'a> PageRunView<'a> {
             .as_chunks::<2>()
             .0
             .iter()
-            .map(|d| match u16::from_le_bytes(*d) {
-                0 => PageEncoding::Zero,
-                PAGE_LEN_U16 => PageEncoding::Raw,
-                n => PageEncoding::Lz4(n),
+            // `parse` checked every descriptor.
+            .map(|d| {
+                PageEncoding::from_descriptor(u16::from_le_bytes(*d)).unwrap_or(PageEncoding::Raw)
             })
     }
 
@@ -101,6 +98,7 @@ impl<'a> PageRunView<'a> {
             .fold(Capabilities::NONE, |caps, e| match e {
                 PageEncoding::Zero => caps.union(Capabilities::ZERO_PAGES),
                 PageEncoding::Lz4(_) => caps.union(Capabilities::LZ4_PAGES),
+                PageEncoding::Delta(_) => caps.union(Capabilities::DELTA_PAGES),
                 PageEncoding::Raw => caps,
             })
     }
@@ -145,11 +143,9 @@ impl<'a> PageRunView<'a> {
         let mut data = self.data;
         let descriptors = self.descriptors;
         descriptors.as_chunks::<2>().0.iter().map(move |d| {
-            let enc = match u16::from_le_bytes(*d) {
-                0 => PageEncoding::Zero,
-                PAGE_LEN_U16 => PageEncoding::Raw,
-                n => PageEncoding::Lz4(n),
-            };
+            // `parse` checked every descriptor and the data length they add up to.
+            let enc =
+                PageEncoding::from_descriptor(u16::from_le_bytes(*d)).unwrap_or(PageEncoding::Raw);
             let (stored, rest) = data.split_at(enc.stored_len());
             data = rest;
             (enc, stored)
@@ -173,7 +169,7 @@ impl<'a> PageRunView<'a> {
             .zip(out.chunks_exact_mut(PAGE_SIZE))
             .enumerate()
         {
-            decode_page(i, enc, stored, page, |page| zero(i, page))?;
+            decode_page(i, enc, stored, page, None, |page| zero(i, page))?;
             counts.count(enc);
         }
         Ok(counts)
@@ -189,12 +185,15 @@ impl<'a> PageRunView<'a> {
 
 /// Decodes one stored page (from `PageRunView::stored_pages`; `index` is its place in the
 /// run, for errors) into `page` (one page long); a zero page calls `zero` instead of
-/// writing, so the caller decides whether the target needs clearing.
+/// writing, so the caller decides whether the target needs clearing. A delta page is
+/// applied to what `page` holds (the destination's current copy), through `delta_scratch`
+/// (one page); without one (decoding into a fresh buffer) it is refused.
 pub(crate) fn decode_page(
     index: usize,
     enc: PageEncoding,
     stored: &[u8],
     page: &mut [u8],
+    delta_scratch: Option<&mut [u8]>,
     zero: impl FnOnce(&mut [u8]),
 ) -> Result<(), DecodeError> {
     if page.len() != PAGE_SIZE {
@@ -210,6 +209,18 @@ pub(crate) fn decode_page(
             Ok(PAGE_SIZE) => {}
             _ => return Err(DecodeError::BadCompressedPage { index }),
         },
+        PageEncoding::Delta(_) => {
+            let Some(delta) = delta_scratch.filter(|d| d.len() == PAGE_SIZE) else {
+                return Err(DecodeError::InvalidValue {
+                    field: "pages.delta_without_guest_memory",
+                    value: index as u64,
+                });
+            };
+            match decompress_into(stored, delta) {
+                Ok(PAGE_SIZE) => super::delta::xor_into(page, delta),
+                _ => return Err(DecodeError::BadCompressedPage { index }),
+            }
+        }
     }
     Ok(())
 }

@@ -39,6 +39,8 @@ pub struct DestinationSession {
     last_input: Instant,
     /// Version 3: the page-digest key, from the session keys.
     page_digest_key: Option<PageDigestKey>,
+    /// One page for decompressing a delta page before it is applied.
+    delta_scratch: Vec<u8>,
 }
 
 /// Whether decoding into events stops at `MAX_PENDING_PAGE_BYTES`.
@@ -70,6 +72,7 @@ impl DestinationSession {
             pending_page_bytes: 0,
             last_input: now,
             page_digest_key: None,
+            delta_scratch: Vec::new(),
         }
     }
 
@@ -229,6 +232,9 @@ impl DestinationSession {
                 if version < MessageType::DiskBlocks.since_version() {
                     caps = caps.difference(Capabilities::DISK_BLOCKS);
                 }
+                if version < MessageType::PageDigest.since_version() {
+                    caps = caps.difference(Capabilities::DELTA_PAGES);
+                }
                 let missing = hello.required.union(self.config.required).difference(caps);
                 if !missing.is_empty() {
                     return Err(SessionError::MissingCapabilities(missing));
@@ -357,6 +363,7 @@ impl DestinationSession {
             &mut inc.maybe_nonzero,
             inc.page_digest.as_mut(),
             memory,
+            &mut self.delta_scratch,
             &mut self.spare_page_buffers,
         )? {
             self.pending_page_bytes += data.len();

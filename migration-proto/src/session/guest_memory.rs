@@ -48,6 +48,7 @@ pub(crate) fn apply_run<M: GuestMemory + ?Sized>(
     maybe_nonzero: &mut DirtyBitmap,
     page_digest: Option<&mut PageDigestTable>,
     memory: Option<&mut M>,
+    delta_scratch: &mut Vec<u8>,
     spare_buffers: &mut Vec<Vec<u8>>,
 ) -> Result<Option<Vec<u8>>, SessionError> {
     let first_pfn = (view.first_gpa() / PAGE_SIZE as u64) as usize;
@@ -70,7 +71,11 @@ pub(crate) fn apply_run<M: GuestMemory + ?Sized>(
                     });
                 }
                 let pfn = first_pfn + index;
-                decode_page(index, enc, stored, target, |page| {
+                let scratch = matches!(enc, PageEncoding::Delta(_)).then(|| {
+                    delta_scratch.resize(PAGE_SIZE, 0);
+                    &mut delta_scratch[..]
+                });
+                decode_page(index, enc, stored, target, scratch, |page| {
                     // Reading is cheaper than writing, and fresh guest memory is zero.
                     if maybe_nonzero.is_set(pfn) {
                         page.fill(0);

@@ -7,7 +7,7 @@ use crate::crypto::FrameProtector;
 use crate::framing::{FrameReader, FrameWriter, PayloadTooLarge};
 use crate::message::Message;
 use crate::negotiation::Capabilities;
-use crate::page_codec::{PageCounts, PageEncoder, PageRunError};
+use crate::page_codec::{DeltaCache, PageCounts, PageEncoder, PageRunError};
 use crate::wire::MessageType;
 
 use super::Instant;
@@ -76,6 +76,7 @@ impl Link {
         &mut self,
         first_gpa: u64,
         data: &[u8],
+        cache: Option<&mut DeltaCache>,
         now: Instant,
     ) -> Result<(PageCounts, usize), PageRunError> {
         crate::page_codec::check_run_shape(first_gpa, data.len())?;
@@ -88,7 +89,7 @@ impl Link {
             .writer
             .write_with(MessageType::Pages, &mut self.tx, |buf| {
                 let start = buf.len();
-                if let Ok(c) = encoder.encode_run(first_gpa, data, caps, buf) {
+                if let Ok(c) = encoder.encode_run(first_gpa, data, caps, cache, buf) {
                     counts = c;
                 }
                 payload = buf.len() - start;

@@ -30,6 +30,9 @@ pub struct SourceConfig {
     pub keepalive_interval: Duration,
     /// Bulk sends are refused while more than this many bytes wait in the output buffer.
     pub output_limit: usize,
+    /// Memory for the copies of sent pages that DELTA_PAGES encodes against (0 = no
+    /// deltas). Used only if the destination agrees to DELTA_PAGES (version 3).
+    pub delta_cache_bytes: usize,
 }
 
 impl SourceConfig {
@@ -45,6 +48,7 @@ impl SourceConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             keepalive_interval: DEFAULT_IDLE_TIMEOUT / 4,
             output_limit: DEFAULT_OUTPUT_LIMIT,
+            delta_cache_bytes: 0,
         }
     }
 }

@@ -126,6 +126,8 @@ impl SourceEngine {
         let memory_bytes = identity.memory_bytes;
         let mut config = SourceConfig::new(key, identity, cpu);
         config.output_limit = SESSION_OUTPUT_LIMIT;
+        config.delta_cache_bytes =
+            usize::try_from(params.delta_cache_mib << 20).unwrap_or(usize::MAX);
         if cold {
             vm.pause();
         }

@@ -117,6 +117,7 @@ impl SourceEngine {
             self.stats.zero_pages += counts.zero;
             self.stats.raw_pages += counts.raw;
             self.stats.lz4_pages += counts.lz4;
+            self.stats.delta_pages += counts.delta;
         }
     }
 

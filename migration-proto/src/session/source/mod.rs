@@ -12,7 +12,7 @@ use crate::crypto::{self, Role};
 use crate::dirty::DirtyBitmap;
 use crate::message::{Abort, AuthProof, Hello, MAX_VCPUS, Message, NONCE_LEN, Offer, Progress};
 use crate::negotiation::{Capabilities, VersionRange};
-use crate::page_codec::PageCounts;
+use crate::page_codec::{DeltaCache, PageCounts};
 use crate::page_digest::{PageDigestKey, PageDigestTable};
 use crate::wire::{MessageType, PAGE_SIZE, Writer};
 
@@ -48,6 +48,8 @@ pub struct SourceSession {
     corrupt_next_run: bool,
     /// When the destination's `HelloReply` arrived (for the caller's round-trip estimate).
     hello_reply_at: Option<Instant>,
+    /// DELTA_PAGES: the copies of sent pages deltas are computed against.
+    delta_cache: Option<DeltaCache>,
 }
 
 impl SourceSession {
@@ -89,6 +91,7 @@ impl SourceSession {
             stale: DirtyBitmap::new(if invalid.is_none() { pages } else { 0 }),
             corrupt_next_run: false,
             hello_reply_at: None,
+            delta_cache: None,
         };
         if let Some(e) = invalid {
             session.state = SourceState::Failed;
@@ -232,6 +235,10 @@ impl SourceSession {
                         PageDigestKey(keys.page_digest),
                         self.stale.len(),
                     ));
+                }
+                if self.link.caps.contains(Capabilities::DELTA_PAGES) {
+                    // No memory for the cache only means no deltas.
+                    self.delta_cache = DeltaCache::try_new(self.config.delta_cache_bytes);
                 }
                 let offer = Offer {
                     identity: self.config.identity.clone(),

@@ -66,7 +66,7 @@ impl SourceSession {
         };
         let (counts, payload) = self
             .link
-            .send_pages(first_gpa, on_wire, now)
+            .send_pages(first_gpa, on_wire, self.delta_cache.as_mut(), now)
             .map_err(UsageError::PageRun)?;
         self.corrupt_next_run = false;
         let first_pfn = (first_gpa / PAGE_SIZE as u64) as usize;
@@ -136,7 +136,9 @@ impl SourceSession {
             round: t.round,
             pages_sent: t.counts.total(),
             zero_pages: t.counts.zero,
-            lz4_pages: t.counts.lz4,
+            // A delta page is an LZ4 block too (of the page's XOR with its last copy); the
+            // RoundStats layout of version 1 has no field of its own for it.
+            lz4_pages: t.counts.lz4 + t.counts.delta,
             raw_pages: t.counts.raw,
             payload_bytes: t.payload_bytes,
             dirty_pages_remaining,
