@@ -1,0 +1,4 @@
+//! Host tests of the virtio-blk device on virtio-mmio, driven by a fake guest driver.
+
+mod driver;
+mod requests;
