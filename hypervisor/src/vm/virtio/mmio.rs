@@ -348,8 +348,14 @@ impl<D: VirtioDevice> VirtioMmio<D> {
             );
             return;
         }
+        // Bits only count once their predecessors in the 3.1.1 sequence are set.
         let mut accepted = new;
-        if new & !old & status::FEATURES_OK != 0 && !self.features_acceptable() {
+        for (bit, needs) in STATUS_ORDER {
+            if accepted & bit != 0 && accepted & needs == 0 {
+                accepted &= !bit;
+            }
+        }
+        if accepted & !old & status::FEATURES_OK != 0 && !self.features_acceptable() {
             log::info!(
                 "virtio {}: driver features {:#x} refused (device offers {:#x}, VERSION_1 required)",
                 self.name,
@@ -359,7 +365,7 @@ impl<D: VirtioDevice> VirtioMmio<D> {
             accepted &= !status::FEATURES_OK;
         }
         if accepted & status::DRIVER_OK != 0 && accepted & status::FEATURES_OK == 0 {
-            accepted &= !status::DRIVER_OK;
+            accepted &= !status::DRIVER_OK; // FEATURES_OK was just refused.
         }
         self.regs.status = accepted;
     }
@@ -438,15 +444,15 @@ impl<D: VirtioDevice> VirtioMmio<D> {
             return Err("status has bits a driver cannot set");
         }
         let s = r.status;
-        let needs = [
-            (status::DRIVER, status::ACKNOWLEDGE),
-            (status::FEATURES_OK, status::DRIVER),
-            (status::DRIVER_OK, status::FEATURES_OK),
-        ];
-        if needs.iter().any(|&(bit, pre)| s & bit != 0 && s & pre == 0) {
+        if STATUS_ORDER
+            .iter()
+            .any(|&(bit, needs)| s & bit != 0 && s & needs == 0)
+        {
             return Err("status bits are set out of order");
         }
-        if r.driver_features & !self.device.device_features() != 0 {
+        // Before FEATURES_OK the driver may have written anything; it is negotiated only
+        // when FEATURES_OK sticks.
+        if s & status::FEATURES_OK != 0 && r.driver_features & !self.device.device_features() != 0 {
             return Err("driver features this device does not offer");
         }
         if s & status::FEATURES_OK != 0 && r.driver_features & feature::VERSION_1 == 0 {
@@ -471,6 +477,14 @@ impl<D: VirtioDevice> VirtioMmio<D> {
         Ok(())
     }
 }
+
+/// Status bits and the bit each needs first (3.1.1: ACKNOWLEDGE, DRIVER, FEATURES_OK,
+/// DRIVER_OK), in that order.
+const STATUS_ORDER: [(u8, u8); 3] = [
+    (status::DRIVER, status::ACKNOWLEDGE),
+    (status::FEATURES_OK, status::DRIVER),
+    (status::DRIVER_OK, status::FEATURES_OK),
+];
 
 fn feature_word(features: u64, sel: u32) -> u32 {
     match sel {
