@@ -11,8 +11,11 @@ use crate::vm::virtio_blk::request::{request_type, status_byte};
 use crate::vm::virtio_blk::state::STATE_VERSION;
 use crate::vm::virtio_blk::{BlkState, RamDisk, RestoreError};
 
+/// A submitted request: head, data-in address, status address.
+type Submitted = (u16, u64, u64);
+
 /// A source with one completed request and two held in flight (a write and a read).
-fn source_mid_request() -> (Driver<HeldDisk>, Vec<u8>, [(u16, u64, u64); 2]) {
+fn source_mid_request() -> (Driver<HeldDisk>, Vec<u8>, [Submitted; 2]) {
     let mut src = Driver::new(HeldDisk::new(ram_disk()));
     src.init_default();
     src.run_flush_held();
@@ -166,7 +169,7 @@ fn semantic_checks_refuse_bad_states() {
         }
     ));
     assert_eq!(
-        refused(|s| s.transport.status = 0x40 | s.transport.status),
+        refused(|s| s.transport.status |= 0x40),
         transport("status has bits a driver cannot set")
     );
     assert_eq!(
