@@ -6,7 +6,7 @@
 //! Everything here is a pure state machine over a [`guest_memory::GuestMemory`] trait, so
 //! it is host-tested with a fake RAM, compiles `no_std`, and knows nothing of VMX.
 //!
-//! Map: `guest_memory` (the RAM seam), `split_queue` (ring indices, available/used rings),
+//! Map: `guest_memory` (the RAM seam) + `guest_ram_memory` (it over a VM's `GuestRam`), `split_queue` (ring indices, available/used rings),
 //! `descriptor_chain` (chain walking with every check), `queue_error` (one variant per
 //! driver mistake), `device` (what a transport needs from a device type; status, feature
 //! and interrupt bits), `mmio` + `mmio_state` (the virtio-mmio v2 register front-end and
@@ -15,6 +15,7 @@
 pub mod descriptor_chain;
 pub mod device;
 pub mod guest_memory;
+pub mod guest_ram_memory;
 pub mod mmio;
 pub mod mmio_state;
 pub mod queue_error;

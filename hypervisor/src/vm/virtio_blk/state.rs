@@ -293,7 +293,11 @@ fn check_in_flight(state: &BlkState) -> Result<(), RestoreError> {
     let Some(queue) = state.transport.queues.first() else {
         return err("the device has no queue");
     };
-    if state.in_flight.len() != usize::from(queue.in_flight()) {
+    // A working device owns exactly the heads between used and available index. A broken
+    // one may also have taken the head that broke it, which is never in flight.
+    let owned = usize::from(queue.in_flight());
+    let count = state.in_flight.len();
+    if count > owned || (count != owned && !state.transport.needs_reset) {
         return err("the count differs from the queue's available and used indices");
     }
     for (i, r) in state.in_flight.iter().enumerate() {

@@ -124,6 +124,30 @@ fn broken_device_restores_broken() {
     );
 }
 
+#[test]
+fn device_broken_by_a_chain_restores_although_it_took_the_bad_head() {
+    let mut src = Driver::new(ram_disk());
+    src.init_default();
+    let h = src.header(request_type::IN, 0);
+    src.put_desc(DESC, 0, h, 16, 1, 0);
+    src.make_available(0);
+    src.notify();
+    assert!(src.broken());
+    assert_eq!(src.dev.registers().queues[0].in_flight(), 1);
+    let mut dst = Driver::new(ram_disk());
+    dst.dev.restore(src.dev.save()).unwrap();
+    assert!(dst.broken());
+    // But a working device may not lose a head.
+    let mut state = src.dev.save();
+    state.transport.needs_reset = false;
+    assert_eq!(
+        dst.dev.restore(state),
+        Err(RestoreError::InFlight(
+            "the count differs from the queue's available and used indices"
+        ))
+    );
+}
+
 /// Encode `state`, let `edit` change it, and expect restoring it to fail without changing
 /// the destination.
 fn refused(edit: impl FnOnce(&mut BlkState)) -> RestoreError {
