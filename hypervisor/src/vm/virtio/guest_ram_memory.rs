@@ -68,7 +68,6 @@ mod tests {
         assert_eq!(err, GuestMemoryError { gpa: 8190, len: 4 });
         let mut buf = vec![0u8; 3];
         assert!(mem.read(8192, &mut buf).is_err());
-        drop(mem);
         ram.free(&mut frames);
     }
 }
