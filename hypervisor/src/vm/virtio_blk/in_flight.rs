@@ -9,7 +9,7 @@
 use alloc::vec::Vec;
 
 use super::backend::SECTOR_SIZE;
-use super::config::{MAX_DISCARD_SEG, MAX_REQUEST_BYTES, blk_feature};
+use super::config::{MAX_DISCARD_SEG, MAX_REQUEST_BYTES, SEG_MAX, blk_feature};
 use super::request::{FramedRequest, GuestRange, request_type, status_byte};
 
 /// What a backend-bound request does.
@@ -93,6 +93,11 @@ pub fn classify(
     driver_features: u64,
 ) -> Disposition {
     let len = req.data_len();
+    // More data segments than seg_max is a driver bug (5.2.4); refusing it also bounds the
+    // size of a saved in-flight request.
+    if req.data.len() > SEG_MAX as usize {
+        return Disposition::Refuse(status_byte::IOERR);
+    }
     match req.request_type {
         request_type::IN | request_type::OUT => {
             let kind = if req.request_type == request_type::IN {

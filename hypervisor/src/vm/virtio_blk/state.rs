@@ -32,10 +32,9 @@ use migration_proto::wire::{DecodeError, Reader, Writer};
 
 use super::backend::{BlockBackend, SECTOR_SIZE};
 use super::blk_device::VirtioBlk;
-use super::config::{MAX_DISCARD_SEG, MAX_REQUEST_BYTES, QUEUE_SIZE_MAX};
+use super::config::{MAX_DISCARD_SEG, MAX_REQUEST_BYTES, QUEUE_SIZE_MAX, SEG_MAX};
 use super::in_flight::{DISCARD_SEGMENT_LEN, InFlight, RequestKind, sectors_in_disk};
 use super::request::GuestRange;
-use crate::vm::virtio::descriptor_chain::MAX_INDIRECT_DESCRIPTORS;
 use crate::vm::virtio::device::VirtioDevice;
 use crate::vm::virtio::mmio::{TransportRegisters, VirtioMmio};
 use crate::vm::virtio::mmio_state::{decode_registers, encode_registers};
@@ -43,8 +42,10 @@ use crate::vm::virtio::mmio_state::{decode_registers, encode_registers};
 const MAGIC: [u8; 4] = *b"VBLK";
 /// Current encoding version (also the `DeviceState::version`).
 pub const STATE_VERSION: u16 = 1;
-/// Most data ranges one saved request may hold (a full queue plus a full indirect table).
-pub const MAX_SAVED_RANGES: usize = QUEUE_SIZE_MAX as usize + MAX_INDIRECT_DESCRIPTORS as usize;
+/// Most data ranges one saved request may hold: requests with more are refused (IOERR)
+/// before they reach the backend. With a full queue this keeps the encoding well below the
+/// protocol's `MAX_DEVICE_STATE_LEN`.
+pub const MAX_SAVED_RANGES: usize = SEG_MAX as usize;
 
 /// Why a saved virtio-blk state was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]

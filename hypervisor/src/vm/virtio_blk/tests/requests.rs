@@ -475,3 +475,36 @@ fn config_space_is_read_only_and_generation_is_stable() {
     );
     assert_eq!(d.read(reg::CONFIG_GENERATION), gen0);
 }
+
+#[test]
+fn more_data_segments_than_seg_max_fail_the_request() {
+    let mut d = Driver::new(RamDisk::from_image(patterned_image(256), 512, false).unwrap());
+    d.init(all_features(), 128);
+    let h = d.header(request_type::IN, 0);
+    let buf = d.alloc(512 * 127);
+    let st = d.alloc(1);
+    let entries = SEG_MAX as u16 + 3;
+    let table = d.alloc(16 * usize::from(entries));
+    d.put_desc(table, 0, h, 16, 1, 1);
+    for i in 1..entries - 1 {
+        d.put_desc(table, i, buf + 512 * u64::from(i - 1), 512, 1 | 2, i + 1);
+    }
+    d.put_desc(table, entries - 1, st, 1, 2, 0);
+    let head = d.chain(&[(table, 16 * u32::from(entries), false)]);
+    d.put_desc(DESC, head, table, 16 * u32::from(entries), 4, 0);
+    d.make_available(head);
+    d.notify();
+    assert_eq!(d.pop_used(), Some((u32::from(head), 1)));
+    assert_eq!(d.mem.bytes[st as usize], status_byte::IOERR);
+    assert!(!d.broken());
+    // seg_max segments exactly are served.
+    let (s, data, _) = d.run(
+        request_type::IN,
+        0,
+        &[],
+        512 * SEG_MAX as usize,
+        SEG_MAX as usize,
+    );
+    assert_eq!(s, status_byte::OK);
+    assert_eq!(data, patterned_image(256)[..512 * SEG_MAX as usize]);
+}

@@ -309,3 +309,42 @@ impl BlkState {
         self
     }
 }
+
+#[test]
+fn a_full_queue_of_maximal_requests_fits_one_device_state_message() {
+    use crate::vm::virtio_blk::config::{QUEUE_SIZE_MAX, SEG_MAX};
+    use crate::vm::virtio_blk::in_flight::{InFlight, RequestKind};
+    use crate::vm::virtio_blk::request::GuestRange;
+    use migration_proto::message::MAX_DEVICE_STATE_LEN;
+
+    let mut d = Driver::new(RamDisk::from_image(patterned_image(1 << 14), 512, false).unwrap());
+    d.init(all_features(), QUEUE_SIZE_MAX);
+    let mut state = d.dev.save();
+    state.transport.queues[0].last_avail_idx = QUEUE_SIZE_MAX;
+    state.in_flight = (0..QUEUE_SIZE_MAX)
+        .map(|head| InFlight {
+            tag: u64::from(head),
+            head,
+            kind: RequestKind::Read,
+            sector: 0,
+            data: (0..u64::from(SEG_MAX))
+                .map(|i| GuestRange {
+                    gpa: BUFFERS + 512 * i,
+                    len: 512,
+                })
+                .collect(),
+            status_gpa: BUFFERS,
+            submitted: false,
+        })
+        .collect();
+    state.next_tag = u64::from(QUEUE_SIZE_MAX);
+    let bytes = state.encode();
+    assert!(bytes.len() <= MAX_DEVICE_STATE_LEN, "{} bytes", bytes.len());
+    d.dev.restore(BlkState::decode(&bytes).unwrap()).unwrap();
+    // One range more than seg_max is refused.
+    state.in_flight[0].data.push(GuestRange {
+        gpa: BUFFERS,
+        len: 512,
+    });
+    assert!(BlkState::decode(&state.encode()).is_err());
+}
