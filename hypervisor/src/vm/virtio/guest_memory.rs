@@ -2,8 +2,8 @@
 //!
 //! Why a trait: the split virtqueue lives in guest RAM, so every device model reads and
 //! writes guest memory. Behind this trait the models run on the host against
-//! [`FakeGuestMemory`] (tests) and on bare metal against the VM's `GuestRam` (the glue
-//! comes with the exit-handler wiring). Every access names its full range and fails cleanly
+//! `FakeGuestMemory` (tests) and on bare metal against the VM's `GuestRam` (through
+//! `guest_ram_memory`). Every access names its full range and fails cleanly
 //! when any byte of it is outside RAM: a guest-chosen address never reaches a raw pointer
 //! unchecked.
 

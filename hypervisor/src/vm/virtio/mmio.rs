@@ -25,74 +25,7 @@ use super::device::{VirtioDevice, feature, interrupt, status};
 use super::guest_memory::GuestMemory;
 use super::split_queue::SplitQueue;
 
-/// Register offsets (4.2.2, table "MMIO Device Register Layout").
-pub mod reg {
-    /// 0x74726976 ("virt").
-    pub const MAGIC_VALUE: u64 = 0x000;
-    /// 2 for the modern layout.
-    pub const VERSION: u64 = 0x004;
-    /// Virtio device ID.
-    pub const DEVICE_ID: u64 = 0x008;
-    /// Vendor ID.
-    pub const VENDOR_ID: u64 = 0x00c;
-    /// 32 feature bits selected by DEVICE_FEATURES_SEL.
-    pub const DEVICE_FEATURES: u64 = 0x010;
-    /// Selects the device feature word.
-    pub const DEVICE_FEATURES_SEL: u64 = 0x014;
-    /// 32 driver feature bits selected by DRIVER_FEATURES_SEL.
-    pub const DRIVER_FEATURES: u64 = 0x020;
-    /// Selects the driver feature word.
-    pub const DRIVER_FEATURES_SEL: u64 = 0x024;
-    /// Selects the queue the QUEUE_* registers refer to.
-    pub const QUEUE_SEL: u64 = 0x030;
-    /// Largest queue size the device accepts (0: no such queue).
-    pub const QUEUE_NUM_MAX: u64 = 0x034;
-    /// Queue size chosen by the driver.
-    pub const QUEUE_NUM: u64 = 0x038;
-    /// Queue ready bit.
-    pub const QUEUE_READY: u64 = 0x044;
-    /// Write a queue index to notify the device.
-    pub const QUEUE_NOTIFY: u64 = 0x050;
-    /// Pending interrupt causes.
-    pub const INTERRUPT_STATUS: u64 = 0x060;
-    /// Write bits to clear them from INTERRUPT_STATUS.
-    pub const INTERRUPT_ACK: u64 = 0x064;
-    /// Device status.
-    pub const STATUS: u64 = 0x070;
-    /// Descriptor table address, low and high words.
-    pub const QUEUE_DESC_LOW: u64 = 0x080;
-    /// See [`QUEUE_DESC_LOW`].
-    pub const QUEUE_DESC_HIGH: u64 = 0x084;
-    /// Available ring address, low and high words.
-    pub const QUEUE_DRIVER_LOW: u64 = 0x090;
-    /// See [`QUEUE_DRIVER_LOW`].
-    pub const QUEUE_DRIVER_HIGH: u64 = 0x094;
-    /// Used ring address, low and high words.
-    pub const QUEUE_DEVICE_LOW: u64 = 0x0a0;
-    /// See [`QUEUE_DEVICE_LOW`].
-    pub const QUEUE_DEVICE_HIGH: u64 = 0x0a4;
-    /// Shared memory region length, low word (none: all ones).
-    pub const SHM_LEN_LOW: u64 = 0x0b0;
-    /// Shared memory region length, high word.
-    pub const SHM_LEN_HIGH: u64 = 0x0b4;
-    /// Shared memory region base, low word (none: all ones).
-    pub const SHM_BASE_LOW: u64 = 0x0b8;
-    /// Shared memory region base, high word.
-    pub const SHM_BASE_HIGH: u64 = 0x0bc;
-    /// Changes whenever the device changes its config space.
-    pub const CONFIG_GENERATION: u64 = 0x0fc;
-    /// Start of device config space.
-    pub const CONFIG: u64 = 0x100;
-}
-
-/// "virt" little-endian.
-pub const MAGIC: u32 = 0x7472_6976;
-/// The modern register layout.
-pub const MMIO_VERSION: u32 = 2;
-/// Vendor ID reported to the guest: "TERN" little-endian.
-pub const VENDOR_TERN: u32 = 0x4e52_4554;
-/// Size of the MMIO window the device decodes.
-pub const WINDOW_SIZE: u64 = 0x200;
+pub use super::mmio_layout::{MAGIC, MMIO_VERSION, VENDOR_TERN, WINDOW_SIZE, reg};
 
 /// The transport's own registers: everything a migration must carry besides the device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -436,51 +369,11 @@ impl<D: VirtioDevice> VirtioMmio<D> {
             self.regs.interrupt_status |= interrupt::CONFIG_CHANGE;
         }
     }
-
-    /// Checks restored registers against this device: status bits and their order,
-    /// negotiated features, queue count, sizes, alignment and interrupt bits.
-    pub fn check_registers(&self, r: &TransportRegisters) -> Result<(), &'static str> {
-        if r.status & !status::DRIVER_BITS != 0 {
-            return Err("status has bits a driver cannot set");
-        }
-        let s = r.status;
-        if STATUS_ORDER
-            .iter()
-            .any(|&(bit, needs)| s & bit != 0 && s & needs == 0)
-        {
-            return Err("status bits are set out of order");
-        }
-        // Before FEATURES_OK the driver may have written anything; it is negotiated only
-        // when FEATURES_OK sticks.
-        if s & status::FEATURES_OK != 0 && r.driver_features & !self.device.device_features() != 0 {
-            return Err("driver features this device does not offer");
-        }
-        if s & status::FEATURES_OK != 0 && r.driver_features & feature::VERSION_1 == 0 {
-            return Err("features accepted without VERSION_1");
-        }
-        if r.interrupt_status & !(interrupt::USED_BUFFER | interrupt::CONFIG_CHANGE) != 0 {
-            return Err("unknown interrupt status bits");
-        }
-        if r.queues.len() != self.device.queue_count() {
-            return Err("queue count differs from this device's");
-        }
-        let max = self.device.queue_size_max();
-        for q in &r.queues {
-            if q.ready {
-                q.validate(max)
-                    .map_err(|_| "a ready queue has a bad size or alignment")?;
-            }
-            if q.in_flight() > q.size {
-                return Err("a queue has more heads in flight than its size");
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Status bits and the bit each needs first (3.1.1: ACKNOWLEDGE, DRIVER, FEATURES_OK,
 /// DRIVER_OK), in that order.
-const STATUS_ORDER: [(u8, u8); 3] = [
+pub(crate) const STATUS_ORDER: [(u8, u8); 3] = [
     (status::DRIVER, status::ACKNOWLEDGE),
     (status::FEATURES_OK, status::DRIVER),
     (status::DRIVER_OK, status::FEATURES_OK),

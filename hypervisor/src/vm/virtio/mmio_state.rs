@@ -13,13 +13,15 @@
 //! ```
 //!
 //! Decoding checks only the shape (lengths, booleans, reserved bytes); what the values mean
-//! for the destination's device is checked by `VirtioMmio::check_registers`.
+//! for the destination's device is checked by [`VirtioMmio::check_registers`]: a state a
+//! real driver could have produced on this device, and nothing else.
 
 use alloc::vec::Vec;
 
 use migration_proto::wire::{DecodeError, Reader, Writer};
 
-use super::mmio::TransportRegisters;
+use super::device::{VirtioDevice, feature, interrupt, status};
+use super::mmio::{STATUS_ORDER, TransportRegisters, VirtioMmio};
 use super::split_queue::SplitQueue;
 
 /// Most queues a saved transport may list (virtio-blk uses one; multiqueue needs more).
@@ -97,6 +99,49 @@ pub fn decode_registers(r: &mut Reader<'_>) -> Result<TransportRegisters, Decode
         needs_reset,
         queues,
     })
+}
+
+impl<D: VirtioDevice> VirtioMmio<D> {
+    /// Checks restored registers against this device: status bits and their order,
+    /// negotiated features, queue count, sizes, alignment and interrupt bits.
+    pub fn check_registers(&self, r: &TransportRegisters) -> Result<(), &'static str> {
+        if r.status & !status::DRIVER_BITS != 0 {
+            return Err("status has bits a driver cannot set");
+        }
+        let s = r.status;
+        if STATUS_ORDER
+            .iter()
+            .any(|&(bit, needs)| s & bit != 0 && s & needs == 0)
+        {
+            return Err("status bits are set out of order");
+        }
+        // Before FEATURES_OK the driver may have written anything; it is negotiated only
+        // when FEATURES_OK sticks.
+        if s & status::FEATURES_OK != 0 && r.driver_features & !self.device().device_features() != 0
+        {
+            return Err("driver features this device does not offer");
+        }
+        if s & status::FEATURES_OK != 0 && r.driver_features & feature::VERSION_1 == 0 {
+            return Err("features accepted without VERSION_1");
+        }
+        if r.interrupt_status & !(interrupt::USED_BUFFER | interrupt::CONFIG_CHANGE) != 0 {
+            return Err("unknown interrupt status bits");
+        }
+        if r.queues.len() != self.device().queue_count() {
+            return Err("queue count differs from this device's");
+        }
+        let max = self.device().queue_size_max();
+        for q in &r.queues {
+            if q.ready {
+                q.validate(max)
+                    .map_err(|_| "a ready queue has a bad size or alignment")?;
+            }
+            if q.in_flight() > q.size {
+                return Err("a queue has more heads in flight than its size");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A byte that must be 0 or 1.

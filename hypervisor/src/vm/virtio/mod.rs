@@ -9,7 +9,7 @@
 //! Map: `guest_memory` (the RAM seam) + `guest_ram_memory` (it over a VM's `GuestRam`), `split_queue` (ring indices, available/used rings),
 //! `descriptor_chain` (chain walking with every check), `queue_error` (one variant per
 //! driver mistake), `device` (what a transport needs from a device type; status, feature
-//! and interrupt bits), `mmio` + `mmio_state` (the virtio-mmio v2 register front-end and
+//! and interrupt bits), `mmio` + `mmio_layout` + `mmio_state` (the virtio-mmio v2 register front-end and
 //! its migration encoding). The block device is `vm::virtio_blk`.
 
 pub mod descriptor_chain;
@@ -17,6 +17,7 @@ pub mod device;
 pub mod guest_memory;
 pub mod guest_ram_memory;
 pub mod mmio;
+pub mod mmio_layout;
 pub mod mmio_state;
 pub mod queue_error;
 pub mod split_queue;

@@ -19,12 +19,11 @@ use super::config::{
     offered_features,
 };
 use super::dirty_blocks::DirtyBlocks;
+use super::guest_io::{complete, gather, scatter};
 use super::in_flight::{
     DISCARD_SEGMENT_LEN, Disposition, InFlight, RequestKind, classify, sectors_in_disk,
 };
-use super::request::{
-    FramedRequest, FramingFailure, GuestRange, RequestError, frame_request, status_byte,
-};
+use super::request::{FramedRequest, FramingFailure, RequestError, frame_request, status_byte};
 use crate::vm::virtio::descriptor_chain::walk_chain;
 use crate::vm::virtio::device::{VirtioDevice, feature};
 use crate::vm::virtio::guest_memory::GuestMemory;
@@ -305,69 +304,6 @@ fn in_flight(tag: u64, kind: RequestKind, req: FramedRequest) -> InFlight {
         status_gpa: req.status_gpa,
         submitted: false,
     }
-}
-
-/// Write the status byte and return the head with `written` data bytes plus the status.
-fn complete(
-    q: &mut SplitQueue,
-    mem: &mut impl GuestMemory,
-    head: u16,
-    status_gpa: u64,
-    status: u8,
-    written: u32,
-) -> Result<(), BlkError> {
-    mem.write(status_gpa, &[status])
-        .map_err(|access| QueueError::OutsideRam {
-            what: "status byte",
-            access,
-        })?;
-    q.push_used(mem, head, written.saturating_add(1))?;
-    Ok(())
-}
-
-/// Copy `bytes` into the guest ranges, as far as they reach; returns the bytes written.
-fn scatter(
-    mem: &mut impl GuestMemory,
-    ranges: &[GuestRange],
-    bytes: &[u8],
-) -> Result<u32, BlkError> {
-    let mut done = 0usize;
-    for r in ranges {
-        if done == bytes.len() {
-            break;
-        }
-        let n = (r.len as usize).min(bytes.len() - done);
-        mem.write(r.gpa, &bytes[done..done + n])
-            .map_err(|access| QueueError::OutsideRam {
-                what: "read data buffer",
-                access,
-            })?;
-        done += n;
-    }
-    // At most MAX_REQUEST_BYTES (or 20 for GET_ID).
-    Ok(done as u32)
-}
-
-/// Read the guest ranges into one buffer; `None` when the host cannot allocate it.
-fn gather(mem: &impl GuestMemory, ranges: &[GuestRange]) -> Result<Option<Vec<u8>>, BlkError> {
-    let total: u64 = ranges.iter().map(|r| u64::from(r.len)).sum();
-    let mut out = Vec::new();
-    let Ok(total) = usize::try_from(total) else {
-        return Ok(None);
-    };
-    if out.try_reserve_exact(total).is_err() {
-        return Ok(None);
-    }
-    for r in ranges {
-        let at = out.len();
-        out.resize(at + r.len as usize, 0);
-        mem.read(r.gpa, &mut out[at..])
-            .map_err(|access| QueueError::OutsideRam {
-                what: "write data buffer",
-                access,
-            })?;
-    }
-    Ok(Some(out))
 }
 
 impl<B: BlockBackend> VirtioDevice for VirtioBlk<B> {

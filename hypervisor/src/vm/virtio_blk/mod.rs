@@ -11,14 +11,15 @@
 //! Map: `config` (feature bits, limits, config space 5.2.4), `request` (framing a chain
 //! into header/data/status, 5.2.6), `in_flight` (which requests reach the backend, and
 //! what one looks like while it is there), `blk_device` (the `VirtioDevice`: notify,
-//! complete, reset), `backend` + `ram_disk` (storage behind a submit/poll trait),
-//! `dirty_blocks` (blocks written since the last harvest, for storage migration), `state`
-//! (save/restore and its byte encoding).
+//! complete, reset) + `guest_io` (data in and out of guest buffers), `backend` +
+//! `ram_disk` (storage behind a submit/poll trait), `dirty_blocks` (blocks written since
+//! the last harvest, for storage migration), `state` (save/restore and its encoding).
 
 pub mod backend;
 pub mod blk_device;
 pub mod config;
 pub mod dirty_blocks;
+pub mod guest_io;
 pub mod in_flight;
 pub mod ram_disk;
 pub mod request;
