@@ -162,7 +162,7 @@ impl<B: BlockBackend> VirtioBlk<B> {
                 Disposition::Backend(kind) => {
                     let tag = self.next_tag;
                     self.next_tag = self.next_tag.wrapping_add(1);
-                    used |= self.start(q, mem, in_flight(tag, kind, req))?;
+                    used |= self.start(q, mem, to_in_flight(tag, kind, req))?;
                     used |= self.drain(q, mem)?;
                 }
             }
@@ -285,16 +285,24 @@ impl<B: BlockBackend> VirtioBlk<B> {
         q: &mut SplitQueue,
         mem: &mut impl GuestMemory,
     ) -> Result<bool, BlkError> {
+        if self.in_flight.iter().all(|r| r.submitted) {
+            return Ok(false);
+        }
+        // In their saved order. Should one fail fatally, the device is broken and the rest
+        // are moot.
+        let (pending, submitted): (Vec<_>, Vec<_>) = core::mem::take(&mut self.in_flight)
+            .into_iter()
+            .partition(|r| !r.submitted);
+        self.in_flight = submitted;
         let mut used = false;
-        while let Some(pos) = self.in_flight.iter().position(|r| !r.submitted) {
-            let req = self.in_flight.swap_remove(pos);
+        for req in pending {
             used |= self.start(q, mem, req)?;
         }
         Ok(used)
     }
 }
 
-fn in_flight(tag: u64, kind: RequestKind, req: FramedRequest) -> InFlight {
+fn to_in_flight(tag: u64, kind: RequestKind, req: FramedRequest) -> InFlight {
     InFlight {
         tag,
         head: req.head,
@@ -350,7 +358,10 @@ impl<B: BlockBackend> VirtioDevice for VirtioBlk<B> {
         let Some(q) = queues.get_mut(index) else {
             return Ok(false);
         };
-        let used = self.process_available(driver_features, q, mem)?;
+        // Restored requests go to the backend before anything the guest adds after the
+        // migration.
+        let mut used = self.resubmit(q, mem)?;
+        used |= self.process_available(driver_features, q, mem)?;
         Ok(used && !q.interrupt_suppressed(mem))
     }
 

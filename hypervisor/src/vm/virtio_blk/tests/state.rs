@@ -348,3 +348,32 @@ fn a_full_queue_of_maximal_requests_fits_one_device_state_message() {
     });
     assert!(BlkState::decode(&state.encode()).is_err());
 }
+
+#[test]
+fn restored_requests_reach_the_backend_before_new_ones() {
+    let (src, _, _) = source_mid_request();
+    let mut dst = destination_for(&src);
+    dst.dev.restore(src.dev.save()).unwrap();
+    let restored: Vec<u64> = dst.dev.device().in_flight().iter().map(|r| r.tag).collect();
+    dst.submit(request_type::FLUSH, 0, &[], 0, 1);
+    dst.notify();
+    let order: Vec<u64> = dst
+        .dev
+        .device()
+        .backend()
+        .held
+        .iter()
+        .map(|h| h.0)
+        .collect();
+    assert_eq!(order.len(), 3);
+    assert_eq!(order[..2], restored[..]);
+    assert_eq!(
+        order[2],
+        src.dev.device().next_tag(),
+        "new tags continue the source's"
+    );
+    dst.dev.device_mut().backend_mut().release();
+    dst.dev.poll(&mut dst.mem);
+    assert_eq!(dst.dev.device().in_flight().len(), 0);
+    assert_eq!(dst.dev.registers().queues[0].in_flight(), 0);
+}
