@@ -35,7 +35,7 @@ use super::blk_device::VirtioBlk;
 use super::config::{MAX_DISCARD_SEG, MAX_REQUEST_BYTES, QUEUE_SIZE_MAX, SEG_MAX};
 use super::in_flight::{DISCARD_SEGMENT_LEN, InFlight, RequestKind, sectors_in_disk};
 use super::request::GuestRange;
-use crate::vm::virtio::device::VirtioDevice;
+use crate::vm::virtio::device::{VirtioDevice, status};
 use crate::vm::virtio::mmio::{TransportRegisters, VirtioMmio};
 use crate::vm::virtio::mmio_state::{decode_registers, encode_registers};
 
@@ -300,6 +300,9 @@ fn check_in_flight(state: &BlkState) -> Result<(), RestoreError> {
     let count = state.in_flight.len();
     if count > owned || (count != owned && !state.transport.needs_reset) {
         return err("the count differs from the queue's available and used indices");
+    }
+    if count > 0 && state.transport.status & status::DRIVER_OK == 0 {
+        return err("requests in flight before the driver set DRIVER_OK");
     }
     for (i, r) in state.in_flight.iter().enumerate() {
         if r.head >= queue.size {

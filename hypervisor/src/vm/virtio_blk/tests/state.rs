@@ -229,6 +229,10 @@ fn semantic_checks_refuse_bad_states() {
         in_flight("the count differs from the queue's available and used indices")
     );
     assert_eq!(
+        refused(|s| s.transport.status = 1 | 2 | 8),
+        in_flight("requests in flight before the driver set DRIVER_OK")
+    );
+    assert_eq!(
         refused(|s| s.in_flight[1].head = 16),
         in_flight("head outside the queue")
     );
