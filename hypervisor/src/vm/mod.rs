@@ -8,7 +8,8 @@
 //! Map: `pvh` (guest ELF + `hvm_start_info`), `guest_ram` (frames backing guest RAM),
 //! `exit_handler` (what each `VmExit` does), `cpuid` and `msr` (policies),
 //! `uart16550` + `console_out` (COM1 and its output to the console), `state` (life
-//! cycle), `console_cmd` (`vm ...` grammar), `exit_counters`, `vpid`.
+//! cycle), `console_cmd` (`vm ...` grammar), `exit_counters`, `vpid`, `virtio` +
+//! `virtio_blk` (virtio-mmio block device model; not yet wired to exits).
 
 pub mod console_cmd;
 pub mod console_out;
@@ -24,5 +25,7 @@ pub mod pvh;
 pub mod state;
 pub mod uart16550;
 pub mod vcpu_state;
+pub mod virtio;
+pub mod virtio_blk;
 pub mod vm_set;
 pub mod vpid;
