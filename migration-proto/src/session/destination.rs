@@ -15,6 +15,7 @@ use crate::negotiation::Capabilities;
 use crate::page_codec::PageRunView;
 use crate::wire::{MessageType, PAGE_SIZE, Writer};
 
+use super::deadlines::Deadlines;
 use super::guest_memory::{GuestMemory, apply_run};
 use super::link::Link;
 use super::receiving::{Incoming, on_receiving};
@@ -36,6 +37,8 @@ pub struct DestinationSession {
     pending_page_bytes: usize,
     /// Time of the last input, for frames decoded later from `poll_event`.
     last_input: Instant,
+    /// Handshake and per-frame deadlines (see `deadlines`).
+    deadlines: Deadlines,
 }
 
 /// Whether decoding into events stops at `MAX_PENDING_PAGE_BYTES`.
@@ -66,6 +69,7 @@ impl DestinationSession {
             spare_page_buffers: Vec::new(),
             pending_page_bytes: 0,
             last_input: now,
+            deadlines: Deadlines::new(now),
         }
     }
 
@@ -174,7 +178,12 @@ impl DestinationSession {
             }
             let header = match self.link.reader.next_frame() {
                 Ok(Some(h)) => h,
-                Ok(None) => return,
+                Ok(None) => {
+                    if self.link.reader.buffered() > 0 {
+                        self.deadlines.partial_frame(now);
+                    }
+                    return;
+                }
                 Err(e) => return self.fail(SessionError::Frame(e), now),
             };
             let result = if header.msg_type == MessageType::Pages
@@ -185,6 +194,7 @@ impl DestinationSession {
                 self.on_frame(header.msg_type, now)
             };
             self.link.reader.consume();
+            self.deadlines.frame_complete();
             if let Err(e) = result {
                 return self.fail(e, now);
             }
@@ -392,12 +402,23 @@ impl DestinationSession {
 
     /// When `handle_timeout` should be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.state
+        let idle = self
+            .state
             .waits_for_peer()
-            .then(|| self.link.last_rx + self.config.idle_timeout)
+            .then(|| self.link.last_rx + self.config.idle_timeout);
+        let other = self.deadlines.next(
+            self.state,
+            self.config.handshake_timeout,
+            self.config.frame_timeout,
+        );
+        match (idle, other) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Fails the session if the source stayed silent past the idle timeout.
+    /// Fails the session if the source stayed silent past the idle timeout, took too long
+    /// over the handshake or over one frame.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.state.waits_for_peer() && now >= self.link.last_rx + self.config.idle_timeout {
             self.fail(
@@ -406,6 +427,13 @@ impl DestinationSession {
                 },
                 now,
             );
+        } else if let Some(e) = self.deadlines.expired(
+            self.state,
+            self.config.handshake_timeout,
+            self.config.frame_timeout,
+            now,
+        ) {
+            self.fail(e, now);
         }
     }
 

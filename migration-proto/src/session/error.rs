@@ -127,6 +127,13 @@ pub enum SessionError {
         /// State we were in.
         state: &'static str,
     },
+    /// The peer trickled bytes: the handshake or one frame took longer than allowed.
+    TooSlow {
+        /// What took too long.
+        what: &'static str,
+        /// State we were in.
+        state: &'static str,
+    },
     /// The connection ended.
     ConnectionClosed {
         /// Bytes of an incomplete frame left (truncation) or 0.
@@ -152,7 +159,7 @@ impl SessionError {
             SessionError::VmTooLarge { .. } => AbortReason::ResourceExhausted,
             SessionError::Rejected(_) => AbortReason::Rejected,
             SessionError::DigestMismatch { .. } => AbortReason::DigestMismatch,
-            SessionError::Timeout { .. } => AbortReason::Timeout,
+            SessionError::Timeout { .. } | SessionError::TooSlow { .. } => AbortReason::Timeout,
             SessionError::GuestMemoryUnavailable { .. } => AbortReason::Internal,
             SessionError::Cancelled | SessionError::PeerCancelled => AbortReason::Unspecified,
             _ => AbortReason::ProtocolViolation,
@@ -253,6 +260,9 @@ impl fmt::Display for SessionError {
             SessionError::InvalidConfig(e) => write!(f, "invalid migration configuration: {e}"),
             SessionError::Timeout { state } => {
                 write!(f, "peer silent for too long in state {state}")
+            }
+            SessionError::TooSlow { what, state } => {
+                write!(f, "peer too slow: {what} (state {state})")
             }
             SessionError::ConnectionClosed {
                 partial_frame_bytes: 0,
