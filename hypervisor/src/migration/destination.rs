@@ -5,7 +5,9 @@
 //!        ─► Offer: build the VM (refused when it does not fit) ─► pages straight into its RAM
 //!        ─► vCPU / device state loaded ─► digest of our RAM == source's? ─► CommitAck
 //!        ─► Release ─► the caller starts the VM
-//! any failure before Release ─► the half-built VM is discarded; the source still has it
+//! any failure before CommitAck ─► the half-built VM is discarded; the source still has it
+//! connection lost after CommitAck, before Release ─► in doubt: the VM is kept, paused, for
+//!        the operator (the source completed iff it got CommitAck; see `in_doubt`)
 //! ```
 
 use alloc::collections::VecDeque;
@@ -19,6 +21,7 @@ use migration_proto::digest::MemoryDigester;
 use migration_proto::message::{DeviceState, VcpuState, VmIdentity};
 use migration_proto::session::{
     DestinationConfig, DestinationEvent, DestinationSession, DestinationState, Instant,
+    SessionError,
 };
 
 use super::source::VmError;
@@ -57,6 +60,9 @@ pub enum DestinationOutcome {
     Ready,
     /// Nothing was kept; the message says why.
     Failed(String),
+    /// The commit was acknowledged but `Release` never came: the VM is kept (take it with
+    /// [`DestinationEngine::take_vm`]) and must stay paused until the operator resolves it.
+    InDoubt(String),
 }
 
 /// One incoming migration.
@@ -104,10 +110,11 @@ impl<V: IncomingVm> DestinationEngine<V> {
         self.identity.as_ref()
     }
 
-    /// The committed VM (once, after [`DestinationOutcome::Ready`]).
+    /// The committed VM (once, after [`DestinationOutcome::Ready`] or
+    /// [`DestinationOutcome::InDoubt`]).
     pub fn take_vm(&mut self) -> Option<V> {
         match self.outcome {
-            Some(DestinationOutcome::Ready) => self.vm.take(),
+            Some(DestinationOutcome::Ready | DestinationOutcome::InDoubt(_)) => self.vm.take(),
             _ => None,
         }
     }
@@ -245,6 +252,14 @@ impl<V: IncomingVm> DestinationEngine<V> {
                     self.pages_rounds
                 ));
                 self.outcome = Some(DestinationOutcome::Ready);
+            }
+            DestinationEvent::Failed(SessionError::InDoubt(cause)) if self.vm.is_some() => {
+                let why = cause.to_string();
+                self.lines.push_back(format!(
+                    "migrate: incoming VM committed but the release did not arrive ({why}): \
+                     kept paused, in doubt; resolve with migrate_resolve NAME run|discard"
+                ));
+                self.outcome = Some(DestinationOutcome::InDoubt(why));
             }
             DestinationEvent::Failed(e) => {
                 if let Some(vm) = self.vm.take() {
