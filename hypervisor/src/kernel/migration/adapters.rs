@@ -269,6 +269,28 @@ impl IncomingVmFactory for KernelFactory<'_> {
     }
 }
 
+/// The factory of a host that cannot run VMs (no VT-x): every offer is refused with the
+/// reason, so the source's operator reads it in the `Abort` and the session ends at once
+/// instead of holding the incoming slot.
+pub struct NoVmFactory {
+    pub why: String,
+}
+
+impl IncomingVmFactory for NoVmFactory {
+    type Vm = IncomingMachine;
+
+    fn create(&mut self, _identity: &VmIdentity) -> Result<IncomingMachine, VmError> {
+        Err(VmError(format!("this host cannot run VMs: {}", self.why)))
+    }
+
+    fn discard(&mut self, vm: IncomingMachine) {
+        // `create` never succeeds, so there is never a machine to free; keep the memory
+        // rather than guess at a VMX context that does not exist.
+        log::error!("migrate: discarding '{}' without VT-x", vm.machine.name());
+        core::mem::forget(vm);
+    }
+}
+
 /// The CPU this host shows its guests (the same policy `handle_exit` applies to CPUID).
 pub fn cpu_descriptor() -> CpuDescriptor {
     const LEAVES: [u32; 8] = [
