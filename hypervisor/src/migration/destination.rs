@@ -172,9 +172,9 @@ impl<V: IncomingVm> DestinationEngine<V> {
         }
         while let Some(event) = self.session.poll_event() {
             if let Err(why) = self.on_event(factory, event, now) {
-                // A local failure: drop the connection, the source resumes its VM.
-                link.close();
-                self.session.connection_closed(now);
+                // A local failure: abort with the reason (the source resumes its VM and its
+                // operator reads why); the session's Failed event discards ours.
+                self.session.abort_locally(&why, now);
                 self.lines
                     .push_back(format!("migrate: incoming migration failed: {why}"));
             }

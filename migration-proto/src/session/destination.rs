@@ -466,6 +466,13 @@ impl DestinationSession {
         Ok(())
     }
 
+    /// Ends the session because of a local failure (e.g. the VM refused a vCPU state): the
+    /// source reads `why` in the `Abort` and keeps its VM. After the commit was acknowledged
+    /// this has the same effect as any other failure there (in doubt).
+    pub fn abort_locally(&mut self, why: &str, now: Instant) {
+        self.fail(SessionError::Rejected(String::from(why)), now);
+    }
+
     /// Reports the digest of the destination's memory after applying every page. Equal to
     /// the source's: the commit is acknowledged. Different: the migration fails.
     pub fn report_digest(&mut self, computed: Digest, now: Instant) -> Result<(), UsageError> {

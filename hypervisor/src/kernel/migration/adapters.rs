@@ -19,6 +19,7 @@ use crate::vm::cpuid::{CpuidResult, VcpuView, XCR0_OFFERED, guest_cpuid};
 use crate::vm::machine::{Machine, MachineContext};
 use crate::vm::state::{VmCommand, VmState};
 use crate::vm::vcpu_state;
+use crate::vm::vcpu_state::entry_checks::{GuestStateLimits, check_guest_state};
 use crate::vmx::vmcs::fields::guest;
 
 use super::super::vms::{ConsoleLines, KernelFrames};
@@ -176,6 +177,8 @@ impl MigratableVm for SourceVm<'_> {
 pub struct IncomingMachine {
     pub machine: Machine<ConsoleLines>,
     pub vcpu_blob: Option<Vec<u8>>,
+    /// This host's VMX limits, to check the incoming vCPU before the commit.
+    pub limits: GuestStateLimits,
 }
 
 impl IncomingVm for IncomingMachine {
@@ -193,7 +196,11 @@ impl IncomingVm for IncomingMachine {
     fn load_device(&mut self, state: &DeviceState) -> Result<(), VmError> {
         match (state.id.as_str(), state.version) {
             (VCPU_DEVICE, 1) => {
-                vcpu_state::VcpuState::decode(&state.data)
+                let vcpu = vcpu_state::VcpuState::decode(&state.data)
+                    .map_err(|e| vm_error("incoming vCPU state", e))?;
+                // Before CommitAck: a state that cannot enter is refused now, while the
+                // source still has the VM, naming the field (SDM Vol. 3C §27.3.1).
+                check_guest_state(&vcpu, &self.limits)
                     .map_err(|e| vm_error("incoming vCPU state", e))?;
                 self.vcpu_blob = Some(state.data.clone());
                 Ok(())
@@ -260,6 +267,7 @@ impl IncomingVmFactory for KernelFactory<'_> {
         Ok(IncomingMachine {
             machine,
             vcpu_blob: None,
+            limits: GuestStateLimits::of_host(&ctx.vmx.config),
         })
     }
 

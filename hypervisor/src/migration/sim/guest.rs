@@ -59,6 +59,8 @@ pub struct FakeGuest {
     pub tracking_ever: bool,
     /// A guest the throttle has no effect on (to show what throttling buys).
     pub ignores_throttle: bool,
+    /// The RIP its vCPU state carries (a peer could send anything).
+    pub rip: u64,
 }
 
 impl FakeGuest {
@@ -78,6 +80,7 @@ impl FakeGuest {
             max_throttle_seen: 0,
             tracking_ever: false,
             ignores_throttle: false,
+            rip: 0x10_0000,
         }
     }
 
@@ -94,6 +97,7 @@ impl FakeGuest {
             max_throttle_seen: 0,
             tracking_ever: false,
             ignores_throttle: false,
+            rip: vcpu.rip,
         }
     }
 
@@ -223,7 +227,7 @@ impl MigratableVm for FakeGuest {
 
     fn vcpu_states(&mut self) -> Result<Vec<VcpuState>, VmError> {
         let mut state = VcpuState {
-            rip: 0x10_0000,
+            rip: self.rip,
             ..VcpuState::default()
         };
         state.gprs[0] = self.rng;
@@ -267,6 +271,10 @@ impl IncomingVm for FakeIncoming {
     }
 
     fn load_vcpu(&mut self, state: &VcpuState) -> Result<(), VmError> {
+        // Like the kernel's `entry_checks`, in miniature: refuse what could not enter.
+        if !crate::vm::vcpu_state::entry_checks::is_canonical(state.rip) {
+            return Err(VmError("vCPU state cannot enter: RIP: not canonical".into()));
+        }
         self.vcpu = Some(state.clone());
         Ok(())
     }
