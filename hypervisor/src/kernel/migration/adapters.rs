@@ -11,9 +11,11 @@ use migration_proto::cpu::{CpuDescriptor, CpuidEntry};
 use migration_proto::dirty::DirtyBitmap;
 use migration_proto::message::{DeviceState, VcpuState, VmIdentity};
 
+use crate::arch::random::{self, HardwareRandom};
 use crate::arch::tsc;
 use crate::migration::destination::{IncomingVm, IncomingVmFactory};
 use crate::migration::dirty::DirtyTrackingMode;
+use crate::migration::nonce::{NonceInputs, session_nonce};
 use crate::migration::source::{MigratableVm, VmError};
 use crate::vm::cpuid::{CpuidResult, VcpuView, XCR0_OFFERED, guest_cpuid};
 use crate::vm::machine::{Machine, MachineContext};
@@ -343,13 +345,29 @@ pub fn cpu_descriptor() -> CpuDescriptor {
     }
 }
 
-/// A session nonce: unique per session (TSC, a counter, the host name), hashed. Not secret
-/// randomness: the protocol needs nonces to be fresh, which this is, so that proofs and
-/// session keys never repeat (see docs/migration-protocol.md).
-pub fn nonce(counter: u64, host_name: &str) -> [u8; 32] {
-    let mut h = blake3::Hasher::new_derive_key("tern migration session nonce");
-    h.update(&tsc::rdtsc().to_le_bytes());
-    h.update(&counter.to_le_bytes());
-    h.update(host_name.as_bytes());
-    *h.finalize().as_bytes()
+/// A session nonce (`migration::nonce`): 256 bits of RDSEED/RDRAND when the CPU delivers
+/// them, mixed with the TSC, a per-boot counter and the host name; returns which hardware
+/// source was used, if any.
+pub fn nonce(counter: u64, host_name: &str) -> ([u8; 32], Option<HardwareRandom>) {
+    let mut words = [0u64; 4];
+    let mut source = None;
+    for w in &mut words {
+        match random::random_u64() {
+            Some((v, s)) => {
+                *w = v;
+                source = Some(s);
+            }
+            None => {
+                source = None;
+                break;
+            }
+        }
+    }
+    let inputs = NonceInputs {
+        hardware: source.map(|_| words),
+        tsc: tsc::rdtsc(),
+        counter,
+        host_name,
+    };
+    (session_nonce(&inputs), source)
 }

@@ -70,6 +70,8 @@ struct Migrations {
     listen_port: Option<u16>,
     last: Option<MigrationInfo>,
     lingering: Vec<(SocketHandle, u64)>,
+    /// The missing-RDRAND warning was printed.
+    warned_no_hw_random: bool,
 }
 
 static MIGRATION: Mutex<Option<Migrations>> = Mutex::new(None);
@@ -106,9 +108,17 @@ pub fn start(host: &Host) -> Option<Box<dyn Poller>> {
         listen_port: config.migration.key.map(|_| config.migration.port),
         last: None,
         lingering: Vec::new(),
+        warned_no_hw_random: false,
     };
     if m.key.is_none() {
         log::info!("migration: no [migration] key configured: migration is disabled");
+    } else {
+        match crate::arch::random::random_u64() {
+            Some((_, source)) => log::info!("migration: session nonces use {}", source.name()),
+            None => {
+                log::warn!("migration: no RDSEED/RDRAND: session nonces are unique but predictable")
+            }
+        }
     }
     m.ensure_listener();
     *MIGRATION.lock() = Some(m);
@@ -118,7 +128,12 @@ pub fn start(host: &Host) -> Option<Box<dyn Poller>> {
 impl Migrations {
     fn nonce(&mut self) -> [u8; 32] {
         self.sessions += 1;
-        adapters::nonce(self.sessions, &self.host_name)
+        let (nonce, source) = adapters::nonce(self.sessions, &self.host_name);
+        if source.is_none() && !self.warned_no_hw_random {
+            self.warned_no_hw_random = true;
+            log::warn!("migration: no RDSEED/RDRAND: session nonces are unique but predictable");
+        }
+        nonce
     }
 
     /// A listening socket on `listen_port` while no incoming migration runs.

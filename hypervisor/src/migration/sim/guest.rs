@@ -273,7 +273,9 @@ impl IncomingVm for FakeIncoming {
     fn load_vcpu(&mut self, state: &VcpuState) -> Result<(), VmError> {
         // Like the kernel's `entry_checks`, in miniature: refuse what could not enter.
         if !crate::vm::vcpu_state::entry_checks::is_canonical(state.rip) {
-            return Err(VmError("vCPU state cannot enter: RIP: not canonical".into()));
+            return Err(VmError(
+                "vCPU state cannot enter: RIP: not canonical".into(),
+            ));
         }
         self.vcpu = Some(state.clone());
         Ok(())
