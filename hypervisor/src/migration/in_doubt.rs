@@ -12,7 +12,7 @@
 //!
 //! Automatic resolution (the destination reconnects and asks the source, which remembers
 //! finished sessions) needs a protocol message; it is proposed in
-//! `docs/migration-protocol.md` ("Resolving an in-doubt commit") and not built yet.
+//! `docs/proposals/in-doubt-resolution.md` and not built yet.
 
 use alloc::format;
 use alloc::string::String;
