@@ -37,6 +37,10 @@ pub enum FaultInjection {
     /// check at commit can catch it. The last page is chosen because the round that
     /// covers it sends it once and a guest that leaves it alone never dirties it again.
     CorruptPage,
+    /// When the source has the destination's `CommitAck` and has queued its `Release`, the
+    /// kernel resets the connection before that frame leaves: the destination is left in
+    /// doubt with the VM while the source has released it (`migration::in_doubt`).
+    DropRelease,
 }
 
 impl FaultInjection {
@@ -45,11 +49,12 @@ impl FaultInjection {
         match self {
             Self::None => "none",
             Self::CorruptPage => "corrupt-page",
+            Self::DropRelease => "drop-release",
         }
     }
 
     fn parse(text: &str) -> Option<Self> {
-        [Self::None, Self::CorruptPage]
+        [Self::None, Self::CorruptPage, Self::DropRelease]
             .into_iter()
             .find(|f| f.name() == text)
     }
@@ -142,7 +147,7 @@ impl MigrationParams {
                     FaultInjection::parse(value).ok_or_else(|| ArgError::BadValue {
                         name: "fault-inject",
                         value: value.to_string(),
-                        expected: "none or corrupt-page",
+                        expected: "none, corrupt-page or drop-release",
                     })?;
             }
             other => return Err(ArgError::UnknownParameter(other.to_string())),
@@ -286,6 +291,8 @@ mod tests {
         p.set("fault-inject", "corrupt-page").unwrap();
         assert_eq!(p.fault_inject, FaultInjection::CorruptPage);
         assert!(alloc::format!("{p}").ends_with(", fault-inject corrupt-page"));
+        p.set("fault-inject", "drop-release").unwrap();
+        assert_eq!(p.fault_inject, FaultInjection::DropRelease);
         assert!(p.set("fault-inject", "all").is_err());
         p.set("fault-inject", "none").unwrap();
         assert_eq!(p.fault_inject, FaultInjection::None);

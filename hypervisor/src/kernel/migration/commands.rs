@@ -14,7 +14,7 @@ use crate::console::{CommandError, CommandSpec, Invocation};
 use crate::kernel::network::{network_unavailable_reason, with_net_stack};
 use crate::kernel::vms::with_vms;
 use crate::migration::in_doubt::{Resolution, parse_resolve};
-use crate::migration::params::parse_migrate;
+use crate::migration::params::{FaultInjection, parse_migrate};
 use crate::migration::source::SourceEngine;
 use crate::migration::tcp::new_socket;
 use crate::vm::state::{VmCommand, VmState};
@@ -144,6 +144,7 @@ fn migrate(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
             socket,
             vm: vm_name.clone(),
             paused_here,
+            drop_release: params.fault_inject == FaultInjection::DropRelease,
         });
         Ok(format!(
             "migrate: {} migration of '{vm_name}' to {remote} started ({})",

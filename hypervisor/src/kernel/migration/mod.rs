@@ -50,6 +50,8 @@ struct Outgoing {
     socket: SocketHandle,
     vm: String,
     paused_here: bool,
+    /// Testing switch `fault-inject drop-release` was on when this migration started.
+    drop_release: bool,
 }
 
 struct Incoming {
@@ -233,7 +235,7 @@ impl Migrations {
             return;
         };
         let outcome = with_net_stack(|stack| {
-            with_vms(|set, ctx| {
+            let outcome = with_vms(|set, ctx| {
                 let Some(hv) = set.get_mut(&out.vm) else {
                     out.engine.cancel(now);
                     return None;
@@ -249,8 +251,16 @@ impl Migrations {
                 };
                 out.engine.poll(&mut vm, &mut link, now).cloned()
             })
+            .flatten();
+            if out.drop_release && matches!(outcome, Some(SourceOutcome::Completed(_))) {
+                // Testing only (`fault-inject drop-release`): the Release frame is still in
+                // the socket's send buffer (the interface has not been polled since), so a
+                // reset now means it never leaves: the destination is left in doubt.
+                stack.sockets().get_mut::<tcp::Socket>(out.socket).abort();
+                say("migrate: fault-inject drop-release: connection reset before Release");
+            }
+            outcome
         })
-        .flatten()
         .flatten();
         while let Some(line) = out.engine.take_line() {
             say(&line);
