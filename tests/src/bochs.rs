@@ -88,8 +88,10 @@ pub fn config_text(machine: &Machine) -> Result<String, HarnessError> {
     if let Some(nic) = machine.nic {
         let port = match nic.attachment {
             NicAttachment::BxHubPort(port) => port,
-            NicAttachment::QemuListen(_) | NicAttachment::QemuConnect(_) => {
-                return Err(HarnessError::Unsupported("a QEMU socket netdev on Bochs"));
+            NicAttachment::QemuListen(_)
+            | NicAttachment::QemuConnect(_)
+            | NicAttachment::QemuUserForward { .. } => {
+                return Err(HarnessError::Unsupported("a QEMU netdev on Bochs"));
             }
         };
         rc.push_str("pci: enabled=1, chipset=i440fx, slot1=e1000\n");

@@ -86,6 +86,15 @@ pub enum NicAttachment {
     QemuListen(u16),
     /// QEMU: `-netdev socket,connect=127.0.0.1:PORT` (the other host of a pair).
     QemuConnect(u16),
+    /// QEMU user networking (slirp: the host is 10.0.2.15/24, gateway 10.0.2.2) with
+    /// `127.0.0.1:host_port` on the test machine forwarded to TCP `guest_port` of the host:
+    /// how a test reaches the hypervisor's own TCP stack without root or VT-x.
+    QemuUserForward {
+        /// Port on 127.0.0.1 of the machine running the test.
+        host_port: u16,
+        /// Port of the tern host (10.0.2.15).
+        guest_port: u16,
+    },
 }
 
 /// One network interface.

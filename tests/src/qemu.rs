@@ -59,6 +59,12 @@ pub fn command(machine: &Machine) -> Result<Command, HarnessError> {
                 NicAttachment::QemuConnect(port) => {
                     format!("socket,id=n0,connect=127.0.0.1:{port}")
                 }
+                NicAttachment::QemuUserForward {
+                    host_port,
+                    guest_port,
+                } => format!(
+                    "user,id=n0,net=10.0.2.0/24,hostfwd=tcp:127.0.0.1:{host_port}-10.0.2.15:{guest_port}"
+                ),
                 NicAttachment::BxHubPort(_) => {
                     return Err(HarnessError::Unsupported("a bxhub port on QEMU"));
                 }

@@ -1,5 +1,5 @@
 //! The hardware edge: descriptor tables, exceptions, port I/O, MSRs, CPUID, the serial port,
-//! the TSC and reset. The only home of raw asm outside `vmx`.
+//! the TSC, hardware random numbers and reset. The only home of raw asm outside `vmx`.
 //!
 //! Two portable decoders live here too because they are pure functions of register values
 //! and are tested on the host: [`vmx_capabilities`] and [`tsc_clock`]. Everything else is
@@ -20,6 +20,8 @@ pub mod idt;
 pub mod paging;
 #[cfg(target_os = "none")]
 pub mod port;
+#[cfg(target_os = "none")]
+pub mod random;
 #[cfg(target_os = "none")]
 pub mod reset;
 #[cfg(target_os = "none")]

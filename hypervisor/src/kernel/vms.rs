@@ -261,6 +261,14 @@ pub static VM_COMMANDS: &[CommandSpec] = &[
     },
 ];
 
+/// Why this host runs no VMs (for migration's refusal), or a generic reason.
+pub(super) fn unavailable_reason() -> String {
+    UNAVAILABLE
+        .get()
+        .cloned()
+        .unwrap_or_else(|| String::from("VT-x not available"))
+}
+
 fn unavailable() -> CommandError {
     CommandError::Failed(
         UNAVAILABLE

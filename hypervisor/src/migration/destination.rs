@@ -7,7 +7,9 @@
 //!        ─► vCPU / device state loaded ─► Commit: the session compared the page digests;
 //!           (verify full / v2 peer: digest of our RAM == source's?) ─► CommitAck
 //!        ─► Release ─► the caller starts the VM
-//! any failure before Release ─► the half-built VM is discarded; the source still has it
+//! any failure before CommitAck ─► the half-built VM is discarded; the source still has it
+//! connection lost after CommitAck, before Release ─► in doubt: the VM is kept, paused, for
+//!        the operator (the source completed iff it got CommitAck; see `in_doubt`)
 //! ```
 
 use alloc::collections::VecDeque;
@@ -20,7 +22,8 @@ use migration_proto::crypto::PreSharedKey;
 use migration_proto::digest::MemoryDigester;
 use migration_proto::message::{DeviceState, VcpuState, VmIdentity};
 use migration_proto::session::{
-    DestinationConfig, DestinationEvent, DestinationSession, DestinationState, GuestMemory, Instant,
+    DestinationConfig, DestinationEvent, DestinationSession, DestinationState, GuestMemory,
+    Instant, SessionError,
 };
 use migration_proto::wire::MessageType;
 
@@ -69,6 +72,9 @@ pub enum DestinationOutcome {
     Ready,
     /// Nothing was kept; the message says why.
     Failed(String),
+    /// The commit was acknowledged but `Release` never came: the VM is kept (take it with
+    /// [`DestinationEngine::take_vm`]) and must stay paused until the operator resolves it.
+    InDoubt(String),
 }
 
 /// One incoming migration.
@@ -116,10 +122,11 @@ impl<V: IncomingVm> DestinationEngine<V> {
         self.identity.as_ref()
     }
 
-    /// The committed VM (once, after [`DestinationOutcome::Ready`]).
+    /// The committed VM (once, after [`DestinationOutcome::Ready`] or
+    /// [`DestinationOutcome::InDoubt`]).
     pub fn take_vm(&mut self) -> Option<V> {
         match self.outcome {
-            Some(DestinationOutcome::Ready) => self.vm.take(),
+            Some(DestinationOutcome::Ready | DestinationOutcome::InDoubt(_)) => self.vm.take(),
             _ => None,
         }
     }
@@ -185,9 +192,9 @@ impl<V: IncomingVm> DestinationEngine<V> {
         }
         while let Some(event) = self.session.poll_event() {
             if let Err(why) = self.on_event(factory, event, now) {
-                // A local failure: drop the connection, the source resumes its VM.
-                link.close();
-                self.session.connection_closed(now);
+                // A local failure: abort with the reason (the source resumes its VM and its
+                // operator reads why); the session's Failed event discards ours.
+                self.session.abort_locally(&why, now);
                 self.lines
                     .push_back(format!("migrate: incoming migration failed: {why}"));
             }
@@ -280,6 +287,14 @@ impl<V: IncomingVm> DestinationEngine<V> {
                     self.pages_rounds
                 ));
                 self.outcome = Some(DestinationOutcome::Ready);
+            }
+            DestinationEvent::Failed(SessionError::InDoubt(cause)) if self.vm.is_some() => {
+                let why = cause.to_string();
+                self.lines.push_back(format!(
+                    "migrate: incoming VM committed but the release did not arrive ({why}): \
+                     kept paused, in doubt; resolve with migrate_resolve NAME run|discard"
+                ));
+                self.outcome = Some(DestinationOutcome::InDoubt(why));
             }
             DestinationEvent::Failed(e) => {
                 if let Some(vm) = self.vm.take() {

@@ -12,11 +12,15 @@
 //! - [`convergence`]: the switch-over and auto-converge (throttle) policy.
 //! - [`source`]: the source engine (pre-copy rounds, stop-and-copy, commit, rollback).
 //! - [`destination`]: the destination engine (accept, build, verify, commit, start).
+//! - [`in_doubt`]: a commit acknowledged but never released: keep, tell, resolve.
+//! - [`nonce`]: session nonces from RDSEED/RDRAND mixed with TSC, counter and host name.
 //! - [`report`]: `info migrate`, per-round progress lines and the final statistics.
 
 pub mod convergence;
 pub mod destination;
 pub mod dirty;
+pub mod in_doubt;
+pub mod nonce;
 pub mod params;
 pub mod report;
 pub mod source;

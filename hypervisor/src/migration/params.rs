@@ -82,6 +82,10 @@ pub enum FaultInjection {
     /// first dirty page, as broken dirty tracking would: that page is not sent again and the
     /// destination would resume on a stale copy. Only `verify full` can catch it then.
     DropDirtyBit,
+    /// When the source has the destination's `CommitAck` and has queued its `Release`, the
+    /// kernel resets the connection before that frame leaves: the destination is left in
+    /// doubt with the VM while the source has released it (`migration::in_doubt`).
+    DropRelease,
 }
 
 impl FaultInjection {
@@ -91,13 +95,19 @@ impl FaultInjection {
             Self::None => "none",
             Self::CorruptPage => "corrupt-page",
             Self::DropDirtyBit => "drop-dirty-bit",
+            Self::DropRelease => "drop-release",
         }
     }
 
     fn parse(text: &str) -> Option<Self> {
-        [Self::None, Self::CorruptPage, Self::DropDirtyBit]
-            .into_iter()
-            .find(|f| f.name() == text)
+        [
+            Self::None,
+            Self::CorruptPage,
+            Self::DropDirtyBit,
+            Self::DropRelease,
+        ]
+        .into_iter()
+        .find(|f| f.name() == text)
     }
 }
 
@@ -200,7 +210,7 @@ impl MigrationParams {
                     FaultInjection::parse(value).ok_or_else(|| ArgError::BadValue {
                         name: "fault-inject",
                         value: value.to_string(),
-                        expected: "none, corrupt-page or drop-dirty-bit",
+                        expected: "none, corrupt-page, drop-dirty-bit or drop-release",
                     })?;
             }
             other => return Err(ArgError::UnknownParameter(other.to_string())),
@@ -352,6 +362,8 @@ mod tests {
         p.set("fault-inject", "corrupt-page").unwrap();
         assert_eq!(p.fault_inject, FaultInjection::CorruptPage);
         assert!(alloc::format!("{p}").ends_with(", fault-inject corrupt-page"));
+        p.set("fault-inject", "drop-release").unwrap();
+        assert_eq!(p.fault_inject, FaultInjection::DropRelease);
         assert!(p.set("fault-inject", "all").is_err());
         p.set("fault-inject", "drop-dirty-bit").unwrap();
         assert_eq!(p.fault_inject, FaultInjection::DropDirtyBit);

@@ -296,5 +296,6 @@ impl VcpuState {
     }
 }
 
+pub mod entry_checks;
 #[cfg(test)]
 mod tests;

@@ -4,8 +4,11 @@
 //! on the host with fake VMs; on bare metal `vm::machine::Machine` implements it, with the
 //! per-CPU VMX state and the frame source as the [`ManagedVm::Context`].
 
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+
+pub use self::hold::VmHold;
 
 use super::console_cmd::{VmConsoleCommand, parse_vm_command};
 use super::state::{VmCommand, VmState};
@@ -51,6 +54,8 @@ pub trait ManagedVm {
 pub struct VmSet<V: ManagedVm> {
     vms: Vec<V>,
     next: usize,
+    /// VMs migration owns for now (see `hold`).
+    holds: Vec<(String, VmHold)>,
 }
 
 impl<V: ManagedVm> Default for VmSet<V> {
@@ -58,6 +63,7 @@ impl<V: ManagedVm> Default for VmSet<V> {
         Self {
             vms: Vec::new(),
             next: 0,
+            holds: Vec::new(),
         }
     }
 }
@@ -99,6 +105,7 @@ impl<V: ManagedVm> VmSet<V> {
         if self.next > i {
             self.next -= 1;
         }
+        self.release_hold(name);
         Some(self.vms.remove(i))
     }
 
@@ -119,7 +126,11 @@ impl<V: ManagedVm> VmSet<V> {
             let i = self.next % self.vms.len();
             self.next = (i + 1) % self.vms.len();
             let vm = &mut self.vms[i];
-            if vm.state() != VmState::Running {
+            let in_doubt = self
+                .holds
+                .iter()
+                .any(|(n, h)| *h == VmHold::InDoubt && n == vm.name());
+            if vm.state() != VmState::Running || in_doubt {
                 continue;
             }
             match vm.run_slice(ctx, ticks) {
@@ -160,11 +171,15 @@ impl<V: ManagedVm> VmSet<V> {
                     "NAME", "STATE", "RAM MiB", "EXITS"
                 )?;
                 for vm in &self.vms {
+                    let state = match self.hold_of(vm.name()) {
+                        Some(hold) => hold.name(),
+                        None => vm.state().name(),
+                    };
                     writeln!(
                         out,
                         "{:<16} {:<8} {:>8} {:>12}",
                         vm.name(),
-                        vm.state().name(),
+                        state,
                         vm.ram_bytes() >> 20,
                         vm.total_exits()
                     )?;
@@ -175,6 +190,9 @@ impl<V: ManagedVm> VmSet<V> {
                 Some(i) => self.vms[i].write_info(out),
                 None => writeln!(out, "vm: no VM named '{name}'"),
             },
+            VmConsoleCommand::Control(_, name) if let Some(hold) = self.hold_of(name) => {
+                writeln!(out, "vm {name}: {}", hold.refusal())
+            }
             VmConsoleCommand::Control(cmd, name) => match self.find(name) {
                 Some(i) => match self.vms[i].command(ctx, cmd) {
                     Ok(()) => writeln!(out, "{name}: {}", self.vms[i].state().name()),
@@ -186,5 +204,6 @@ impl<V: ManagedVm> VmSet<V> {
     }
 }
 
+mod hold;
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,7 @@ use crate::page_codec::PageRunView;
 use crate::page_digest::{PageDigestKey, PageDigestTable};
 use crate::wire::{MessageType, PAGE_SIZE, Writer};
 
+use super::deadlines::Deadlines;
 use super::guest_memory::{GuestMemory, apply_run};
 use super::link::Link;
 use super::receiving::{Incoming, on_receiving};
@@ -41,6 +42,8 @@ pub struct DestinationSession {
     page_digest_key: Option<PageDigestKey>,
     /// One page for decompressing a delta page before it is applied.
     delta_scratch: Vec<u8>,
+    /// Handshake and per-frame deadlines (see `deadlines`).
+    deadlines: Deadlines,
 }
 
 /// Whether decoding into events stops at `MAX_PENDING_PAGE_BYTES`.
@@ -73,6 +76,7 @@ impl DestinationSession {
             last_input: now,
             page_digest_key: None,
             delta_scratch: Vec::new(),
+            deadlines: Deadlines::new(now),
         }
     }
 
@@ -181,7 +185,12 @@ impl DestinationSession {
             }
             let header = match self.link.reader.next_frame() {
                 Ok(Some(h)) => h,
-                Ok(None) => return,
+                Ok(None) => {
+                    if self.link.reader.buffered() > 0 {
+                        self.deadlines.partial_frame(now);
+                    }
+                    return;
+                }
                 Err(e) => return self.fail(SessionError::Frame(e), now),
             };
             let result = if header.msg_type == MessageType::Pages
@@ -192,6 +201,7 @@ impl DestinationSession {
                 self.on_frame(header.msg_type, now)
             };
             self.link.reader.consume();
+            self.deadlines.frame_complete();
             if let Err(e) = result {
                 return self.fail(e, now);
             }
@@ -411,12 +421,23 @@ impl DestinationSession {
 
     /// When `handle_timeout` should be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.state
+        let idle = self
+            .state
             .waits_for_peer()
-            .then(|| self.link.last_rx + self.config.idle_timeout)
+            .then(|| self.link.last_rx + self.config.idle_timeout);
+        let other = self.deadlines.next(
+            self.state,
+            self.config.handshake_timeout,
+            self.config.frame_timeout,
+        );
+        match (idle, other) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Fails the session if the source stayed silent past the idle timeout.
+    /// Fails the session if the source stayed silent past the idle timeout, took too long
+    /// over the handshake or over one frame.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.state.waits_for_peer() && now >= self.link.last_rx + self.config.idle_timeout {
             self.fail(
@@ -425,6 +446,13 @@ impl DestinationSession {
                 },
                 now,
             );
+        } else if let Some(e) = self.deadlines.expired(
+            self.state,
+            self.config.handshake_timeout,
+            self.config.frame_timeout,
+            now,
+        ) {
+            self.fail(e, now);
         }
     }
 
@@ -455,6 +483,13 @@ impl DestinationSession {
         self.require("reject the offer", DestinationState::AwaitingDecision)?;
         self.fail(SessionError::Rejected(String::from(why)), now);
         Ok(())
+    }
+
+    /// Ends the session because of a local failure (e.g. the VM refused a vCPU state): the
+    /// source reads `why` in the `Abort` and keeps its VM. After the commit was acknowledged
+    /// this has the same effect as any other failure there (in doubt).
+    pub fn abort_locally(&mut self, why: &str, now: Instant) {
+        self.fail(SessionError::Rejected(String::from(why)), now);
     }
 
     /// Reports the whole-memory digest of the destination's memory after applying every

@@ -10,6 +10,7 @@ use crate::digest::Digest;
 use crate::message::{DeviceState, DiskBlocks, Progress, RoundStats, VcpuState, VmIdentity};
 use crate::negotiation::{Capabilities, VersionRange};
 
+use super::deadlines::{DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT};
 use super::{DEFAULT_IDLE_TIMEOUT, SessionError};
 
 /// Settings of a destination session.
@@ -29,6 +30,10 @@ pub struct DestinationConfig {
     pub max_memory_bytes: u64,
     /// How long the source may stay silent while we wait for it.
     pub idle_timeout: Duration,
+    /// Budget for the whole handshake, from the connection to a checked offer.
+    pub handshake_timeout: Duration,
+    /// Longest time one frame may take to arrive once its first byte did.
+    pub frame_timeout: Duration,
 }
 
 impl DestinationConfig {
@@ -42,6 +47,8 @@ impl DestinationConfig {
             cpu,
             max_memory_bytes,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            frame_timeout: DEFAULT_FRAME_TIMEOUT,
         }
     }
 }

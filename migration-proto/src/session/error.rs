@@ -137,6 +137,13 @@ pub enum SessionError {
         /// State we were in.
         state: &'static str,
     },
+    /// The peer trickled bytes: the handshake or one frame took longer than allowed.
+    TooSlow {
+        /// What took too long.
+        what: &'static str,
+        /// State we were in.
+        state: &'static str,
+    },
     /// The connection ended.
     ConnectionClosed {
         /// Bytes of an incomplete frame left (truncation) or 0.
@@ -164,7 +171,7 @@ impl SessionError {
             SessionError::DigestMismatch { .. } | SessionError::PageDigestMismatch => {
                 AbortReason::DigestMismatch
             }
-            SessionError::Timeout { .. } => AbortReason::Timeout,
+            SessionError::Timeout { .. } | SessionError::TooSlow { .. } => AbortReason::Timeout,
             SessionError::GuestMemoryUnavailable { .. } => AbortReason::Internal,
             SessionError::Cancelled | SessionError::PeerCancelled => AbortReason::Unspecified,
             _ => AbortReason::ProtocolViolation,
@@ -273,6 +280,9 @@ impl fmt::Display for SessionError {
             SessionError::InvalidConfig(e) => write!(f, "invalid migration configuration: {e}"),
             SessionError::Timeout { state } => {
                 write!(f, "peer silent for too long in state {state}")
+            }
+            SessionError::TooSlow { what, state } => {
+                write!(f, "peer too slow: {what} (state {state})")
             }
             SessionError::ConnectionClosed {
                 partial_frame_bytes: 0,

@@ -24,6 +24,7 @@
 //!  Failed (discard VM), or InDoubt if it had acknowledged the commit.
 //! ```
 
+mod deadlines;
 mod destination;
 mod destination_types;
 mod error;
@@ -36,6 +37,7 @@ mod source_types;
 use core::ops::Add;
 use core::time::Duration;
 
+pub use deadlines::{DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use destination::DestinationSession;
 pub use destination_types::{DestinationConfig, DestinationEvent, DestinationState};
 pub use error::{SessionError, UsageError};

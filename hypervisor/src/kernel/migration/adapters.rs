@@ -11,14 +11,17 @@ use migration_proto::cpu::{CpuDescriptor, CpuidEntry};
 use migration_proto::dirty::DirtyBitmap;
 use migration_proto::message::{DeviceState, VcpuState, VmIdentity};
 
+use crate::arch::random::{self, HardwareRandom};
 use crate::arch::tsc;
 use crate::migration::destination::{IncomingVm, IncomingVmFactory};
 use crate::migration::dirty::DirtyTrackingMode;
+use crate::migration::nonce::{NonceInputs, session_nonce};
 use crate::migration::source::{MigratableVm, VmError};
 use crate::vm::cpuid::{CpuidResult, VcpuView, XCR0_OFFERED, guest_cpuid};
 use crate::vm::machine::{Machine, MachineContext};
 use crate::vm::state::{VmCommand, VmState};
 use crate::vm::vcpu_state;
+use crate::vm::vcpu_state::entry_checks::{GuestStateLimits, check_guest_state};
 use crate::vmx::vmcs::fields::guest;
 
 use super::super::vms::{ConsoleLines, KernelFrames};
@@ -176,6 +179,8 @@ impl MigratableVm for SourceVm<'_> {
 pub struct IncomingMachine {
     pub machine: Machine<ConsoleLines>,
     pub vcpu_blob: Option<Vec<u8>>,
+    /// This host's VMX limits, to check the incoming vCPU before the commit.
+    pub limits: GuestStateLimits,
 }
 
 impl IncomingVm for IncomingMachine {
@@ -191,7 +196,11 @@ impl IncomingVm for IncomingMachine {
     fn load_device(&mut self, state: &DeviceState) -> Result<(), VmError> {
         match (state.id.as_str(), state.version) {
             (VCPU_DEVICE, 1) => {
-                vcpu_state::VcpuState::decode(&state.data)
+                let vcpu = vcpu_state::VcpuState::decode(&state.data)
+                    .map_err(|e| vm_error("incoming vCPU state", e))?;
+                // Before CommitAck: a state that cannot enter is refused now, while the
+                // source still has the VM, naming the field (SDM Vol. 3C §27.3.1).
+                check_guest_state(&vcpu, &self.limits)
                     .map_err(|e| vm_error("incoming vCPU state", e))?;
                 self.vcpu_blob = Some(state.data.clone());
                 Ok(())
@@ -258,12 +267,35 @@ impl IncomingVmFactory for KernelFactory<'_> {
         Ok(IncomingMachine {
             machine,
             vcpu_blob: None,
+            limits: GuestStateLimits::of_host(&ctx.vmx.config),
         })
     }
 
     fn discard(&mut self, vm: IncomingMachine) {
         let ctx = &mut *self.ctx;
         vm.machine.destroy(&mut ctx.vmx, &mut ctx.frames);
+    }
+}
+
+/// The factory of a host that cannot run VMs (no VT-x): every offer is refused with the
+/// reason, so the source's operator reads it in the `Abort` and the session ends at once
+/// instead of holding the incoming slot.
+pub struct NoVmFactory {
+    pub why: String,
+}
+
+impl IncomingVmFactory for NoVmFactory {
+    type Vm = IncomingMachine;
+
+    fn create(&mut self, _identity: &VmIdentity) -> Result<IncomingMachine, VmError> {
+        Err(VmError(format!("this host cannot run VMs: {}", self.why)))
+    }
+
+    fn discard(&mut self, vm: IncomingMachine) {
+        // `create` never succeeds, so there is never a machine to free; keep the memory
+        // rather than guess at a VMX context that does not exist.
+        log::error!("migrate: discarding '{}' without VT-x", vm.machine.name());
+        core::mem::forget(vm);
     }
 }
 
@@ -311,13 +343,29 @@ pub fn cpu_descriptor() -> CpuDescriptor {
     }
 }
 
-/// A session nonce: unique per session (TSC, a counter, the host name), hashed. Not secret
-/// randomness: the protocol needs nonces to be fresh, which this is, so that proofs and
-/// session keys never repeat (see docs/migration-protocol.md).
-pub fn nonce(counter: u64, host_name: &str) -> [u8; 32] {
-    let mut h = blake3::Hasher::new_derive_key("tern migration session nonce");
-    h.update(&tsc::rdtsc().to_le_bytes());
-    h.update(&counter.to_le_bytes());
-    h.update(host_name.as_bytes());
-    *h.finalize().as_bytes()
+/// A session nonce (`migration::nonce`): 256 bits of RDSEED/RDRAND when the CPU delivers
+/// them, mixed with the TSC, a per-boot counter and the host name; returns which hardware
+/// source was used, if any.
+pub fn nonce(counter: u64, host_name: &str) -> ([u8; 32], Option<HardwareRandom>) {
+    let mut words = [0u64; 4];
+    let mut source = None;
+    for w in &mut words {
+        match random::random_u64() {
+            Some((v, s)) => {
+                *w = v;
+                source = Some(s);
+            }
+            None => {
+                source = None;
+                break;
+            }
+        }
+    }
+    let inputs = NonceInputs {
+        hardware: source.map(|_| words),
+        tsc: tsc::rdtsc(),
+        counter,
+        host_name,
+    };
+    (session_nonce(&inputs), source)
 }

@@ -13,10 +13,12 @@ use super::{MIGRATION, Migrations, Outgoing, now};
 use crate::console::{CommandError, CommandSpec, Invocation};
 use crate::kernel::network::{network_unavailable_reason, with_net_stack};
 use crate::kernel::vms::with_vms;
-use crate::migration::params::parse_migrate;
+use crate::migration::in_doubt::{Resolution, parse_resolve};
+use crate::migration::params::{FaultInjection, parse_migrate};
 use crate::migration::source::SourceEngine;
 use crate::migration::tcp::new_socket;
-use crate::vm::state::VmState;
+use crate::vm::state::{VmCommand, VmState};
+use crate::vm::vm_set::VmHold;
 
 /// `migrate`, `migrate_cancel`, `migrate_set_parameter`, `migrate_incoming`.
 pub static MIGRATION_COMMANDS: &[CommandSpec] = &[
@@ -43,6 +45,14 @@ pub static MIGRATION_COMMANDS: &[CommandSpec] = &[
         min_args: 2,
         max_args: 2,
         handler: migrate_set_parameter,
+    },
+    CommandSpec {
+        name: "migrate_resolve",
+        usage: "VM run|discard",
+        help: "settle a VM left in doubt by an interrupted commit (run it here or free it)",
+        min_args: 2,
+        max_args: 2,
+        handler: migrate_resolve,
     },
     CommandSpec {
         name: "migrate_incoming",
@@ -79,9 +89,15 @@ fn migrate(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
             return Err(failed("a migration is already running (info migrate)"));
         }
         let vm_name = with_vms(|set, _| {
+            if let Some(name) = &args.vm
+                && let Some(hold) = set.hold_of(name)
+            {
+                return Err(failed(format!("VM '{name}' is {}", hold.refusal())));
+            }
             let running: Vec<String> = set
                 .iter()
                 .filter(|v| matches!(v.machine.state(), VmState::Running | VmState::Paused))
+                .filter(|v| set.hold_of(v.machine.name()).is_none())
                 .map(|v| String::from(v.machine.name()))
                 .collect();
             match &args.vm {
@@ -103,6 +119,8 @@ fn migrate(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
         let (params, cpu) = (m.params, m.cpu.clone());
         let mut paused_here = false;
         let engine = with_vms(|set, ctx| {
+            // Until the migration ends the operator's `vm` commands leave this VM alone.
+            set.hold(&vm_name, VmHold::MigratingOut);
             let hv = set.get_mut(&vm_name)?;
             let mut vm = SourceVm {
                 machine: &mut hv.machine,
@@ -126,6 +144,7 @@ fn migrate(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
             socket,
             vm: vm_name.clone(),
             paused_here,
+            drop_release: params.fault_inject == FaultInjection::DropRelease,
         });
         Ok(format!(
             "migrate: {} migration of '{vm_name}' to {remote} started ({})",
@@ -158,6 +177,48 @@ fn migrate_set_parameter(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
         Ok(m.params)
     })?;
     writeln!(inv.out, "migration parameters: {params}")?;
+    Ok(())
+}
+
+/// `migrate_resolve VM run|discard`: the operator settles an in-doubt VM after reading the
+/// source's last line (`migration::in_doubt`).
+fn migrate_resolve(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
+    let args: Vec<&str> = inv.args.iter().map(String::as_str).collect();
+    let (name, resolution) =
+        parse_resolve(&args).map_err(|e| CommandError::BadArgument(e.to_string()))?;
+    let message = with_vms(|set, ctx| {
+        if set.hold_of(name) != Some(VmHold::InDoubt) {
+            return Err(failed(format!("no in-doubt VM named '{name}' (vm list)")));
+        }
+        match resolution {
+            Resolution::Run => {
+                set.release_hold(name);
+                let vm = set
+                    .get_mut(name)
+                    .ok_or_else(|| failed(format!("VM '{name}' vanished")))?;
+                vm.machine
+                    .command(&mut ctx.vmx, &mut ctx.frames, VmCommand::Resume)
+                    .map_err(|e| {
+                        failed(format!(
+                            "VM '{name}' cannot run: {e}; it stays paused with its state"
+                        ))
+                    })?;
+                Ok(format!(
+                    "migrate: VM '{name}' resolved: running on this host"
+                ))
+            }
+            Resolution::Discard => {
+                if let Some(vm) = set.remove(name) {
+                    vm.machine.destroy(&mut ctx.vmx, &mut ctx.frames);
+                }
+                Ok(format!(
+                    "migrate: VM '{name}' resolved: discarded here (the source runs it)"
+                ))
+            }
+        }
+    })
+    .ok_or_else(|| failed("VT-x not available: no VMs"))??;
+    writeln!(inv.out, "{message}")?;
     Ok(())
 }
 
@@ -209,6 +270,20 @@ pub fn info_migrate(out: &mut dyn core::fmt::Write) -> Result<(), CommandError> 
                 Some((_, port)) => writeln!(out, "incoming: listening on port {port}")?,
                 None => writeln!(out, "incoming: not listening")?,
             },
+        }
+        let in_doubt = with_vms(|set, _| {
+            set.iter()
+                .map(|v| String::from(v.machine.name()))
+                .filter(|n| set.hold_of(n) == Some(VmHold::InDoubt))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+        for name in in_doubt {
+            writeln!(
+                out,
+                "in-doubt: VM '{name}' (commit acknowledged, release not received): paused; \
+                 the source's last line says who owns it: migrate_resolve {name} run|discard"
+            )?;
         }
         writeln!(out, "parameters: {}", m.params)?;
         Ok(())

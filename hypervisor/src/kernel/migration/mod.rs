@@ -24,19 +24,21 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 use spin::Mutex;
 
-use self::adapters::{IncomingMachine, KernelFactory, SourceVm};
+use self::adapters::{IncomingMachine, KernelFactory, NoVmFactory, SourceVm};
 use super::host::Host;
 use super::main_loop::{PollResult, Poller};
 use super::network::with_net_stack;
-use super::vms::with_vms;
+use super::vms::{unavailable_reason, with_vms};
 use crate::arch::{serial, tsc};
 use crate::migration::destination::{DestinationEngine, DestinationOutcome};
+use crate::migration::in_doubt::{destination_kept, source_verdict};
 use crate::migration::params::MigrationParams;
 use crate::migration::report::MigrationInfo;
 use crate::migration::source::{SourceEngine, SourceOutcome};
 use crate::migration::tcp::{TcpTransport, new_socket};
 use crate::vm::machine::ManagedMachine;
 use crate::vm::state::VmCommand;
+use crate::vm::vm_set::VmHold;
 
 /// Largest incoming VM accepted.
 const MAX_INCOMING_BYTES: u64 = 1 << 30;
@@ -48,6 +50,8 @@ struct Outgoing {
     socket: SocketHandle,
     vm: String,
     paused_here: bool,
+    /// Testing switch `fault-inject drop-release` was on when this migration started.
+    drop_release: bool,
 }
 
 struct Incoming {
@@ -68,6 +72,8 @@ struct Migrations {
     listen_port: Option<u16>,
     last: Option<MigrationInfo>,
     lingering: Vec<(SocketHandle, u64)>,
+    /// The missing-RDRAND warning was printed.
+    warned_no_hw_random: bool,
 }
 
 static MIGRATION: Mutex<Option<Migrations>> = Mutex::new(None);
@@ -104,9 +110,17 @@ pub fn start(host: &Host) -> Option<Box<dyn Poller>> {
         listen_port: config.migration.key.map(|_| config.migration.port),
         last: None,
         lingering: Vec::new(),
+        warned_no_hw_random: false,
     };
     if m.key.is_none() {
         log::info!("migration: no [migration] key configured: migration is disabled");
+    } else {
+        match crate::arch::random::random_u64() {
+            Some((_, source)) => log::info!("migration: session nonces use {}", source.name()),
+            None => {
+                log::warn!("migration: no RDSEED/RDRAND: session nonces are unique but predictable")
+            }
+        }
     }
     m.ensure_listener();
     *MIGRATION.lock() = Some(m);
@@ -116,7 +130,12 @@ pub fn start(host: &Host) -> Option<Box<dyn Poller>> {
 impl Migrations {
     fn nonce(&mut self) -> [u8; 32] {
         self.sessions += 1;
-        adapters::nonce(self.sessions, &self.host_name)
+        let (nonce, source) = adapters::nonce(self.sessions, &self.host_name);
+        if source.is_none() && !self.warned_no_hw_random {
+            self.warned_no_hw_random = true;
+            log::warn!("migration: no RDSEED/RDRAND: session nonces are unique but predictable");
+        }
+        nonce
     }
 
     /// A listening socket on `listen_port` while no incoming migration runs.
@@ -216,7 +235,7 @@ impl Migrations {
             return;
         };
         let outcome = with_net_stack(|stack| {
-            with_vms(|set, ctx| {
+            let outcome = with_vms(|set, ctx| {
                 let Some(hv) = set.get_mut(&out.vm) else {
                     out.engine.cancel(now);
                     return None;
@@ -232,8 +251,16 @@ impl Migrations {
                 };
                 out.engine.poll(&mut vm, &mut link, now).cloned()
             })
+            .flatten();
+            if out.drop_release && matches!(outcome, Some(SourceOutcome::Completed(_))) {
+                // Testing only (`fault-inject drop-release`): the Release frame is still in
+                // the socket's send buffer (the interface has not been polled since), so a
+                // reset now means it never leaves: the destination is left in doubt.
+                stack.sockets().get_mut::<tcp::Socket>(out.socket).abort();
+                say("migrate: fault-inject drop-release: connection reset before Release");
+            }
+            outcome
         })
-        .flatten()
         .flatten();
         while let Some(line) = out.engine.take_line() {
             say(&line);
@@ -241,16 +268,18 @@ impl Migrations {
         let Some(outcome) = outcome else {
             return;
         };
-        if let SourceOutcome::Completed(_) = outcome {
-            // The destination owns the VM now: release ours.
-            let name = out.vm.clone();
-            with_vms(|set, ctx| {
+        let name = out.vm.clone();
+        let completed = matches!(outcome, SourceOutcome::Completed(_));
+        with_vms(|set, ctx| {
+            set.release_hold(&name);
+            if completed {
+                // The destination owns the VM now: release ours.
                 if let Some(hv) = set.remove(&name) {
                     hv.machine.destroy(&mut ctx.vmx, &mut ctx.frames);
                 }
-            });
-            say(&format!("migrate: VM '{name}' released on this host"));
-        }
+            }
+        });
+        say(&source_verdict(&name, completed));
         self.last = Some(out.engine.info(now));
         let socket = out.socket;
         self.outgoing = None;
@@ -263,32 +292,39 @@ impl Migrations {
         };
         let vpid = self.next_vpid;
         let result = with_net_stack(|stack| {
-            with_vms(|set, ctx| {
+            let mut link = TcpTransport {
+                sockets: stack.sockets(),
+                handle: inc.socket,
+            };
+            let with_vmx = with_vms(|set, ctx| {
                 let taken = set.iter().map(|v| String::from(v.machine.name())).collect();
                 let mut factory = KernelFactory { ctx, vpid, taken };
-                let mut link = TcpTransport {
-                    sockets: stack.sockets(),
-                    handle: inc.socket,
-                };
                 let outcome = inc.engine.poll(&mut factory, &mut link, now).cloned();
-                if outcome == Some(DestinationOutcome::Ready)
+                if let Some(outcome) = &outcome
                     && let Some(vm) = inc.engine.take_vm()
                 {
                     while let Some(line) = inc.engine.take_line() {
                         say(&line);
                     }
-                    start_incoming(vm, set, factory.ctx);
+                    keep_incoming(vm, outcome, set, factory.ctx);
                 }
                 outcome
+            });
+            // Without VT-x the session still runs (and times out): every offer is refused
+            // with the reason, so nothing holds the incoming slot.
+            with_vmx.unwrap_or_else(|| {
+                let mut factory = NoVmFactory {
+                    why: unavailable_reason(),
+                };
+                inc.engine.poll(&mut factory, &mut link, now).cloned()
             })
         })
-        .flatten()
         .flatten();
         while let Some(line) = inc.engine.take_line() {
             say(&line);
         }
         if let Some(outcome) = result {
-            if outcome == DestinationOutcome::Ready {
+            if !matches!(outcome, DestinationOutcome::Failed(_)) {
                 self.next_vpid = self.next_vpid.wrapping_add(1).max(0x100);
             }
             let socket = inc.socket;
@@ -298,9 +334,11 @@ impl Migrations {
     }
 }
 
-/// Loads the vCPU snapshot into the committed VM, adds it to the host and resumes it.
-fn start_incoming(
+/// Loads the vCPU snapshot into a committed VM and adds it to the host: started when the
+/// source released it, kept paused and held when the commit is in doubt.
+fn keep_incoming(
     mut vm: IncomingMachine,
+    outcome: &DestinationOutcome,
     set: &mut crate::vm::vm_set::VmSet<super::vms::HostVm>,
     ctx: &mut crate::vm::machine::MachineContext<super::vms::KernelFrames>,
 ) {
@@ -312,23 +350,41 @@ fn start_incoming(
             .map_err(|e| format!("{e}")),
         None => Err(String::from("no vCPU state arrived")),
     };
-    let resumed = restored.and_then(|()| {
-        vm.machine
-            .command(&mut ctx.vmx, &mut ctx.frames, VmCommand::Resume)
-            .map_err(|e| format!("{e}"))
-    });
-    if let Err(e) = resumed {
+    let in_doubt = match outcome {
+        DestinationOutcome::InDoubt(why) => Some(why.clone()),
+        _ => None,
+    };
+    let resumed = match (&in_doubt, restored) {
+        (Some(_), restored) => restored,
+        (None, restored) => restored.and_then(|()| {
+            vm.machine
+                .command(&mut ctx.vmx, &mut ctx.frames, VmCommand::Resume)
+                .map_err(|e| format!("{e}"))
+        }),
+    };
+    if let Err(e) = &resumed {
         // The commit is done: keep the VM (paused) for the operator rather than lose it.
         say(&format!("migrate: VM '{name}' arrived but cannot run: {e}"));
     }
     if let Err(vm) = set.add(ManagedMachine::new(vm.machine)) {
+        // Cannot happen (the factory refuses taken names), but never run two VMs by one name.
         say(&format!(
             "migrate: VM '{name}' clashes with an existing VM; destroyed"
         ));
         vm.machine.destroy(&mut ctx.vmx, &mut ctx.frames);
         return;
     }
-    say(&format!("migrate: VM '{name}' is running on this host"));
+    match in_doubt {
+        Some(why) => {
+            set.hold(&name, VmHold::InDoubt);
+            say(&destination_kept(&name, &why));
+        }
+        None if resumed.is_ok() => say(&format!("migrate: VM '{name}' is running on this host")),
+        None => say(&format!(
+            "migrate: VM '{name}' is kept paused on this host with its state (vm info {name}; \
+             it can be migrated back)"
+        )),
+    }
 }
 
 /// Advances migrations once per main-loop round.

@@ -61,6 +61,8 @@ pub struct FakeGuest {
     pub ignores_throttle: bool,
     /// Broken dirty tracking: writes to this page are never reported.
     pub untracked_page: Option<usize>,
+    /// The RIP its vCPU state carries (a peer could send anything).
+    pub rip: u64,
 }
 
 impl FakeGuest {
@@ -81,6 +83,7 @@ impl FakeGuest {
             tracking_ever: false,
             ignores_throttle: false,
             untracked_page: None,
+            rip: 0x10_0000,
         }
     }
 
@@ -98,6 +101,7 @@ impl FakeGuest {
             tracking_ever: false,
             ignores_throttle: false,
             untracked_page: None,
+            rip: vcpu.rip,
         }
     }
 
@@ -230,7 +234,7 @@ impl MigratableVm for FakeGuest {
 
     fn vcpu_states(&mut self) -> Result<Vec<VcpuState>, VmError> {
         let mut state = VcpuState {
-            rip: 0x10_0000,
+            rip: self.rip,
             ..VcpuState::default()
         };
         state.gprs[0] = self.rng;
@@ -271,6 +275,12 @@ impl IncomingVm for FakeIncoming {
     }
 
     fn load_vcpu(&mut self, state: &VcpuState) -> Result<(), VmError> {
+        // Like the kernel's `entry_checks`, in miniature: refuse what could not enter.
+        if !crate::vm::vcpu_state::entry_checks::is_canonical(state.rip) {
+            return Err(VmError(
+                "vCPU state cannot enter: RIP: not canonical".into(),
+            ));
+        }
         self.vcpu = Some(state.clone());
         Ok(())
     }

@@ -3,6 +3,7 @@
 //! advances both engines one simulated millisecond at a time.
 
 mod guest;
+mod in_doubt;
 mod link;
 mod scenarios;
 
@@ -31,6 +32,11 @@ enum Fault {
     KillDestinationAt(u64),
     /// The operator cancels at this ms.
     CancelAt(u64),
+    /// The link is cut the moment the source completes: its `Release` is lost.
+    CutWhenSourceCompletes,
+    /// The link is cut the moment the destination acknowledges the commit: its
+    /// `CommitAck` is lost.
+    CutWhenDestinationAcks,
 }
 
 struct Setup {
@@ -117,6 +123,11 @@ fn migrate(guest: &mut FakeGuest, mut setup: Setup) -> Run {
             _ => {}
         }
         let src_done = source.poll(guest, &mut src_link, at(now_ms)).cloned();
+        if setup.fault == Fault::CutWhenSourceCompletes
+            && matches!(src_done, Some(SourceOutcome::Completed(_)))
+        {
+            src_link.cut();
+        }
         while let Some(line) = source.take_line() {
             lines.push(line);
         }
@@ -126,11 +137,18 @@ fn migrate(guest: &mut FakeGuest, mut setup: Setup) -> Run {
             {
                 dst_outcome = Some(outcome.clone());
                 if let Some(vm) = dst.take_vm() {
-                    moved = Some(FakeGuest::from_incoming(vm));
+                    let mut kept = FakeGuest::from_incoming(vm);
+                    // An in-doubt VM is kept paused until the operator resolves it.
+                    kept.paused = matches!(dst_outcome, Some(DestinationOutcome::InDoubt(_)));
+                    moved = Some(kept);
                 }
             }
             while let Some(line) = dst.take_line() {
                 lines.push(std::format!("[dst] {line}"));
+            }
+            if setup.fault == Fault::CutWhenDestinationAcks && dst.state_name() == "AwaitingRelease"
+            {
+                src_link.cut();
             }
         }
         let dst_settled = destination.is_none() || dst_outcome.is_some();

@@ -407,3 +407,19 @@ fn dirty_tracking_that_loses_writes_is_caught_by_sampling() {
     guest.untracked_page = None;
     assert_stayed(&mut guest, &run);
 }
+
+#[test]
+fn a_vcpu_state_that_cannot_enter_is_refused_before_the_commit() {
+    // A key holder sends RIP 0x8000000000001234: refused before CommitAck, naming the
+    // field; the source keeps and resumes its VM (issue 13, item 3).
+    let mut guest = FakeGuest::new(PAGES, 20);
+    guest.rip = 0x8000_0000_0000_1234;
+    let run = migrate(&mut guest, Setup::new());
+    assert_stayed(&mut guest, &run);
+    assert!(
+        matches!(&run.source, SourceOutcome::Failed(w) if w.contains("RIP")),
+        "the source's operator reads the field: {:?}",
+        run.source
+    );
+    assert_eq!(run.factory.discarded, 1);
+}

@@ -288,11 +288,25 @@ impl<O: LineOutput> Machine<O> {
         let outcome = result?;
         if let SliceOutcome::Crashed(reason) = outcome {
             self.crash = Some(reason);
-            self.state = VmState::Crashed;
+            // A failed VM entry leaves the guest state as it was (SDM Vol. 3C §27.8): the
+            // guest never ran, so keep it paused with its state (it may have just arrived
+            // by migration, with no other copy left) rather than crash it.
+            let entry_failed = matches!(reason, CrashReason::EntryFailure(_));
+            self.state = if entry_failed {
+                VmState::Paused
+            } else {
+                VmState::Crashed
+            };
             self.uart.sink_mut().flush();
             let dump = self.state_dump(vmx);
             self.say(&format!("CRASHED: {reason}"));
             self.say(&dump);
+            if entry_failed {
+                self.say(
+                    "kept PAUSED with its state (the guest did not run): vm info shows it; \
+                     migrate it to a host that can run it",
+                );
+            }
         }
         Ok(outcome)
     }
@@ -364,9 +378,11 @@ impl<O: LineOutput> Machine<O> {
                 continue;
             }
             // SAFETY: STAR/LSTAR/CSTAR/FMASK/KERNEL_GS_BASE exist on every x86-64 CPU and
-            // TSC_AUX when RDTSCP does (checked); the values are the guest's own (read back
-            // from hardware after its last slice, so valid, or 0), and the hypervisor does
-            // not use SYSCALL/SWAPGS/RDTSCP itself.
+            // TSC_AUX when RDTSCP does (checked); the values are either read back from
+            // hardware after the guest's last slice, 0, or loaded by `restore_vcpu_state`,
+            // which refuses any value WRMSR would #GP on (`check_switched_msrs`: canonical
+            // addresses, reserved bits clear) because those came from a peer. The
+            // hypervisor does not use SYSCALL/SWAPGS/RDTSCP itself.
             unsafe { instr::wrmsr(*msr, value) };
         }
     }

@@ -9,6 +9,7 @@ use super::{Machine, MachineError};
 use crate::vm::console_out::LineOutput;
 use crate::vm::exit_handler::HostCpu;
 use crate::vm::state::VmState;
+use crate::vm::vcpu_state::entry_checks::{GuestStateError, GuestStateLimits, check_guest_state};
 use crate::vm::vcpu_state::{VcpuState, VcpuStateError};
 use crate::vmx::hw::VmxOn;
 use crate::vmx::setup::controls::bits::PROC_USE_TSC_OFFSETTING;
@@ -24,6 +25,8 @@ pub enum SnapshotError {
     NotPaused(VmState),
     /// The bytes were refused.
     State(VcpuStateError),
+    /// The state would fail VM entry, or a host WRMSR of its MSRs would #GP.
+    Entry(GuestStateError),
     /// The CPU cannot offset the TSC, so the guest's TSC cannot be carried over.
     NoTscOffsetting,
     /// VMCS access failed.
@@ -35,6 +38,7 @@ impl core::fmt::Display for SnapshotError {
         match self {
             Self::NotPaused(s) => write!(f, "vCPU state needs a paused VM (it is {})", s.name()),
             Self::State(e) => write!(f, "{e}"),
+            Self::Entry(e) => write!(f, "{e}"),
             Self::NoTscOffsetting => write!(f, "this CPU cannot offset the guest TSC"),
             Self::Machine(e) => write!(f, "{e}"),
         }
@@ -69,7 +73,8 @@ impl<O: LineOutput> Machine<O> {
     }
 
     /// Load an encoded vCPU state into this (paused, booted) VM; the guest TSC continues
-    /// from the saved value.
+    /// from the saved value. Refused unless it passes the VM-entry checks
+    /// (`vcpu_state::entry_checks`).
     pub fn restore_vcpu_state(
         &mut self,
         vmx: &mut VmxOn,
@@ -82,6 +87,11 @@ impl<O: LineOutput> Machine<O> {
             return Err(SnapshotError::NoTscOffsetting);
         }
         let state = VcpuState::decode(bytes).map_err(SnapshotError::State)?;
+        // The bytes may come from a peer: never load what would fail the entry or make the
+        // host's WRMSR of the SYSCALL MSRs #GP (the migration checks this before the commit;
+        // this is the last line of defence for every other caller).
+        check_guest_state(&state, &GuestStateLimits::of_host(&vmx.config))
+            .map_err(SnapshotError::Entry)?;
         let host_tsc = HwHost {
             xsave: false,
             tsc_offset: 0,

@@ -139,3 +139,41 @@ fn console_commands_answer_every_line() {
     assert!(list.contains("hb1              running        32"));
     assert!(run(&mut set, "frobnicate").starts_with("vm: unknown subcommand 'frobnicate'"));
 }
+
+#[test]
+fn a_vm_being_migrated_out_refuses_operator_commands_until_the_hold_ends() {
+    let mut set = VmSet::new();
+    let _ = set.add(vm("hb"));
+    run(&mut set, "start hb");
+    run(&mut set, "pause hb"); // as the source engine does at stop-and-copy
+    assert!(set.hold("hb", VmHold::MigratingOut));
+    for line in ["resume hb", "stop hb", "start hb", "pause hb"] {
+        assert!(
+            run(&mut set, line).contains("being migrated out"),
+            "{line} must be refused"
+        );
+    }
+    assert_eq!(set.vms[0].state, VmState::Paused);
+    assert!(run(&mut set, "list").contains("hb               migrating"));
+    set.release_hold("hb");
+    assert_eq!(run(&mut set, "resume hb"), "hb: running\n");
+    assert!(!set.hold("nope", VmHold::MigratingOut));
+}
+
+#[test]
+fn an_in_doubt_vm_is_listed_never_scheduled_and_refuses_commands() {
+    let mut set = VmSet::new();
+    let _ = set.add(vm("hb"));
+    run(&mut set, "start hb");
+    set.hold("hb", VmHold::InDoubt);
+    assert!(run(&mut set, "list").contains("hb               in-doubt"));
+    assert!(run(&mut set, "stop hb").contains("migrate_resolve"));
+    let mut ctx = Vec::new();
+    assert_eq!(
+        set.run_next_slice(&mut ctx, 1, |_, _| {}),
+        SliceResult::Idle,
+        "an in-doubt VM never runs, whatever its state"
+    );
+    assert!(set.remove("hb").is_some());
+    assert_eq!(set.hold_of("hb"), None, "removing a VM drops its hold");
+}

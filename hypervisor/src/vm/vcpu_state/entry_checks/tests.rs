@@ -1,0 +1,299 @@
+//! One test per guest-state rule: a state tern itself produces passes; the same state with
+//! one field broken is refused with that field's name.
+
+use super::*;
+use crate::vm::exit_handler::VcpuEmulation;
+use crate::vmx::regs::GuestRegisters;
+use crate::vmx::setup::testing::bochs_like_msrs;
+use crate::vmx::setup::{VmxConfig, write_pvh_guest_state};
+use crate::vmx::vmcs::VmcsAccess;
+use crate::vmx::vmcs::fake::FakeVmcs;
+use crate::vmx::vmcs::fields::{control, guest::*};
+
+fn config() -> VmxConfig {
+    VmxConfig::from_msrs(&bochs_like_msrs()).unwrap()
+}
+
+fn limits() -> GuestStateLimits {
+    let c = config();
+    GuestStateLimits {
+        cr0_fixed0: c.cr0_fixed0,
+        cr0_fixed1: c.cr0_fixed1,
+        cr4_fixed0: c.cr4_fixed0,
+        cr4_fixed1: c.cr4_fixed1,
+        phys_addr_bits: 39,
+    }
+}
+
+/// The PVH entry state (32-bit protected mode) tern boots guests with.
+fn pvh() -> FakeVmcs {
+    let cfg = config();
+    let mut vmcs = FakeVmcs::default();
+    vmcs.write32(control::ENTRY_CONTROLS, cfg.entry).unwrap();
+    write_pvh_guest_state(
+        &mut vmcs,
+        &cfg,
+        0x10_0000,
+        0x6000,
+        &mut GuestRegisters::default(),
+    )
+    .unwrap();
+    vmcs
+}
+
+/// The same vCPU after the guest switched to 64-bit long mode.
+fn long_mode() -> FakeVmcs {
+    let mut v = pvh();
+    let cr0 = v.get(CR0.0).unwrap();
+    let cr4 = v.get(CR4.0).unwrap();
+    v.write_raw(CR0.0, cr0 | CR0_PG).unwrap();
+    v.write_raw(CR4.0, cr4 | CR4_PAE).unwrap();
+    v.write_raw(CR3.0, 0x7000).unwrap();
+    v.write_raw(IA32_EFER.0, 0xd00).unwrap();
+    v.write_raw(CS_ACCESS_RIGHTS.0, 0xa09b).unwrap();
+    v.write_raw(RIP.0, 0xffff_ffff_8100_1234).unwrap();
+    v
+}
+
+fn capture(v: &FakeVmcs, msrs: [u64; 6]) -> VcpuState {
+    VcpuState::capture(
+        v,
+        &GuestRegisters::default(),
+        &VcpuEmulation::default(),
+        msrs,
+        0,
+    )
+    .unwrap()
+}
+
+fn check(v: &FakeVmcs) -> Result<(), GuestStateError> {
+    check_guest_state(&capture(v, [0; 6]), &limits())
+}
+
+/// `base` with `field` set to `value` is refused, naming `name`.
+fn refused(mut base: FakeVmcs, field: u32, value: u64, name: &str) {
+    assert_eq!(check(&base), Ok(()), "the base state must pass");
+    base.write_raw(field, value).unwrap();
+    match check(&base) {
+        Err(e) => assert_eq!(e.field, name, "{e}"),
+        Ok(()) => panic!("{name} = {value:#x} was accepted"),
+    }
+}
+
+#[test]
+fn states_tern_produces_pass() {
+    assert_eq!(check(&pvh()), Ok(()));
+    assert_eq!(check(&long_mode()), Ok(()));
+}
+
+#[test]
+fn rip_must_be_canonical_in_64_bit_mode() {
+    refused(long_mode(), RIP.0, 0x8000_0000_0000_1234, "RIP");
+}
+
+#[test]
+fn rip_must_fit_32_bits_outside_64_bit_mode() {
+    refused(pvh(), RIP.0, 0x1_0000_0000, "RIP");
+}
+
+#[test]
+fn cr0_all_ones_is_refused() {
+    refused(long_mode(), CR0.0, u64::MAX, "CR0");
+}
+
+#[test]
+fn cr0_fixed0_bits_must_be_set() {
+    let cr0 = pvh().get(CR0.0).unwrap();
+    refused(pvh(), CR0.0, cr0 & !(1 << 5), "CR0"); // NE is forced by VMX
+}
+
+#[test]
+fn cr0_pg_needs_pe() {
+    let cr0 = pvh().get(CR0.0).unwrap();
+    refused(pvh(), CR0.0, (cr0 | CR0_PG) & !CR0_PE, "CR0");
+}
+
+#[test]
+fn cr4_fixed_bits_are_enforced() {
+    refused(pvh(), CR4.0, 0, "CR4"); // VMXE cleared
+    refused(pvh(), CR4.0, 0x2000 | (1 << 22), "CR4"); // a bit FIXED1 forbids
+    refused(pvh(), CR4.0, 0x2000 | (1 << 17), "CR4"); // PCIDE outside IA-32e mode
+}
+
+#[test]
+fn cr3_beyond_maxphyaddr_is_refused() {
+    refused(long_mode(), CR3.0, 1 << 45, "CR3");
+}
+
+#[test]
+fn efer_all_ones_is_refused() {
+    refused(long_mode(), IA32_EFER.0, u64::MAX, "IA32_EFER");
+}
+
+#[test]
+fn efer_lma_needs_paging_and_pae() {
+    refused(pvh(), IA32_EFER.0, 0x500, "IA32_EFER");
+}
+
+#[test]
+fn efer_lma_must_match_lme_with_paging() {
+    refused(long_mode(), IA32_EFER.0, 0x400, "IA32_EFER");
+}
+
+#[test]
+fn dr7_and_debugctl_reserved_bits() {
+    refused(pvh(), DR7.0, 1 << 40, "DR7");
+    refused(pvh(), IA32_DEBUGCTL.0, 1 << 3, "IA32_DEBUGCTL");
+}
+
+#[test]
+fn sysenter_addresses_must_be_canonical() {
+    refused(pvh(), IA32_SYSENTER_EIP.0, 1 << 60, "IA32_SYSENTER_EIP");
+    refused(pvh(), IA32_SYSENTER_ESP.0, 1 << 60, "IA32_SYSENTER_ESP");
+}
+
+#[test]
+fn segment_bases_are_checked() {
+    refused(long_mode(), FS_BASE.0, 0x8000_0000_0000_0000, "FS");
+    refused(long_mode(), GS_BASE.0, 0x0001_0000_0000_0000, "GS");
+    refused(long_mode(), TR_BASE.0, 0x8000_0000_0000_0000, "TR");
+    refused(long_mode(), CS_BASE.0, 1 << 32, "CS");
+    refused(pvh(), SS_BASE.0, 1 << 32, "SS");
+}
+
+#[test]
+fn cs_dpl_rules() {
+    refused(pvh(), CS_ACCESS_RIGHTS.0, 0xc0f3, "CS"); // type 3 (unrestricted guest) needs DPL 0
+    refused(pvh(), CS_ACCESS_RIGHTS.0, 0xc0fb, "CS"); // non-conforming code, DPL 3 != SS.DPL 0
+}
+
+#[test]
+fn cs_type_must_be_code() {
+    refused(pvh(), CS_ACCESS_RIGHTS.0, 0xc091, "CS"); // type 1: read-only data
+}
+
+#[test]
+fn cs_must_be_present_and_reserved_bits_clear() {
+    refused(pvh(), CS_ACCESS_RIGHTS.0, 0xc01b, "CS"); // P = 0
+    refused(pvh(), CS_ACCESS_RIGHTS.0, 0xc19b, "CS"); // bit 8 reserved
+    refused(pvh(), CS_ACCESS_RIGHTS.0, 0x4_c09b, "CS"); // bit 18 reserved
+}
+
+#[test]
+fn cs_l_and_db_exclusive_in_64_bit_mode() {
+    refused(long_mode(), CS_ACCESS_RIGHTS.0, 0xe09b, "CS");
+}
+
+#[test]
+fn limit_must_agree_with_granularity() {
+    refused(pvh(), DS_LIMIT.0, 0xffff_f000, "DS"); // G = 1, low bits not all 1
+    refused(pvh(), ES_ACCESS_RIGHTS.0, 0x4093, "ES"); // G = 0 with a 4 GiB limit
+}
+
+#[test]
+fn ss_type_and_dpl() {
+    refused(pvh(), SS_ACCESS_RIGHTS.0, 0xc09b, "SS"); // code segment in SS
+}
+
+#[test]
+fn data_segments_must_be_accessed() {
+    refused(pvh(), GS_ACCESS_RIGHTS.0, 0xc092, "GS");
+}
+
+#[test]
+fn tr_must_be_a_busy_tss_of_the_right_width() {
+    refused(long_mode(), TR_ACCESS_RIGHTS.0, 0x0083, "TR"); // 16-bit busy TSS in IA-32e
+    refused(pvh(), TR_ACCESS_RIGHTS.0, 0x1_0000, "TR"); // unusable
+    refused(pvh(), TR_SELECTOR.0, 0x04, "TR"); // TI flag
+}
+
+#[test]
+fn usable_ldtr_must_be_an_ldt() {
+    refused(pvh(), LDTR_ACCESS_RIGHTS.0, 0x0089, "LDTR");
+}
+
+#[test]
+fn descriptor_tables_are_checked() {
+    refused(long_mode(), GDTR_BASE.0, 0x8000_0000_0000_0000, "GDTR");
+    refused(pvh(), IDTR_LIMIT.0, 0x1_0000, "IDTR");
+}
+
+#[test]
+fn rflags_vm_outside_protected_legacy_mode() {
+    refused(long_mode(), RFLAGS.0, 0x2_0002, "RFLAGS");
+}
+
+#[test]
+fn activity_state_is_active_or_hlt() {
+    refused(pvh(), ACTIVITY_STATE.0, 2, "activity state");
+    let mut v = pvh();
+    v.write_raw(ACTIVITY_STATE.0, 1).unwrap();
+    assert_eq!(check(&v), Ok(()));
+}
+
+#[test]
+fn interruptibility_state_rules() {
+    refused(
+        pvh(),
+        INTERRUPTIBILITY_STATE.0,
+        1 << 5,
+        "interruptibility state",
+    );
+    refused(pvh(), INTERRUPTIBILITY_STATE.0, 3, "interruptibility state");
+    refused(pvh(), INTERRUPTIBILITY_STATE.0, 1, "interruptibility state"); // STI, IF = 0
+    refused(pvh(), INTERRUPTIBILITY_STATE.0, 4, "interruptibility state"); // SMI
+}
+
+#[test]
+fn pending_debug_exceptions_rules() {
+    refused(
+        pvh(),
+        PENDING_DEBUG_EXCEPTIONS.0,
+        1 << 20,
+        "pending debug exceptions",
+    );
+    // Single-stepping (TF) right after MOV SS: the pending single-step (BS) must be recorded.
+    let mut v = pvh();
+    v.write_raw(RFLAGS.0, 0x102).unwrap();
+    v.write_raw(INTERRUPTIBILITY_STATE.0, 2).unwrap();
+    v.write_raw(PENDING_DEBUG_EXCEPTIONS.0, 1 << 14).unwrap();
+    refused(v, PENDING_DEBUG_EXCEPTIONS.0, 0, "pending debug exceptions");
+}
+
+#[test]
+fn switched_msrs_must_be_writable_in_host_mode() {
+    let good = [
+        0x0023_0010_0000_0000,
+        0xffff_ffff_8100_0000,
+        0,
+        0x4_7700,
+        0,
+        7,
+    ];
+    assert_eq!(check_switched_msrs(&good), Ok(()));
+    for (i, bad, name) in [
+        (1, 0x8000_0000_0000_1234, "IA32_LSTAR"),
+        (2, 0x0000_8000_0000_0000, "IA32_CSTAR"),
+        (3, 1 << 32, "IA32_FMASK"),
+        (4, 0x1234_5678_9abc_def0, "IA32_KERNEL_GS_BASE"),
+        (5, 1 << 40, "IA32_TSC_AUX"),
+    ] {
+        let mut msrs = good;
+        msrs[i] = bad;
+        assert_eq!(check_switched_msrs(&msrs).map_err(|e| e.field), Err(name));
+        // The whole-state check includes them.
+        assert_eq!(
+            check_guest_state(&capture(&long_mode(), msrs), &limits()).map_err(|e| e.field),
+            Err(name)
+        );
+    }
+}
+
+#[test]
+fn canonical_addresses() {
+    assert!(is_canonical(0));
+    assert!(is_canonical(0x0000_7fff_ffff_ffff));
+    assert!(is_canonical(0xffff_8000_0000_0000));
+    assert!(!is_canonical(0x0000_8000_0000_0000));
+    assert!(!is_canonical(0x8000_0000_0000_1234));
+}
