@@ -13,9 +13,12 @@
 pub mod console_cmd;
 pub mod console_out;
 pub mod cpuid;
+pub mod device_state_codec;
 pub mod exit_counters;
 pub mod exit_handler;
 pub mod guest_ram;
+pub mod interrupts;
+pub mod lapic;
 /// A VM on real VT-x (bare metal only).
 #[cfg(target_os = "none")]
 pub mod machine;

@@ -1,0 +1,2 @@
+//! Interrupt plumbing between the device models and the vCPU.
+pub mod message;
