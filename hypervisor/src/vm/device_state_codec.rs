@@ -277,7 +277,7 @@ mod tests {
         let r = StateReader::new(&bytes, "test", MAGIC, 3).unwrap();
         assert!(matches!(
             r.finish(),
-            Err(StateError::TrailingBytes { extra: 33, .. })
+            Err(StateError::TrailingBytes { extra: 34, .. })
         ));
     }
 }
