@@ -18,6 +18,7 @@ pub mod exit_counters;
 pub mod exit_handler;
 pub mod guest_ram;
 pub mod interrupts;
+pub mod ioapic;
 pub mod lapic;
 /// A VM on real VT-x (bare metal only).
 #[cfg(target_os = "none")]
