@@ -24,6 +24,7 @@ pub mod lapic;
 #[cfg(target_os = "none")]
 pub mod machine;
 pub mod msr;
+pub mod pic;
 pub mod pvh;
 pub mod state;
 pub mod uart16550;
