@@ -25,6 +25,7 @@ pub mod lapic;
 pub mod machine;
 pub mod msr;
 pub mod pic;
+pub mod pit;
 pub mod pvh;
 pub mod state;
 pub mod uart16550;
