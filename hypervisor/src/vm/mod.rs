@@ -27,6 +27,7 @@ pub mod msr;
 pub mod pic;
 pub mod pit;
 pub mod pvh;
+pub mod rtc;
 pub mod state;
 pub mod uart16550;
 pub mod vcpu_state;
