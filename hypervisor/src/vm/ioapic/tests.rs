@@ -127,10 +127,8 @@ proptest! {
     fn arbitrary_bytes_are_safe_and_canonical(
         bytes in proptest::collection::vec(any::<u8>(), 0..220)
     ) {
-        if let Ok(s) = IoApicState::decode(&bytes) {
-            if let Ok(io) = IoApic::restore(&s) {
-                prop_assert_eq!(io.save().encode(), bytes);
-            }
+        if let Ok(io) = IoApicState::decode(&bytes).and_then(|s| IoApic::restore(&s)) {
+            prop_assert_eq!(io.save().encode(), bytes);
         }
     }
 

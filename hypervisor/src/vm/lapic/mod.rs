@@ -465,6 +465,41 @@ impl Lapic {
         }
     }
 
+    /// Whether a message addressed to `destination` in `mode` is for this APIC: physical
+    /// ID or broadcast (SDM 11.6.2.1, 11.12.9), logical flat or cluster model against
+    /// LDR/DFR (11.6.2.2), x2APIC logical cluster (11.12.10.2).
+    pub fn matches_destination(&self, destination: u32, mode: DestinationMode) -> bool {
+        let x2 = self.mode() == ApicMode::X2Apic;
+        match (mode, x2) {
+            (_, _) if self.mode() == ApicMode::Disabled => false,
+            (DestinationMode::Physical, true) => {
+                destination == u32::MAX || destination == self.regs.id
+            }
+            (DestinationMode::Physical, false) => {
+                let destination = destination & 0xff;
+                destination == 0xff || destination == self.regs.id & 0xff
+            }
+            (DestinationMode::Logical, true) => {
+                destination == u32::MAX
+                    || (destination >> 16 == self.regs.ldr >> 16
+                        && destination & self.regs.ldr & 0xffff != 0)
+            }
+            (DestinationMode::Logical, false) => {
+                let destination = destination & 0xff;
+                let logical = self.regs.ldr >> 24;
+                if destination == 0xff {
+                    true
+                } else if self.regs.dfr >> 28 == 0xf {
+                    // Flat model: one bit per APIC.
+                    destination & logical != 0
+                } else {
+                    // Cluster model: cluster in bits 7:4, members in bits 3:0.
+                    destination >> 4 == logical >> 4 && destination & logical & 0xf != 0
+                }
+            }
+        }
+    }
+
     /// The timer mode the LVT selects.
     pub fn timer_mode(&self) -> TimerMode {
         TimerMode::from_lvt(self.lvt(LvtEntry::Timer))

@@ -156,10 +156,8 @@ proptest! {
     fn arbitrary_bytes_are_safe_and_canonical(
         bytes in proptest::collection::vec(any::<u8>(), 0..32)
     ) {
-        if let Ok(s) = DualPicState::decode(&bytes) {
-            if let Ok(p) = DualPic::restore(&s) {
-                prop_assert_eq!(p.save().encode(), bytes);
-            }
+        if let Ok(p) = DualPicState::decode(&bytes).and_then(|s| DualPic::restore(&s)) {
+            prop_assert_eq!(p.save().encode(), bytes);
         }
     }
 

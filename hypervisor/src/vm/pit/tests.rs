@@ -151,10 +151,8 @@ proptest! {
     fn arbitrary_bytes_are_safe_and_canonical(
         bytes in proptest::collection::vec(any::<u8>(), 0..200)
     ) {
-        if let Ok(s) = PitState::decode(&bytes) {
-            if let Ok(p) = Pit::restore(&s) {
-                prop_assert_eq!(p.save().encode(), bytes);
-            }
+        if let Ok(p) = PitState::decode(&bytes).and_then(|s| Pit::restore(&s)) {
+            prop_assert_eq!(p.save().encode(), bytes);
         }
     }
 

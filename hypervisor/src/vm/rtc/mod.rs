@@ -362,13 +362,13 @@ impl Rtc {
         let b = self.reg(REG_B);
         let from = self.events_through;
         let mut next_wall: Option<u64> = None;
-        if b & B_PIE != 0 {
-            if let Some(period) = self.periodic_clocks() {
-                let clocks = u128::from(from) * 32_768 / u128::from(NS_PER_S);
-                let boundary = (clocks / u128::from(period) + 1) * u128::from(period);
-                let ns = (boundary * u128::from(NS_PER_S)).div_ceil(32_768);
-                next_wall = u64::try_from(ns).ok();
-            }
+        if b & B_PIE != 0
+            && let Some(period) = self.periodic_clocks()
+        {
+            let clocks = u128::from(from) * 32_768 / u128::from(NS_PER_S);
+            let boundary = (clocks / u128::from(period) + 1) * u128::from(period);
+            let ns = (boundary * u128::from(NS_PER_S)).div_ceil(32_768);
+            next_wall = u64::try_from(ns).ok();
         }
         if b & (B_UIE | B_AIE) != 0 {
             let second = (from / NS_PER_S + 1).saturating_mul(NS_PER_S);

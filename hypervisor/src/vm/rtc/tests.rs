@@ -174,10 +174,8 @@ proptest! {
     fn arbitrary_bytes_are_safe_and_canonical(
         bytes in proptest::collection::vec(any::<u8>(), 150..170)
     ) {
-        if let Ok(s) = RtcState::decode(&bytes) {
-            if let Ok(r) = Rtc::restore(&s) {
-                prop_assert_eq!(r.save().encode(), bytes);
-            }
+        if let Ok(r) = RtcState::decode(&bytes).and_then(|s| Rtc::restore(&s)) {
+            prop_assert_eq!(r.save().encode(), bytes);
         }
     }
 
@@ -189,15 +187,13 @@ proptest! {
         // A valid header so that the body (including wild CMOS time bytes and clock
         // references) gets exercised.
         bytes[..6].copy_from_slice(&rtc().save().encode()[..6]);
-        if let Ok(s) = RtcState::decode(&bytes) {
-            if let Ok(mut r) = Rtc::restore(&s) {
-                let mut now = 0u64;
-                for (index, value, dt) in ops {
-                    now = now.saturating_add(u64::from(dt) * 1000);
-                    write(&mut r, index, value, now);
-                    read(&mut r, index, now);
-                    r.next_deadline();
-                }
+        if let Ok(mut r) = RtcState::decode(&bytes).and_then(|s| Rtc::restore(&s)) {
+            let mut now = 0u64;
+            for (index, value, dt) in ops {
+                now = now.saturating_add(u64::from(dt) * 1000);
+                write(&mut r, index, value, now);
+                read(&mut r, index, now);
+                r.next_deadline();
             }
         }
     }
