@@ -9,6 +9,10 @@
 //! `exit_handler` (what each `VmExit` does), `cpuid` and `msr` (policies),
 //! `uart16550` + `console_out` (COM1 and its output to the console), `state` (life
 //! cycle), `console_cmd` (`vm ...` grammar), `exit_counters`, `vpid`.
+//! Interrupt and timer models (pure, saved as versioned device state, not yet wired to the
+//! exit handlers): `lapic`, `ioapic`, `pic`, `pit`, `rtc`, `interrupts` (routing, the
+//! event injector and their one-vCPU composition), `device_state_codec` (their shared
+//! byte encoding).
 
 pub mod console_cmd;
 pub mod console_out;
