@@ -6,19 +6,19 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryMode {
     /// Into the IRR at `vector`.
-    Fixed,
+    Fixed = 0,
     /// Like fixed, to the lowest-priority APIC among the destinations.
-    LowestPriority,
+    LowestPriority = 1,
     /// System management interrupt.
-    Smi,
+    Smi = 2,
     /// Non-maskable interrupt (vector ignored).
-    Nmi,
+    Nmi = 4,
     /// INIT.
-    Init,
+    Init = 5,
     /// Start-up IPI (vector = start page).
-    StartUp,
+    StartUp = 6,
     /// The vector comes from an external 8259A-compatible controller (INTA cycle).
-    ExtInt,
+    ExtInt = 7,
 }
 
 impl DeliveryMode {

@@ -360,6 +360,19 @@ impl Lapic {
         lint0 & LVT_MASKED == 0 && DeliveryMode::from_bits(lint0 >> 8) == Some(DeliveryMode::ExtInt)
     }
 
+    /// What PC firmware leaves behind for the OS (MP specification 1.4, 3.6.2.2 "virtual
+    /// wire mode"): APIC software-enabled with spurious vector 0xFF, LINT0 in ExtINT mode so
+    /// the 8259's INTR reaches the CPU, LINT1 delivering NMI. tern boots guests without
+    /// firmware (PVH), so the VM builder calls this in the firmware's place.
+    pub fn enable_virtual_wire(&mut self) {
+        if self.mode() == ApicMode::Disabled {
+            return;
+        }
+        self.regs.svr = SVR_ENABLE | 0xff;
+        self.regs.lvt[LvtEntry::Lint0 as usize] = (DeliveryMode::ExtInt as u32) << 8;
+        self.regs.lvt[LvtEntry::Lint1 as usize] = (DeliveryMode::Nmi as u32) << 8;
+    }
+
     /// Signals a local interrupt pin (LINT0/LINT1, e.g. the NMI wire on LINT1). A fixed
     /// delivery is accepted into the IRR; returns the delivery mode when the pin is
     /// unmasked so the caller can raise an NMI or consult the PIC for ExtINT.

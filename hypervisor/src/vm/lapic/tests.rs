@@ -127,6 +127,18 @@ fn software_disable_masks_lvt() {
 }
 
 #[test]
+fn firmware_virtual_wire_passes_the_pic_and_nmi() {
+    let mut a = Lapic::new(config());
+    assert!(!a.accepts_pic_interrupts(), "reset: LINT0 masked");
+    a.enable_virtual_wire();
+    assert!(a.accepts_pic_interrupts());
+    assert_eq!(a.signal_lint(LvtEntry::Lint1), Some(DeliveryMode::Nmi));
+    assert_eq!(a.mmio_read(0xf0, 0), 0x1ff);
+    let restored = Lapic::restore(config(), &a.save()).expect("firmware state is valid");
+    assert_eq!(restored, a);
+}
+
+#[test]
 fn periodic_timer_fires_at_initial_count_times_divide_over_bus_freq() {
     let mut a = enabled();
     a.mmio_write(0x3e0, 0x1, 0); // divide by 4
