@@ -65,6 +65,10 @@ impl Lapic {
             ));
         }
         let saved_mode = super::mode_of(base);
+        if saved_mode == ApicMode::X2Apic && state.regs.id != config.apic_id {
+            // The x2APIC ID is read-only (SDM 11.12.5.1): it must be this vCPU's.
+            return Err(invalid(DEVICE, "id (x2APIC)", state.regs.id.into()));
+        }
         validate(&state.regs, &state.timer, saved_mode)?;
         Ok(Self {
             config,
