@@ -10,18 +10,29 @@
 //! `uart16550` + `console_out` (COM1 and its output to the console), `state` (life
 //! cycle), `console_cmd` (`vm ...` grammar), `exit_counters`, `vpid`, `virtio` +
 //! `virtio_blk` (virtio-mmio block device model; not yet wired to exits).
+//! Interrupt and timer models (pure, saved as versioned device state, not yet wired to the
+//! exit handlers): `lapic`, `ioapic`, `pic`, `pit`, `rtc`, `interrupts` (routing, the
+//! event injector and their one-vCPU composition), `device_state_codec` (their shared
+//! byte encoding).
 
 pub mod console_cmd;
 pub mod console_out;
 pub mod cpuid;
+pub mod device_state_codec;
 pub mod exit_counters;
 pub mod exit_handler;
 pub mod guest_ram;
+pub mod interrupts;
+pub mod ioapic;
+pub mod lapic;
 /// A VM on real VT-x (bare metal only).
 #[cfg(target_os = "none")]
 pub mod machine;
 pub mod msr;
+pub mod pic;
+pub mod pit;
 pub mod pvh;
+pub mod rtc;
 pub mod state;
 pub mod uart16550;
 pub mod vcpu_state;
