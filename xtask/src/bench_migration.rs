@@ -87,8 +87,8 @@ fn config(index: usize, rate: &Rate) -> String {
     text.push_str(&format!("\n[migration]\nport = 4444\nkey = {KEY}\n"));
     if index == 0 {
         text.push_str(&format!(
-            "\n[vm hb]\nimage = tern/guests/heartbeat.elf\nmemory = 16M\ncmdline = \"hb.interval_ms={INTERVAL_MS} hb.wss_mib={} hb.dirty_pages_per_sec={}\"\nautostart = yes\n",
-            rate.wss_mib, rate.pages_per_sec
+            "\n[vm hb]\nimage = tern/guests/heartbeat.elf\nmemory = 16M\ncmdline = \"{}\"\nautostart = yes\n",
+            cmdline(rate)
         ));
     }
     text
@@ -103,7 +103,15 @@ fn number_after(line: &str, key: &str) -> Option<f64> {
     rest[..end].parse().ok()
 }
 
-fn run_one(rate: &Rate, mode: &str) -> Result<String> {
+/// One tern row, and what the QEMU peer row needs from it.
+struct TernRun {
+    row: String,
+    /// The first round's measured link rate, bytes/s.
+    link_rate: Option<f64>,
+    wire_bytes: Option<f64>,
+}
+
+fn run_one(rate: &Rate, mode: &str) -> Result<TernRun> {
     let err = |e: system_tests::HarnessError| anyhow!("{e}");
     let work = system_tests::work_root().join("bench-migration");
     let mut pair = Pair::boot_with_configs(
@@ -201,10 +209,62 @@ fn run_one(rate: &Rate, mode: &str) -> Result<String> {
     } else {
         format!("{mode} (fell back to {used})")
     };
-    Ok(format!(
+    let row = format!(
         "| {} | {mode} | {total:.0} | {total_floor} | {downtime:.0} | {estimate} | {seen_ms:.0} | {guest_gap_ms:.0} | {wire} | {floor_mib:.2} MiB | {rounds:.0} | {slowdown} |\n",
         rate.name
-    ))
+    );
+    Ok(TernRun {
+        row,
+        link_rate,
+        wire_bytes: wire_bytes(&stats),
+    })
+}
+
+/// The same guest and workload migrated by QEMU at tern's measured link rate.
+fn qemu_row(rate: &Rate, tern: &TernRun) -> String {
+    let Some(link) = tern.link_rate.filter(|r| *r > 0.0) else {
+        return format!("| {} | n/a: no tern link rate to match |\n", rate.name);
+    };
+    let work = system_tests::work_root().join("bench-migration");
+    match crate::bench_qemu_peer::migrate(
+        &work,
+        &format!("bench-qemu-{}", rate.name),
+        &cmdline(rate),
+        link as u64,
+    ) {
+        Ok(q) => {
+            let ratio = tern.wire_bytes.map_or_else(
+                || "n/a".to_string(),
+                |w| format!("{:.2}", w / q.transferred_bytes),
+            );
+            format!(
+                "| {} | {:.0} KiB/s | {:.0} | {:.0} | {:.0} | {:.2} MiB | {:.0} | {ratio} |\n",
+                rate.name,
+                link / 1024.0,
+                q.total_ms,
+                q.downtime_ms,
+                q.seen_ms,
+                q.transferred_bytes / 1048576.0,
+                q.rounds
+            )
+        }
+        Err(e) => {
+            let first = e.to_string();
+            format!(
+                "| {} | failed: {} |\n",
+                rate.name,
+                first.lines().next().unwrap_or("")
+            )
+        }
+    }
+}
+
+/// The guest's command line for `rate` (tern and QEMU runs alike).
+fn cmdline(rate: &Rate) -> String {
+    format!(
+        "hb.interval_ms={INTERVAL_MS} hb.wss_mib={} hb.dirty_pages_per_sec={}",
+        rate.wss_mib, rate.pages_per_sec
+    )
 }
 
 /// The pause as the guest's console shows it on this machine's clock: from the arrival of
@@ -255,21 +315,45 @@ fn wire_bytes(stats: &str) -> Option<f64> {
     })
 }
 
-/// Runs the migration benchmark and writes the report.
-pub fn run() -> Result<()> {
+/// Runs the migration benchmark (all rates, or the comma-separated `only` ones) and writes
+/// the report.
+pub fn run(only: Option<&str>) -> Result<()> {
+    let chosen: Vec<&Rate> = RATES
+        .iter()
+        .filter(|r| only.is_none_or(|o| o.split(',').any(|n| n == r.name)))
+        .collect();
+    if chosen.is_empty() {
+        bail!("--rates: none of idle, moderate, heavy");
+    }
     let mut table = String::from(
         "| dirty rate | tracking | total ms | total floor ms | downtime ms (hypervisor) | downtime floor ms (source's estimate) | downtime seen on the console ms | guest-clock gap ms | bytes on the wire | floor (non-zero memory once) | rounds | guest slowdown during migration |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
-    for rate in &RATES {
+    let mut peers = String::from(
+        "| dirty rate | link rate (tern's, matched) | total ms | downtime ms | downtime seen on the console ms | bytes on the wire | rounds | tern's bytes / QEMU's |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for rate in chosen {
+        let mut write_protect = None;
         for mode in ["wp", "pml"] {
             eprintln!("[xtask] bench migration: {} / {mode} ...", rate.name);
             match run_one(rate, mode) {
-                Ok(row) => table.push_str(&row),
+                Ok(run) => {
+                    table.push_str(&run.row);
+                    if mode == "wp" {
+                        write_protect = Some(run);
+                    }
+                }
                 Err(e) => {
                     let first = e.to_string();
                     let first = first.lines().next().unwrap_or("");
                     let _ = writeln!(table, "| {} | {mode} | failed: {first} |", rate.name);
                 }
+            }
+        }
+        eprintln!("[xtask] bench migration: {} / QEMU peer ...", rate.name);
+        match &write_protect {
+            Some(run) => peers.push_str(&qemu_row(rate, run)),
+            None => {
+                let _ = writeln!(peers, "| {} | n/a: the tern row failed |", rate.name);
             }
         }
     }
@@ -292,9 +376,24 @@ pub fn run() -> Result<()> {
          is invisible to it beyond one beat interval. Total floor: the bytes on the wire at \
          the first round's measured rate. Guest slowdown compares verification passes per beat \
          before and during the migration (one core shared with the migration itself, write \
-         faults, throttle).\n"
+         faults, throttle).\n\n\
+         ## The peer: QEMU 7.2 (TCG) migrating the same guest\n\n\
+         Same heartbeat ELF, command line and 16 MiB, booted by `-kernel` in two local QEMU \
+         processes; QMP `migrate` with downtime-limit 300 ms and max-bandwidth set to the \
+         link rate tern measured in the row above (its first round), figures from \
+         `query-migrate` (total-time, downtime, ram.transferred, dirty-sync-count) and the \
+         console-seen pause measured as for tern. QEMU runs the guest under TCG (its own dirty \
+         tracking, no VT-x) and sends its own stream format; the last column is tern's bytes \
+         on the wire (wp row) over QEMU's.\n\n{peers}"
     );
-    let path = crate::workspace::root().join("docs/bench/migration.md");
+    // A partial run does not replace the report of a full one.
+    let path = match only {
+        None => crate::workspace::root().join("docs/bench/migration.md"),
+        Some(_) => system_tests::work_root().join("bench-migration/partial-report.md"),
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     std::fs::write(&path, report).with_context(|| format!("write {}", path.display()))?;
     eprintln!("[xtask] report: {}", path.display());
     Ok(())

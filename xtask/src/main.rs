@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_migration;
+mod bench_qemu_peer;
 mod bench_vmx;
 mod build;
 mod demo;
@@ -42,7 +43,7 @@ commands:
         written to docs/bench/network.md
   bench vmx [--no-build]
         VM-exit and preemption-timer slice costs, measured in Bochs with the guest TSC
-  bench migration [--no-build]
+  bench migration [--no-build] [--rates idle,moderate,heavy]
         live migrations in Bochs at three dirty rates, wp vs pml: docs/bench/migration.md
   demo [--no-build]
         two hosts in Bochs: live-migrate the heartbeat guest from alpha to beta
@@ -190,7 +191,16 @@ fn real_main() -> Result<()> {
                     result
                 }
                 "migration" => {
-                    if args.next().as_deref() != Some("--no-build") {
+                    let mut no_build = false;
+                    let mut rates = None;
+                    while let Some(arg) = args.next() {
+                        match arg.as_str() {
+                            "--no-build" => no_build = true,
+                            "--rates" => rates = args.next(),
+                            other => bail!("unknown bench option `{other}`\n{USAGE}"),
+                        }
+                    }
+                    if !no_build {
                         build::build(
                             &workspace::Workspace::load()?,
                             &build::BuildOptions {
@@ -199,7 +209,7 @@ fn real_main() -> Result<()> {
                             },
                         )?;
                     }
-                    bench_migration::run()
+                    bench_migration::run(rates.as_deref())
                 }
                 other => bail!("unknown benchmark `{other}` (known: net, vmx, migration)"),
             }

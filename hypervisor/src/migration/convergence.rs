@@ -8,6 +8,12 @@
 //! throttled (auto-converge, as in QEMU: 20 % first, then +10 % per round up to 99 %), and
 //! once the throttle is at its maximum and rounds still do not shrink, the source switches
 //! over anyway rather than copy forever.
+//!
+//! The other brake, chosen with `migrate_set_parameter convergence dirty-limit`: instead of
+//! taking CPU time away, limit the pages the vCPU may dirty per second (`dirty_limit`): half
+//! the link's rate in pages at the first round that does not shrink, halved again at each
+//! further one down to a floor. It works on guests whose writes are paced by their clock,
+//! which the throttle cannot slow down.
 
 use crate::vmx::ept::PAGE_SIZE;
 
@@ -25,6 +31,8 @@ pub struct RoundMeasurement {
     pub round: u32,
     /// Pages dirtied while the round was sent (what the next round must send).
     pub dirty_pages: u64,
+    /// Bytes per second the link moved during the round (0 = unknown).
+    pub throughput_bytes_per_sec: u64,
     /// The downtime switching over now would cost, µs (see [`DowntimeEstimate`]).
     pub expected_downtime_us: u64,
 }
@@ -91,9 +99,48 @@ impl SwitchReason {
         match self {
             Self::Converged => "expected downtime within limit",
             Self::MaxRounds => "max-rounds reached",
-            Self::NotShrinking => "not converging at maximum throttle",
+            Self::NotShrinking => "not converging with the strongest brake",
         }
     }
+}
+
+/// How a guest that outruns the link is slowed (`migrate_set_parameter convergence`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConvergenceMode {
+    /// Take slices away from the vCPU (QEMU's auto-converge).
+    #[default]
+    AutoConverge,
+    /// Limit the pages the vCPU may dirty per second (QEMU's dirty-limit).
+    DirtyLimit,
+}
+
+impl ConvergenceMode {
+    /// The console name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AutoConverge => "auto-converge",
+            Self::DirtyLimit => "dirty-limit",
+        }
+    }
+
+    /// From the console name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::AutoConverge, Self::DirtyLimit]
+            .into_iter()
+            .find(|m| m.name() == text)
+    }
+}
+
+/// Lowest dirty-rate limit, pages per second: below it the brake is at its strongest.
+pub const DIRTY_LIMIT_FLOOR: u64 = 8;
+
+/// What slows the vCPU during the next round.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Brake {
+    /// Percent of the vCPU's slices taken away.
+    pub throttle_percent: u8,
+    /// Most pages the vCPU may dirty per second (`None`: no limit).
+    pub dirty_limit: Option<u64>,
 }
 
 /// The decision after a round.
@@ -101,24 +148,35 @@ impl SwitchReason {
 pub enum Decision {
     /// Pause the VM and send the rest.
     SwitchOver(SwitchReason),
-    /// Another round, with this throttle (percent).
-    Continue {
-        /// vCPU throttle for the next round.
-        throttle: u8,
-    },
+    /// Another round, with this brake.
+    Continue(Brake),
 }
 
 /// The convergence state carried across rounds.
 #[derive(Clone, Debug, Default)]
 pub struct ConvergencePolicy {
+    mode: ConvergenceMode,
     previous_dirty: Option<u64>,
-    throttle: u8,
+    brake: Brake,
 }
 
 impl ConvergencePolicy {
+    /// A policy braking with `mode`.
+    pub fn new(mode: ConvergenceMode) -> Self {
+        ConvergencePolicy {
+            mode,
+            ..ConvergencePolicy::default()
+        }
+    }
+
     /// Current throttle, percent.
     pub fn throttle(&self) -> u8 {
-        self.throttle
+        self.brake.throttle_percent
+    }
+
+    /// Current brake.
+    pub fn brake(&self) -> Brake {
+        self.brake
     }
 
     /// Decides after round `m.round` with the given limits.
@@ -140,17 +198,30 @@ impl ConvergencePolicy {
         let shrinking =
             previous.is_none_or(|p| m.dirty_pages.saturating_mul(10) <= p.saturating_mul(9));
         if !shrinking {
-            if self.throttle >= THROTTLE_MAX {
-                return Decision::SwitchOver(SwitchReason::NotShrinking);
+            match self.mode {
+                ConvergenceMode::AutoConverge => {
+                    let throttle = self.brake.throttle_percent;
+                    if throttle >= THROTTLE_MAX {
+                        return Decision::SwitchOver(SwitchReason::NotShrinking);
+                    }
+                    self.brake.throttle_percent = match throttle {
+                        0 => THROTTLE_INITIAL,
+                        t => t.saturating_add(THROTTLE_STEP).min(THROTTLE_MAX),
+                    };
+                }
+                ConvergenceMode::DirtyLimit => {
+                    let link_pages = m.throughput_bytes_per_sec / PAGE_SIZE;
+                    self.brake.dirty_limit = Some(match self.brake.dirty_limit {
+                        Some(limit) if limit <= DIRTY_LIMIT_FLOOR => {
+                            return Decision::SwitchOver(SwitchReason::NotShrinking);
+                        }
+                        Some(limit) => (limit / 2).max(DIRTY_LIMIT_FLOOR),
+                        None => (link_pages / 2).max(DIRTY_LIMIT_FLOOR),
+                    });
+                }
             }
-            self.throttle = match self.throttle {
-                0 => THROTTLE_INITIAL,
-                t => t.saturating_add(THROTTLE_STEP).min(THROTTLE_MAX),
-            };
         }
-        Decision::Continue {
-            throttle: self.throttle,
-        }
+        Decision::Continue(self.brake)
     }
 }
 
@@ -162,9 +233,10 @@ mod tests {
         RoundMeasurement {
             round,
             dirty_pages,
+            throughput_bytes_per_sec: 4096 * 1000, // 1000 pages/s
             expected_downtime_us: DowntimeEstimate {
                 dirty_pages,
-                throughput_bytes_per_sec: 4096 * 1000, // 1000 pages/s
+                throughput_bytes_per_sec: 4096 * 1000,
                 ..DowntimeEstimate::default()
             }
             .micros(),
@@ -205,11 +277,11 @@ mod tests {
         let mut p = ConvergencePolicy::default();
         assert_eq!(
             p.decide(round(0, 500), 100, 30),
-            Decision::Continue { throttle: 0 }
+            Decision::Continue(Brake::default())
         );
         assert_eq!(
             p.decide(round(1, 200), 100, 30),
-            Decision::Continue { throttle: 0 }
+            Decision::Continue(Brake::default())
         );
         assert_eq!(
             p.decide(round(2, 100), 100, 30),
@@ -224,7 +296,7 @@ mod tests {
         let mut r = 0;
         let last = loop {
             match p.decide(round(r, 5000), 10, 1000) {
-                Decision::Continue { throttle } => throttles.push(throttle),
+                Decision::Continue(brake) => throttles.push(brake.throttle_percent),
                 d => break d,
             }
             r += 1;
@@ -239,11 +311,48 @@ mod tests {
         let mut p = ConvergencePolicy::default();
         assert!(matches!(
             p.decide(round(0, 5000), 10, 2),
-            Decision::Continue { .. }
+            Decision::Continue(_)
         ));
         assert_eq!(
             p.decide(round(1, 100), 10, 2),
             Decision::SwitchOver(SwitchReason::MaxRounds)
         );
+    }
+
+    #[test]
+    fn dirty_limit_halves_from_half_the_link_rate_then_gives_up() {
+        let mut p = ConvergencePolicy::new(ConvergenceMode::DirtyLimit);
+        let mut limits = alloc::vec::Vec::new();
+        let mut r = 0;
+        let last = loop {
+            match p.decide(round(r, 5000), 10, 1000) {
+                Decision::Continue(brake) => {
+                    assert_eq!(brake.throttle_percent, 0, "no throttle in this mode");
+                    limits.push(brake.dirty_limit);
+                }
+                d => break d,
+            }
+            r += 1;
+        };
+        // Round 0 is the baseline; then 1000 pages/s link -> 500, 250, 125, 62, 31, 15, 8.
+        assert_eq!(
+            limits,
+            [
+                None,
+                Some(500),
+                Some(250),
+                Some(125),
+                Some(62),
+                Some(31),
+                Some(15),
+                Some(8)
+            ]
+        );
+        assert_eq!(last, Decision::SwitchOver(SwitchReason::NotShrinking));
+        assert_eq!(
+            ConvergenceMode::parse("dirty-limit"),
+            Some(ConvergenceMode::DirtyLimit)
+        );
+        assert_eq!(ConvergenceMode::parse("fast"), None);
     }
 }

@@ -19,6 +19,7 @@
 pub mod convergence;
 pub mod destination;
 pub mod dirty;
+pub mod dirty_limit;
 pub mod in_doubt;
 pub mod nonce;
 pub mod params;

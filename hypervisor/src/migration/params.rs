@@ -21,6 +21,8 @@ pub struct MigrationParams {
     pub dirty_tracking: DirtyTrackingMode,
     /// How the destination's memory is verified before the commit.
     pub verify: VerifyMode,
+    /// How a guest that outruns the link is slowed down.
+    pub convergence: crate::migration::convergence::ConvergenceMode,
     /// MiB of copies of sent pages that pages sent again are XOR-delta encoded against
     /// (DELTA_PAGES; 0 = off). Only when the destination agrees (protocol v3).
     pub delta_cache_mib: u64,
@@ -120,6 +122,7 @@ impl Default for MigrationParams {
             dirty_tracking: DirtyTrackingMode::WriteProtect,
             verify: VerifyMode::Sample,
             delta_cache_mib: 4,
+            convergence: crate::migration::convergence::ConvergenceMode::AutoConverge,
             fault_inject: FaultInjection::None,
         }
     }
@@ -150,7 +153,7 @@ impl fmt::Display for ArgError {
         match self {
             Self::UnknownParameter(n) => write!(
                 f,
-                "unknown parameter '{n}' (downtime-limit, max-bandwidth, max-rounds, dirty-tracking, verify, delta-cache)"
+                "unknown parameter '{n}' (downtime-limit, max-bandwidth, max-rounds, dirty-tracking, verify, delta-cache, convergence)"
             ),
             Self::BadValue {
                 name,
@@ -195,6 +198,14 @@ impl MigrationParams {
                         expected: "wp or pml",
                     })?;
             }
+            "convergence" => {
+                self.convergence = crate::migration::convergence::ConvergenceMode::parse(value)
+                    .ok_or_else(|| ArgError::BadValue {
+                        name: "convergence",
+                        value: value.to_string(),
+                        expected: "auto-converge or dirty-limit",
+                    })?;
+            }
             "delta-cache" => {
                 self.delta_cache_mib = number("delta-cache", value, 0, 1024)?;
             }
@@ -223,7 +234,7 @@ impl fmt::Display for MigrationParams {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "downtime-limit {} ms, max-bandwidth {}, max-rounds {}, dirty-tracking {}, verify {}, delta-cache {} MiB",
+            "downtime-limit {} ms, max-bandwidth {}, max-rounds {}, dirty-tracking {}, verify {}, delta-cache {} MiB, convergence {}",
             self.downtime_limit_ms,
             match self.max_bandwidth_mib {
                 0 => String::from("unlimited"),
@@ -232,7 +243,8 @@ impl fmt::Display for MigrationParams {
             self.max_rounds,
             self.dirty_tracking.name(),
             self.verify.name(),
-            self.delta_cache_mib
+            self.delta_cache_mib,
+            self.convergence.name()
         )?;
         match self.fault_inject {
             FaultInjection::None => Ok(()),
@@ -352,6 +364,7 @@ mod tests {
                 dirty_tracking: DirtyTrackingMode::Pml,
                 verify: VerifyMode::Full,
                 delta_cache_mib: 4,
+                convergence: crate::migration::convergence::ConvergenceMode::AutoConverge,
                 fault_inject: FaultInjection::None,
             }
         );

@@ -24,6 +24,8 @@ pub struct MigrationInfo {
     pub expected_downtime_us: u64,
     /// vCPU throttle, percent.
     pub throttle_percent: u8,
+    /// Dirty-rate limit, pages per second, if one is set.
+    pub dirty_limit: Option<u64>,
     /// Time since the migration started (µs).
     pub elapsed_us: u64,
 }
@@ -75,10 +77,11 @@ impl fmt::Display for MigrationInfo {
         )?;
         write!(
             f,
-            "  dirty rate {} pages/s, expected downtime {}, throttle {}%",
+            "  dirty rate {} pages/s, expected downtime {}, throttle {}%{}",
             self.dirty_pages_per_sec,
             Ms(self.expected_downtime_us),
-            self.throttle_percent
+            self.throttle_percent,
+            DirtyLimit(self.dirty_limit)
         )
     }
 }
@@ -96,21 +99,34 @@ pub struct RoundLine {
     pub throughput_bytes_per_sec: u64,
     /// Expected downtime, µs.
     pub expected_downtime_us: u64,
-    /// Throttle for the next round, percent.
-    pub throttle_percent: u8,
+    /// Brake for the next round (throttle, dirty-rate limit).
+    pub brake: crate::migration::convergence::Brake,
+}
+
+/// `, dirty-limit N pages/s` when a limit is set.
+struct DirtyLimit(Option<u64>);
+
+impl fmt::Display for DirtyLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(limit) => write!(f, ", dirty-limit {limit} pages/s"),
+            None => Ok(()),
+        }
+    }
 }
 
 impl fmt::Display for RoundLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "migrate: round {} sent {} pages, dirty {} pages, {}/s, expected downtime {}, throttle {}%",
+            "migrate: round {} sent {} pages, dirty {} pages, {}/s, expected downtime {}, throttle {}%{}",
             self.round,
             self.pages_sent,
             self.dirty_pages,
             Bytes(self.throughput_bytes_per_sec),
             Ms(self.expected_downtime_us),
-            self.throttle_percent
+            self.brake.throttle_percent,
+            DirtyLimit(self.brake.dirty_limit)
         )
     }
 }

@@ -94,6 +94,11 @@ impl MigratableVm for SourceVm<'_> {
         self.machine.set_throttle(percent);
     }
 
+    fn set_dirty_limit(&mut self, pages_per_sec: Option<u64>) {
+        let tsc_hz = crate::kernel::host::get().map_or(1_000_000_000, |h| h.tsc_hz);
+        self.machine.set_dirty_limit(pages_per_sec, tsc_hz);
+    }
+
     fn start_dirty_tracking(&mut self, mode: DirtyTrackingMode) -> Result<(), VmError> {
         let ctx = &mut *self.ctx;
         let used = self

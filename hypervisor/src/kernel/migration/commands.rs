@@ -40,7 +40,7 @@ pub static MIGRATION_COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "migrate_set_parameter",
-        usage: "downtime-limit MS | max-bandwidth MIB | max-rounds N | dirty-tracking wp|pml | verify sample|full | delta-cache MIB",
+        usage: "downtime-limit MS | max-bandwidth MIB | max-rounds N | dirty-tracking wp|pml | verify sample|full | delta-cache MIB | convergence auto-converge|dirty-limit",
         help: "set a parameter of the next migrations",
         min_args: 2,
         max_args: 2,

@@ -16,6 +16,7 @@ use migration_proto::message::{DeviceState, VcpuState, VmIdentity};
 
 use crate::migration::destination::{IncomingVm, IncomingVmFactory};
 use crate::migration::dirty::DirtyTrackingMode;
+use crate::migration::dirty_limit::DirtyRateLimiter;
 use crate::migration::source::{MigratableVm, VmError};
 
 pub const PAGE: usize = 4096;
@@ -56,11 +57,16 @@ pub struct FakeGuest {
     carry: u64,
     tracking: Option<DirtyBitmap>,
     pub max_throttle_seen: u8,
+    /// The strongest dirty-rate limit the source set.
+    pub lowest_dirty_limit: Option<u64>,
     pub tracking_ever: bool,
     /// A guest the throttle has no effect on (to show what throttling buys).
     pub ignores_throttle: bool,
     /// Broken dirty tracking: writes to this page are never reported.
     pub untracked_page: Option<usize>,
+    /// The dirty-rate limit the source set, on a clock of simulated milliseconds.
+    dirty_limit: Option<DirtyRateLimiter>,
+    now_ms: u64,
     /// The RIP its vCPU state carries (a peer could send anything).
     pub rip: u64,
 }
@@ -80,9 +86,12 @@ impl FakeGuest {
             carry: 0,
             tracking: None,
             max_throttle_seen: 0,
+            lowest_dirty_limit: None,
             tracking_ever: false,
             ignores_throttle: false,
             untracked_page: None,
+            dirty_limit: None,
+            now_ms: 0,
             rip: 0x10_0000,
         }
     }
@@ -98,9 +107,12 @@ impl FakeGuest {
             carry: vcpu.gprs[1],
             tracking: None,
             max_throttle_seen: 0,
+            lowest_dirty_limit: None,
             tracking_ever: false,
             ignores_throttle: false,
             untracked_page: None,
+            dirty_limit: None,
+            now_ms: 0,
             rip: vcpu.rip,
         }
     }
@@ -123,6 +135,7 @@ impl FakeGuest {
         if self.paused {
             return;
         }
+        self.now_ms += 1;
         let beat = word(&self.memory, 0) + 1;
         self.memory[..8].copy_from_slice(&beat.to_le_bytes());
         self.mark(0);
@@ -133,6 +146,13 @@ impl FakeGuest {
         };
         self.carry += self.centipages_per_ms * u64::from(100 - throttle) / 100;
         while self.carry >= 100 {
+            if let Some(limiter) = self.dirty_limit.as_mut() {
+                // Held by the dirty-rate limit: the writes wait (the guest falls behind).
+                if !limiter.may_run(self.now_ms) {
+                    break;
+                }
+                limiter.dirtied(1);
+            }
             self.carry -= 100;
             self.rng = self
                 .rng
@@ -213,6 +233,13 @@ impl MigratableVm for FakeGuest {
     fn set_throttle(&mut self, percent: u8) {
         self.throttle = percent;
         self.max_throttle_seen = self.max_throttle_seen.max(percent);
+    }
+
+    fn set_dirty_limit(&mut self, pages_per_sec: Option<u64>) {
+        self.dirty_limit = pages_per_sec.map(|pps| DirtyRateLimiter::new(pps, 1000, self.now_ms));
+        if let Some(pps) = pages_per_sec {
+            self.lowest_dirty_limit = Some(self.lowest_dirty_limit.map_or(pps, |l| l.min(pps)));
+        }
     }
 
     fn start_dirty_tracking(&mut self, _mode: DirtyTrackingMode) -> Result<(), VmError> {

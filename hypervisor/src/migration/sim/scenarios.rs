@@ -149,6 +149,32 @@ fn heavy_dirty_rate_converges_only_with_throttling() {
     assert_moved(&stubborn, run);
 }
 
+#[test]
+fn a_clock_paced_guest_that_ignores_the_throttle_converges_under_a_dirty_limit() {
+    // The stubborn guest above, with `convergence dirty-limit`: its writes are held to a
+    // rate below the link's, so rounds shrink and it switches over within the limit.
+    let mut stubborn = FakeGuest::new(PAGES, HEAVY);
+    stubborn.ignores_throttle = true;
+    let mut setup = Setup::new();
+    setup.params.convergence = crate::migration::convergence::ConvergenceMode::DirtyLimit;
+    let run = migrate(&mut stubborn, setup);
+    assert!(
+        run.lines
+            .iter()
+            .any(|l| l.contains("expected downtime within limit")),
+        "{}",
+        dump(&run)
+    );
+    assert!(
+        run.lines.iter().any(|l| l.contains("dirty-limit ")),
+        "the round lines show the limit:\n{}",
+        dump(&run)
+    );
+    assert!(stubborn.lowest_dirty_limit.is_some());
+    assert_eq!(stubborn.max_throttle_seen, 0, "no slices were taken away");
+    assert_moved(&stubborn, run);
+}
+
 /// Ten page writes per millisecond: 40 MB/s of dirtying against a 4 MB/s link.
 const HEAVY: u64 = 1000;
 

@@ -136,7 +136,7 @@ impl SourceEngine {
             params,
             cold,
             phase: Phase::Connecting,
-            policy: ConvergencePolicy::default(),
+            policy: ConvergencePolicy::new(params.convergence),
             paused_by_us: cold,
             tracking: false,
             started: now,
@@ -221,6 +221,7 @@ impl SourceEngine {
             bytes_remaining: remaining_pages * PAGE_SIZE as u64
                 + self.session.pending_output().len() as u64,
             throttle_percent: self.policy.throttle(),
+            dirty_limit: self.policy.brake().dirty_limit,
             elapsed_us: now.saturating_since(self.started).as_micros() as u64,
             ..self.last_info
         }
@@ -341,6 +342,7 @@ impl SourceEngine {
             self.tracking = false;
         }
         vm.set_throttle(0);
+        vm.set_dirty_limit(None);
         if self.paused_by_us {
             vm.resume();
             self.paused_by_us = false;
@@ -372,6 +374,7 @@ impl SourceEngine {
             self.tracking = false;
         }
         vm.set_throttle(0);
+        vm.set_dirty_limit(None);
         self.stats.total_us = now.saturating_since(self.started).as_micros() as u64;
         self.stats.downtime_us = self
             .paused_at

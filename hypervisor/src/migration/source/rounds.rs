@@ -146,6 +146,7 @@ impl SourceEngine {
             RoundMeasurement {
                 round: self.round,
                 dirty_pages,
+                throughput_bytes_per_sec: throughput,
                 expected_downtime_us: expected,
             },
             self.params.downtime_limit_ms,
@@ -162,7 +163,7 @@ impl SourceEngine {
                 dirty_pages,
                 throughput_bytes_per_sec: throughput,
                 expected_downtime_us: expected,
-                throttle_percent: self.policy.throttle(),
+                brake: self.policy.brake(),
             }
         ));
         let progress = Progress {
@@ -181,8 +182,9 @@ impl SourceEngine {
         self.round_wire_bytes = 0;
         self.round_data_pages = 0;
         let final_copy = match decision {
-            Decision::Continue { throttle } => {
-                vm.set_throttle(throttle);
+            Decision::Continue(brake) => {
+                vm.set_throttle(brake.throttle_percent);
+                vm.set_dirty_limit(brake.dirty_limit);
                 false
             }
             Decision::SwitchOver(reason) => {

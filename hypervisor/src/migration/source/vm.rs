@@ -23,7 +23,8 @@ impl fmt::Display for VmError {
 ///
 /// Contract: the engine pauses/resumes only through `pause`/`resume`, reads memory only in
 /// whole pages inside `[0, identity().memory_bytes)`, and after a failure always calls
-/// `stop_dirty_tracking`, `set_throttle(0)` and (if it paused) `resume` — the VM must then
+/// `stop_dirty_tracking`, `set_throttle(0)`, `set_dirty_limit(None)` and (if it paused)
+/// `resume` — the VM must then
 /// run exactly as if no migration had been tried.
 pub trait MigratableVm {
     /// Identity sent in the offer.
@@ -36,6 +37,9 @@ pub trait MigratableVm {
     fn resume(&mut self);
     /// Takes `percent` of the vCPUs' time away (0 = full speed).
     fn set_throttle(&mut self, percent: u8);
+    /// Holds each vCPU to at most this many newly dirtied pages per second (`None`: no
+    /// limit). Only meaningful while dirty tracking runs.
+    fn set_dirty_limit(&mut self, pages_per_sec: Option<u64>);
     /// Starts tracking writes; from now on every written page shows up in a harvest.
     fn start_dirty_tracking(&mut self, mode: DirtyTrackingMode) -> Result<(), VmError>;
     /// Pages written since the previous harvest (or since tracking started).

@@ -13,6 +13,7 @@ use migration_proto::dirty::DirtyBitmap;
 use super::pml::PmlTracking;
 use super::{BootImage, Machine, MachineError};
 use crate::migration::dirty::{DirtyTrackingMode, EptWriteProtect, TrackingError, WriteFault};
+use crate::migration::dirty_limit::DirtyRateLimiter;
 use crate::vm::console_out::LineOutput;
 use crate::vm::console_out::LineSink;
 use crate::vm::exit_counters::ExitCounters;
@@ -37,6 +38,8 @@ pub struct MigrationHooks {
     pub(super) pml: Option<PmlTracking>,
     throttle_percent: u8,
     throttle_credit: u32,
+    /// The dirty-rate limit (`convergence dirty-limit`), charged by the tracking exits.
+    pub(super) dirty_limit: Option<DirtyRateLimiter>,
 }
 
 fn tracking_error(e: TrackingError) -> MachineError {
@@ -177,6 +180,8 @@ impl<O: LineOutput> Machine<O> {
 
     /// Ends dirty tracking: RAM is writable again (INVEPT to spare spurious faults).
     pub fn stop_dirty_tracking(&mut self, vmx: &mut VmxOn, frames: &mut impl FrameSource) {
+        // Nothing charges a dirty-rate limit without tracking.
+        self.migration.dirty_limit = None;
         self.stop_pml(vmx, frames);
         if let Some(tracker) = self.migration.tracker.take() {
             if let Err(e) = tracker.stop(&self.ept, &mut FrameTables(frames)) {
@@ -208,7 +213,13 @@ impl<O: LineOutput> Machine<O> {
             return Err(unhandled);
         };
         match tracker.on_write_fault(&self.ept, &mut FrameTables(frames), gpa) {
-            Ok(WriteFault::Recorded { .. } | WriteFault::Spurious) => Ok(()),
+            Ok(WriteFault::Recorded { .. }) => {
+                if let Some(limiter) = self.migration.dirty_limit.as_mut() {
+                    limiter.dirtied(1);
+                }
+                Ok(())
+            }
+            Ok(WriteFault::Spurious) => Ok(()),
             Err(_) => Err(unhandled),
         }
     }
@@ -219,8 +230,22 @@ impl<O: LineOutput> Machine<O> {
         self.migration.throttle_credit = 0;
     }
 
-    /// Whether this slice is skipped by the throttle (one in `percent` of 100 on average).
+    /// Holds the vCPU to `pages_per_sec` newly dirtied pages per second (`None`: no limit),
+    /// on a host TSC of `tsc_hz`.
+    pub fn set_dirty_limit(&mut self, pages_per_sec: Option<u64>, tsc_hz: u64) {
+        let now = crate::arch::tsc::rdtsc();
+        self.migration.dirty_limit =
+            pages_per_sec.map(|pps| DirtyRateLimiter::new(pps, tsc_hz, now));
+    }
+
+    /// Whether this slice is skipped by the throttle (one in `percent` of 100 on average)
+    /// or by the dirty-rate limit (the vCPU spent its budget of dirty pages).
     pub(super) fn throttle_skips_slice(&mut self) -> bool {
+        if let Some(limiter) = self.migration.dirty_limit.as_mut()
+            && !limiter.may_run(crate::arch::tsc::rdtsc())
+        {
+            return true;
+        }
         let h = &mut self.migration;
         if h.throttle_percent == 0 {
             return false;

@@ -127,6 +127,10 @@ impl<O: LineOutput> Machine<O> {
         };
         let log = log_of(frames, pml.log_frame);
         let tracker = &mut pml.tracker;
+        if let Some(limiter) = self.migration.dirty_limit.as_mut() {
+            // The log holds this many newly dirtied pages (SDM Vol. 3C 29.3.6).
+            limiter.dirtied(PML_ENTRIES as u64);
+        }
         vcpu.with_vmcs(vmx, |vmcs, _| {
             let index = vmcs.read16(guest::PML_INDEX)?;
             match tracker.on_log_full(&log, index) {
