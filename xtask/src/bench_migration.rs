@@ -111,12 +111,12 @@ struct TernRun {
     wire_bytes: Option<f64>,
 }
 
-fn run_one(rate: &Rate, mode: &str) -> Result<TernRun> {
+fn run_one(rate: &Rate, mode: &str, convergence: &str) -> Result<TernRun> {
     let err = |e: system_tests::HarnessError| anyhow!("{e}");
     let work = system_tests::work_root().join("bench-migration");
     let mut pair = Pair::boot_with_configs(
         EmulatorKind::Bochs,
-        &format!("bench-mig-{}-{mode}", rate.name),
+        &format!("bench-mig-{}-{mode}-{convergence}", rate.name),
         &work,
         [config(0, rate), config(1, rate)],
     )
@@ -126,6 +126,11 @@ fn run_one(rate: &Rate, mode: &str) -> Result<TernRun> {
     }
     pair.command(0, &format!("migrate_set_parameter dirty-tracking {mode}"))
         .map_err(err)?;
+    pair.command(
+        0,
+        &format!("migrate_set_parameter convergence {convergence}"),
+    )
+    .map_err(err)?;
     let before = pair.hosts[0].console().transcript();
     pair.command(0, &format!("migrate {}:4444 hb", host_ip(1)))
         .map_err(err)?;
@@ -204,11 +209,14 @@ fn run_one(rate: &Rate, mode: &str) -> Result<TernRun> {
     } else {
         "wp"
     };
-    let mode = if used == mode {
+    let mut mode = if used == mode {
         mode.to_string()
     } else {
         format!("{mode} (fell back to {used})")
     };
+    if convergence != "auto-converge" {
+        mode.push_str(&format!(", {convergence}"));
+    }
     let row = format!(
         "| {} | {mode} | {total:.0} | {total_floor} | {downtime:.0} | {estimate} | {seen_ms:.0} | {guest_gap_ms:.0} | {wire} | {floor_mib:.2} MiB | {rounds:.0} | {slowdown} |\n",
         rate.name
@@ -333,12 +341,25 @@ pub fn run(only: Option<&str>) -> Result<()> {
     );
     for rate in chosen {
         let mut write_protect = None;
-        for mode in ["wp", "pml"] {
-            eprintln!("[xtask] bench migration: {} / {mode} ...", rate.name);
-            match run_one(rate, mode) {
+        // The heavy guest outruns the link: its brakes are compared too.
+        let variants: &[(&str, &str)] = if rate.name == "heavy" {
+            &[
+                ("wp", "auto-converge"),
+                ("pml", "auto-converge"),
+                ("wp", "dirty-limit"),
+            ]
+        } else {
+            &[("wp", "auto-converge"), ("pml", "auto-converge")]
+        };
+        for &(mode, convergence) in variants {
+            eprintln!(
+                "[xtask] bench migration: {} / {mode} / {convergence} ...",
+                rate.name
+            );
+            match run_one(rate, mode, convergence) {
                 Ok(run) => {
                     table.push_str(&run.row);
-                    if mode == "wp" {
+                    if (mode, convergence) == ("wp", "auto-converge") {
                         write_protect = Some(run);
                     }
                 }
@@ -364,7 +385,10 @@ pub fn run(only: Option<&str>) -> Result<()> {
          heavy (400 pages/s in 4 MiB; the link moves ~100-130 raw pages/s). `wp` = EPT write-protection (one exit per page per \
          round), `pml` = page-modification logging with EPT dirty flags (one exit per 512 \
          logged pages; Bochs' tigerlake model has both). A `pml` run that could not enable PML \
-         falls back to wp and says so on the console.\n\n{table}\n\
+         falls back to wp and says so on the console. Every row brakes a guest that outruns \
+         the link with auto-converge (slices taken away) but the `dirty-limit` row, which holds \
+         the vCPU's dirty pages per second instead (`migrate_set_parameter convergence \
+         dirty-limit`).\n\n{table}\n\
          Downtime (hypervisor) runs from pausing the VM to the destination's commit \
          acknowledgement (protocol v3: no whole-memory pass; each completed migration prints \
          its breakdown); its floor is the source's estimate when it switched over (the last \
