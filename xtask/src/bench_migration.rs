@@ -31,6 +31,8 @@ use system_tests::pair::{Pair, host_config, host_ip};
 const KEY: &str = "62656e63686d61726b206b6579206f6620746865206d6967726174696f6e2121";
 const TIMEOUT: Duration = Duration::from_secs(1200);
 const INTERVAL_MS: u64 = 250;
+/// The hypervisor's default `cpu-budget` (percent of the core while the guest runs).
+const DEFAULT_CPU_BUDGET: u8 = 50;
 
 struct Rate {
     name: &'static str,
@@ -111,12 +113,12 @@ struct TernRun {
     wire_bytes: Option<f64>,
 }
 
-fn run_one(rate: &Rate, mode: &str, convergence: &str) -> Result<TernRun> {
+fn run_one(rate: &Rate, mode: &str, convergence: &str, budget: u8) -> Result<TernRun> {
     let err = |e: system_tests::HarnessError| anyhow!("{e}");
     let work = system_tests::work_root().join("bench-migration");
     let mut pair = Pair::boot_with_configs(
         EmulatorKind::Bochs,
-        &format!("bench-mig-{}-{mode}-{convergence}", rate.name),
+        &format!("bench-mig-{}-{mode}-{convergence}-{budget}", rate.name),
         &work,
         [config(0, rate), config(1, rate)],
     )
@@ -131,6 +133,8 @@ fn run_one(rate: &Rate, mode: &str, convergence: &str) -> Result<TernRun> {
         &format!("migrate_set_parameter convergence {convergence}"),
     )
     .map_err(err)?;
+    pair.command(0, &format!("migrate_set_parameter cpu-budget {budget}"))
+        .map_err(err)?;
     let before = pair.hosts[0].console().transcript();
     pair.command(0, &format!("migrate {}:4444 hb", host_ip(1)))
         .map_err(err)?;
@@ -216,6 +220,9 @@ fn run_one(rate: &Rate, mode: &str, convergence: &str) -> Result<TernRun> {
     };
     if convergence != "auto-converge" {
         mode.push_str(&format!(", {convergence}"));
+    }
+    if budget != DEFAULT_CPU_BUDGET {
+        mode.push_str(&format!(", cpu-budget {budget} %"));
     }
     let row = format!(
         "| {} | {mode} | {total:.0} | {total_floor} | {downtime:.0} | {estimate} | {seen_ms:.0} | {guest_gap_ms:.0} | {wire} | {floor_mib:.2} MiB | {rounds:.0} | {slowdown} |\n",
@@ -342,24 +349,26 @@ pub fn run(only: Option<&str>) -> Result<()> {
     for rate in chosen {
         let mut write_protect = None;
         // The heavy guest outruns the link: its brakes are compared too.
-        let variants: &[(&str, &str)] = if rate.name == "heavy" {
-            &[
-                ("wp", "auto-converge"),
-                ("pml", "auto-converge"),
-                ("wp", "dirty-limit"),
-            ]
-        } else {
-            &[("wp", "auto-converge"), ("pml", "auto-converge")]
+        // The heavy guest outruns the link: its brakes are compared too; the moderate one
+        // shows the guest's slowdown without the CPU budget.
+        let base = [
+            ("wp", "auto-converge", DEFAULT_CPU_BUDGET),
+            ("pml", "auto-converge", DEFAULT_CPU_BUDGET),
+        ];
+        let extra = match rate.name {
+            "heavy" => Some(("wp", "dirty-limit", DEFAULT_CPU_BUDGET)),
+            "moderate" => Some(("wp", "auto-converge", 100)),
+            _ => None,
         };
-        for &(mode, convergence) in variants {
+        for (mode, convergence, budget) in base.into_iter().chain(extra) {
             eprintln!(
-                "[xtask] bench migration: {} / {mode} / {convergence} ...",
+                "[xtask] bench migration: {} / {mode} / {convergence} / cpu-budget {budget} ...",
                 rate.name
             );
-            match run_one(rate, mode, convergence) {
+            match run_one(rate, mode, convergence, budget) {
                 Ok(run) => {
                     table.push_str(&run.row);
-                    if (mode, convergence) == ("wp", "auto-converge") {
+                    if (mode, convergence, budget) == base[0] {
                         write_protect = Some(run);
                     }
                 }
@@ -388,7 +397,9 @@ pub fn run(only: Option<&str>) -> Result<()> {
          falls back to wp and says so on the console. Every row brakes a guest that outruns \
          the link with auto-converge (slices taken away) but the `dirty-limit` row, which holds \
          the vCPU's dirty pages per second instead (`migrate_set_parameter convergence \
-         dirty-limit`).\n\n{table}\n\
+         dirty-limit`). All rows limit the migration to 50 % of the core while the guest runs \
+         (`cpu-budget`, the default) but the `cpu-budget 100 %` row, which shows the guest's \
+         slowdown without the budget.\n\n{table}\n\
          Downtime (hypervisor) runs from pausing the VM to the destination's commit \
          acknowledgement (protocol v3: no whole-memory pass; each completed migration prints \
          its breakdown); its floor is the source's estimate when it switched over (the last \

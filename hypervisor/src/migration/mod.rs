@@ -17,6 +17,7 @@
 //! - [`report`]: `info migrate`, per-round progress lines and the final statistics.
 
 pub mod convergence;
+pub mod cpu_budget;
 pub mod destination;
 pub mod dirty;
 pub mod dirty_limit;

@@ -21,6 +21,8 @@ pub struct MigrationParams {
     pub dirty_tracking: DirtyTrackingMode,
     /// How the destination's memory is verified before the commit.
     pub verify: VerifyMode,
+    /// Percent of the core the migration may use while the guest runs (100 = no limit).
+    pub cpu_budget_percent: u8,
     /// How a guest that outruns the link is slowed down.
     pub convergence: crate::migration::convergence::ConvergenceMode,
     /// MiB of copies of sent pages that pages sent again are XOR-delta encoded against
@@ -122,6 +124,7 @@ impl Default for MigrationParams {
             dirty_tracking: DirtyTrackingMode::WriteProtect,
             verify: VerifyMode::Sample,
             delta_cache_mib: 4,
+            cpu_budget_percent: 50,
             convergence: crate::migration::convergence::ConvergenceMode::AutoConverge,
             fault_inject: FaultInjection::None,
         }
@@ -153,7 +156,7 @@ impl fmt::Display for ArgError {
         match self {
             Self::UnknownParameter(n) => write!(
                 f,
-                "unknown parameter '{n}' (downtime-limit, max-bandwidth, max-rounds, dirty-tracking, verify, delta-cache, convergence)"
+                "unknown parameter '{n}' (downtime-limit, max-bandwidth, max-rounds, dirty-tracking, verify, delta-cache, convergence, cpu-budget)"
             ),
             Self::BadValue {
                 name,
@@ -198,6 +201,9 @@ impl MigrationParams {
                         expected: "wp or pml",
                     })?;
             }
+            "cpu-budget" => {
+                self.cpu_budget_percent = number("cpu-budget", value, 1, 100)? as u8;
+            }
             "convergence" => {
                 self.convergence = crate::migration::convergence::ConvergenceMode::parse(value)
                     .ok_or_else(|| ArgError::BadValue {
@@ -234,7 +240,7 @@ impl fmt::Display for MigrationParams {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "downtime-limit {} ms, max-bandwidth {}, max-rounds {}, dirty-tracking {}, verify {}, delta-cache {} MiB, convergence {}",
+            "downtime-limit {} ms, max-bandwidth {}, max-rounds {}, dirty-tracking {}, verify {}, delta-cache {} MiB, convergence {}, cpu-budget {}%",
             self.downtime_limit_ms,
             match self.max_bandwidth_mib {
                 0 => String::from("unlimited"),
@@ -244,7 +250,8 @@ impl fmt::Display for MigrationParams {
             self.dirty_tracking.name(),
             self.verify.name(),
             self.delta_cache_mib,
-            self.convergence.name()
+            self.convergence.name(),
+            self.cpu_budget_percent
         )?;
         match self.fault_inject {
             FaultInjection::None => Ok(()),
@@ -355,6 +362,8 @@ mod tests {
         p.set("verify", "full").unwrap();
         assert!(p.set("verify", "none").is_err());
         assert!(p.set("delta-cache", "2000").is_err());
+        assert!(p.set("cpu-budget", "0").is_err());
+        assert!(p.set("cpu-budget", "101").is_err());
         assert_eq!(
             p,
             MigrationParams {
@@ -364,6 +373,7 @@ mod tests {
                 dirty_tracking: DirtyTrackingMode::Pml,
                 verify: VerifyMode::Full,
                 delta_cache_mib: 4,
+                cpu_budget_percent: 50,
                 convergence: crate::migration::convergence::ConvergenceMode::AutoConverge,
                 fault_inject: FaultInjection::None,
             }

@@ -10,9 +10,11 @@ use smoltcp::wire::{IpAddress, IpEndpoint};
 
 use super::adapters::SourceVm;
 use super::{MIGRATION, Migrations, Outgoing, now};
+use crate::arch::tsc;
 use crate::console::{CommandError, CommandSpec, Invocation};
 use crate::kernel::network::{network_unavailable_reason, with_net_stack};
 use crate::kernel::vms::with_vms;
+use crate::migration::cpu_budget::CpuBudget;
 use crate::migration::in_doubt::{Resolution, parse_resolve};
 use crate::migration::params::{FaultInjection, parse_migrate};
 use crate::migration::source::SourceEngine;
@@ -40,7 +42,7 @@ pub static MIGRATION_COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "migrate_set_parameter",
-        usage: "downtime-limit MS | max-bandwidth MIB | max-rounds N | dirty-tracking wp|pml | verify sample|full | delta-cache MIB | convergence auto-converge|dirty-limit",
+        usage: "downtime-limit MS | max-bandwidth MIB | max-rounds N | dirty-tracking wp|pml | verify sample|full | delta-cache MIB | convergence auto-converge|dirty-limit | cpu-budget PERCENT",
         help: "set a parameter of the next migrations",
         min_args: 2,
         max_args: 2,
@@ -141,6 +143,7 @@ fn migrate(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
         .ok_or_else(|| failed("the VM vanished"))?;
         m.outgoing = Some(Outgoing {
             engine,
+            budget: CpuBudget::new(params.cpu_budget_percent, tsc::uptime_ns() / 1000),
             socket,
             vm: vm_name.clone(),
             paused_here,

@@ -30,6 +30,7 @@ use super::main_loop::{PollResult, Poller};
 use super::network::with_net_stack;
 use super::vms::{unavailable_reason, with_vms};
 use crate::arch::{serial, tsc};
+use crate::migration::cpu_budget::CpuBudget;
 use crate::migration::destination::{DestinationEngine, DestinationOutcome};
 use crate::migration::in_doubt::{destination_kept, source_verdict};
 use crate::migration::params::MigrationParams;
@@ -47,6 +48,8 @@ const LINGER_US: u64 = 5_000_000;
 
 struct Outgoing {
     engine: SourceEngine,
+    /// The migration's share of the core while the guest runs (`cpu-budget`).
+    budget: CpuBudget,
     socket: SocketHandle,
     vm: String,
     paused_here: bool,
@@ -249,7 +252,14 @@ impl Migrations {
                     sockets: stack.sockets(),
                     handle: out.socket,
                 };
-                out.engine.poll(&mut vm, &mut link, now).cloned()
+                let started_ns = tsc::uptime_ns();
+                let may_work = out.budget.may_work(started_ns / 1000);
+                out.engine.allow_page_work(may_work);
+                let outcome = out.engine.poll(&mut vm, &mut link, now).cloned();
+                let ended_ns = tsc::uptime_ns();
+                out.budget
+                    .spent((ended_ns - started_ns) / 1000, ended_ns / 1000);
+                outcome
             })
             .flatten();
             if out.drop_release && matches!(outcome, Some(SourceOutcome::Completed(_))) {

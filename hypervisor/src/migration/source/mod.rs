@@ -108,6 +108,9 @@ pub struct SourceEngine {
     wire_bytes_per_page: u64,
     /// Pages with data (raw or LZ4) sent in the current round.
     round_data_pages: u64,
+    /// Whether page work is allowed this poll (`cpu-budget`; ignored while the VM is
+    /// paused).
+    pages_allowed: bool,
 }
 
 impl SourceEngine {
@@ -169,6 +172,7 @@ impl SourceEngine {
             sample_cursor: 0,
             wire_bytes_per_page: 0,
             round_data_pages: 0,
+            pages_allowed: true,
         }
     }
 
@@ -180,6 +184,18 @@ impl SourceEngine {
     /// Lines for the console (progress, result), oldest first.
     pub fn take_line(&mut self) -> Option<String> {
         self.lines.pop_front()
+    }
+
+    /// Whether the next polls may read and encode pages while the VM runs (the caller's CPU
+    /// budget, `migration::cpu_budget`); the connection is served either way, and a paused
+    /// VM's pages always move.
+    pub fn allow_page_work(&mut self, allowed: bool) {
+        self.pages_allowed = allowed;
+    }
+
+    /// Whether the VM is paused by this migration (stop-and-copy, or cold).
+    pub fn vm_paused(&self) -> bool {
+        self.paused_by_us
     }
 
     /// Operator cancel (`migrate_cancel`): takes effect at the next poll.
@@ -284,7 +300,9 @@ impl SourceEngine {
                 return;
             }
         }
-        if let Err(e) = self.send_pages(vm, now) {
+        if (self.pages_allowed || self.paused_by_us)
+            && let Err(e) = self.send_pages(vm, now)
+        {
             self.abort(vm, link, now, e.to_string());
             return;
         }
