@@ -126,11 +126,12 @@ impl<V: ManagedVm> VmSet<V> {
             let i = self.next % self.vms.len();
             self.next = (i + 1) % self.vms.len();
             let vm = &mut self.vms[i];
-            let in_doubt = self
+            // An in-doubt VM may be running elsewhere; an unrunnable one has no vCPU state.
+            let must_not_run = self
                 .holds
                 .iter()
-                .any(|(n, h)| *h == VmHold::InDoubt && n == vm.name());
-            if vm.state() != VmState::Running || in_doubt {
+                .any(|(n, h)| matches!(h, VmHold::InDoubt | VmHold::Unrunnable) && n == vm.name());
+            if vm.state() != VmState::Running || must_not_run {
                 continue;
             }
             match vm.run_slice(ctx, ticks) {

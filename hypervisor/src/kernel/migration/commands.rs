@@ -190,10 +190,14 @@ fn migrate_resolve(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
     let (name, resolution) =
         parse_resolve(&args).map_err(|e| CommandError::BadArgument(e.to_string()))?;
     let message = with_vms(|set, ctx| {
-        if set.hold_of(name) != Some(VmHold::InDoubt) {
+        let hold = set.hold_of(name);
+        if !matches!(hold, Some(VmHold::InDoubt | VmHold::Unrunnable)) {
             return Err(failed(format!("no in-doubt VM named '{name}' (vm list)")));
         }
         match resolution {
+            Resolution::Run if hold == Some(VmHold::Unrunnable) => Err(failed(format!(
+                "VM '{name}' cannot run: its vCPU state was not loaded after the commit"
+            ))),
             Resolution::Run => {
                 set.release_hold(name);
                 let vm = set

@@ -360,6 +360,7 @@ fn keep_incoming(
             .map_err(|e| format!("{e}")),
         None => Err(String::from("no vCPU state arrived")),
     };
+    let restore_failed = restored.is_err();
     let in_doubt = match outcome {
         DestinationOutcome::InDoubt(why) => Some(why.clone()),
         _ => None,
@@ -382,6 +383,16 @@ fn keep_incoming(
             "migrate: VM '{name}' clashes with an existing VM; destroyed"
         ));
         vm.machine.destroy(&mut ctx.vmx, &mut ctx.frames);
+        return;
+    }
+    if restore_failed {
+        // Its vCPU would start from the reset state: never let it run (not even by
+        // resolving a doubt), only discard it.
+        set.hold(&name, VmHold::Unrunnable);
+        say(&format!(
+            "migrate: VM '{name}' is held unrunnable: {}",
+            VmHold::Unrunnable.refusal()
+        ));
         return;
     }
     match in_doubt {

@@ -18,6 +18,9 @@ pub enum VmHold {
     MigratingOut,
     /// An incoming commit was acknowledged but not released.
     InDoubt,
+    /// An incoming VM whose vCPU state could not be loaded after the commit: its memory is
+    /// intact but its vCPU is in its reset state, so running it would corrupt the guest.
+    Unrunnable,
 }
 
 impl VmHold {
@@ -26,6 +29,7 @@ impl VmHold {
         match self {
             Self::MigratingOut => "migrating",
             Self::InDoubt => "in-doubt",
+            Self::Unrunnable => "unrunnable",
         }
     }
 
@@ -37,6 +41,10 @@ impl VmHold {
             }
             Self::InDoubt => {
                 "in doubt after an interrupted migration: resolve it with migrate_resolve VM run|discard"
+            }
+            Self::Unrunnable => {
+                "unrunnable: its vCPU state could not be loaded after the commit (memory intact, \
+                 vCPU in reset state); migrate_resolve VM discard removes it"
             }
         }
     }

@@ -177,3 +177,25 @@ fn an_in_doubt_vm_is_listed_never_scheduled_and_refuses_commands() {
     assert!(set.remove("hb").is_some());
     assert_eq!(set.hold_of("hb"), None, "removing a VM drops its hold");
 }
+
+#[test]
+fn an_unrunnable_vm_never_runs_and_says_how_to_remove_it() {
+    let mut set = VmSet::new();
+    let _ = set.add(vm("hb"));
+    run(&mut set, "start hb");
+    set.hold("hb", VmHold::Unrunnable);
+    assert!(run(&mut set, "list").contains("hb               unrunnable"));
+    for line in ["resume hb", "start hb"] {
+        let answer = run(&mut set, line);
+        assert!(
+            answer.contains("vCPU state could not be loaded"),
+            "{answer}"
+        );
+        assert!(answer.contains("migrate_resolve VM discard"), "{answer}");
+    }
+    let mut ctx = Vec::new();
+    assert_eq!(
+        set.run_next_slice(&mut ctx, 1, |_, _| {}),
+        SliceResult::Idle
+    );
+}
