@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 use system_tests::EmulatorKind;
 use system_tests::pair::{Pair, host_config, host_ip};
 
+use crate::bench_qemu_peer::QemuOutcome;
+
 const KEY: &str = "62656e63686d61726b206b6579206f6620746865206d6967726174696f6e2121";
 const TIMEOUT: Duration = Duration::from_secs(1200);
 const INTERVAL_MS: u64 = 250;
@@ -247,7 +249,16 @@ fn qemu_row(rate: &Rate, tern: &TernRun) -> String {
         &cmdline(rate),
         link as u64,
     ) {
-        Ok(q) => {
+        Ok(QemuOutcome::NotConverging {
+            transferred_bytes,
+            throttle_percent,
+        }) => format!(
+            "| {} | {:.0} KiB/s | did not converge in 180 s (auto-converge at {throttle_percent:.0} %; QEMU does not switch over at maximum throttle) | - | - | {:.2} MiB so far | - | - |\n",
+            rate.name,
+            link / 1024.0,
+            transferred_bytes / 1048576.0
+        ),
+        Ok(QemuOutcome::Completed(q)) => {
             let ratio = tern.wire_bytes.map_or_else(
                 || "n/a".to_string(),
                 |w| format!("{:.2}", w / q.transferred_bytes),
@@ -414,7 +425,8 @@ pub fn run(only: Option<&str>) -> Result<()> {
          faults, throttle).\n\n\
          ## The peer: QEMU 7.2 (TCG) migrating the same guest\n\n\
          Same heartbeat ELF, command line and 16 MiB, booted by `-kernel` in two local QEMU \
-         processes; QMP `migrate` with downtime-limit 300 ms and max-bandwidth set to the \
+         processes; QMP `migrate` with auto-converge and XBZRLE (4 MiB cache) on, as tern's \
+         throttle and delta pages are, downtime-limit 300 ms and max-bandwidth set to the \
          link rate tern measured in the row above (its first round), figures from \
          `query-migrate` (total-time, downtime, ram.transferred, dirty-sync-count) and the \
          console-seen pause measured as for tern. QEMU runs the guest under TCG (its own dirty \
