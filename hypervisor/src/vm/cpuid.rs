@@ -5,6 +5,14 @@
 //! the local APIC until it is modelled, MONITOR/MWAIT, ...) or it will use them and fault,
 //! and a VM that migrates must see the same CPU on both hosts. Leaves outside the allow-list
 //! read as zero. The function is pure: host values in, guest values out.
+//!
+//! **Timing leaf.** A guest cannot calibrate its TSC reliably under a hypervisor (its timers
+//! are virtual, its slices are interrupted), so tern tells it the rate the way VMware and
+//! KVM/QEMU (`vmware-cpuid-freq`) do: leaf 0x4000_0000 EAX names the highest hypervisor leaf
+//! (0x4000_0010), and leaf 0x4000_0010 EAX is the TSC frequency in kHz, EBX the local-APIC
+//! timer (bus) frequency in kHz: 0, as tern models no local APIC yet. The rate is a fact of
+//! the VM ([`VcpuView::tsc_khz`]), not of the host it happens to run on: a migrated VM keeps
+//! the value it was shown at boot (it travels in the vCPU state).
 
 /// The four output registers of CPUID.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -21,8 +29,11 @@ pub struct CpuidResult {
 
 /// Hypervisor signature in leaf 0x4000_0000 (EBX, ECX, EDX).
 pub const HYPERVISOR_SIGNATURE: &[u8; 12] = b"ternterntern";
-/// Highest hypervisor leaf.
-const HYPERVISOR_MAX_LEAF: u32 = 0x4000_0001;
+/// Highest hypervisor leaf: the timing leaf.
+pub const HYPERVISOR_MAX_LEAF: u32 = TIMING_LEAF;
+/// The timing leaf: EAX = TSC kHz, EBX = LAPIC timer kHz (the VMware convention, also
+/// KVM/QEMU's `vmware-cpuid-freq`).
+pub const TIMING_LEAF: u32 = 0x4000_0010;
 /// Highest basic leaf the guest is told about.
 const MAX_BASIC_LEAF: u32 = 0xd;
 /// Highest extended leaf the guest is told about.
@@ -124,6 +135,8 @@ pub struct VcpuView {
     pub apic_id: u8,
     /// Guest CR4.OSXSAVE: CPUID.1:ECX.OSXSAVE mirrors it (SDM Vol. 2A CPUID).
     pub cr4_osxsave: bool,
+    /// The TSC frequency this VM is shown, in kHz (the timing leaf's EAX; 0 = unknown).
+    pub tsc_khz: u32,
 }
 
 /// The guest's answer to CPUID(`leaf`, `subleaf`) given the host's answer `host` to the
@@ -179,6 +192,11 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, host: CpuidResult, vcpu: VcpuView) -
                 edx: word(8),
             }
         }
+        // Local-APIC timer frequency (EBX) stays 0 until a local APIC is modelled.
+        TIMING_LEAF => CpuidResult {
+            eax: vcpu.tsc_khz,
+            ..zero
+        },
         0x8000_0000 => CpuidResult {
             eax: host.eax.min(MAX_EXTENDED_LEAF),
             ..host
@@ -195,6 +213,7 @@ mod tests {
     const VIEW: VcpuView = VcpuView {
         apic_id: 0,
         cr4_osxsave: false,
+        tsc_khz: 0,
     };
     const ALL: CpuidResult = CpuidResult {
         eax: u32::MAX,
@@ -218,6 +237,7 @@ mod tests {
             VcpuView {
                 apic_id: 3,
                 cr4_osxsave: true,
+                tsc_khz: 0,
             },
         );
         assert_ne!(r.ecx & (1 << 27), 0);
@@ -230,6 +250,7 @@ mod tests {
             VcpuView {
                 apic_id: 0,
                 cr4_osxsave: true,
+                tsc_khz: 0,
             },
         );
         assert_eq!(r.ecx, 1 << 31);
@@ -243,9 +264,13 @@ mod tests {
         sig[4..8].copy_from_slice(&r.ecx.to_le_bytes());
         sig[8..12].copy_from_slice(&r.edx.to_le_bytes());
         assert_eq!(&sig, HYPERVISOR_SIGNATURE);
-        assert_eq!(r.eax, 0x4000_0001);
+        assert_eq!(r.eax, 0x4000_0010);
         assert_eq!(
             guest_cpuid(0x4000_0001, 0, ALL, VIEW),
+            CpuidResult::default()
+        );
+        assert_eq!(
+            guest_cpuid(0x4000_0011, 0, ALL, VIEW),
             CpuidResult::default()
         );
         assert_eq!(guest_cpuid(0x14, 0, ALL, VIEW), CpuidResult::default());
@@ -269,5 +294,34 @@ mod tests {
         assert_eq!(guest_cpuid(7, 1, ALL, VIEW), CpuidResult::default());
         assert_eq!(guest_cpuid(0xd, 0, ALL, VIEW).eax, 0b111);
         assert_eq!(guest_cpuid(0xd, 1, ALL, VIEW), CpuidResult::default());
+    }
+
+    #[test]
+    fn timing_leaf_reports_the_vms_tsc_rate_not_the_hosts() {
+        let view = VcpuView {
+            tsc_khz: 2_400_000,
+            ..VIEW
+        };
+        // Whatever the host answers for the leaf (real CPUs repeat the highest basic leaf
+        // for out-of-range queries), the guest sees its own rate and no LAPIC rate.
+        let r = guest_cpuid(TIMING_LEAF, 0, ALL, view);
+        assert_eq!(
+            r,
+            CpuidResult {
+                eax: 2_400_000,
+                ..CpuidResult::default()
+            }
+        );
+        assert_eq!(
+            guest_cpuid(TIMING_LEAF, 7, CpuidResult::default(), view).eax,
+            2_400_000,
+            "the subleaf does not matter"
+        );
+        assert_eq!(guest_cpuid(0x4000_0000, 0, ALL, view).eax, TIMING_LEAF);
+        assert_eq!(
+            guest_cpuid(TIMING_LEAF, 0, ALL, VIEW).eax,
+            0,
+            "unknown rate"
+        );
     }
 }

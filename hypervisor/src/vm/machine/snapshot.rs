@@ -41,6 +41,30 @@ impl core::fmt::Display for SnapshotError {
     }
 }
 
+/// Relative TSC rate differences below this (in parts per million) are calibration noise
+/// (two hosts measuring the same crystal against their PITs), not worth a warning.
+const TSC_RATE_TOLERANCE_PPM: u64 = 5_000;
+
+/// The TSC rate an arriving VM keeps showing its guest: the one it was shown at boot
+/// (`incoming_khz`), or this host's when the sender did not say (a version-1 vCPU state).
+/// tern does not scale the TSC (no "use TSC scaling" yet, SDM Vol. 3C §26.3): when the two
+/// rates differ, the guest's clock runs fast or slow by their ratio, and the operator is told.
+fn vm_tsc_khz(vm: &str, incoming_khz: u32, host_khz: u32) -> u32 {
+    if incoming_khz == 0 {
+        return host_khz;
+    }
+    let (a, b) = (u64::from(incoming_khz), u64::from(host_khz));
+    if a.abs_diff(b) * 1_000_000 > TSC_RATE_TOLERANCE_PPM * a {
+        log::warn!(
+            "vm {vm}: it was shown a TSC rate of {a} kHz, this host's TSC runs at {b} kHz: \
+             its clock now runs at {}.{}% of real time (tern does not scale the TSC)",
+            b * 100 / a.max(1),
+            (b * 1000 / a.max(1)) % 10
+        );
+    }
+    incoming_khz
+}
+
 impl<O: LineOutput> Machine<O> {
     fn host(&self) -> HwHost {
         HwHost {
@@ -99,7 +123,9 @@ impl<O: LineOutput> Machine<O> {
             Ok(())
         })
         .map_err(|e| SnapshotError::Machine(e.into()))?;
+        let host_khz = self.emu.tsc_khz;
         self.emu = state.emulation;
+        self.emu.tsc_khz = vm_tsc_khz(&self.name, state.emulation.tsc_khz, host_khz);
         self.syscall_msrs = state.switched_msrs;
         self.tsc_offset = offset;
         Ok(())
