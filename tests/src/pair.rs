@@ -129,6 +129,23 @@ impl Pair {
         work_root: &Path,
         hosts: [PairHost; 2],
     ) -> Result<Pair, HarnessError> {
+        let mut pair = Pair::start_hosts(kind, name, work_root, hosts)?;
+        let timeout = kind.boot_timeout();
+        for (host, log) in pair.hosts.iter_mut().zip(&mut pair.boot_logs) {
+            log.push_str(&host.console().expect(tern::BANNER, timeout)?);
+            log.push_str(&host.console().expect(tern::PROMPT, timeout)?);
+        }
+        Ok(pair)
+    }
+
+    /// [`Pair::boot_hosts`] without waiting for anything: the emulators are running, their
+    /// consoles attached, `boot_logs` empty (for a caller that shows the boot as it happens).
+    pub fn start_hosts(
+        kind: EmulatorKind,
+        name: &str,
+        work_root: &Path,
+        hosts: [PairHost; 2],
+    ) -> Result<Pair, HarnessError> {
         let hub_dir = work_root.join(format!("{name}-hub-{}", std::process::id()));
         let (hub, nics) = segment_nics(kind, &hub_dir)?;
         let start = |index: usize, host: &PairHost| {
@@ -147,11 +164,9 @@ impl Pair {
         // connects.
         let first = start(0, &hosts[0])?;
         let second = start(1, &hosts[1])?;
-        let first = tern::to_prompt(first)?;
-        let second = tern::to_prompt(second)?;
         Ok(Pair {
-            hosts: [first.host, second.host],
-            boot_logs: [first.boot_log, second.boot_log],
+            hosts: [first, second],
+            boot_logs: [String::new(), String::new()],
             _hub: hub,
         })
     }
