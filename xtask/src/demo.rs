@@ -52,9 +52,10 @@ const NORMAL: Workload = Workload {
     intro: "\
 The guest is `heartbeat`, a 16 MiB test VM: it prints `HB seq=N` four times a second of
 its own time and keeps rewriting a 2 MiB working set, 20 pages (80 KiB) a second, checking
-every page it wrote (a lost or stale page would print CORRUPT). That is far slower than the
-emulated link carries (~1.2 MiB/s), so pre-copy converges: each round has less to send, and
-tern pauses the VM for the last pages once they fit the downtime limit.
+every page it wrote (a lost or stale page would print CORRUPT). Migration moves ~100 pages
+(~0.4 MiB) a second between two Bochs hosts, five times what the guest dirties, so pre-copy
+converges: each round has less to send, and tern pauses the VM for the last pages once they
+fit the downtime limit.
 (`cargo xtask demo --heavy` shows a guest that dirties memory faster than the link.)",
     migration_timeout: Duration::from_secs(600),
 };
@@ -63,12 +64,13 @@ const HEAVY: Workload = Workload {
     cmdline: "hb.interval_ms=250 hb.wss_mib=2 hb.dirty_pages_per_sec=400",
     intro: "\
 The hard case. The guest is `heartbeat`, a 16 MiB test VM printing `HB seq=N` four times a
-second and checking every page it wrote, but it rewrites 400 pages (1.6 MiB) a second: more
-than the ~1.2 MiB/s the emulated link carries. Pre-copy cannot converge: every round finds
-the working set dirty again, auto-converge throttles the vCPU up to 99 %, and tern switches
-over anyway with a pause of several seconds, far over the downtime limit. An operator facing
-this raises max-bandwidth (on a faster link) or downtime-limit with `migrate_set_parameter`,
-accepts the throttled switch-over, or migrates cold (`migrate -c`) for one predictable pause.",
+second and checking every page it wrote, but it rewrites 400 pages (1.6 MiB) a second: four
+times the ~100 pages (~0.4 MiB) a second migration moves between two Bochs hosts. Pre-copy
+cannot converge: every round finds the working set dirty again, auto-converge throttles the
+vCPU up to 99 %, and tern switches over anyway with a pause of several seconds, far over the
+downtime limit. An operator facing this gives the migration a faster link (max-bandwidth) or
+a larger downtime-limit (`migrate_set_parameter`), accepts the throttled switch-over, or
+migrates cold (`migrate -c`) for one predictable pause.",
     migration_timeout: Duration::from_secs(900),
 };
 
