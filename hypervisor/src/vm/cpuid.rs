@@ -139,6 +139,38 @@ pub struct VcpuView {
     pub tsc_khz: u32,
 }
 
+/// Relative TSC rate differences below this (parts per million) are calibration noise: two
+/// hosts measuring the same kind of crystal against their PITs.
+const TSC_RATE_TOLERANCE_PPM: u64 = 5_000;
+
+/// The TSC rate a migrated VM shows its guest on the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TscRateOnArrival {
+    /// kHz for the timing leaf.
+    pub khz: u32,
+    /// When the destination's TSC runs at a noticeably different rate: the guest's clock
+    /// speed relative to real time, in permille (tern does not use TSC scaling, SDM Vol. 3C
+    /// §26.3, so the guest's TSC now ticks at the destination's rate).
+    pub guest_clock_permille: Option<u64>,
+}
+
+/// A migrated VM keeps the rate it was shown at boot (`incoming_khz`), so that its clock
+/// arithmetic stays consistent; an older sender that did not say (0) gets this host's rate.
+pub fn arriving_tsc_khz(incoming_khz: u32, host_khz: u32) -> TscRateOnArrival {
+    if incoming_khz == 0 {
+        return TscRateOnArrival {
+            khz: host_khz,
+            guest_clock_permille: None,
+        };
+    }
+    let (shown, real) = (u64::from(incoming_khz), u64::from(host_khz));
+    let noticeable = shown.abs_diff(real) * 1_000_000 > TSC_RATE_TOLERANCE_PPM * shown;
+    TscRateOnArrival {
+        khz: incoming_khz,
+        guest_clock_permille: noticeable.then(|| real * 1000 / shown),
+    }
+}
+
 /// The guest's answer to CPUID(`leaf`, `subleaf`) given the host's answer `host` to the
 /// same query.
 pub fn guest_cpuid(leaf: u32, subleaf: u32, host: CpuidResult, vcpu: VcpuView) -> CpuidResult {
@@ -322,6 +354,34 @@ mod tests {
             guest_cpuid(TIMING_LEAF, 0, ALL, VIEW).eax,
             0,
             "unknown rate"
+        );
+    }
+
+    #[test]
+    fn a_migrated_vm_keeps_its_rate_and_a_real_mismatch_is_reported() {
+        // Same crystal, calibration noise (Bochs hosts measure 49 999-50 002 kHz): quiet.
+        assert_eq!(
+            arriving_tsc_khz(50_002, 49_999),
+            TscRateOnArrival {
+                khz: 50_002,
+                guest_clock_permille: None
+            }
+        );
+        // A 3 GHz VM on a 2.4 GHz host: it keeps 3 GHz and its clock runs at 80 %.
+        assert_eq!(
+            arriving_tsc_khz(3_000_000, 2_400_000),
+            TscRateOnArrival {
+                khz: 3_000_000,
+                guest_clock_permille: Some(800)
+            }
+        );
+        // An older sender did not say: the VM is shown this host's rate.
+        assert_eq!(
+            arriving_tsc_khz(0, 2_400_000),
+            TscRateOnArrival {
+                khz: 2_400_000,
+                guest_clock_permille: None
+            }
         );
     }
 }

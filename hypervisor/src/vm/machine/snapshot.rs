@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 
 use super::{Machine, MachineError};
 use crate::vm::console_out::LineOutput;
+use crate::vm::cpuid::arriving_tsc_khz;
 use crate::vm::exit_handler::HostCpu;
 use crate::vm::state::VmState;
 use crate::vm::vcpu_state::{VcpuState, VcpuStateError};
@@ -41,28 +42,20 @@ impl core::fmt::Display for SnapshotError {
     }
 }
 
-/// Relative TSC rate differences below this (in parts per million) are calibration noise
-/// (two hosts measuring the same crystal against their PITs), not worth a warning.
-const TSC_RATE_TOLERANCE_PPM: u64 = 5_000;
-
-/// The TSC rate an arriving VM keeps showing its guest: the one it was shown at boot
-/// (`incoming_khz`), or this host's when the sender did not say (a version-1 vCPU state).
-/// tern does not scale the TSC (no "use TSC scaling" yet, SDM Vol. 3C §26.3): when the two
-/// rates differ, the guest's clock runs fast or slow by their ratio, and the operator is told.
+/// The TSC rate an arriving VM keeps showing its guest (see [`arriving_tsc_khz`]); a
+/// mismatch with this host's rate is logged, as tern does not scale the TSC.
 fn vm_tsc_khz(vm: &str, incoming_khz: u32, host_khz: u32) -> u32 {
-    if incoming_khz == 0 {
-        return host_khz;
-    }
-    let (a, b) = (u64::from(incoming_khz), u64::from(host_khz));
-    if a.abs_diff(b) * 1_000_000 > TSC_RATE_TOLERANCE_PPM * a {
+    let arrival = arriving_tsc_khz(incoming_khz, host_khz);
+    if let Some(permille) = arrival.guest_clock_permille {
         log::warn!(
-            "vm {vm}: it was shown a TSC rate of {a} kHz, this host's TSC runs at {b} kHz: \
-             its clock now runs at {}.{}% of real time (tern does not scale the TSC)",
-            b * 100 / a.max(1),
-            (b * 1000 / a.max(1)) % 10
+            "vm {vm}: it was shown a TSC rate of {incoming_khz} kHz, this host's TSC runs at \
+             {host_khz} kHz: its clock now runs at {}.{}% of real time (tern does not scale \
+             the TSC)",
+            permille / 10,
+            permille % 10
         );
     }
-    incoming_khz
+    arrival.khz
 }
 
 impl<O: LineOutput> Machine<O> {
