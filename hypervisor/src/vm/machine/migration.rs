@@ -41,7 +41,7 @@ pub struct MigrationHooks {
 
 /// This host's calibrated TSC rate in kHz, as CPUID's timing leaf reports it (saturated to
 /// its 32 bits).
-pub fn host_tsc_khz() -> u32 {
+pub(super) fn host_tsc_khz() -> u32 {
     u32::try_from(crate::arch::tsc::clock().hz / 1000).unwrap_or(u32::MAX)
 }
 

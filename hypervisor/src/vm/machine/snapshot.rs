@@ -116,7 +116,7 @@ impl<O: LineOutput> Machine<O> {
             Ok(())
         })
         .map_err(|e| SnapshotError::Machine(e.into()))?;
-        let host_khz = self.emu.tsc_khz;
+        let host_khz = super::migration::host_tsc_khz();
         self.emu = state.emulation;
         self.emu.tsc_khz = vm_tsc_khz(&self.name, state.emulation.tsc_khz, host_khz);
         self.syscall_msrs = state.switched_msrs;
