@@ -5,6 +5,8 @@
 //! `console.log` (raw, as it arrives: `tail -f` it while a test runs). Matching happens on
 //! cleaned text (see [`crate::ansi`]) after a cursor: [`Console::expect`] consumes up to the
 //! end of its match, so a later `expect` of the same prompt waits for the *next* prompt.
+//! [`Console::take_lines`] keeps a cursor of its own, for showing output live while it
+//! arrives (`cargo xtask demo`) without disturbing `expect`.
 
 use crate::HarnessError;
 use crate::ansi;
@@ -52,6 +54,8 @@ pub struct Console {
     writer: TcpStream,
     /// Match position, in bytes of cleaned text.
     cursor: usize,
+    /// How far [`Console::take_lines`] has handed out lines, in bytes of cleaned text.
+    streamed: usize,
     raw_log: PathBuf,
     clean_log: PathBuf,
     line_ending: &'static str,
@@ -99,6 +103,7 @@ impl Console {
             shared,
             writer: stream,
             cursor: 0,
+            streamed: 0,
             raw_log,
             clean_log,
             line_ending: "\r",
@@ -202,6 +207,22 @@ impl Console {
         self.send_line(line)?;
         let captured = self.expect(prompt, timeout)?;
         Ok(captured[..captured.len() - prompt.len()].to_string())
+    }
+
+    /// The complete lines (cleaned, without their line ending) that arrived since the last
+    /// call; a line still being written stays for the next call. Independent of
+    /// [`Console::expect`]'s cursor.
+    pub fn take_lines(&mut self) -> Vec<String> {
+        let text = ansi::clean_bytes(&self.shared.lock().raw);
+        let unread = text.get(self.streamed..).unwrap_or(&[]);
+        let Some(last_newline) = unread.iter().rposition(|&b| b == b'\n') else {
+            return Vec::new();
+        };
+        self.streamed += last_newline + 1;
+        unread[..last_newline]
+            .split(|&b| b == b'\n')
+            .map(|line| String::from_utf8_lossy(line).into_owned())
+            .collect()
     }
 
     /// Whether the emulator has closed the serial line (it exited, or powered off).
@@ -347,6 +368,39 @@ mod tests {
             console
                 .expect_absent("panic", Duration::from_secs(5))
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn take_lines_hands_out_complete_lines_once_and_leaves_expect_alone() {
+        let (mut console, mut host, _dir) = pair();
+        host.write_all(b"one\r\n\x1b[1mtwo\x1b[0m\r\nthr")
+            .expect("write");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut lines = Vec::new();
+        while lines.len() < 2 && Instant::now() < deadline {
+            lines.extend(console.take_lines());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(lines, ["one", "two"]);
+        assert!(
+            console.take_lines().is_empty(),
+            "nothing new, `thr` is unfinished"
+        );
+        host.write_all(b"ee\r\n").expect("write");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut rest = Vec::new();
+        while rest.is_empty() && Instant::now() < deadline {
+            rest = console.take_lines();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(rest, ["three"]);
+        // `expect` still starts from the beginning.
+        assert_eq!(
+            console
+                .expect("two", Duration::from_secs(5))
+                .expect("expect"),
+            "one\ntwo"
         );
     }
 

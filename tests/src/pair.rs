@@ -4,12 +4,55 @@
 //! Host k is named `HOST_NAMES[k]`, has MAC `Nic::mac_for_host(k)` and the static address
 //! 10.0.0.(1+k)/24 (the same plan as `cargo xtask run --hosts N`). QEMU hosts are joined by a
 //! `-netdev socket` pair (host 0 listens), Bochs hosts by a bxhub that lives as long as the
-//! pair. Each host gets its own copy of the ESP with its own config.
+//! pair. Each host gets its own copy of the ESP with its own config, plus any extra files
+//! a test gives it ([`PairHost::file`]: guest images or disks not built in-tree).
 
 use crate::tern;
 use crate::{BxHub, Emulator, EmulatorKind, HarnessError, Nic, NicAttachment};
 use std::path::Path;
 use std::time::Duration;
+
+/// What one host of a [`Pair`] boots with: its config, its RAM and extra ESP files.
+#[derive(Clone, Debug)]
+pub struct PairHost {
+    /// The whole `tern/tern.cfg` text (keep the address plan of [`host_config`]).
+    pub config: String,
+    /// Host RAM in MiB.
+    pub memory_mib: u32,
+    /// Files added to this host's ESP copy: (path relative to the ESP root, contents).
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl PairHost {
+    /// A host with `config`, the default RAM and no extra files.
+    pub fn new(config: impl Into<String>) -> Self {
+        PairHost {
+            config: config.into(),
+            memory_mib: crate::machine::DEFAULT_MEMORY_MIB,
+            files: Vec::new(),
+        }
+    }
+
+    /// Host RAM in MiB.
+    pub fn memory_mib(mut self, mib: u32) -> Self {
+        self.memory_mib = mib;
+        self
+    }
+
+    /// Put `contents` at `relative` (e.g. `tern/guests/other.elf`) in this host's ESP copy.
+    pub fn file(mut self, relative: &str, contents: impl Into<Vec<u8>>) -> Self {
+        self.files.push((relative.to_string(), contents.into()));
+        self
+    }
+
+    /// Put a copy of the file at `source` (e.g. a guest image built elsewhere) at `relative`
+    /// in this host's ESP copy.
+    pub fn file_from(self, relative: &str, source: &Path) -> Result<Self, HarnessError> {
+        let contents = std::fs::read(source)
+            .map_err(|e| HarnessError::io(format!("read {}", source.display()), e))?;
+        Ok(self.file(relative, contents))
+    }
+}
 
 /// Names of host 0 and host 1.
 pub const HOST_NAMES: [&str; 2] = ["alpha", "beta"];
@@ -70,29 +113,60 @@ impl Pair {
         configs: [String; 2],
         memory_mib: [u32; 2],
     ) -> Result<Pair, HarnessError> {
+        let [first, second] = configs;
+        let hosts = [
+            PairHost::new(first).memory_mib(memory_mib[0]),
+            PairHost::new(second).memory_mib(memory_mib[1]),
+        ];
+        Pair::boot_hosts(kind, name, work_root, hosts)
+    }
+
+    /// Start two `kind` hosts named `name-0` and `name-1`, each as `hosts` describes it
+    /// (config, RAM, extra ESP files), under `work_root`; wait for both prompts.
+    pub fn boot_hosts(
+        kind: EmulatorKind,
+        name: &str,
+        work_root: &Path,
+        hosts: [PairHost; 2],
+    ) -> Result<Pair, HarnessError> {
+        let mut pair = Pair::start_hosts(kind, name, work_root, hosts)?;
+        let timeout = kind.boot_timeout();
+        for (host, log) in pair.hosts.iter_mut().zip(&mut pair.boot_logs) {
+            log.push_str(&host.console().expect(tern::BANNER, timeout)?);
+            log.push_str(&host.console().expect(tern::PROMPT, timeout)?);
+        }
+        Ok(pair)
+    }
+
+    /// [`Pair::boot_hosts`] without waiting for anything: the emulators are running, their
+    /// consoles attached, `boot_logs` empty (for a caller that shows the boot as it happens).
+    pub fn start_hosts(
+        kind: EmulatorKind,
+        name: &str,
+        work_root: &Path,
+        hosts: [PairHost; 2],
+    ) -> Result<Pair, HarnessError> {
         let hub_dir = work_root.join(format!("{name}-hub-{}", std::process::id()));
         let (hub, nics) = segment_nics(kind, &hub_dir)?;
+        let start = |index: usize, host: &PairHost| {
+            let mut builder = Emulator::builder(kind)
+                .name(&format!("{name}-{index}"))
+                .work_root(work_root)
+                .config(&host.config)
+                .memory_mib(host.memory_mib)
+                .nic(nics[index]);
+            for (relative, contents) in &host.files {
+                builder = builder.file(relative, contents);
+            }
+            builder.start()
+        };
         // Host 0 first: with QEMU it is the listening end, which must exist before host 1
         // connects.
-        let first = Emulator::builder(kind)
-            .name(&format!("{name}-0"))
-            .work_root(work_root)
-            .config(&configs[0])
-            .memory_mib(memory_mib[0])
-            .nic(nics[0])
-            .start()?;
-        let second = Emulator::builder(kind)
-            .name(&format!("{name}-1"))
-            .work_root(work_root)
-            .config(&configs[1])
-            .memory_mib(memory_mib[1])
-            .nic(nics[1])
-            .start()?;
-        let first = tern::to_prompt(first)?;
-        let second = tern::to_prompt(second)?;
+        let first = start(0, &hosts[0])?;
+        let second = start(1, &hosts[1])?;
         Ok(Pair {
-            hosts: [first.host, second.host],
-            boot_logs: [first.boot_log, second.boot_log],
+            hosts: [first, second],
+            boot_logs: [String::new(), String::new()],
             _hub: hub,
         })
     }

@@ -2,7 +2,8 @@
 //! OVMF start its built-in UEFI Shell on the serial console, which is enough to check that
 //! consoles connect without losing early output, that typing works, that power-off is seen
 //! as an exit, and that instances are isolated. If these fail, tern's own system tests
-//! cannot be trusted on this machine.
+//! cannot be trusted on this machine. One more check boots tern's loader: a pair's extra
+//! ESP files reach the host they were given to, and only that one.
 
 use std::time::Duration;
 use system_tests::{Emulator, EmulatorKind, TestResult};
@@ -117,4 +118,33 @@ fn bochs_pair_on_bxhub_boots() -> TestResult {
 #[ignore = "boots emulators: run with cargo xtask test"]
 fn qemu_pair_on_socket_netdev_boots() -> TestResult {
     networked_pair_boots(EmulatorKind::Qemu, "harness-qemu-pair")
+}
+
+/// `PairHost::file_from` puts a file into one host's ESP copy only: host 1's config names a
+/// guest image that exists nowhere else, and its loader loads it (the loader stops the boot
+/// on a missing image), while host 0 boots without it.
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn pair_hosts_get_their_own_extra_esp_files() -> TestResult {
+    use system_tests::pair::{Pair, PairHost, host_config};
+    let image = system_tests::esp_dir()?.join("tern/guests/heartbeat.elf");
+    let extra = "tern/elsewhere/not-in-tree.elf";
+    let with_vm = format!(
+        "{}\n[vm outsider]\nimage = {extra}\nmemory = 16M\nautostart = no\n",
+        host_config(1)
+    );
+    let pair = Pair::boot_hosts(
+        EmulatorKind::Qemu,
+        "harness-pair-files",
+        &system_tests::work_root(),
+        [
+            PairHost::new(host_config(0)),
+            PairHost::new(with_vm).file_from(extra, &image)?,
+        ],
+    )?;
+    let loaded = format!("tern loader: VM 'outsider': {extra}");
+    assert!(pair.boot_logs[1].contains(&loaded), "{}", pair.boot_logs[1]);
+    assert!(pair.hosts[1].dir().join("esp").join(extra).is_file());
+    assert!(!pair.hosts[0].dir().join("esp").join(extra).exists());
+    Ok(())
 }

@@ -9,6 +9,7 @@ mod bench_qemu_peer;
 mod bench_vmx;
 mod build;
 mod demo;
+mod demo_view;
 mod esp;
 mod hostcfg;
 mod image;
@@ -45,8 +46,9 @@ commands:
         VM-exit and preemption-timer slice costs, measured in Bochs with the guest TSC
   bench migration [--no-build] [--rates idle,moderate,heavy]
         live migrations in Bochs at three dirty rates, wp vs pml: docs/bench/migration.md
-  demo [--no-build]
-        two hosts in Bochs: live-migrate the heartbeat guest from alpha to beta
+  demo [--heavy] [--no-build]
+        two hosts in Bochs: live-migrate the heartbeat guest from alpha to beta, both
+        consoles shown live; --heavy: a guest that dirties memory faster than the link
   prereq
         check and install prerequisites only
 ";
@@ -215,12 +217,15 @@ fn real_main() -> Result<()> {
             }
         }
         "demo" => {
-            let no_build = match args.next().as_deref() {
-                None => false,
-                Some("--no-build") => true,
-                Some(other) => bail!("unknown demo option `{other}`\n{USAGE}"),
-            };
-            demo::run(&workspace::Workspace::load()?, no_build)
+            let mut options = demo::DemoOptions::default();
+            while let Some(arg) = args.next() {
+                match arg.as_str() {
+                    "--no-build" => options.no_build = true,
+                    "--heavy" => options.heavy = true,
+                    other => bail!("unknown demo option `{other}`\n{USAGE}"),
+                }
+            }
+            demo::run(&workspace::Workspace::load()?, options)
         }
         "prereq" => prereq::ensure(&workspace::Workspace::load()?),
         "help" | "--help" | "-h" => {

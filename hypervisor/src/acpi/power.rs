@@ -69,6 +69,14 @@ pub fn init(rsdp: u64, uefi_runtime_services: u64, identity_limit: u64) {
                 log::info!("acpi: no FADT reset register; reboot uses the keyboard controller");
             }
         }
+        // Not a fault: some firmware installs no ACPI tables at all (OVMF under Bochs has no
+        // fw_cfg to fetch them from, see TESTBED.md). Say once what that costs.
+        Err(AcpiError::NoRsdp) => log::info!(
+            "acpi: the firmware installed no ACPI tables (no RSDP in the UEFI configuration \
+             table): power-off uses UEFI ResetSystem, reboot the keyboard controller, and PCI \
+             configuration uses ports 0xCF8/0xCFC (no MCFG)"
+        ),
+        // Tables that exist but cannot be read or parsed are a firmware (or tern) problem.
         Err(e) => log::warn!("acpi: {e}; shutdown and reboot will use fallbacks"),
     }
     POWER.call_once(|| Power {

@@ -24,8 +24,8 @@ use spin::{Mutex, Once};
 
 use super::host;
 use super::main_loop::{PollResult, Poller};
-use crate::acpi::mcfg;
 use crate::acpi::power::IdentityMappedMemory;
+use crate::acpi::{AcpiError, mcfg};
 use crate::arch::serial::SerialWriter;
 use crate::arch::tsc;
 use crate::console::{CommandError, CommandSpec, Invocation};
@@ -87,6 +87,8 @@ fn config_space() -> Box<dyn ConfigSpace> {
     let rsdp = host::get().map_or(0, |h| h.boot_info.acpi_rsdp);
     let regions = match mcfg::find_ecam(&IdentityMappedMemory { limit }, rsdp) {
         Ok(regions) => regions,
+        // Without ACPI tables the `acpi:` boot line has already said that PCI uses ports.
+        Err(AcpiError::NoRsdp) => return Box::new(ports),
         Err(error) => {
             log::info!("pci: no ECAM ({error}); using ports 0xCF8/0xCFC");
             return Box::new(ports);

@@ -18,7 +18,6 @@ use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt::Write;
 
 use super::host::Host;
 use super::main_loop::{PollResult, Poller};
@@ -157,9 +156,9 @@ fn create_vm(
     // frame allocator) and inside the identity map (checked above); it is never written.
     let elf: &'static [u8] =
         unsafe { core::slice::from_raw_parts(phys_to_ptr::<u8>(module.phys), module.len as usize) };
-    let mut cmdline = vm.cmdline.clone();
-    // The guest cannot calibrate its TSC; tell it the rate (heartbeat reads hb.tsc_khz).
-    let _ = write!(cmdline, " hb.tsc_khz={}", host.tsc_hz / 1000);
+    // The guest learns the TSC rate from CPUID 0x4000_0010 (`vm::cpuid`); its command line
+    // is the operator's, untouched.
+    let tsc_khz = u32::try_from(host.tsc_hz / 1000).unwrap_or(u32::MAX);
     let ctx = &mut vm_host.ctx;
     vm_host.canaries.push(new_canary(&mut ctx.frames)?);
     let mut machine = Machine::create(
@@ -168,8 +167,9 @@ fn create_vm(
         &vm.name,
         elf,
         vm.memory_bytes,
-        cmdline.trim_start(),
+        &vm.cmdline,
         vpid,
+        tsc_khz,
         ConsoleLines,
     )
     .map_err(|e| format!("{e}"))?;

@@ -5,6 +5,14 @@
 //! the local APIC until it is modelled, MONITOR/MWAIT, ...) or it will use them and fault,
 //! and a VM that migrates must see the same CPU on both hosts. Leaves outside the allow-list
 //! read as zero. The function is pure: host values in, guest values out.
+//!
+//! **Timing leaf.** A guest cannot calibrate its TSC reliably under a hypervisor (its timers
+//! are virtual, its slices are interrupted), so tern tells it the rate the way VMware and
+//! KVM/QEMU (`vmware-cpuid-freq`) do: leaf 0x4000_0000 EAX names the highest hypervisor leaf
+//! (0x4000_0010), and leaf 0x4000_0010 EAX is the TSC frequency in kHz, EBX the local-APIC
+//! timer (bus) frequency in kHz: 0, as tern models no local APIC yet. The rate is a fact of
+//! the VM ([`VcpuView::tsc_khz`]), not of the host it happens to run on: a migrated VM keeps
+//! the value it was shown at boot (it travels in the vCPU state).
 
 /// The four output registers of CPUID.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -21,8 +29,11 @@ pub struct CpuidResult {
 
 /// Hypervisor signature in leaf 0x4000_0000 (EBX, ECX, EDX).
 pub const HYPERVISOR_SIGNATURE: &[u8; 12] = b"ternterntern";
-/// Highest hypervisor leaf.
-const HYPERVISOR_MAX_LEAF: u32 = 0x4000_0001;
+/// Highest hypervisor leaf: the timing leaf.
+pub const HYPERVISOR_MAX_LEAF: u32 = TIMING_LEAF;
+/// The timing leaf: EAX = TSC kHz, EBX = LAPIC timer kHz (the VMware convention, also
+/// KVM/QEMU's `vmware-cpuid-freq`).
+pub const TIMING_LEAF: u32 = 0x4000_0010;
 /// Highest basic leaf the guest is told about.
 const MAX_BASIC_LEAF: u32 = 0xd;
 /// Highest extended leaf the guest is told about.
@@ -124,6 +135,40 @@ pub struct VcpuView {
     pub apic_id: u8,
     /// Guest CR4.OSXSAVE: CPUID.1:ECX.OSXSAVE mirrors it (SDM Vol. 2A CPUID).
     pub cr4_osxsave: bool,
+    /// The TSC frequency this VM is shown, in kHz (the timing leaf's EAX; 0 = unknown).
+    pub tsc_khz: u32,
+}
+
+/// Relative TSC rate differences below this (parts per million) are calibration noise: two
+/// hosts measuring the same kind of crystal against their PITs.
+const TSC_RATE_TOLERANCE_PPM: u64 = 5_000;
+
+/// The TSC rate a migrated VM shows its guest on the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TscRateOnArrival {
+    /// kHz for the timing leaf.
+    pub khz: u32,
+    /// When the destination's TSC runs at a noticeably different rate: the guest's clock
+    /// speed relative to real time, in permille (tern does not use TSC scaling, SDM Vol. 3C
+    /// §26.3, so the guest's TSC now ticks at the destination's rate).
+    pub guest_clock_permille: Option<u64>,
+}
+
+/// A migrated VM keeps the rate it was shown at boot (`incoming_khz`), so that its clock
+/// arithmetic stays consistent; an older sender that did not say (0) gets this host's rate.
+pub fn arriving_tsc_khz(incoming_khz: u32, host_khz: u32) -> TscRateOnArrival {
+    if incoming_khz == 0 {
+        return TscRateOnArrival {
+            khz: host_khz,
+            guest_clock_permille: None,
+        };
+    }
+    let (shown, real) = (u64::from(incoming_khz), u64::from(host_khz));
+    let noticeable = shown.abs_diff(real) * 1_000_000 > TSC_RATE_TOLERANCE_PPM * shown;
+    TscRateOnArrival {
+        khz: incoming_khz,
+        guest_clock_permille: noticeable.then(|| real * 1000 / shown),
+    }
 }
 
 /// The guest's answer to CPUID(`leaf`, `subleaf`) given the host's answer `host` to the
@@ -179,6 +224,11 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, host: CpuidResult, vcpu: VcpuView) -
                 edx: word(8),
             }
         }
+        // Local-APIC timer frequency (EBX) stays 0 until a local APIC is modelled.
+        TIMING_LEAF => CpuidResult {
+            eax: vcpu.tsc_khz,
+            ..zero
+        },
         0x8000_0000 => CpuidResult {
             eax: host.eax.min(MAX_EXTENDED_LEAF),
             ..host
@@ -195,6 +245,7 @@ mod tests {
     const VIEW: VcpuView = VcpuView {
         apic_id: 0,
         cr4_osxsave: false,
+        tsc_khz: 0,
     };
     const ALL: CpuidResult = CpuidResult {
         eax: u32::MAX,
@@ -218,6 +269,7 @@ mod tests {
             VcpuView {
                 apic_id: 3,
                 cr4_osxsave: true,
+                tsc_khz: 0,
             },
         );
         assert_ne!(r.ecx & (1 << 27), 0);
@@ -230,6 +282,7 @@ mod tests {
             VcpuView {
                 apic_id: 0,
                 cr4_osxsave: true,
+                tsc_khz: 0,
             },
         );
         assert_eq!(r.ecx, 1 << 31);
@@ -243,9 +296,13 @@ mod tests {
         sig[4..8].copy_from_slice(&r.ecx.to_le_bytes());
         sig[8..12].copy_from_slice(&r.edx.to_le_bytes());
         assert_eq!(&sig, HYPERVISOR_SIGNATURE);
-        assert_eq!(r.eax, 0x4000_0001);
+        assert_eq!(r.eax, 0x4000_0010);
         assert_eq!(
             guest_cpuid(0x4000_0001, 0, ALL, VIEW),
+            CpuidResult::default()
+        );
+        assert_eq!(
+            guest_cpuid(0x4000_0011, 0, ALL, VIEW),
             CpuidResult::default()
         );
         assert_eq!(guest_cpuid(0x14, 0, ALL, VIEW), CpuidResult::default());
@@ -269,5 +326,62 @@ mod tests {
         assert_eq!(guest_cpuid(7, 1, ALL, VIEW), CpuidResult::default());
         assert_eq!(guest_cpuid(0xd, 0, ALL, VIEW).eax, 0b111);
         assert_eq!(guest_cpuid(0xd, 1, ALL, VIEW), CpuidResult::default());
+    }
+
+    #[test]
+    fn timing_leaf_reports_the_vms_tsc_rate_not_the_hosts() {
+        let view = VcpuView {
+            tsc_khz: 2_400_000,
+            ..VIEW
+        };
+        // Whatever the host answers for the leaf (real CPUs repeat the highest basic leaf
+        // for out-of-range queries), the guest sees its own rate and no LAPIC rate.
+        let r = guest_cpuid(TIMING_LEAF, 0, ALL, view);
+        assert_eq!(
+            r,
+            CpuidResult {
+                eax: 2_400_000,
+                ..CpuidResult::default()
+            }
+        );
+        assert_eq!(
+            guest_cpuid(TIMING_LEAF, 7, CpuidResult::default(), view).eax,
+            2_400_000,
+            "the subleaf does not matter"
+        );
+        assert_eq!(guest_cpuid(0x4000_0000, 0, ALL, view).eax, TIMING_LEAF);
+        assert_eq!(
+            guest_cpuid(TIMING_LEAF, 0, ALL, VIEW).eax,
+            0,
+            "unknown rate"
+        );
+    }
+
+    #[test]
+    fn a_migrated_vm_keeps_its_rate_and_a_real_mismatch_is_reported() {
+        // Same crystal, calibration noise (Bochs hosts measure 49 999-50 002 kHz): quiet.
+        assert_eq!(
+            arriving_tsc_khz(50_002, 49_999),
+            TscRateOnArrival {
+                khz: 50_002,
+                guest_clock_permille: None
+            }
+        );
+        // A 3 GHz VM on a 2.4 GHz host: it keeps 3 GHz and its clock runs at 80 %.
+        assert_eq!(
+            arriving_tsc_khz(3_000_000, 2_400_000),
+            TscRateOnArrival {
+                khz: 3_000_000,
+                guest_clock_permille: Some(800)
+            }
+        );
+        // An older sender did not say: the VM is shown this host's rate.
+        assert_eq!(
+            arriving_tsc_khz(0, 2_400_000),
+            TscRateOnArrival {
+                khz: 2_400_000,
+                guest_clock_permille: None
+            }
+        );
     }
 }

@@ -2,10 +2,14 @@
 //! fields of the VMCS (SDM Vol. 3C §25.4), the GPRs, the emulated MSRs and XCR0, the MSRs
 //! the vCPU switch carries (SYSCALL family), and the guest TSC.
 //!
-//! Encoding (little-endian), version 1: magic "VCPU" (4), version u16, reserved u16 = 0,
+//! Encoding (little-endian), version 2: magic "VCPU" (4), version u16, reserved u16 = 0,
 //! then `FIELD_COUNT + WORDS_AFTER_FIELDS` u64 words in the fixed order of [`GUEST_FIELDS`],
 //! GPRs (RAX..R15 as in `GuestRegisters`), MTRR default type, MISC_ENABLE, XCR0, APIC ID,
-//! the six switched MSRs, guest TSC. The length is fixed, so decoding checks it exactly; a
+//! the six switched MSRs, guest TSC, and the TSC rate the guest is shown in kHz (CPUID
+//! 0x4000_0010, see `vm::cpuid`). Version 1 (from tern builds before the timing leaf) is
+//! the same without the last word; it decodes with a rate of 0, "unknown", and the receiving
+//! host shows its own rate. The length of each version is fixed, so decoding checks it
+//! exactly; a
 //! peer controls these bytes, so `decode` validates what the hypervisor itself relies on
 //! (RFLAGS bit 1, XCR0, PAT, activity state) and everything else is left to the VM-entry
 //! checks, which fail the entry — and stop the VM — rather than the hypervisor.
@@ -23,7 +27,9 @@ use crate::vmx::vmcs::VmcsAccess;
 use crate::vmx::vmcs::fields::{control, guest};
 
 /// Encoding version written by this build.
-pub const VCPU_STATE_VERSION: u16 = 1;
+pub const VCPU_STATE_VERSION: u16 = 2;
+/// The oldest encoding version this build still reads.
+const OLDEST_READ_VERSION: u16 = 1;
 const MAGIC: [u8; 4] = *b"VCPU";
 
 /// VMCS fields saved, in encoding order: the guest-state area plus the CR0/CR4 read
@@ -88,10 +94,12 @@ const FIELD_COUNT: usize = GUEST_FIELDS.len();
 const GPRS: usize = 15;
 const SWITCHED: usize = SWITCHED_ON_VCPU_CHANGE.len();
 /// Words after the VMCS fields: GPRs, MTRR def type, MISC_ENABLE, XCR0, APIC ID, switched
-/// MSRs, guest TSC.
-const WORDS_AFTER_FIELDS: usize = GPRS + 4 + SWITCHED + 1;
-/// Exact length of an encoded state.
+/// MSRs, guest TSC, guest TSC kHz.
+const WORDS_AFTER_FIELDS: usize = GPRS + 4 + SWITCHED + 2;
+/// Exact length of an encoded state (this build's version).
 pub const ENCODED_LEN: usize = 8 + 8 * (FIELD_COUNT + WORDS_AFTER_FIELDS);
+/// Exact length of a version-1 state (no TSC rate word).
+const V1_ENCODED_LEN: usize = ENCODED_LEN - 8;
 
 /// A vCPU's state outside the hypervisor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +107,8 @@ pub struct VcpuState {
     fields: [u64; FIELD_COUNT],
     /// Guest GPRs.
     pub regs: GuestRegisters,
-    /// Emulated MSRs, XCR0, APIC ID.
+    /// Emulated MSRs, XCR0, APIC ID, the TSC rate shown to the guest (0 from a version-1
+    /// state: unknown).
     pub emulation: VcpuEmulation,
     /// STAR, LSTAR, CSTAR, FMASK, KERNEL_GS_BASE, TSC_AUX.
     pub switched_msrs: [u64; SWITCHED],
@@ -110,8 +119,13 @@ pub struct VcpuState {
 /// Why an encoded vCPU state was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VcpuStateError {
-    /// Wrong length for this version.
-    Length(usize),
+    /// Wrong length for its version.
+    Length {
+        /// Bytes received.
+        got: usize,
+        /// Bytes that version has.
+        expected: usize,
+    },
     /// Does not start with "VCPU".
     BadMagic,
     /// Unknown encoding version.
@@ -123,7 +137,9 @@ pub enum VcpuStateError {
 impl fmt::Display for VcpuStateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Length(n) => write!(f, "vCPU state has {n} bytes, expected {ENCODED_LEN}"),
+            Self::Length { got, expected } => {
+                write!(f, "vCPU state has {got} bytes, expected {expected}")
+            }
             Self::BadMagic => write!(f, "vCPU state has a bad magic (expected \"VCPU\")"),
             Self::UnsupportedVersion(v) => write!(f, "vCPU state version {v} is not supported"),
             Self::Invalid(what) => write!(f, "vCPU state: invalid {what}"),
@@ -201,13 +217,14 @@ impl VcpuState {
             e.xcr0,
             u64::from(e.apic_id),
         ];
+        let tail = [self.guest_tsc, u64::from(e.tsc_khz)];
         for word in self
             .fields
             .iter()
             .chain(&gprs)
             .chain(&emulation)
             .chain(&self.switched_msrs)
-            .chain(core::iter::once(&self.guest_tsc))
+            .chain(&tail)
         {
             out.extend_from_slice(&word.to_le_bytes());
         }
@@ -216,15 +233,26 @@ impl VcpuState {
 
     /// Decode and validate.
     pub fn decode(bytes: &[u8]) -> Result<Self, VcpuStateError> {
-        if bytes.len() != ENCODED_LEN {
-            return Err(VcpuStateError::Length(bytes.len()));
+        if bytes.len() < 8 {
+            return Err(VcpuStateError::Length {
+                got: bytes.len(),
+                expected: ENCODED_LEN,
+            });
         }
         if bytes[0..4] != MAGIC {
             return Err(VcpuStateError::BadMagic);
         }
         let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-        if version != VCPU_STATE_VERSION {
-            return Err(VcpuStateError::UnsupportedVersion(version));
+        let expected = match version {
+            VCPU_STATE_VERSION => ENCODED_LEN,
+            OLDEST_READ_VERSION => V1_ENCODED_LEN,
+            _ => return Err(VcpuStateError::UnsupportedVersion(version)),
+        };
+        if bytes.len() != expected {
+            return Err(VcpuStateError::Length {
+                got: bytes.len(),
+                expected,
+            });
         }
         if bytes[6..8] != [0, 0] {
             return Err(VcpuStateError::Invalid("reserved header bytes"));
@@ -234,7 +262,8 @@ impl VcpuState {
             w.copy_from_slice(c);
             u64::from_le_bytes(w)
         });
-        // The exact length was checked, so every `next` below yields a word.
+        // The exact length was checked, so every `next` below yields a word (except the
+        // rate word of version 1, which reads as 0).
         let mut next = || words.next().unwrap_or(0);
         let mut fields = [0u64; FIELD_COUNT];
         fields.iter_mut().for_each(|f| *f = next());
@@ -265,6 +294,9 @@ impl VcpuState {
         let mut switched_msrs = [0u64; SWITCHED];
         switched_msrs.iter_mut().for_each(|m| *m = next());
         let guest_tsc = next();
+        // Version 1 has no rate word: `next` yields 0, "unknown".
+        emulation.tsc_khz =
+            u32::try_from(next()).map_err(|_| VcpuStateError::Invalid("TSC frequency"))?;
         let state = Self {
             fields,
             regs,

@@ -319,6 +319,7 @@ pub fn cpu_descriptor() -> CpuDescriptor {
     let view = VcpuView {
         apic_id: 0,
         cr4_osxsave: false,
+        tsc_khz: 0, // the timing leaf is not among LEAVES: the VM's rate travels with it
     };
     let cpuid = LEAVES
         .iter()

@@ -124,6 +124,9 @@ pub struct VcpuEmulation {
     pub xcr0: u64,
     /// APIC ID reported by CPUID.
     pub apic_id: u8,
+    /// The TSC frequency (kHz) CPUID's timing leaf reports: the VM's, set when it is
+    /// created from the host's calibrated rate and carried along when it migrates.
+    pub tsc_khz: u32,
 }
 
 impl Default for VcpuEmulation {
@@ -132,6 +135,17 @@ impl Default for VcpuEmulation {
             msrs: MsrFile::default(),
             xcr0: 1,
             apic_id: 0,
+            tsc_khz: 0,
+        }
+    }
+}
+
+impl VcpuEmulation {
+    /// The state of a vCPU at reset, showing `tsc_khz` as its TSC rate.
+    pub fn at_reset(tsc_khz: u32) -> Self {
+        Self {
+            tsc_khz,
+            ..Self::default()
         }
     }
 }
@@ -203,6 +217,7 @@ pub fn handle_exit(
             let view = VcpuView {
                 apic_id: emu.apic_id,
                 cr4_osxsave: cr4_shadow & (1 << 18) != 0,
+                tsc_khz: emu.tsc_khz,
             };
             let r = guest_cpuid(leaf, subleaf, host.cpuid(leaf, subleaf), view);
             regs.rax = r.eax.into();

@@ -116,6 +116,23 @@ fn cpuid_is_filtered_and_rip_advances() {
 }
 
 #[test]
+fn cpuid_timing_leaf_reports_the_vcpus_tsc_rate() {
+    let mut r = Rig::new();
+    r.emu = VcpuEmulation::at_reset(50_002);
+    r.regs.rax = 0x4000_0000;
+    r.exit(10, 0);
+    assert_eq!(r.regs.rax, 0x4000_0010, "highest hypervisor leaf");
+    r.regs.rax = 0x4000_0010;
+    r.regs.rcx = 0;
+    r.exit(10, 0);
+    assert_eq!(
+        (r.regs.rax, r.regs.rbx),
+        (50_002, 0),
+        "TSC kHz, no LAPIC rate"
+    );
+}
+
+#[test]
 fn port_io_reaches_the_bus_with_sizes() {
     let mut r = Rig::new();
     r.regs.rax = 0xdead_be41;

@@ -42,6 +42,12 @@ pub struct MigrationHooks {
     pub(super) dirty_limit: Option<DirtyRateLimiter>,
 }
 
+/// This host's calibrated TSC rate in kHz, as CPUID's timing leaf reports it (saturated to
+/// its 32 bits).
+pub(super) fn host_tsc_khz() -> u32 {
+    u32::try_from(crate::arch::tsc::clock().hz / 1000).unwrap_or(u32::MAX)
+}
+
 fn tracking_error(e: TrackingError) -> MachineError {
     match e {
         TrackingError::Ept(e) => MachineError::Ept(e),
@@ -52,7 +58,8 @@ fn tracking_error(e: TrackingError) -> MachineError {
 impl<O: LineOutput> Machine<O> {
     /// A paused VM with zeroed RAM and a vCPU in its reset state, to receive an incoming
     /// migration into (memory, vCPU and UART state are then loaded from the stream). It has
-    /// no boot image: `vm stop` + `vm start` cannot reboot it.
+    /// no boot image: `vm stop` + `vm start` cannot reboot it. Its TSC rate is this host's
+    /// until the incoming vCPU state brings the rate the VM was shown at boot.
     pub fn create_incoming(
         vmx: &mut VmxOn,
         frames: &mut impl FrameSource,
@@ -82,7 +89,7 @@ impl<O: LineOutput> Machine<O> {
             eptp,
             vpid,
             vcpu: None,
-            emu: VcpuEmulation::default(),
+            emu: VcpuEmulation::at_reset(host_tsc_khz()),
             uart: Uart16550::new(NoInterrupt, LineSink::new(name, out)),
             counters: ExitCounters::default(),
             void_frame: None,

@@ -93,8 +93,10 @@ pub struct Machine<O: LineOutput> {
 
 impl<O: LineOutput> Machine<O> {
     /// Create a VM named `name` with `ram_bytes` of RAM booting the PVH ELF `elf` with
-    /// `cmdline`; its guest output goes to `out`, line by line. `vpid` must be unique
-    /// among live VMs (1..=0xffff). The VM starts in [`VmState::Created`].
+    /// `cmdline` (passed to the guest exactly as given); its guest output goes to `out`, line
+    /// by line. `vpid` must be unique among live VMs (1..=0xffff). `tsc_khz` is the TSC rate
+    /// the VM is shown through CPUID (the host's calibrated rate); it stays the VM's for its
+    /// life, across reboots and migrations. The VM starts in [`VmState::Created`].
     #[allow(clippy::too_many_arguments)]
     pub fn create(
         vmx: &mut VmxOn,
@@ -104,6 +106,7 @@ impl<O: LineOutput> Machine<O> {
         ram_bytes: u64,
         cmdline: &str,
         vpid: u16,
+        tsc_khz: u32,
         out: O,
     ) -> Result<Self, MachineError> {
         parse_elf(elf, ram_bytes).map_err(MachineError::Image)?;
@@ -129,7 +132,7 @@ impl<O: LineOutput> Machine<O> {
             ept,
             vpid,
             vcpu: None,
-            emu: VcpuEmulation::default(),
+            emu: VcpuEmulation::at_reset(tsc_khz),
             uart: Uart16550::new(NoInterrupt, LineSink::new(name, out)),
             counters: ExitCounters::default(),
             void_frame: None,
@@ -195,7 +198,8 @@ impl<O: LineOutput> Machine<O> {
             image.entry,
             START_INFO_GPA as u32,
         )?);
-        self.emu = VcpuEmulation::default();
+        // A reboot resets the vCPU but not the VM's TSC rate.
+        self.emu = VcpuEmulation::at_reset(self.emu.tsc_khz);
         self.counters = ExitCounters::default();
         self.crash = None;
         self.syscall_msrs = [0; SWITCHED_ON_VCPU_CHANGE.len()];

@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 
 use super::{Machine, MachineError};
 use crate::vm::console_out::LineOutput;
+use crate::vm::cpuid::arriving_tsc_khz;
 use crate::vm::exit_handler::HostCpu;
 use crate::vm::state::VmState;
 use crate::vm::vcpu_state::entry_checks::{GuestStateError, GuestStateLimits, check_guest_state};
@@ -43,6 +44,22 @@ impl core::fmt::Display for SnapshotError {
             Self::Machine(e) => write!(f, "{e}"),
         }
     }
+}
+
+/// The TSC rate an arriving VM keeps showing its guest (see [`arriving_tsc_khz`]); a
+/// mismatch with this host's rate is logged, as tern does not scale the TSC.
+fn vm_tsc_khz(vm: &str, incoming_khz: u32, host_khz: u32) -> u32 {
+    let arrival = arriving_tsc_khz(incoming_khz, host_khz);
+    if let Some(permille) = arrival.guest_clock_permille {
+        log::warn!(
+            "vm {vm}: it was shown a TSC rate of {incoming_khz} kHz, this host's TSC runs at \
+             {host_khz} kHz: its clock now runs at {}.{}% of real time (tern does not scale \
+             the TSC)",
+            permille / 10,
+            permille % 10
+        );
+    }
+    arrival.khz
 }
 
 impl<O: LineOutput> Machine<O> {
@@ -109,7 +126,9 @@ impl<O: LineOutput> Machine<O> {
             Ok(())
         })
         .map_err(|e| SnapshotError::Machine(e.into()))?;
+        let host_khz = super::migration::host_tsc_khz();
         self.emu = state.emulation;
+        self.emu.tsc_khz = vm_tsc_khz(&self.name, state.emulation.tsc_khz, host_khz);
         self.syscall_msrs = state.switched_msrs;
         self.tsc_offset = offset;
         Ok(())

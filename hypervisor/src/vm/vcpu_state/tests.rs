@@ -22,7 +22,7 @@ fn capture_encode_decode_apply_round_trip() {
     vmcs.write_natural(guest::RIP, 0x10_2345).unwrap();
     let emu = VcpuEmulation {
         xcr0: 0b11,
-        ..VcpuEmulation::default()
+        ..VcpuEmulation::at_reset(2_400_000)
     };
     let state = VcpuState::capture(&vmcs, &regs, &emu, [1, 2, 3, 4, 5, 6], 0x1234_5678).unwrap();
     let bytes = state.encode();
@@ -50,7 +50,10 @@ fn decode_rejects_bad_input() {
         .encode();
     assert_eq!(
         VcpuState::decode(&good[..10]),
-        Err(VcpuStateError::Length(10))
+        Err(VcpuStateError::Length {
+            got: 10,
+            expected: ENCODED_LEN
+        })
     );
     let mut bad = good.clone();
     bad[0] = b'X';
@@ -71,6 +74,47 @@ fn decode_rejects_bad_input() {
     assert_eq!(
         VcpuState::decode(&bad),
         Err(VcpuStateError::Invalid("RFLAGS"))
+    );
+}
+
+#[test]
+fn tsc_rate_travels_and_version_1_decodes_as_unknown_rate() {
+    let (vmcs, regs) = pvh_vmcs();
+    let state =
+        VcpuState::capture(&vmcs, &regs, &VcpuEmulation::at_reset(50_002), [0; 6], 0x77).unwrap();
+    let v2 = state.encode();
+    assert_eq!(VcpuState::decode(&v2).unwrap().emulation.tsc_khz, 50_002);
+    // A version-1 state is the same bytes without the last word.
+    let mut v1 = v2[..v2.len() - 8].to_vec();
+    v1[4] = 1;
+    let old = VcpuState::decode(&v1).unwrap();
+    assert_eq!(old.emulation.tsc_khz, 0);
+    assert_eq!(old.guest_tsc, 0x77);
+    assert_eq!(old.regs, state.regs);
+    // Lengths must match the version given.
+    assert_eq!(
+        VcpuState::decode(&v2[..v2.len() - 8]),
+        Err(VcpuStateError::Length {
+            got: ENCODED_LEN - 8,
+            expected: ENCODED_LEN
+        })
+    );
+    let mut v1_long = v2.clone();
+    v1_long[4] = 1;
+    assert_eq!(
+        VcpuState::decode(&v1_long),
+        Err(VcpuStateError::Length {
+            got: ENCODED_LEN,
+            expected: ENCODED_LEN - 8
+        })
+    );
+    // A rate that does not fit CPUID's 32 bits is refused.
+    let mut huge = v2;
+    let at = huge.len() - 4;
+    huge[at] = 1;
+    assert_eq!(
+        VcpuState::decode(&huge),
+        Err(VcpuStateError::Invalid("TSC frequency"))
     );
 }
 

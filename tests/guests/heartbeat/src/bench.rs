@@ -14,7 +14,6 @@
 //! Output: `BENCH ...` lines, then `BENCH-DONE`, then the guest halts.
 
 use heartbeat::gaps::GapStats;
-use heartbeat::params::Params;
 
 use crate::{cpu, say};
 
@@ -57,7 +56,7 @@ fn timed(mut f: impl FnMut()) -> u64 {
 }
 
 /// Run the benchmarks and halt.
-pub fn run(params: &Params) -> ! {
+pub fn run(tsc_khz: u64) -> ! {
     let baseline = timed(nop);
     let cpuid = timed(cpuid0);
     let io = timed(|| cpu::outb(0x80, 0));
@@ -70,7 +69,7 @@ pub fn run(params: &Params) -> ! {
         "BENCH io_out iterations={ITERATIONS} ticks={io} baseline_ticks={baseline} per_exit={}",
         per(io)
     );
-    let duration = params.effective_tsc_khz().saturating_mul(BENCH_SLICE_MS);
+    let duration = tsc_khz.saturating_mul(BENCH_SLICE_MS);
     let mut stats = GapStats::new(GAP_THRESHOLD);
     let start = cpu::rdtsc();
     let mut last = start;

@@ -8,6 +8,13 @@ pub fn rdtsc() -> u64 {
     (u64::from(hi) << 32) | u64::from(lo)
 }
 
+/// CPUID(`leaf`, subleaf 0): EAX, EBX, ECX, EDX.
+pub fn cpuid(leaf: u32) -> [u32; 4] {
+    // CPUID is unprivileged and has no memory effects (the intrinsic saves RBX).
+    let r = core::arch::x86_64::__cpuid_count(leaf, 0);
+    [r.eax, r.ebx, r.ecx, r.edx]
+}
+
 /// Write a byte to an I/O port.
 pub fn outb(port: u16, value: u8) {
     // SAFETY: the guest owns its (virtual) I/O space; OUT has no memory effects.

@@ -1,5 +1,7 @@
 //! The guest's parameters, read from the PVH command line: `hb.interval_ms=100 hb.wss_mib=8
 //! hb.dirty_pages_per_sec=1000 hb.tsc_khz=2000000 hb.mode=normal|triple_fault|escape|bench`.
+//! `hb.tsc_khz` is an explicit override: normally the rate comes from the hypervisor's CPUID
+//! timing leaf (see [`crate::tsc_rate`]).
 //! Tokens without the `hb.` prefix belong to someone else and are skipped; a bad `hb.` token
 //! is reported through a callback and its default kept, so a typo never stops the guest.
 
@@ -28,11 +30,6 @@ impl Mode {
     }
 }
 
-/// TSC frequency assumed when `hb.tsc_khz` is absent: 1 GHz. The guest cannot calibrate
-/// the TSC itself (no timer it can trust under every hypervisor), so the host should pass
-/// the real rate; the `HB-START` line says when this default is in use.
-pub const DEFAULT_TSC_KHZ: u64 = 1_000_000;
-
 /// The guest's parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Params {
@@ -42,7 +39,7 @@ pub struct Params {
     pub wss_mib: u64,
     /// Working-set pages rewritten per second of guest time.
     pub dirty_pages_per_sec: u64,
-    /// TSC frequency in kHz, if the command line gave it.
+    /// TSC frequency in kHz, if the command line gave it (overrides the hypervisor's).
     pub tsc_khz: Option<u64>,
     /// What to run.
     pub mode: Mode,
@@ -106,11 +103,6 @@ impl Params {
         }
         params
     }
-
-    /// The TSC rate in use (given or assumed), in kHz.
-    pub fn effective_tsc_khz(&self) -> u64 {
-        self.tsc_khz.unwrap_or(DEFAULT_TSC_KHZ)
-    }
 }
 
 #[cfg(test)]
@@ -145,7 +137,6 @@ mod tests {
                 mode: Mode::Escape
             }
         );
-        assert_eq!(p.effective_tsc_khz(), 2_500_000);
     }
 
     #[test]
@@ -166,6 +157,5 @@ mod tests {
                 "value out of range"
             ]
         );
-        assert_eq!(p.effective_tsc_khz(), DEFAULT_TSC_KHZ);
     }
 }

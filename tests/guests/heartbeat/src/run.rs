@@ -2,6 +2,7 @@
 
 use heartbeat::params::{Mode, Params};
 use heartbeat::pattern::{PAGE_SIZE, Sweep, WORDS_PER_PAGE, word};
+use heartbeat::tsc_rate::{TscRate, hypervisor_tsc_khz};
 
 use crate::start_info::{self, E820_RAM, StartInfoError};
 use crate::{bench, cpu, escape, say, serial};
@@ -40,25 +41,29 @@ extern "C" fn hb_main(start_info_paddr: u64) -> ! {
     let params = Params::parse(info.cmdline, |token, reason| {
         say!("HB-WARN ignoring '{token}': {reason}");
     });
+    let tsc = TscRate::choose(params.tsc_khz, hypervisor_tsc_khz(cpu::cpuid));
     let (image_start, image_end) = image_range();
     say!(
-        "HB-START mode={} interval_ms={} wss_mib={} dirty_pages_per_sec={} tsc_khz={}{} \
-         start_info={:#x} version={} memmap_entries={} image={:#x}-{:#x}",
+        "HB-START mode={} interval_ms={} wss_mib={} dirty_pages_per_sec={} tsc_khz={} \
+         tsc_from={} start_info={:#x} version={} memmap_entries={} image={:#x}-{:#x}",
         params.mode.name(),
         params.interval_ms,
         params.wss_mib,
         params.dirty_pages_per_sec,
-        params.effective_tsc_khz(),
-        if params.tsc_khz.is_none() {
-            "(assumed)"
-        } else {
-            ""
-        },
+        tsc.khz,
+        tsc.source.name(),
         start_info_paddr,
         info.version,
         info.memmap_len,
         image_start,
         image_end,
+    );
+    // The command line exactly as it arrived, between quotes (it may contain spaces): a test
+    // checks that the hypervisor passed the operator's line on unchanged.
+    say!(
+        "HB-CMDLINE bytes={} \"{}\"",
+        info.cmdline.len(),
+        info.cmdline
     );
     for r in info.regions() {
         say!(
@@ -74,8 +79,8 @@ extern "C" fn hb_main(start_info_paddr: u64) -> ! {
             cpu::triple_fault()
         }
         Mode::Escape => escape::run(&info),
-        Mode::Bench => bench::run(&params),
-        Mode::Normal => run_heartbeat(&params, &info),
+        Mode::Bench => bench::run(tsc.khz),
+        Mode::Normal => run_heartbeat(&params, &info, tsc.khz),
     }
 }
 
@@ -143,9 +148,9 @@ fn verify(base: u64, sweep: &Sweep) -> u64 {
     corrupt
 }
 
-fn run_heartbeat(params: &Params, info: &start_info::BootInfo) -> ! {
+fn run_heartbeat(params: &Params, info: &start_info::BootInfo, tsc_khz: u64) -> ! {
     let (base, pages) = place_working_set(params, info);
-    let tsc_hz = u128::from(params.effective_tsc_khz()) * 1000;
+    let tsc_hz = u128::from(tsc_khz) * 1000;
     let interval_ticks = u64::try_from(tsc_hz * u128::from(params.interval_ms) / 1000)
         .unwrap_or(u64::MAX)
         .max(1);
