@@ -115,19 +115,6 @@ fn guest_view(real: u64, shadow: u64, mask: u64) -> u64 {
     (real & !mask) | (shadow & mask)
 }
 
-fn event_kind(kind: u32) -> Option<EventKind> {
-    Some(match kind {
-        0 => EventKind::ExternalInterrupt,
-        2 => EventKind::Nmi,
-        3 => EventKind::HardwareException,
-        4 => EventKind::SoftwareInterrupt,
-        5 => EventKind::PrivilegedSoftwareException,
-        6 => EventKind::SoftwareException,
-        // 1 and 7 are reserved / "other event": tern never writes them.
-        _ => return None,
-    })
-}
-
 /// Reads the current VMCS and the software state into the one format. `vcpu_index` is the
 /// vCPU's number in its VM (its APIC ID too).
 pub fn capture(
@@ -159,7 +146,9 @@ pub fn capture(
         } else {
             None
         };
-        event_kind((info >> 8) & 7).map(|kind| PendingEvent {
+        // Types 1 and 7 (reserved, "other event") are never written by tern.
+        let kind = EventKind::from_code(((info >> 8) & 7) as u8).ok();
+        kind.map(|kind| PendingEvent {
             vector: (info & 0xff) as u8,
             kind,
             error_code,

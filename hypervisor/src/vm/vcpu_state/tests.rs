@@ -5,11 +5,11 @@ use crate::vmx::setup::{VmxConfig, write_pvh_guest_state};
 use crate::vmx::vmcs::fake::FakeVmcs;
 use crate::vmx::vmcs::fields::ALL;
 
-fn config() -> VmxConfig {
+pub(super) fn config() -> VmxConfig {
     VmxConfig::from_msrs(&bochs_like_msrs()).unwrap()
 }
 
-fn limits() -> GuestStateLimits {
+pub(super) fn limits() -> GuestStateLimits {
     let c = config();
     GuestStateLimits {
         cr0_fixed0: c.cr0_fixed0,

@@ -3,28 +3,13 @@
 
 use super::*;
 use crate::vm::exit_handler::VcpuEmulation;
+use crate::vm::vcpu_state::tests::{config, limits};
 use crate::vm::vcpu_state::{VcpuSoftware, capture as capture_vcpu};
 use crate::vmx::regs::GuestRegisters;
-use crate::vmx::setup::testing::bochs_like_msrs;
-use crate::vmx::setup::{VmxConfig, write_pvh_guest_state};
+use crate::vmx::setup::write_pvh_guest_state;
 use crate::vmx::vmcs::VmcsAccess;
 use crate::vmx::vmcs::fake::FakeVmcs;
 use crate::vmx::vmcs::fields::{control, guest::*};
-
-fn config() -> VmxConfig {
-    VmxConfig::from_msrs(&bochs_like_msrs()).unwrap()
-}
-
-fn limits() -> GuestStateLimits {
-    let c = config();
-    GuestStateLimits {
-        cr0_fixed0: c.cr0_fixed0,
-        cr0_fixed1: c.cr0_fixed1,
-        cr4_fixed0: c.cr4_fixed0,
-        cr4_fixed1: c.cr4_fixed1,
-        phys_addr_bits: 39,
-    }
-}
 
 /// The PVH entry state (32-bit protected mode) tern boots guests with.
 fn pvh() -> FakeVmcs {
