@@ -17,6 +17,7 @@
 //! * [`sections`]: one draft per section that collects its keys, then checks what is required;
 //! * [`error`]: [`ConfigError`] and the messages the operator sees.
 
+pub mod bounds;
 mod error;
 mod line;
 mod sections;

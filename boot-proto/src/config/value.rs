@@ -23,7 +23,7 @@ pub(crate) fn name(text: &str) -> Result<String, &'static str> {
 }
 
 /// A plain decimal number (digits only, no sign, no separators) that fits a `u64`.
-fn decimal(text: &str) -> Option<u64> {
+pub(crate) fn decimal(text: &str) -> Option<u64> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

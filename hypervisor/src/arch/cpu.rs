@@ -5,19 +5,21 @@ use alloc::string::String;
 use raw_cpuid::CpuId;
 use x86_64::registers::model_specific::Msr;
 
-use super::vmx_capabilities::{FeatureControl, IA32_FEATURE_CONTROL, VmxCapabilities, VmxStatus};
+use crate::vmx::caps::msr::FEATURE_CONTROL;
+use crate::vmx::caps::report::{FeatureControl, VmxCapabilities, VmxStatus};
 
-/// Reads a model-specific register.
+/// Reads a model-specific register (the one RDMSR of the hypervisor: boot probes, VMX
+/// setup and the vCPU switch all come here).
 ///
 /// # Safety
-/// `msr` must exist on this CPU (reading an absent MSR raises #GP).
+/// `msr` must exist on this CPU (reading an absent MSR raises #GP) and reading it must have
+/// no side effect the caller has not accounted for.
 pub unsafe fn rdmsr(msr: u32) -> u64 {
-    // SAFETY: the caller guarantees the MSR exists; reading has no side effects for the MSRs
-    // tern reads (capability and control MSRs).
+    // SAFETY: the caller guarantees the MSR exists and that reading it is harmless.
     unsafe { Msr::new(msr).read() }
 }
 
-/// Writes a model-specific register.
+/// Writes a model-specific register (the one WRMSR of the hypervisor).
 ///
 /// # Safety
 /// `msr` must exist and `value` must be valid for it; the caller knows the effect.
@@ -68,7 +70,7 @@ pub fn vmx_status() -> VmxStatus {
         return VmxStatus::NotPresent;
     }
     // SAFETY: IA32_FEATURE_CONTROL exists on every CPU that reports VMX (SDM Vol. 3C §24.7).
-    let feature_control = FeatureControl::decode(unsafe { rdmsr(IA32_FEATURE_CONTROL) });
+    let feature_control = FeatureControl::decode(unsafe { rdmsr(FEATURE_CONTROL) });
     if feature_control.forbids_vmx() {
         return VmxStatus::DisabledByFirmware;
     }

@@ -1,12 +1,11 @@
 //! The hardware edge: descriptor tables, exceptions, port I/O, MSRs, CPUID, the serial port,
 //! the TSC, hardware random numbers and reset. The only home of raw asm outside `vmx`.
 //!
-//! Two portable decoders live here too because they are pure functions of register values
-//! and are tested on the host: [`vmx_capabilities`] and [`tsc_clock`]. Everything else is
-//! bare metal only.
+//! One portable decoder lives here too because it is a pure function of register values
+//! and is tested on the host: [`tsc_clock`]. (The VMX capability MSRs are decoded in
+//! `vmx::caps`.) Everything else is bare metal only.
 
 pub mod tsc_clock;
-pub mod vmx_capabilities;
 
 #[cfg(target_os = "none")]
 pub mod cpu;

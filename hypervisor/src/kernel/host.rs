@@ -7,8 +7,8 @@ use spin::Once;
 use super::banner::MemorySummary;
 use crate::arch::cpu::CpuInfo;
 use crate::arch::tsc::TscSource;
-use crate::arch::vmx_capabilities::VmxStatus;
 use crate::memory::heap::HeapInfo;
+use crate::vmx::caps::report::VmxStatus;
 
 /// Facts about this host, fixed after boot.
 pub struct Host {

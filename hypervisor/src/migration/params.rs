@@ -6,6 +6,8 @@
 use alloc::string::{String, ToString};
 use core::fmt;
 
+use boot_proto::config::bounds::{self, Bounds};
+
 use super::dirty::DirtyTrackingMode;
 
 /// Tunables of the source side (`migrate_set_parameter NAME VALUE`).
@@ -169,15 +171,13 @@ impl fmt::Display for ArgError {
     }
 }
 
-fn number(name: &'static str, value: &str, min: u64, max: u64) -> Result<u64, ArgError> {
-    match value.parse::<u64>() {
-        Ok(v) if (min..=max).contains(&v) => Ok(v),
-        _ => Err(ArgError::BadValue {
-            name,
-            value: value.to_string(),
-            expected: "a number in range",
-        }),
-    }
+/// A numeric parameter, within the range `tern.cfg` also uses (`boot_proto::config::bounds`).
+fn number(name: &'static str, value: &str, bounds: Bounds) -> Result<u64, ArgError> {
+    bounds.parse(value).map_err(|expected| ArgError::BadValue {
+        name,
+        value: value.to_string(),
+        expected,
+    })
 }
 
 impl MigrationParams {
@@ -185,13 +185,16 @@ impl MigrationParams {
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), ArgError> {
         match name {
             "downtime-limit" => {
-                self.downtime_limit_ms = number("downtime-limit", value, 1, 600_000)?;
+                self.downtime_limit_ms =
+                    number("downtime-limit", value, bounds::DOWNTIME_LIMIT_MS)?;
             }
             "max-bandwidth" => {
-                self.max_bandwidth_mib = number("max-bandwidth", value, 0, 1 << 20)?;
+                self.max_bandwidth_mib = number("max-bandwidth", value, bounds::MAX_BANDWIDTH_MIB)?;
             }
             "max-rounds" => {
-                self.max_rounds = number("max-rounds", value, 1, 10_000)? as u32;
+                // The table's maximum fits a u32 (asserted there).
+                self.max_rounds = u32::try_from(number("max-rounds", value, bounds::MAX_ROUNDS)?)
+                    .unwrap_or(u32::MAX);
             }
             "dirty-tracking" => {
                 self.dirty_tracking =
@@ -202,7 +205,10 @@ impl MigrationParams {
                     })?;
             }
             "cpu-budget" => {
-                self.cpu_budget_percent = number("cpu-budget", value, 1, 100)? as u8;
+                // The table's maximum is 100.
+                self.cpu_budget_percent =
+                    u8::try_from(number("cpu-budget", value, bounds::CPU_BUDGET_PERCENT)?)
+                        .unwrap_or(100);
             }
             "convergence" => {
                 self.convergence = crate::migration::convergence::ConvergenceMode::parse(value)
@@ -213,7 +219,7 @@ impl MigrationParams {
                     })?;
             }
             "delta-cache" => {
-                self.delta_cache_mib = number("delta-cache", value, 0, 1024)?;
+                self.delta_cache_mib = number("delta-cache", value, bounds::DELTA_CACHE_MIB)?;
             }
             "verify" => {
                 self.verify = VerifyMode::parse(value).ok_or_else(|| ArgError::BadValue {
@@ -349,6 +355,32 @@ mod tests {
         ] {
             assert!(parse_migrate(bad.iter().copied()).is_err(), "{bad:?}");
         }
+    }
+
+    /// The console accepts exactly the range `tern.cfg` accepts (one table, issue 13
+    /// item 8), and a refusal says what that range is.
+    #[test]
+    fn console_and_config_share_the_bounds() {
+        for (name, b) in [
+            ("downtime-limit", bounds::DOWNTIME_LIMIT_MS),
+            ("max-bandwidth", bounds::MAX_BANDWIDTH_MIB),
+        ] {
+            let mut p = MigrationParams::default();
+            assert!(p.set(name, &alloc::format!("{}", b.max)).is_ok(), "{name}");
+            assert!(p.set(name, &alloc::format!("{}", b.min)).is_ok(), "{name}");
+            let e = p.set(name, &alloc::format!("{}", b.max + 1)).unwrap_err();
+            assert_eq!(
+                alloc::format!("{e}"),
+                alloc::format!("{name}: '{}' is not {}", b.max + 1, b.expected)
+            );
+        }
+        let file = |ms: u64| {
+            boot_proto::config::parse(&alloc::format!(
+                "[host]\nname = a\n[migration]\ndowntime_limit_ms = {ms}\n"
+            ))
+        };
+        assert!(file(bounds::DOWNTIME_LIMIT_MS.max).is_ok());
+        assert!(file(bounds::DOWNTIME_LIMIT_MS.max + 1).is_err());
     }
 
     #[test]

@@ -2,7 +2,11 @@
 
 use core::fmt;
 
-/// A snapshot of a running (or finished) migration for `info migrate`.
+use migration_proto::message::Progress;
+
+/// A snapshot of a running (or finished) migration for `info migrate`: the protocol's
+/// [`Progress`] (the same numbers the destination's console mirrors) plus what only the
+/// source knows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MigrationInfo {
     /// State name (`connecting`, `pre-copy`, `stop-and-copy`, `committing`, `completed`,
@@ -10,18 +14,9 @@ pub struct MigrationInfo {
     pub state: &'static str,
     /// Cold (`true`) or live.
     pub cold: bool,
-    /// Current round.
-    pub round: u32,
-    /// Bytes put on the wire so far.
-    pub bytes_sent: u64,
-    /// Bytes still to send in this round (pages not yet sent plus buffered output).
-    pub bytes_remaining: u64,
-    /// Pages dirtied per second in the last round.
-    pub dirty_pages_per_sec: u64,
-    /// Bytes per second on the wire in the last round.
-    pub throughput_bytes_per_sec: u64,
-    /// Expected downtime if switching over now (µs; `u64::MAX` = unknown).
-    pub expected_downtime_us: u64,
+    /// Round, bytes sent and remaining (pages not yet sent plus buffered output), dirty
+    /// rate, throughput and expected downtime (`u64::MAX` = unknown).
+    pub progress: Progress,
     /// vCPU throttle, percent.
     pub throttle_percent: u8,
     /// Dirty-rate limit, pages per second, if one is set.
@@ -60,26 +55,27 @@ impl fmt::Display for Bytes {
 
 impl fmt::Display for MigrationInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &self.progress;
         writeln!(
             f,
             "migration: {} ({}), round {}, elapsed {}",
             self.state,
             if self.cold { "cold" } else { "live" },
-            self.round,
+            p.round,
             Ms(self.elapsed_us)
         )?;
         writeln!(
             f,
             "  sent {}, remaining {}, throughput {}/s",
-            Bytes(self.bytes_sent),
-            Bytes(self.bytes_remaining),
-            Bytes(self.throughput_bytes_per_sec)
+            Bytes(p.bytes_sent),
+            Bytes(p.bytes_remaining),
+            Bytes(p.throughput_bytes_per_sec)
         )?;
         write!(
             f,
             "  dirty rate {} pages/s, expected downtime {}, throttle {}%{}",
-            self.dirty_pages_per_sec,
-            Ms(self.expected_downtime_us),
+            p.dirty_pages_per_sec,
+            Ms(p.expected_downtime_us),
             self.throttle_percent,
             DirtyLimit(self.dirty_limit)
         )
@@ -200,7 +196,10 @@ mod tests {
         assert_eq!(format!("{}", Ms(12_345)), "12.345 ms");
         let info = MigrationInfo {
             state: "pre-copy",
-            expected_downtime_us: u64::MAX,
+            progress: Progress {
+                expected_downtime_us: u64::MAX,
+                ..Progress::default()
+            },
             ..Default::default()
         };
         let text = format!("{info}");

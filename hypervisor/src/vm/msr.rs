@@ -25,6 +25,7 @@ pub mod index {
     pub const IA32_SYSENTER_ESP: u32 = 0x175;
     pub const IA32_SYSENTER_EIP: u32 = 0x176;
     pub const IA32_MCG_CAP: u32 = 0x179;
+    pub const IA32_DEBUGCTL: u32 = 0x1d9;
     pub const IA32_MCG_STATUS: u32 = 0x17a;
     pub const IA32_MISC_ENABLE: u32 = 0x1a0;
     pub const IA32_PAT: u32 = 0x277;

@@ -1,333 +1,384 @@
-//! The architectural state of a vCPU as bytes, for migration and snapshots: the guest-state
-//! fields of the VMCS (SDM Vol. 3C §25.4), the GPRs, the emulated MSRs and XCR0, the MSRs
-//! the vCPU switch carries (SYSCALL family), and the guest TSC.
+//! A vCPU's state in the one format tern has for it: the migration protocol's
+//! [`VcpuState`] (docs/migration-protocol.md, "vCPU state"), converted to and from the VMCS
+//! and the software state the hypervisor keeps beside it, here and nowhere else.
 //!
-//! Encoding (little-endian), version 2: magic "VCPU" (4), version u16, reserved u16 = 0,
-//! then `FIELD_COUNT + WORDS_AFTER_FIELDS` u64 words in the fixed order of [`GUEST_FIELDS`],
-//! GPRs (RAX..R15 as in `GuestRegisters`), MTRR default type, MISC_ENABLE, XCR0, APIC ID,
-//! the six switched MSRs, guest TSC, and the TSC rate the guest is shown in kHz (CPUID
-//! 0x4000_0010, see `vm::cpuid`). Version 1 (from tern builds before the timing leaf) is
-//! the same without the last word; it decodes with a rate of 0, "unknown", and the receiving
-//! host shows its own rate. The length of each version is fixed, so decoding checks it
-//! exactly; a
-//! peer controls these bytes, so `decode` validates what the hypervisor itself relies on
-//! (RFLAGS bit 1, XCR0, PAT, activity state) and everything else is left to the VM-entry
-//! checks, which fail the entry — and stop the VM — rather than the hypervisor.
+//! Why one format: the protocol's message used to travel half-filled and be ignored while
+//! the real state went as an undocumented device blob. Now what the source sends *is* the
+//! state the destination loads, and the checks on incoming state
+//! ([`entry_checks`]) run on exactly what will be loaded.
+//!
+//! Where each field comes from (SDM Vol. 3C §25.4, "Guest-State Area"):
+//! * GPRs from the entry/exit assembly's save area, RSP/RIP/RFLAGS, segments (selector,
+//!   base, limit, access rights in VMCS format), GDTR/IDTR, CR3, DR7, IA32_EFER,
+//!   interruptibility, activity and pending debug exceptions from the VMCS.
+//! * CR0/CR4 are what the **guest** sees: bits the hypervisor owns through the guest/host
+//!   mask come from the read shadow, the rest from the real register (§25.6.6). The
+//!   destination runs them with its own fixed bits ([`vmcs_cr0`], [`vmcs_cr4`]), as a guest
+//!   MOV to CR0/CR4 would (`vmx::setup::cr`).
+//! * The pending event is an exception the exit handler queued for the next entry
+//!   (VM-entry interruption information, §25.8.3); tern injects nothing else.
+//! * MSRs: the [`CARRIED_MSRS`] list, from the VMCS (SYSENTER_*, DEBUGCTL, PAT), the
+//!   emulated MSR file (MTRR_DEF_TYPE, MISC_ENABLE), the vCPU switch (SYSCALL family,
+//!   KERNEL_GS_BASE, TSC_AUX) and the guest TSC (IA32_TSC). XCR0 from the emulation state.
+//! * Not saved by tern today, so sent as 0 / empty and refused when a peer sends anything
+//!   else (loading them is not built): CR2, CR8, DR0-DR3, DR6, the PAE PDPTEs, the XSAVE
+//!   area, a pending NMI.
 
-use alloc::vec::Vec;
-use core::fmt;
+use migration_proto::message::{
+    DescriptorTable, EventKind, MsrValue, PendingEvent, SegmentRegister, VcpuState,
+};
 
 use super::exit_handler::VcpuEmulation;
-use super::msr::{SWITCHED_ON_VCPU_CHANGE, pat_valid, xcr0_valid};
+use super::msr::{MsrFile, SWITCHED_ON_VCPU_CHANGE, index};
 use crate::vmx::error::VmxError;
 use crate::vmx::regs::GuestRegisters;
 use crate::vmx::setup::controls::bits::ENTRY_IA32E_MODE_GUEST;
-use crate::vmx::setup::cr::EFER_LMA;
-use crate::vmx::vmcs::VmcsAccess;
+use crate::vmx::setup::cr::{EFER_LMA, real_cr0};
 use crate::vmx::vmcs::fields::{control, guest};
+use crate::vmx::vmcs::{Field16, Field32, FieldNatural, VmcsAccess};
 
-/// Encoding version written by this build.
-pub const VCPU_STATE_VERSION: u16 = 2;
-/// The oldest encoding version this build still reads.
-const OLDEST_READ_VERSION: u16 = 1;
-const MAGIC: [u8; 4] = *b"VCPU";
+pub mod entry_checks;
 
-/// VMCS fields saved, in encoding order: the guest-state area plus the CR0/CR4 read
-/// shadows (what the guest believes its CR0/CR4 are).
-pub const GUEST_FIELDS: [u32; 54] = [
-    guest::ES_SELECTOR.0,
-    guest::CS_SELECTOR.0,
-    guest::SS_SELECTOR.0,
-    guest::DS_SELECTOR.0,
-    guest::FS_SELECTOR.0,
-    guest::GS_SELECTOR.0,
-    guest::LDTR_SELECTOR.0,
-    guest::TR_SELECTOR.0,
-    guest::IA32_DEBUGCTL.0,
-    guest::IA32_PAT.0,
-    guest::IA32_EFER.0,
-    guest::ES_LIMIT.0,
-    guest::CS_LIMIT.0,
-    guest::SS_LIMIT.0,
-    guest::DS_LIMIT.0,
-    guest::FS_LIMIT.0,
-    guest::GS_LIMIT.0,
-    guest::LDTR_LIMIT.0,
-    guest::TR_LIMIT.0,
-    guest::GDTR_LIMIT.0,
-    guest::IDTR_LIMIT.0,
-    guest::ES_ACCESS_RIGHTS.0,
-    guest::CS_ACCESS_RIGHTS.0,
-    guest::SS_ACCESS_RIGHTS.0,
-    guest::DS_ACCESS_RIGHTS.0,
-    guest::FS_ACCESS_RIGHTS.0,
-    guest::GS_ACCESS_RIGHTS.0,
-    guest::LDTR_ACCESS_RIGHTS.0,
-    guest::TR_ACCESS_RIGHTS.0,
-    guest::INTERRUPTIBILITY_STATE.0,
-    guest::ACTIVITY_STATE.0,
-    guest::IA32_SYSENTER_CS.0,
-    guest::CR0.0,
-    guest::CR3.0,
-    guest::CR4.0,
-    guest::ES_BASE.0,
-    guest::CS_BASE.0,
-    guest::SS_BASE.0,
-    guest::DS_BASE.0,
-    guest::FS_BASE.0,
-    guest::GS_BASE.0,
-    guest::LDTR_BASE.0,
-    guest::TR_BASE.0,
-    guest::GDTR_BASE.0,
-    guest::IDTR_BASE.0,
-    guest::DR7.0,
-    guest::RSP.0,
-    guest::RIP.0,
-    guest::RFLAGS.0,
-    guest::PENDING_DEBUG_EXCEPTIONS.0,
-    guest::IA32_SYSENTER_ESP.0,
-    guest::IA32_SYSENTER_EIP.0,
-    control::CR0_READ_SHADOW.0,
-    control::CR4_READ_SHADOW.0,
-];
-const FIELD_COUNT: usize = GUEST_FIELDS.len();
-const GPRS: usize = 15;
-const SWITCHED: usize = SWITCHED_ON_VCPU_CHANGE.len();
-/// Words after the VMCS fields: GPRs, MTRR def type, MISC_ENABLE, XCR0, APIC ID, switched
-/// MSRs, guest TSC, guest TSC kHz.
-const WORDS_AFTER_FIELDS: usize = GPRS + 4 + SWITCHED + 2;
-/// Exact length of an encoded state (this build's version).
-pub const ENCODED_LEN: usize = 8 + 8 * (FIELD_COUNT + WORDS_AFTER_FIELDS);
-/// Exact length of a version-1 state (no TSC rate word).
-const V1_ENCODED_LEN: usize = ENCODED_LEN - 8;
+use entry_checks::{GuestStateError, GuestStateLimits, check_guest_state};
 
-/// A vCPU's state outside the hypervisor.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VcpuState {
-    fields: [u64; FIELD_COUNT],
-    /// Guest GPRs.
+/// What the hypervisor keeps for a vCPU outside the VMCS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VcpuSoftware {
+    /// GPRs but RSP.
     pub regs: GuestRegisters,
-    /// Emulated MSRs, XCR0, APIC ID, the TSC rate shown to the guest (0 from a version-1
-    /// state: unknown).
+    /// Emulated MSRs, XCR0, APIC ID.
     pub emulation: VcpuEmulation,
-    /// STAR, LSTAR, CSTAR, FMASK, KERNEL_GS_BASE, TSC_AUX.
-    pub switched_msrs: [u64; SWITCHED],
-    /// The guest's TSC when the state was captured.
+    /// STAR, LSTAR, CSTAR, FMASK, KERNEL_GS_BASE, TSC_AUX (`SWITCHED_ON_VCPU_CHANGE`).
+    pub switched_msrs: [u64; SWITCHED_ON_VCPU_CHANGE.len()],
+    /// The guest's TSC at the capture.
     pub guest_tsc: u64,
 }
 
-/// Why an encoded vCPU state was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VcpuStateError {
-    /// Wrong length for its version.
-    Length {
-        /// Bytes received.
-        got: usize,
-        /// Bytes that version has.
-        expected: usize,
-    },
-    /// Does not start with "VCPU".
-    BadMagic,
-    /// Unknown encoding version.
-    UnsupportedVersion(u16),
-    /// A value the hypervisor relies on is invalid.
-    Invalid(&'static str),
+/// The MSRs a [`VcpuState`] carries, each exactly once, and their names for messages.
+pub const CARRIED_MSRS: [(u32, &str); 14] = [
+    (index::IA32_TSC, "IA32_TSC"),
+    (index::IA32_SYSENTER_CS, "IA32_SYSENTER_CS"),
+    (index::IA32_SYSENTER_ESP, "IA32_SYSENTER_ESP"),
+    (index::IA32_SYSENTER_EIP, "IA32_SYSENTER_EIP"),
+    (index::IA32_MISC_ENABLE, "IA32_MISC_ENABLE"),
+    (index::IA32_DEBUGCTL, "IA32_DEBUGCTL"),
+    (index::IA32_PAT, "IA32_PAT"),
+    (index::IA32_MTRR_DEF_TYPE, "IA32_MTRR_DEF_TYPE"),
+    (index::IA32_STAR, "IA32_STAR"),
+    (index::IA32_LSTAR, "IA32_LSTAR"),
+    (index::IA32_CSTAR, "IA32_CSTAR"),
+    (index::IA32_FMASK, "IA32_FMASK"),
+    (index::IA32_KERNEL_GS_BASE, "IA32_KERNEL_GS_BASE"),
+    (index::IA32_TSC_AUX, "IA32_TSC_AUX"),
+];
+
+/// The VMCS fields of one segment register, in the protocol's order ES, CS, SS, DS, FS,
+/// GS, LDTR, TR.
+const SEGMENTS: [(Field16, FieldNatural, Field32, Field32); 8] = {
+    use guest::*;
+    [
+        (ES_SELECTOR, ES_BASE, ES_LIMIT, ES_ACCESS_RIGHTS),
+        (CS_SELECTOR, CS_BASE, CS_LIMIT, CS_ACCESS_RIGHTS),
+        (SS_SELECTOR, SS_BASE, SS_LIMIT, SS_ACCESS_RIGHTS),
+        (DS_SELECTOR, DS_BASE, DS_LIMIT, DS_ACCESS_RIGHTS),
+        (FS_SELECTOR, FS_BASE, FS_LIMIT, FS_ACCESS_RIGHTS),
+        (GS_SELECTOR, GS_BASE, GS_LIMIT, GS_ACCESS_RIGHTS),
+        (LDTR_SELECTOR, LDTR_BASE, LDTR_LIMIT, LDTR_ACCESS_RIGHTS),
+        (TR_SELECTOR, TR_BASE, TR_LIMIT, TR_ACCESS_RIGHTS),
+    ]
+};
+
+/// Index of RSP in [`VcpuState::gprs`] (instruction-encoding order).
+const RSP: usize = 4;
+/// VM-entry interruption information (SDM §25.8.3, Table 25-17): valid bit, "deliver error
+/// code" bit, type in bits 10:8, vector in 7:0.
+const EVENT_VALID: u32 = 1 << 31;
+const EVENT_HAS_ERROR_CODE: u32 = 1 << 11;
+
+/// The value of MSR `msr` in `state`, if it carries it.
+pub fn msr_value(state: &VcpuState, msr: u32) -> Option<u64> {
+    state.msrs.iter().find(|m| m.index == msr).map(|m| m.value)
 }
 
-impl fmt::Display for VcpuStateError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Length { got, expected } => {
-                write!(f, "vCPU state has {got} bytes, expected {expected}")
-            }
-            Self::BadMagic => write!(f, "vCPU state has a bad magic (expected \"VCPU\")"),
-            Self::UnsupportedVersion(v) => write!(f, "vCPU state version {v} is not supported"),
-            Self::Invalid(what) => write!(f, "vCPU state: invalid {what}"),
-        }
+/// The CR0 the CPU runs the guest with when the guest sees `visible`: the VMX fixed bits of
+/// this host applied (SDM App. A.7; PE/PG exempt under unrestricted guest, §27.3.1.1).
+pub fn vmcs_cr0(visible: u64, limits: &GuestStateLimits) -> u64 {
+    real_cr0(visible, limits.cr0_fixed0, limits.cr0_fixed1)
+}
+
+/// The CR4 the CPU runs the guest with when the guest sees `visible` (SDM App. A.8).
+pub fn vmcs_cr4(visible: u64, limits: &GuestStateLimits) -> u64 {
+    (visible | limits.cr4_fixed0) & limits.cr4_fixed1
+}
+
+fn guest_view(real: u64, shadow: u64, mask: u64) -> u64 {
+    (real & !mask) | (shadow & mask)
+}
+
+/// Reads the current VMCS and the software state into the one format. `vcpu_index` is the
+/// vCPU's number in its VM (its APIC ID too).
+pub fn capture(
+    vmcs: &impl VmcsAccess,
+    soft: &VcpuSoftware,
+    vcpu_index: u32,
+) -> Result<VcpuState, VmxError> {
+    let r = &soft.regs;
+    let mut segments = [SegmentRegister::default(); 8];
+    for (seg, (selector, base, limit, ar)) in segments.iter_mut().zip(SEGMENTS) {
+        *seg = SegmentRegister {
+            selector: vmcs.read16(selector)?,
+            base: vmcs.read_natural(base)?,
+            limit: vmcs.read32(limit)?,
+            access_rights: vmcs.read32(ar)?,
+        };
     }
-}
-
-fn all_fields() -> impl Iterator<Item = u32> {
-    GUEST_FIELDS.into_iter()
-}
-
-fn field_index(encoding: u32) -> usize {
-    all_fields()
-        .position(|f| f == encoding)
-        .unwrap_or(usize::MAX)
-}
-
-impl VcpuState {
-    /// Read the state of the current VMCS and the given software state.
-    pub fn capture(
-        vmcs: &impl VmcsAccess,
-        regs: &GuestRegisters,
-        emulation: &VcpuEmulation,
-        switched_msrs: [u64; SWITCHED],
-        guest_tsc: u64,
-    ) -> Result<Self, VmxError> {
-        let mut fields = [0u64; FIELD_COUNT];
-        for (slot, encoding) in fields.iter_mut().zip(all_fields()) {
-            *slot = vmcs.read_raw(encoding)?;
-        }
-        Ok(Self {
-            fields,
-            regs: *regs,
-            emulation: *emulation,
-            switched_msrs,
-            guest_tsc,
+    // VM entry refuses limits above 0xffff (§27.3.1.3), so a VMCS that ran fits u16.
+    let table = |base, limit| -> Result<DescriptorTable, VmxError> {
+        Ok(DescriptorTable {
+            base: vmcs.read_natural(base)?,
+            limit: u16::try_from(vmcs.read32(limit)?).unwrap_or(u16::MAX),
         })
-    }
-
-    /// Write the VMCS fields (and the "IA-32e mode guest" entry control, which must match
-    /// EFER.LMA, SDM §27.3.1.1) into the current VMCS.
-    pub fn apply_to_vmcs(&self, vmcs: &mut impl VmcsAccess) -> Result<(), VmxError> {
-        for (value, encoding) in self.fields.iter().zip(all_fields()) {
-            vmcs.write_raw(encoding, *value)?;
-        }
-        let entry = vmcs.read32(control::ENTRY_CONTROLS)?;
-        let entry = if self.field(guest::IA32_EFER.0) & EFER_LMA != 0 {
-            entry | ENTRY_IA32E_MODE_GUEST
+    };
+    let info = vmcs.read32(control::ENTRY_INTERRUPTION_INFO)?;
+    let pending_event = if info & EVENT_VALID != 0 {
+        let error_code = if info & EVENT_HAS_ERROR_CODE != 0 {
+            Some(vmcs.read32(control::ENTRY_EXCEPTION_ERROR_CODE)?)
         } else {
-            entry & !ENTRY_IA32E_MODE_GUEST
+            None
         };
-        vmcs.write32(control::ENTRY_CONTROLS, entry)
-    }
-
-    /// The saved value of a VMCS field (0 for a field that is not saved).
-    pub fn field(&self, encoding: u32) -> u64 {
-        self.fields.get(field_index(encoding)).copied().unwrap_or(0)
-    }
-
-    /// Encode.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(ENCODED_LEN);
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&VCPU_STATE_VERSION.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        let r = &self.regs;
-        let gprs = [
-            r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.r8, r.r9, r.r10, r.r11, r.r12,
-            r.r13, r.r14, r.r15,
-        ];
-        let e = &self.emulation;
-        let emulation = [
-            e.msrs.mtrr_def_type,
-            e.msrs.misc_enable,
-            e.xcr0,
-            u64::from(e.apic_id),
-        ];
-        let tail = [self.guest_tsc, u64::from(e.tsc_khz)];
-        for word in self
-            .fields
+        // Types 1 and 7 (reserved, "other event") are never written by tern.
+        let kind = EventKind::from_code(((info >> 8) & 7) as u8).ok();
+        kind.map(|kind| PendingEvent {
+            vector: (info & 0xff) as u8,
+            kind,
+            error_code,
+            instruction_len: 0,
+        })
+    } else {
+        None
+    };
+    let e = &soft.emulation;
+    let mut msrs = alloc::vec![
+        MsrValue {
+            index: index::IA32_TSC,
+            value: soft.guest_tsc
+        },
+        MsrValue {
+            index: index::IA32_SYSENTER_CS,
+            value: u64::from(vmcs.read32(guest::IA32_SYSENTER_CS)?)
+        },
+        MsrValue {
+            index: index::IA32_SYSENTER_ESP,
+            value: vmcs.read_natural(guest::IA32_SYSENTER_ESP)?
+        },
+        MsrValue {
+            index: index::IA32_SYSENTER_EIP,
+            value: vmcs.read_natural(guest::IA32_SYSENTER_EIP)?
+        },
+        MsrValue {
+            index: index::IA32_MISC_ENABLE,
+            value: e.msrs.misc_enable
+        },
+        MsrValue {
+            index: index::IA32_DEBUGCTL,
+            value: vmcs.read64(guest::IA32_DEBUGCTL)?
+        },
+        MsrValue {
+            index: index::IA32_PAT,
+            value: vmcs.read64(guest::IA32_PAT)?
+        },
+        MsrValue {
+            index: index::IA32_MTRR_DEF_TYPE,
+            value: e.msrs.mtrr_def_type
+        },
+    ];
+    msrs.extend(
+        SWITCHED_ON_VCPU_CHANGE
             .iter()
-            .chain(&gprs)
-            .chain(&emulation)
-            .chain(&self.switched_msrs)
-            .chain(&tail)
-        {
-            out.extend_from_slice(&word.to_le_bytes());
-        }
-        out
-    }
+            .zip(soft.switched_msrs)
+            .map(|(&index, value)| MsrValue { index, value }),
+    );
+    Ok(VcpuState {
+        vcpu_index,
+        gprs: [
+            r.rax,
+            r.rcx,
+            r.rdx,
+            r.rbx,
+            vmcs.read_natural(guest::RSP)?,
+            r.rbp,
+            r.rsi,
+            r.rdi,
+            r.r8,
+            r.r9,
+            r.r10,
+            r.r11,
+            r.r12,
+            r.r13,
+            r.r14,
+            r.r15,
+        ],
+        rip: vmcs.read_natural(guest::RIP)?,
+        rflags: vmcs.read_natural(guest::RFLAGS)?,
+        segments,
+        gdtr: table(guest::GDTR_BASE, guest::GDTR_LIMIT)?,
+        idtr: table(guest::IDTR_BASE, guest::IDTR_LIMIT)?,
+        cr0: guest_view(
+            vmcs.read_natural(guest::CR0)?,
+            vmcs.read_natural(control::CR0_READ_SHADOW)?,
+            vmcs.read_natural(control::CR0_GUEST_HOST_MASK)?,
+        ),
+        cr2: 0,
+        cr3: vmcs.read_natural(guest::CR3)?,
+        cr4: guest_view(
+            vmcs.read_natural(guest::CR4)?,
+            vmcs.read_natural(control::CR4_READ_SHADOW)?,
+            vmcs.read_natural(control::CR4_GUEST_HOST_MASK)?,
+        ),
+        cr8: 0,
+        efer: vmcs.read64(guest::IA32_EFER)?,
+        xcr0: e.xcr0,
+        pdptes: [0; 4],
+        dr0_3: [0; 4],
+        dr6: 0,
+        dr7: vmcs.read_natural(guest::DR7)?,
+        interruptibility: vmcs.read32(guest::INTERRUPTIBILITY_STATE)?,
+        activity_state: vmcs.read32(guest::ACTIVITY_STATE)?,
+        pending_debug_exceptions: vmcs.read_natural(guest::PENDING_DEBUG_EXCEPTIONS)?,
+        pending_event,
+        nmi_pending: false,
+        msrs,
+        xsave: alloc::vec::Vec::new(),
+    })
+}
 
-    /// Decode and validate.
-    pub fn decode(bytes: &[u8]) -> Result<Self, VcpuStateError> {
-        if bytes.len() < 8 {
-            return Err(VcpuStateError::Length {
-                got: bytes.len(),
-                expected: ENCODED_LEN,
-            });
-        }
-        if bytes[0..4] != MAGIC {
-            return Err(VcpuStateError::BadMagic);
-        }
-        let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-        let expected = match version {
-            VCPU_STATE_VERSION => ENCODED_LEN,
-            OLDEST_READ_VERSION => V1_ENCODED_LEN,
-            _ => return Err(VcpuStateError::UnsupportedVersion(version)),
-        };
-        if bytes.len() != expected {
-            return Err(VcpuStateError::Length {
-                got: bytes.len(),
-                expected,
-            });
-        }
-        if bytes[6..8] != [0, 0] {
-            return Err(VcpuStateError::Invalid("reserved header bytes"));
-        }
-        let mut words = bytes[8..].chunks_exact(8).map(|c| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            u64::from_le_bytes(w)
-        });
-        // The exact length was checked, so every `next` below yields a word (except the
-        // rate word of version 1, which reads as 0).
-        let mut next = || words.next().unwrap_or(0);
-        let mut fields = [0u64; FIELD_COUNT];
-        fields.iter_mut().for_each(|f| *f = next());
-        let regs = GuestRegisters {
-            rax: next(),
-            rbx: next(),
-            rcx: next(),
-            rdx: next(),
-            rsi: next(),
-            rdi: next(),
-            rbp: next(),
-            r8: next(),
-            r9: next(),
-            r10: next(),
-            r11: next(),
-            r12: next(),
-            r13: next(),
-            r14: next(),
-            r15: next(),
-        };
-        let mut emulation = VcpuEmulation::default();
-        emulation.msrs.mtrr_def_type = next();
-        emulation.msrs.misc_enable = next();
-        emulation.xcr0 = next();
-        let apic_id = next();
-        emulation.apic_id =
-            u8::try_from(apic_id).map_err(|_| VcpuStateError::Invalid("APIC ID"))?;
-        let mut switched_msrs = [0u64; SWITCHED];
-        switched_msrs.iter_mut().for_each(|m| *m = next());
-        let guest_tsc = next();
-        // Version 1 has no rate word: `next` yields 0, "unknown".
-        emulation.tsc_khz =
-            u32::try_from(next()).map_err(|_| VcpuStateError::Invalid("TSC frequency"))?;
-        let state = Self {
-            fields,
-            regs,
-            emulation,
-            switched_msrs,
-            guest_tsc,
-        };
-        state.validate()?;
-        Ok(state)
-    }
+/// Why a state could not be loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyError {
+    /// The state fails a VM-entry check (or one of tern's limits); nothing was written.
+    Refused(GuestStateError),
+    /// VMREAD/VMWRITE failed.
+    Vmcs(VmxError),
+}
 
-    fn validate(&self) -> Result<(), VcpuStateError> {
-        let rflags = self.field(guest::RFLAGS.0);
-        // Bit 1 reads as 1; bits 63:22, 15, 5 and 3 are reserved (SDM Vol. 1 §3.4.3).
-        if rflags & 0x2 == 0 || rflags & !0x3f_7fd7 != 0 {
-            return Err(VcpuStateError::Invalid("RFLAGS"));
+impl core::fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Refused(e) => write!(f, "{e}"),
+            Self::Vmcs(e) => write!(f, "{e}"),
         }
-        if !pat_valid(self.field(guest::IA32_PAT.0)) {
-            return Err(VcpuStateError::Invalid("IA32_PAT"));
-        }
-        if !xcr0_valid(self.emulation.xcr0, super::cpuid::XCR0_OFFERED) {
-            return Err(VcpuStateError::Invalid("XCR0"));
-        }
-        // Activity states: 0 active, 1 HLT, 2 shutdown, 3 wait-for-SIPI (SDM §25.4.2).
-        if self.field(guest::ACTIVITY_STATE.0) > 3 {
-            return Err(VcpuStateError::Invalid("activity state"));
-        }
-        Ok(())
     }
 }
 
-pub mod entry_checks;
+impl From<VmxError> for ApplyError {
+    fn from(e: VmxError) -> Self {
+        Self::Vmcs(e)
+    }
+}
+
+/// Checks `state` ([`check_guest_state`]) and writes it into the current VMCS (with the
+/// "IA-32e mode guest" entry control equal to EFER.LMA, SDM §27.3.1.1); returns the
+/// software part for the machine to keep. A refused state writes nothing.
+pub fn apply(
+    state: &VcpuState,
+    vmcs: &mut impl VmcsAccess,
+    limits: &GuestStateLimits,
+) -> Result<VcpuSoftware, ApplyError> {
+    check_guest_state(state, limits).map_err(ApplyError::Refused)?;
+    // Every carried MSR is present: `check_guest_state` refuses a state that lacks one.
+    let msr = |index| msr_value(state, index).unwrap_or(0);
+    let g = &state.gprs;
+    for (seg, (selector, base, limit, ar)) in state.segments.iter().zip(SEGMENTS) {
+        vmcs.write16(selector, seg.selector)?;
+        vmcs.write_natural(base, seg.base)?;
+        vmcs.write32(limit, seg.limit)?;
+        vmcs.write32(ar, seg.access_rights)?;
+    }
+    vmcs.write_natural(guest::GDTR_BASE, state.gdtr.base)?;
+    vmcs.write32(guest::GDTR_LIMIT, u32::from(state.gdtr.limit))?;
+    vmcs.write_natural(guest::IDTR_BASE, state.idtr.base)?;
+    vmcs.write32(guest::IDTR_LIMIT, u32::from(state.idtr.limit))?;
+    vmcs.write_natural(guest::RSP, g[RSP])?;
+    vmcs.write_natural(guest::RIP, state.rip)?;
+    vmcs.write_natural(guest::RFLAGS, state.rflags)?;
+    vmcs.write_natural(guest::CR0, vmcs_cr0(state.cr0, limits))?;
+    vmcs.write_natural(control::CR0_READ_SHADOW, state.cr0)?;
+    vmcs.write_natural(guest::CR3, state.cr3)?;
+    vmcs.write_natural(guest::CR4, vmcs_cr4(state.cr4, limits))?;
+    vmcs.write_natural(control::CR4_READ_SHADOW, state.cr4)?;
+    vmcs.write64(guest::IA32_EFER, state.efer)?;
+    vmcs.write_natural(guest::DR7, state.dr7)?;
+    vmcs.write32(guest::INTERRUPTIBILITY_STATE, state.interruptibility)?;
+    vmcs.write32(guest::ACTIVITY_STATE, state.activity_state)?;
+    vmcs.write_natural(
+        guest::PENDING_DEBUG_EXCEPTIONS,
+        state.pending_debug_exceptions,
+    )?;
+    // The checks bound SYSENTER_CS to 32 bits.
+    vmcs.write32(
+        guest::IA32_SYSENTER_CS,
+        u32::try_from(msr(index::IA32_SYSENTER_CS)).unwrap_or(0),
+    )?;
+    vmcs.write_natural(guest::IA32_SYSENTER_ESP, msr(index::IA32_SYSENTER_ESP))?;
+    vmcs.write_natural(guest::IA32_SYSENTER_EIP, msr(index::IA32_SYSENTER_EIP))?;
+    vmcs.write64(guest::IA32_DEBUGCTL, msr(index::IA32_DEBUGCTL))?;
+    vmcs.write64(guest::IA32_PAT, msr(index::IA32_PAT))?;
+    let info = match state.pending_event {
+        None => 0,
+        Some(e) => {
+            let mut info = EVENT_VALID | ((e.kind as u32) << 8) | u32::from(e.vector);
+            if let Some(code) = e.error_code {
+                info |= EVENT_HAS_ERROR_CODE;
+                vmcs.write32(control::ENTRY_EXCEPTION_ERROR_CODE, code)?;
+            }
+            info
+        }
+    };
+    vmcs.write32(control::ENTRY_INTERRUPTION_INFO, info)?;
+    let entry = vmcs.read32(control::ENTRY_CONTROLS)?;
+    let entry = if state.efer & EFER_LMA != 0 {
+        entry | ENTRY_IA32E_MODE_GUEST
+    } else {
+        entry & !ENTRY_IA32E_MODE_GUEST
+    };
+    vmcs.write32(control::ENTRY_CONTROLS, entry)?;
+    let mut switched_msrs = [0u64; SWITCHED_ON_VCPU_CHANGE.len()];
+    for (slot, &index) in switched_msrs.iter_mut().zip(&SWITCHED_ON_VCPU_CHANGE) {
+        *slot = msr(index);
+    }
+    Ok(VcpuSoftware {
+        regs: GuestRegisters {
+            rax: g[0],
+            rcx: g[1],
+            rdx: g[2],
+            rbx: g[3],
+            rbp: g[5],
+            rsi: g[6],
+            rdi: g[7],
+            r8: g[8],
+            r9: g[9],
+            r10: g[10],
+            r11: g[11],
+            r12: g[12],
+            r13: g[13],
+            r14: g[14],
+            r15: g[15],
+        },
+        emulation: VcpuEmulation {
+            msrs: MsrFile {
+                mtrr_def_type: msr(index::IA32_MTRR_DEF_TYPE),
+                misc_enable: msr(index::IA32_MISC_ENABLE),
+            },
+            xcr0: state.xcr0,
+            // The checks bound the index to one APIC ID byte.
+            apic_id: u8::try_from(state.vcpu_index).unwrap_or(0),
+            // The VM's TSC rate is not vCPU state: the machine keeps its own (`tsc-rate`).
+            tsc_khz: 0,
+        },
+        switched_msrs,
+        guest_tsc: msr(index::IA32_TSC),
+    })
+}
+
 #[cfg(test)]
 mod tests;

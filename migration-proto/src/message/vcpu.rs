@@ -57,7 +57,9 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    fn from_code(code: u8) -> Result<Self, DecodeError> {
+    /// The kind with VM-entry interruption type `code` (SDM Table 25-17); 1 and 7 are not
+    /// events a vCPU state carries.
+    pub fn from_code(code: u8) -> Result<Self, DecodeError> {
         Ok(match code {
             0 => EventKind::ExternalInterrupt,
             2 => EventKind::Nmi,

@@ -4,11 +4,11 @@
 use alloc::format;
 use alloc::string::{String, ToString};
 
-use super::super::value;
 use super::super::{
     ConfigError, ConfigErrorKind, DEFAULT_MIGRATION_PORT, HostConfig, MAX_CMDLINE_LEN,
     MAX_IMAGE_PATH_LEN, MigrationConfig, NetConfig, NetMode, VmConfig,
 };
+use super::super::{bounds, value};
 use super::slot::{Slot, unknown_key};
 
 /// Sections that can appear once know where they started, for duplicate-section messages.
@@ -189,15 +189,13 @@ impl MigrationDraft {
             "downtime_limit_ms" => {
                 self.downtime_limit_ms
                     .fill(S, "downtime_limit_ms", raw, line, |e| {
-                        e.parse(|v| value::u32_at_least(v, 1, "milliseconds from 1 to 4294967295"))
+                        e.parse(|v| bounds::DOWNTIME_LIMIT_MS.parse_u32(v))
                     })
             }
             "max_bandwidth_mib" => {
                 self.max_bandwidth_mib
                     .fill(S, "max_bandwidth_mib", raw, line, |e| {
-                        e.parse(|v| {
-                            value::u32_at_least(v, 0, "MiB/s from 0 (unlimited) to 4294967295")
-                        })
+                        e.parse(|v| bounds::MAX_BANDWIDTH_MIB.parse_u32(v))
                     })
             }
             _ => Err(unknown_key(S, key, line)),

@@ -20,18 +20,16 @@ use crate::migration::source::{MigratableVm, VmError};
 use crate::vm::cpuid::{CpuidResult, VcpuView, XCR0_OFFERED, guest_cpuid};
 use crate::vm::machine::{Machine, MachineContext};
 use crate::vm::state::{VmCommand, VmState};
-use crate::vm::vcpu_state;
 use crate::vm::vcpu_state::entry_checks::{GuestStateLimits, check_guest_state};
-use crate::vmx::vmcs::fields::guest;
 
 use super::super::vms::{ConsoleLines, KernelFrames};
 
-/// Device-state id of the VMX vCPU snapshot (`vm::vcpu_state` encoding).
-pub const VCPU_DEVICE: &str = "vcpu0-vmx";
 /// Device-state id of the COM1 UART.
 pub const UART_DEVICE: &str = "com1";
 /// Device-state id of the guest's console line in progress (bytes after the last newline).
 pub const CONSOLE_LINE_DEVICE: &str = "com1-line";
+/// Device-state id of the TSC rate the VM shows its guest (CPUID 0x4000_0010): u32 kHz LE.
+pub const TSC_RATE_DEVICE: &str = "tsc-rate";
 
 fn vm_error(what: &str, e: impl core::fmt::Display) -> VmError {
     VmError(format!("{what}: {e}"))
@@ -129,42 +127,16 @@ impl MigratableVm for SourceVm<'_> {
     }
 
     fn vcpu_states(&mut self) -> Result<Vec<VcpuState>, VmError> {
-        let blob = self
+        // The complete architectural state, in the protocol's format (`vm::vcpu_state`).
+        let state = self
             .machine
             .save_vcpu_state(&mut self.ctx.vmx)
             .map_err(|e| vm_error("saving the vCPU", e))?;
-        let state =
-            vcpu_state::VcpuState::decode(&blob).map_err(|e| vm_error("decoding the vCPU", e))?;
-        let r = &state.regs;
-        Ok(vec![VcpuState {
-            vcpu_index: 0,
-            gprs: [
-                r.rax, r.rcx, r.rdx, r.rbx, 0, r.rbp, r.rsi, r.rdi, r.r8, r.r9, r.r10, r.r11,
-                r.r12, r.r13, r.r14, r.r15,
-            ],
-            rip: state.field(guest::RIP.0),
-            rflags: state.field(guest::RFLAGS.0),
-            cr0: state.field(guest::CR0.0),
-            cr3: state.field(guest::CR3.0),
-            cr4: state.field(guest::CR4.0),
-            efer: state.field(guest::IA32_EFER.0),
-            ..VcpuState::default()
-        }])
+        Ok(vec![state])
     }
 
     fn device_states(&mut self) -> Result<Vec<DeviceState>, VmError> {
-        // The full VMX snapshot (segments, MSRs, TSC, ...) travels as a device state; the
-        // protocol's VcpuState above carries the architectural summary for the peer's log.
-        let blob = self
-            .machine
-            .save_vcpu_state(&mut self.ctx.vmx)
-            .map_err(|e| vm_error("saving the vCPU", e))?;
         Ok(vec![
-            DeviceState {
-                id: VCPU_DEVICE.into(),
-                version: 1,
-                data: blob,
-            },
             DeviceState {
                 id: UART_DEVICE.into(),
                 version: 1,
@@ -175,15 +147,21 @@ impl MigratableVm for SourceVm<'_> {
                 version: 1,
                 data: self.machine.console_line(),
             },
+            DeviceState {
+                id: TSC_RATE_DEVICE.into(),
+                version: 1,
+                data: self.machine.tsc_khz().to_le_bytes().to_vec(),
+            },
         ])
     }
 }
 
-/// A VM being received: its machine, plus the vCPU snapshot to load before it runs
+/// A VM being received: its machine, plus the vCPU state to load before it runs
 /// (loading needs VMX root, which the engine's traits do not carry).
 pub struct IncomingMachine {
     pub machine: Machine<ConsoleLines>,
-    pub vcpu_blob: Option<Vec<u8>>,
+    /// The checked vCPU state, once it arrived.
+    pub vcpu: Option<VcpuState>,
     /// This host's VMX limits, to check the incoming vCPU before the commit.
     pub limits: GuestStateLimits,
 }
@@ -193,29 +171,40 @@ impl IncomingVm for IncomingMachine {
         self.machine.ram_page_mut(&KernelFrames, gpa)
     }
 
-    fn load_vcpu(&mut self, _state: &VcpuState) -> Result<(), VmError> {
-        // The authoritative state is the VMX snapshot (see `load_device`).
+    fn load_vcpu(&mut self, state: &VcpuState) -> Result<(), VmError> {
+        if state.vcpu_index != 0 || self.vcpu.is_some() {
+            return Err(VmError(format!(
+                "vCPU state for vCPU {} (this VM has one vCPU, 0, sent once)",
+                state.vcpu_index
+            )));
+        }
+        // Before CommitAck: a state that cannot enter is refused now, while the source
+        // still has the VM, naming the field (SDM Vol. 3C §27.3.1).
+        check_guest_state(state, &self.limits).map_err(|e| vm_error("incoming vCPU state", e))?;
+        self.vcpu = Some(state.clone());
         Ok(())
     }
 
     fn load_device(&mut self, state: &DeviceState) -> Result<(), VmError> {
         match (state.id.as_str(), state.version) {
-            (VCPU_DEVICE, 1) => {
-                let vcpu = vcpu_state::VcpuState::decode(&state.data)
-                    .map_err(|e| vm_error("incoming vCPU state", e))?;
-                // Before CommitAck: a state that cannot enter is refused now, while the
-                // source still has the VM, naming the field (SDM Vol. 3C §27.3.1).
-                check_guest_state(&vcpu, &self.limits)
-                    .map_err(|e| vm_error("incoming vCPU state", e))?;
-                self.vcpu_blob = Some(state.data.clone());
-                Ok(())
-            }
             (UART_DEVICE, 1) => self
                 .machine
                 .load_uart_state(&state.data)
                 .map_err(|e| vm_error("incoming UART state", e)),
             (CONSOLE_LINE_DEVICE, 1) if state.data.len() <= crate::vm::console_out::MAX_LINE => {
                 self.machine.load_console_line(&state.data);
+                Ok(())
+            }
+            (TSC_RATE_DEVICE, 1) => {
+                let khz = <[u8; 4]>::try_from(state.data.as_slice())
+                    .map(u32::from_le_bytes)
+                    .map_err(|_| {
+                        VmError(format!(
+                            "incoming TSC rate: {} bytes, expected 4",
+                            state.data.len()
+                        ))
+                    })?;
+                self.machine.set_arriving_tsc_khz(khz);
                 Ok(())
             }
             (id, version) => Err(VmError(format!(
@@ -271,7 +260,7 @@ impl IncomingVmFactory for KernelFactory<'_> {
         .map_err(|e| vm_error("building the VM", e))?;
         Ok(IncomingMachine {
             machine,
-            vcpu_blob: None,
+            vcpu: None,
             limits: GuestStateLimits::of_host(&ctx.vmx.config),
         })
     }

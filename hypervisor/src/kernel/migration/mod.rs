@@ -344,7 +344,7 @@ impl Migrations {
     }
 }
 
-/// Loads the vCPU snapshot into a committed VM and adds it to the host: started when the
+/// Loads the vCPU state into a committed VM and adds it to the host: started when the
 /// source released it, kept paused and held when the commit is in doubt.
 fn keep_incoming(
     mut vm: IncomingMachine,
@@ -353,10 +353,10 @@ fn keep_incoming(
     ctx: &mut crate::vm::machine::MachineContext<super::vms::KernelFrames>,
 ) {
     let name = String::from(vm.machine.name());
-    let restored = match vm.vcpu_blob.take() {
-        Some(blob) => vm
+    let restored = match vm.vcpu.take() {
+        Some(state) => vm
             .machine
-            .restore_vcpu_state(&mut ctx.vmx, &blob)
+            .restore_vcpu_state(&mut ctx.vmx, &state)
             .map_err(|e| format!("{e}")),
         None => Err(String::from("no vCPU state arrived")),
     };

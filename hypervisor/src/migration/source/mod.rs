@@ -27,6 +27,7 @@ use migration_proto::cpu::CpuDescriptor;
 use migration_proto::crypto::PreSharedKey;
 use migration_proto::digest::MemoryDigester;
 use migration_proto::dirty::DirtyBitmap;
+use migration_proto::message::Progress;
 use migration_proto::session::{Instant, SourceConfig, SourceEvent, SourceSession};
 use migration_proto::wire::{MAX_PAGES_PER_FRAME, PAGE_SIZE};
 
@@ -90,7 +91,8 @@ pub struct SourceEngine {
     stats: FinalStats,
     round: u32,
     round_wire_bytes: u64,
-    last_info: MigrationInfo,
+    /// The last round's measurements (round and byte counts are filled in by `info`).
+    last_info: Progress,
     tokens: u64,
     tokens_at: Instant,
     scratch: Vec<u8>,
@@ -155,10 +157,9 @@ impl SourceEngine {
             },
             round: 0,
             round_wire_bytes: 0,
-            last_info: MigrationInfo {
-                cold,
+            last_info: Progress {
                 expected_downtime_us: u64::MAX,
-                ..MigrationInfo::default()
+                ..Progress::default()
             },
             tokens: 0,
             tokens_at: now,
@@ -230,16 +231,19 @@ impl SourceEngine {
         };
         MigrationInfo {
             state,
-            // Rounds count from 1 everywhere (progress lines, `info migrate`, the final
-            // statistics); the stop-and-copy pass is the last round.
-            round: self.round + 1,
-            bytes_sent: self.stats.wire_bytes,
-            bytes_remaining: remaining_pages * PAGE_SIZE as u64
-                + self.session.pending_output().len() as u64,
+            cold: self.cold,
+            progress: Progress {
+                // Rounds count from 1 everywhere (progress lines, `info migrate`, the final
+                // statistics); the stop-and-copy pass is the last round.
+                round: self.round + 1,
+                bytes_sent: self.stats.wire_bytes,
+                bytes_remaining: remaining_pages * PAGE_SIZE as u64
+                    + self.session.pending_output().len() as u64,
+                ..self.last_info
+            },
             throttle_percent: self.policy.throttle(),
             dirty_limit: self.policy.brake().dirty_limit,
             elapsed_us: now.saturating_since(self.started).as_micros() as u64,
-            ..self.last_info
         }
     }
 

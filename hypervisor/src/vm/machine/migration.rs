@@ -15,18 +15,11 @@ use super::{BootImage, Machine, MachineError};
 use crate::migration::dirty::{DirtyTrackingMode, EptWriteProtect, TrackingError, WriteFault};
 use crate::migration::dirty_limit::DirtyRateLimiter;
 use crate::vm::console_out::LineOutput;
-use crate::vm::console_out::LineSink;
-use crate::vm::exit_counters::ExitCounters;
 use crate::vm::exit_handler::CrashReason;
-use crate::vm::exit_handler::VcpuEmulation;
-use crate::vm::guest_ram::GuestRam;
 use crate::vm::guest_ram::GuestRamError;
-use crate::vm::msr::SWITCHED_ON_VCPU_CHANGE;
 use crate::vm::pvh::START_INFO_GPA;
 use crate::vm::state::VmState;
 use crate::vm::uart16550::state::RestoreError;
-use crate::vm::uart16550::{NoInterrupt, Uart16550};
-use crate::vmx::ept::EptTables;
 use crate::vmx::frames::{FrameSource, FrameTables};
 use crate::vmx::hw::VmxOn;
 use crate::vmx::hw::vcpu::HwVcpu;
@@ -68,38 +61,22 @@ impl<O: LineOutput> Machine<O> {
         vpid: u16,
         out: O,
     ) -> Result<Self, MachineError> {
-        let ram = GuestRam::allocate(frames, ram_bytes).map_err(MachineError::Ram)?;
-        let ept = match EptTables::new(&mut FrameTables(frames)) {
-            Ok(ept) => ept,
-            Err(e) => {
-                ram.free(frames);
-                return Err(MachineError::Ept(e));
-            }
+        let memory = Self::allocate_memory(frames, ram_bytes)?;
+        let boot = BootImage {
+            elf: &[],
+            cmdline: alloc::string::String::new(),
         };
-        let eptp = ept.eptp(vmx.config.ept.accessed_dirty);
-        let mut machine = Self {
-            name: name.into(),
-            state: VmState::Paused,
-            boot: BootImage {
-                elf: &[],
-                cmdline: alloc::string::String::new(),
-            },
-            ram,
-            ept,
-            eptp,
+        let mut machine = Self::assemble(
+            vmx,
+            name,
+            VmState::Paused,
+            boot,
+            memory,
             vpid,
-            vcpu: None,
-            emu: VcpuEmulation::at_reset(host_tsc_khz()),
-            uart: Uart16550::new(NoInterrupt, LineSink::new(name, out)),
-            counters: ExitCounters::default(),
-            void_frame: None,
-            unmapped_pages: 0,
-            crash: None,
-            syscall_msrs: [0; SWITCHED_ON_VCPU_CHANGE.len()],
-            tsc_offset: 0,
-            slices: 0,
-            migration: MigrationHooks::default(),
-        };
+            host_tsc_khz(),
+            out,
+        );
+        let eptp = machine.eptp;
         let vcpu = machine
             .map_ram(frames)
             .and_then(|()| vmx.invept(eptp).map_err(MachineError::from))

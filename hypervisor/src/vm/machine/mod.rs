@@ -27,6 +27,7 @@ pub use snapshot::SnapshotError;
 
 use devices::{Bus, HwHost, host_has_rdtscp, host_has_xsave};
 
+use crate::arch::cpu::{rdmsr, wrmsr};
 use crate::vm::console_out::{LineOutput, LineSink};
 use crate::vm::exit_counters::ExitCounters;
 use crate::vm::exit_handler::{CrashReason, ExitAction, HostCpu, VcpuEmulation, handle_exit};
@@ -40,7 +41,6 @@ use crate::vmx::ept::{EptTables, GUEST_PHYS_LIMIT};
 use crate::vmx::error::VmxError;
 use crate::vmx::frames::{FrameSource, FrameTables};
 use crate::vmx::hw::VmxOn;
-use crate::vmx::hw::instr;
 use crate::vmx::hw::vcpu::HwVcpu;
 
 pub use outside_ram::MAX_UNMAPPED_PAGES;
@@ -111,22 +111,60 @@ impl<O: LineOutput> Machine<O> {
     ) -> Result<Self, MachineError> {
         parse_elf(elf, ram_bytes).map_err(MachineError::Image)?;
         build_boot_params(ram_bytes, cmdline).map_err(MachineError::Image)?;
+        let memory = Self::allocate_memory(frames, ram_bytes)?;
+        let boot = BootImage {
+            elf,
+            cmdline: cmdline.into(),
+        };
+        let mut machine = Self::assemble(
+            vmx,
+            name,
+            VmState::Created,
+            boot,
+            memory,
+            vpid,
+            tsc_khz,
+            out,
+        );
+        if let Err(e) = machine.map_ram(frames) {
+            machine.destroy(vmx, frames);
+            return Err(e);
+        }
+        Ok(machine)
+    }
+
+    /// A VM's RAM and its (empty) EPT, or nothing allocated.
+    fn allocate_memory(
+        frames: &mut impl FrameSource,
+        ram_bytes: u64,
+    ) -> Result<(GuestRam, EptTables), MachineError> {
         let ram = GuestRam::allocate(frames, ram_bytes).map_err(MachineError::Ram)?;
-        let mut tables = FrameTables(frames);
-        let ept = match EptTables::new(&mut tables) {
-            Ok(ept) => ept,
+        match EptTables::new(&mut FrameTables(frames)) {
+            Ok(ept) => Ok((ram, ept)),
             Err(e) => {
                 ram.free(frames);
-                return Err(MachineError::Ept(e));
+                Err(MachineError::Ept(e))
             }
-        };
-        let mut machine = Self {
+        }
+    }
+
+    /// The one place a `Machine` value is put together (a booted VM and an incoming one
+    /// differ only in `state` and `boot`): no vCPU yet, RAM not yet mapped.
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        vmx: &VmxOn,
+        name: &str,
+        state: VmState,
+        boot: BootImage,
+        (ram, ept): (GuestRam, EptTables),
+        vpid: u16,
+        tsc_khz: u32,
+        out: O,
+    ) -> Self {
+        Self {
             name: name.into(),
-            state: VmState::Created,
-            boot: BootImage {
-                elf,
-                cmdline: cmdline.into(),
-            },
+            state,
+            boot,
             eptp: ept.eptp(vmx.config.ept.accessed_dirty),
             ram,
             ept,
@@ -142,12 +180,7 @@ impl<O: LineOutput> Machine<O> {
             tsc_offset: 0,
             slices: 0,
             migration: MigrationHooks::default(),
-        };
-        if let Err(e) = machine.map_ram(frames) {
-            machine.destroy(vmx, frames);
-            return Err(e);
         }
-        Ok(machine)
     }
 
     fn map_ram(&mut self, frames: &mut impl FrameSource) -> Result<(), MachineError> {
@@ -387,7 +420,7 @@ impl<O: LineOutput> Machine<O> {
             // which refuses any value WRMSR would #GP on (`check_switched_msrs`: canonical
             // addresses, reserved bits clear) because those came from a peer. The
             // hypervisor does not use SYSCALL/SWAPGS/RDTSCP itself.
-            unsafe { instr::wrmsr(*msr, value) };
+            unsafe { wrmsr(*msr, value) };
         }
     }
 
@@ -398,7 +431,7 @@ impl<O: LineOutput> Machine<O> {
                 continue;
             }
             // SAFETY: as in `load_syscall_msrs`.
-            *slot = unsafe { instr::rdmsr(msr) };
+            *slot = unsafe { rdmsr(msr) };
         }
     }
 

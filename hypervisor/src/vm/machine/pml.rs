@@ -8,21 +8,20 @@
 //! which drains it. The bookkeeping is `crate::migration::dirty::PageModificationLog`.
 
 use super::{Machine, MachineError};
+use crate::arch::cpu::rdmsr;
 use crate::migration::dirty::{PML_ENTRIES, PageModificationLog, TrackingError};
 use crate::vm::console_out::LineOutput;
 use crate::vm::exit_handler::CrashReason;
+use crate::vmx::caps::msr;
 use crate::vmx::error::VmxError;
 use crate::vmx::frames::{FrameSource, FrameTables};
 use crate::vmx::hw::VmxOn;
-use crate::vmx::hw::instr;
 use crate::vmx::hw::vcpu::HwVcpu;
 use crate::vmx::setup::controls::bits::PROC2_ENABLE_PML;
 use crate::vmx::vmcs::VmcsAccess;
 use crate::vmx::vmcs::fields::{control, guest};
 use migration_proto::dirty::DirtyBitmap;
 
-/// IA32_VMX_PROCBASED_CTLS2 (SDM Appendix A.3.3).
-const IA32_VMX_PROCBASED_CTLS2: u32 = 0x48b;
 /// EPTP bit 6: accessed/dirty flags enabled (SDM §25.6.11).
 const EPTP_ACCESSED_DIRTY: u64 = 1 << 6;
 
@@ -37,7 +36,7 @@ pub struct PmlTracking {
 pub fn pml_available(vmx: &VmxOn, eptp: u64) -> bool {
     // SAFETY: IA32_VMX_PROCBASED_CTLS2 exists on every CPU whose primary controls allow
     // "activate secondary controls", which `VmxConfig` required before VMXON (EPT needs it).
-    let ctls2 = unsafe { instr::rdmsr(IA32_VMX_PROCBASED_CTLS2) };
+    let ctls2 = unsafe { rdmsr(msr::PROCBASED_CTLS2) };
     vmx.config.ept.accessed_dirty
         && eptp & EPTP_ACCESSED_DIRTY != 0
         && (ctls2 >> 32) & u64::from(PROC2_ENABLE_PML) != 0

@@ -1,17 +1,18 @@
-//! Saving and restoring a paused VM's vCPU (for migration): the portable
-//! [`VcpuState`] read from and written to the hardware vCPU, with the guest TSC carried
+//! Saving and restoring a paused VM's vCPU (for migration): the protocol's [`VcpuState`]
+//! read from and written to the hardware vCPU by `vm::vcpu_state` (the one conversion),
+//! with the guest TSC carried
 //! across hosts through the VMCS TSC offset (SDM Vol. 3C §26.3 "Changes to instruction
 //! behavior": RDTSC returns TSC + offset when "use TSC offsetting" is set).
 
-use alloc::vec::Vec;
+use migration_proto::message::VcpuState;
 
 use super::{Machine, MachineError};
 use crate::vm::console_out::LineOutput;
 use crate::vm::cpuid::arriving_tsc_khz;
 use crate::vm::exit_handler::HostCpu;
 use crate::vm::state::VmState;
-use crate::vm::vcpu_state::entry_checks::{GuestStateError, GuestStateLimits, check_guest_state};
-use crate::vm::vcpu_state::{VcpuState, VcpuStateError};
+use crate::vm::vcpu_state::entry_checks::{GuestStateError, GuestStateLimits};
+use crate::vm::vcpu_state::{self, ApplyError, VcpuSoftware};
 use crate::vmx::hw::VmxOn;
 use crate::vmx::setup::controls::bits::PROC_USE_TSC_OFFSETTING;
 use crate::vmx::vmcs::VmcsAccess;
@@ -24,8 +25,6 @@ use super::devices::HwHost;
 pub enum SnapshotError {
     /// The VM must be paused (or stopped/crashed) with a vCPU that has booted.
     NotPaused(VmState),
-    /// The bytes were refused.
-    State(VcpuStateError),
     /// The state would fail VM entry, or a host WRMSR of its MSRs would #GP.
     Entry(GuestStateError),
     /// The CPU cannot offset the TSC, so the guest's TSC cannot be carried over.
@@ -38,11 +37,23 @@ impl core::fmt::Display for SnapshotError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::NotPaused(s) => write!(f, "vCPU state needs a paused VM (it is {})", s.name()),
-            Self::State(e) => write!(f, "{e}"),
             Self::Entry(e) => write!(f, "{e}"),
             Self::NoTscOffsetting => write!(f, "this CPU cannot offset the guest TSC"),
             Self::Machine(e) => write!(f, "{e}"),
         }
+    }
+}
+
+impl<O: LineOutput> Machine<O> {
+    /// The TSC rate (kHz) this VM shows its guest through CPUID 0x4000_0010.
+    pub fn tsc_khz(&self) -> u32 {
+        self.emu.tsc_khz
+    }
+
+    /// An arriving VM keeps the TSC rate it was shown on its first host (`tsc-rate` device
+    /// state; 0 = unknown: this host's rate).
+    pub fn set_arriving_tsc_khz(&mut self, incoming_khz: u32) {
+        self.emu.tsc_khz = vm_tsc_khz(&self.name, incoming_khz, super::migration::host_tsc_khz());
     }
 }
 
@@ -70,32 +81,36 @@ impl<O: LineOutput> Machine<O> {
         }
     }
 
-    /// Encode the vCPU state of a paused VM.
-    pub fn save_vcpu_state(&mut self, vmx: &mut VmxOn) -> Result<Vec<u8>, SnapshotError> {
+    /// The vCPU state of a paused VM.
+    pub fn save_vcpu_state(&mut self, vmx: &mut VmxOn) -> Result<VcpuState, SnapshotError> {
         if self.state == VmState::Running || self.state == VmState::Created {
             return Err(SnapshotError::NotPaused(self.state));
         }
         let guest_tsc = self.host().guest_tsc();
-        let (emu, switched) = (self.emu, self.syscall_msrs);
+        let (emulation, switched_msrs) = (self.emu, self.syscall_msrs);
         let vcpu = self
             .vcpu
             .as_mut()
             .ok_or(SnapshotError::NotPaused(self.state))?;
-        let state = vcpu
-            .with_vmcs(vmx, |vmcs, regs| {
-                VcpuState::capture(vmcs, regs, &emu, switched, guest_tsc)
-            })
-            .map_err(|e| SnapshotError::Machine(e.into()))?;
-        Ok(state.encode())
+        vcpu.with_vmcs(vmx, |vmcs, regs| {
+            let soft = VcpuSoftware {
+                regs: *regs,
+                emulation,
+                switched_msrs,
+                guest_tsc,
+            };
+            vcpu_state::capture(vmcs, &soft, 0)
+        })
+        .map_err(|e| SnapshotError::Machine(e.into()))
     }
 
-    /// Load an encoded vCPU state into this (paused, booted) VM; the guest TSC continues
-    /// from the saved value. Refused unless it passes the VM-entry checks
+    /// Load a vCPU state into this (paused, booted) VM; the guest TSC continues from the
+    /// saved value. Refused unless it passes the VM-entry checks
     /// (`vcpu_state::entry_checks`).
     pub fn restore_vcpu_state(
         &mut self,
         vmx: &mut VmxOn,
-        bytes: &[u8],
+        state: &VcpuState,
     ) -> Result<(), SnapshotError> {
         if self.state != VmState::Paused {
             return Err(SnapshotError::NotPaused(self.state));
@@ -103,33 +118,42 @@ impl<O: LineOutput> Machine<O> {
         if vmx.config.primary & PROC_USE_TSC_OFFSETTING == 0 {
             return Err(SnapshotError::NoTscOffsetting);
         }
-        let state = VcpuState::decode(bytes).map_err(SnapshotError::State)?;
-        // The bytes may come from a peer: never load what would fail the entry or make the
-        // host's WRMSR of the SYSCALL MSRs #GP (the migration checks this before the commit;
-        // this is the last line of defence for every other caller).
-        check_guest_state(&state, &GuestStateLimits::of_host(&vmx.config))
-            .map_err(SnapshotError::Entry)?;
+        // The state may come from a peer: `apply` refuses what would fail the entry or
+        // make the host's WRMSR of the SYSCALL MSRs #GP, before writing anything (the
+        // migration checks this before the commit; this is the last line of defence for
+        // every other caller).
+        let limits = GuestStateLimits::of_host(&vmx.config);
         let host_tsc = HwHost {
             xsave: false,
             tsc_offset: 0,
         }
         .guest_tsc();
-        let offset = state.guest_tsc.wrapping_sub(host_tsc);
         let vcpu = self
             .vcpu
             .as_mut()
             .ok_or(SnapshotError::NotPaused(self.state))?;
-        vcpu.with_vmcs(vmx, |vmcs, regs| {
-            state.apply_to_vmcs(vmcs)?;
-            vmcs.write64(control::TSC_OFFSET, offset)?;
-            *regs = state.regs;
-            Ok(())
-        })
-        .map_err(|e| SnapshotError::Machine(e.into()))?;
-        let host_khz = super::migration::host_tsc_khz();
-        self.emu = state.emulation;
-        self.emu.tsc_khz = vm_tsc_khz(&self.name, state.emulation.tsc_khz, host_khz);
-        self.syscall_msrs = state.switched_msrs;
+        let soft = vcpu
+            .with_vmcs(vmx, |vmcs, regs| {
+                let applied = vcpu_state::apply(state, vmcs, &limits);
+                if let Ok(soft) = &applied {
+                    *regs = soft.regs;
+                    let offset = soft.guest_tsc.wrapping_sub(host_tsc);
+                    vmcs.write64(control::TSC_OFFSET, offset)?;
+                }
+                Ok(applied)
+            })
+            .map_err(|e| SnapshotError::Machine(e.into()))?
+            .map_err(|e| match e {
+                ApplyError::Refused(e) => SnapshotError::Entry(e),
+                ApplyError::Vmcs(e) => SnapshotError::Machine(e.into()),
+            })?;
+        let offset = soft.guest_tsc.wrapping_sub(host_tsc);
+        // The TSC rate the guest is shown is the VM's, not part of the vCPU state: it came
+        // with the machine (created here) or with the `tsc-rate` device state.
+        let tsc_khz = self.emu.tsc_khz;
+        self.emu = soft.emulation;
+        self.emu.tsc_khz = tsc_khz;
+        self.syscall_msrs = soft.switched_msrs;
         self.tsc_offset = offset;
         Ok(())
     }

@@ -8,20 +8,26 @@
 //!
 //! Scope: tern always runs guests with "unrestricted guest" (PE/PG may be 0, SS.RPL need
 //! not equal CS.RPL, DPL checks relaxed), "load debug controls", "load IA32_EFER/PAT", the
-//! "IA-32e mode guest" entry control equal to EFER.LMA (`VcpuState::apply_to_vmcs`), no
-//! virtual-8086 guests, no SMM and no event injection at entry; rules for other settings
-//! are left out. The SYSCALL-family MSRs are written with WRMSR **in host mode** before
+//! "IA-32e mode guest" entry control equal to EFER.LMA (`vcpu_state::apply`), no
+//! virtual-8086 guests, no SMM, and only hardware exceptions injected at entry; rules for
+//! other settings are left out. CR0/CR4 arrive as the guest sees them; the checks apply to
+//! the values the VMCS will hold ([`super::vmcs_cr0`], [`super::vmcs_cr4`]), after refusing
+//! bits this host cannot run at all. tern's own limits come first ([`check_tern_limits`]):
+//! the MSR list is exactly [`super::CARRIED_MSRS`], and the state tern cannot load yet
+//! (CR2, CR8, DR0-DR3, DR6, PDPTEs, XSAVE, a pending NMI) must be empty. The SYSCALL-family MSRs are written with WRMSR **in host mode** before
 //! entry, where a bad value is a host #GP: [`check_switched_msrs`] holds them to the WRMSR
 //! rules (SDM Vol. 4 and the WRMSR reference: canonical addresses, reserved bits 0).
 
 use core::fmt;
 
-use super::VcpuState;
-use crate::vm::msr::SWITCHED_ON_VCPU_CHANGE;
+use migration_proto::message::{EventKind, SegmentRegister, VcpuState};
+
+use super::{CARRIED_MSRS, msr_value, vmcs_cr0, vmcs_cr4};
+use crate::vm::cpuid::XCR0_OFFERED;
+use crate::vm::msr::{SWITCHED_ON_VCPU_CHANGE, index, pat_valid, xcr0_valid};
 use crate::vmx::caps::{CR0_PE, CR0_PG};
 use crate::vmx::setup::controls::VmxConfig;
-use crate::vmx::setup::cr::{CR4_PAE, EFER_LMA, EFER_LME};
-use crate::vmx::vmcs::fields::guest;
+use crate::vmx::setup::cr::{CR4_PAE, CR4_VMXE, EFER_LMA, EFER_LME};
 
 /// What the checks need to know about this host's VMX.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,12 +118,12 @@ struct Segment {
 }
 
 impl Segment {
-    fn read(s: &VcpuState, sel: u32, base: u32, limit: u32, ar: u32) -> Self {
+    fn of(s: &SegmentRegister) -> Self {
         Segment {
-            selector: s.field(sel),
-            base: s.field(base),
-            limit: s.field(limit),
-            ar: s.field(ar),
+            selector: u64::from(s.selector),
+            base: s.base,
+            limit: u64::from(s.limit),
+            ar: u64::from(s.access_rights),
         }
     }
     fn kind(self) -> u64 {
@@ -153,9 +159,6 @@ impl Segment {
         if self.ar & 0xf00 != 0 || self.ar >> 17 != 0 {
             return fail(name, "access rights: reserved bits 11:8 or 31:17 set");
         }
-        if self.limit >> 32 != 0 {
-            return fail(name, "limit wider than 32 bits");
-        }
         if self.limit & 0xfff != 0xfff && self.granular() {
             return fail(name, "G = 1 but limit bits 11:0 are not all 1");
         }
@@ -168,24 +171,115 @@ impl Segment {
 
 /// Checks every guest-state field the VM entry would check (see the module doc).
 pub fn check_guest_state(s: &VcpuState, limits: &GuestStateLimits) -> Result<(), GuestStateError> {
+    check_tern_limits(s)?;
     check_control_registers(s, limits)?;
     check_segments(s)?;
     check_descriptor_tables(s)?;
     check_rip_rflags(s)?;
     check_non_register_state(s)?;
-    check_switched_msrs(&s.switched_msrs)
+    check_pending_event(s)?;
+    let mut switched = [0u64; SWITCHED_ON_VCPU_CHANGE.len()];
+    for (slot, &msr) in switched.iter_mut().zip(&SWITCHED_ON_VCPU_CHANGE) {
+        *slot = msr_value(s, msr).unwrap_or(0);
+    }
+    check_switched_msrs(&switched)
+}
+
+/// What tern can load at all: exactly the carried MSRs, a one-byte APIC ID, an XCR0 and a
+/// PAT the host can set, and nothing in the fields tern does not save yet (module doc).
+fn check_tern_limits(s: &VcpuState) -> Result<(), GuestStateError> {
+    if s.vcpu_index > 0xff {
+        return fail("vCPU index", "above 255 (the APIC ID is one byte)");
+    }
+    for m in &s.msrs {
+        if !CARRIED_MSRS.iter().any(|(index, _)| *index == m.index) {
+            return fail(
+                "MSRs",
+                "an MSR tern does not carry (see docs/migration-protocol.md)",
+            );
+        }
+    }
+    for (index, name) in CARRIED_MSRS {
+        if msr_value(s, index).is_none() {
+            return fail(name, "missing from the MSR list");
+        }
+    }
+    let msr = |index| msr_value(s, index).unwrap_or(0);
+    if !pat_valid(msr(index::IA32_PAT)) {
+        return fail("IA32_PAT", "a byte is not a memory type (0, 1, 4-7)");
+    }
+    if msr(index::IA32_SYSENTER_CS) >> 32 != 0 {
+        return fail("IA32_SYSENTER_CS", "bits 63:32 are reserved");
+    }
+    if !xcr0_valid(s.xcr0, XCR0_OFFERED) {
+        return fail("XCR0", "not x87 plus components tern offers (SSE, AVX)");
+    }
+    let unsupported = [
+        ("CR2", s.cr2 != 0),
+        ("CR8", s.cr8 != 0),
+        ("DR0-DR3", s.dr0_3 != [0; 4]),
+        ("DR6", s.dr6 != 0),
+        ("PDPTEs", s.pdptes != [0; 4]),
+        ("XSAVE area", !s.xsave.is_empty()),
+        ("NMI pending", s.nmi_pending),
+    ];
+    for (name, set) in unsupported {
+        if set {
+            return fail(name, "tern cannot load this state yet (must be 0 / empty)");
+        }
+    }
+    Ok(())
+}
+
+/// SDM §27.2.1.3 (checks on VM-entry event injection), for the one kind tern injects.
+fn check_pending_event(s: &VcpuState) -> Result<(), GuestStateError> {
+    let Some(e) = s.pending_event else {
+        return Ok(());
+    };
+    if e.kind != EventKind::HardwareException {
+        return fail("pending event", "tern only injects hardware exceptions");
+    }
+    if e.vector > 31 || e.vector == 2 {
+        return fail("pending event", "vector is not an exception (0-31 but 2)");
+    }
+    let pe = s.cr0 & CR0_PE != 0;
+    let pushes_code = pe && matches!(e.vector, 8 | 10 | 11 | 12 | 13 | 14 | 17);
+    if e.error_code.is_some() != pushes_code {
+        return fail(
+            "pending event",
+            "error code present exactly for #DF, #TS, #NP, #SS, #GP, #PF, #AC in protected mode",
+        );
+    }
+    if e.error_code.is_some_and(|c| c >> 15 != 0) {
+        return fail("pending event", "error code bits 31:15 set");
+    }
+    Ok(())
 }
 
 /// §27.3.1.1: CR0, CR4, CR3, DR7, DEBUGCTL, SYSENTER, EFER and their consistency.
 fn check_control_registers(s: &VcpuState, l: &GuestStateLimits) -> Result<(), GuestStateError> {
-    let cr0 = s.field(guest::CR0.0);
-    let cr4 = s.field(guest::CR4.0);
-    let efer = s.field(guest::IA32_EFER.0);
-    // Unrestricted guest exempts PE and PG from FIXED0 (§27.3.1.1).
-    let cr0_must = l.cr0_fixed0 & !(CR0_PE | CR0_PG);
-    if cr0 >> 32 != 0 {
+    // The guest's view first: bits the host cannot run at all, and VMX itself.
+    if s.cr0 >> 32 != 0 {
         return fail("CR0", "bits 63:32 are reserved");
     }
+    if s.cr0 & !l.cr0_fixed1 != 0 {
+        return fail("CR0", "a bit IA32_VMX_CR0_FIXED1 forbids is set");
+    }
+    if s.cr4 >> 32 != 0 {
+        return fail("CR4", "bits 63:32 are reserved");
+    }
+    if s.cr4 & CR4_VMXE != 0 {
+        return fail("CR4", "VMXE set (VMX is hidden from guests)");
+    }
+    if s.cr4 & !l.cr4_fixed1 != 0 {
+        return fail("CR4", "a bit IA32_VMX_CR4_FIXED1 forbids is set");
+    }
+    // Then the values the VMCS will hold.
+    let cr0 = vmcs_cr0(s.cr0, l);
+    let cr4 = vmcs_cr4(s.cr4, l);
+    let efer = s.efer;
+    // Unrestricted guest exempts PE and PG from FIXED0 (§27.3.1.1).
+    let cr0_must = l.cr0_fixed0 & !(CR0_PE | CR0_PG);
     if cr0 & cr0_must != cr0_must {
         return fail("CR0", "a bit IA32_VMX_CR0_FIXED0 requires is clear");
     }
@@ -195,28 +289,26 @@ fn check_control_registers(s: &VcpuState, l: &GuestStateLimits) -> Result<(), Gu
     if cr0 & CR0_PG != 0 && cr0 & CR0_PE == 0 {
         return fail("CR0", "PG set without PE");
     }
-    if cr4 >> 32 != 0 {
-        return fail("CR4", "bits 63:32 are reserved");
-    }
     if cr4 & l.cr4_fixed0 != l.cr4_fixed0 {
         return fail("CR4", "a bit IA32_VMX_CR4_FIXED0 requires is clear");
     }
     if cr4 & !l.cr4_fixed1 != 0 {
         return fail("CR4", "a bit IA32_VMX_CR4_FIXED1 forbids is set");
     }
-    if s.field(guest::CR3.0) >> l.phys_addr_bits != 0 {
+    if s.cr3 >> l.phys_addr_bits != 0 {
         return fail("CR3", "bits beyond the physical-address width are set");
     }
-    if s.field(guest::DR7.0) >> 32 != 0 {
+    if s.dr7 >> 32 != 0 {
         return fail("DR7", "bits 63:32 are reserved");
     }
-    if s.field(guest::IA32_DEBUGCTL.0) & DEBUGCTL_RESERVED != 0 {
+    let msr = |index| msr_value(s, index).unwrap_or(0);
+    if msr(index::IA32_DEBUGCTL) & DEBUGCTL_RESERVED != 0 {
         return fail("IA32_DEBUGCTL", "reserved bits set");
     }
-    if !is_canonical(s.field(guest::IA32_SYSENTER_ESP.0)) {
+    if !is_canonical(msr(index::IA32_SYSENTER_ESP)) {
         return fail("IA32_SYSENTER_ESP", "not canonical");
     }
-    if !is_canonical(s.field(guest::IA32_SYSENTER_EIP.0)) {
+    if !is_canonical(msr(index::IA32_SYSENTER_EIP)) {
         return fail("IA32_SYSENTER_EIP", "not canonical");
     }
     if efer & !EFER_VALID != 0 {
@@ -240,44 +332,10 @@ fn check_control_registers(s: &VcpuState, l: &GuestStateLimits) -> Result<(), Gu
 
 /// §27.3.1.2: selectors, bases, access rights of CS, SS, DS, ES, FS, GS, TR, LDTR.
 fn check_segments(s: &VcpuState) -> Result<(), GuestStateError> {
-    use guest::*;
-    let ia32e = s.field(IA32_EFER.0) & EFER_LMA != 0;
-    let cs = Segment::read(s, CS_SELECTOR.0, CS_BASE.0, CS_LIMIT.0, CS_ACCESS_RIGHTS.0);
-    let ss = Segment::read(s, SS_SELECTOR.0, SS_BASE.0, SS_LIMIT.0, SS_ACCESS_RIGHTS.0);
-    let tr = Segment::read(s, TR_SELECTOR.0, TR_BASE.0, TR_LIMIT.0, TR_ACCESS_RIGHTS.0);
-    let ldtr = Segment::read(
-        s,
-        LDTR_SELECTOR.0,
-        LDTR_BASE.0,
-        LDTR_LIMIT.0,
-        LDTR_ACCESS_RIGHTS.0,
-    );
-    let data = [
-        (
-            "DS",
-            Segment::read(s, DS_SELECTOR.0, DS_BASE.0, DS_LIMIT.0, DS_ACCESS_RIGHTS.0),
-        ),
-        (
-            "ES",
-            Segment::read(s, ES_SELECTOR.0, ES_BASE.0, ES_LIMIT.0, ES_ACCESS_RIGHTS.0),
-        ),
-        (
-            "FS",
-            Segment::read(s, FS_SELECTOR.0, FS_BASE.0, FS_LIMIT.0, FS_ACCESS_RIGHTS.0),
-        ),
-        (
-            "GS",
-            Segment::read(s, GS_SELECTOR.0, GS_BASE.0, GS_LIMIT.0, GS_ACCESS_RIGHTS.0),
-        ),
-    ];
-    for (name, seg) in [("CS", cs), ("SS", ss), ("TR", tr), ("LDTR", ldtr)]
-        .into_iter()
-        .chain(data)
-    {
-        if seg.selector >> 16 != 0 {
-            return fail(name, "selector wider than 16 bits");
-        }
-    }
+    let ia32e = s.efer & EFER_LMA != 0;
+    // The protocol's order: ES, CS, SS, DS, FS, GS, LDTR, TR.
+    let [es, cs, ss, ds, fs, gs, ldtr, tr] = s.segments.each_ref().map(Segment::of);
+    let data = [("DS", ds), ("ES", es), ("FS", fs), ("GS", gs)];
     // Selectors and bases.
     if tr.selector & 4 != 0 {
         return fail("TR", "selector TI flag set");
@@ -332,7 +390,7 @@ fn check_segments(s: &VcpuState) -> Result<(), GuestStateError> {
         if !ss.s() {
             return fail("SS", "access rights: S = 0 (system segment)");
         }
-        let pe = s.field(CR0.0) & CR0_PE != 0;
+        let pe = s.cr0 & CR0_PE != 0;
         if (cs.kind() == 3 || !pe) && ss.dpl() != 0 {
             return fail(
                 "SS",
@@ -381,25 +439,20 @@ fn check_segments(s: &VcpuState) -> Result<(), GuestStateError> {
 
 /// §27.3.1.3: GDTR and IDTR.
 fn check_descriptor_tables(s: &VcpuState) -> Result<(), GuestStateError> {
-    for (name, base, limit) in [
-        ("GDTR", guest::GDTR_BASE.0, guest::GDTR_LIMIT.0),
-        ("IDTR", guest::IDTR_BASE.0, guest::IDTR_LIMIT.0),
-    ] {
-        if !is_canonical(s.field(base)) {
+    // The limits are 16 bits wide in the protocol, so bits 31:16 are clear by type.
+    for (name, table) in [("GDTR", s.gdtr), ("IDTR", s.idtr)] {
+        if !is_canonical(table.base) {
             return fail(name, "base not canonical");
-        }
-        if s.field(limit) >> 16 != 0 {
-            return fail(name, "limit bits 31:16 set");
         }
     }
     Ok(())
 }
 
-/// §27.3.1.4: RIP and RFLAGS (reserved RFLAGS bits are checked when decoding).
+/// §27.3.1.4: RIP and RFLAGS.
 fn check_rip_rflags(s: &VcpuState) -> Result<(), GuestStateError> {
-    let ia32e = s.field(guest::IA32_EFER.0) & EFER_LMA != 0;
-    let cs_long = s.field(guest::CS_ACCESS_RIGHTS.0) & (1 << 13) != 0;
-    let rip = s.field(guest::RIP.0);
+    let ia32e = s.efer & EFER_LMA != 0;
+    let cs_long = s.segments[1].access_rights & (1 << 13) != 0;
+    let rip = s.rip;
     if ia32e && cs_long {
         if !is_canonical(rip) {
             return fail("RIP", "not canonical");
@@ -407,8 +460,12 @@ fn check_rip_rflags(s: &VcpuState) -> Result<(), GuestStateError> {
     } else if rip >> 32 != 0 {
         return fail("RIP", "bits 63:32 set outside 64-bit mode");
     }
-    let rflags = s.field(guest::RFLAGS.0);
-    let pe = s.field(guest::CR0.0) & CR0_PE != 0;
+    let rflags = s.rflags;
+    // Bit 1 reads as 1; bits 63:22, 15, 5 and 3 are reserved (SDM Vol. 1 §3.4.3).
+    if rflags & 0x2 == 0 || rflags & !0x3f_7fd7 != 0 {
+        return fail("RFLAGS", "reserved bits set or bit 1 clear");
+    }
+    let pe = s.cr0 & CR0_PE != 0;
     if (ia32e || !pe) && rflags & RFLAGS_VM != 0 {
         return fail("RFLAGS", "VM set in IA-32e mode or real mode");
     }
@@ -417,10 +474,10 @@ fn check_rip_rflags(s: &VcpuState) -> Result<(), GuestStateError> {
 
 /// §27.3.1.5: activity state, interruptibility state, pending debug exceptions.
 fn check_non_register_state(s: &VcpuState) -> Result<(), GuestStateError> {
-    let activity = s.field(guest::ACTIVITY_STATE.0);
-    let interruptibility = s.field(guest::INTERRUPTIBILITY_STATE.0);
-    let rflags = s.field(guest::RFLAGS.0);
-    let ss_dpl = (s.field(guest::SS_ACCESS_RIGHTS.0) >> 5) & 3;
+    let activity = u64::from(s.activity_state);
+    let interruptibility = u64::from(s.interruptibility);
+    let rflags = s.rflags;
+    let ss_dpl = u64::from(s.segments[2].access_rights >> 5) & 3;
     // tern only ever saves active (0) or HLT (1); shutdown and wait-for-SIPI depend on
     // IA32_VMX_MISC and make no sense for a VM that was running.
     if activity > ACTIVITY_HLT {
@@ -447,11 +504,11 @@ fn check_non_register_state(s: &VcpuState) -> Result<(), GuestStateError> {
     if interruptibility & BLOCK_SMI != 0 {
         return fail("interruptibility state", "blocking by SMI outside SMM");
     }
-    let pending = s.field(guest::PENDING_DEBUG_EXCEPTIONS.0);
+    let pending = s.pending_debug_exceptions;
     if pending & !PENDING_DEBUG_VALID != 0 {
         return fail("pending debug exceptions", "reserved bits set");
     }
-    let btf = s.field(guest::IA32_DEBUGCTL.0) & DEBUGCTL_BTF != 0;
+    let btf = msr_value(s, index::IA32_DEBUGCTL).unwrap_or(0) & DEBUGCTL_BTF != 0;
     let blocked = interruptibility & (BLOCK_STI | BLOCK_MOV_SS) != 0 || activity == ACTIVITY_HLT;
     if blocked {
         let single_step = rflags & RFLAGS_TF != 0 && !btf;

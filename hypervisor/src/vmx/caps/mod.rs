@@ -4,6 +4,10 @@
 //! Why pure: these rules decide whether VMX can be enabled at all and are easy to get subtly
 //! wrong; as functions of the MSR values they are tested on the host against hand-made
 //! capability words, and the bare-metal code only reads the MSRs and calls them.
+//!
+//! One home for the MSR numbers and bit meanings: [`VmxConfig`](crate::vmx::setup::VmxConfig)
+//! (may guests run, and with which controls) and [`report`] (what the banner says) both
+//! decode through here.
 
 use core::fmt;
 
@@ -200,18 +204,23 @@ pub struct VmxBasic {
 impl VmxBasic {
     /// Decode the MSR value; refuses a VMCS memory type other than write-back.
     pub fn decode(value: u64) -> Result<Self, CapsError> {
-        let memory_type = ((value >> 50) & 0xf) as u8;
-        if memory_type != 6 {
-            return Err(CapsError::VmcsMemoryType(memory_type));
+        let basic = Self::from_raw(value);
+        if basic.memory_type != 6 {
+            return Err(CapsError::VmcsMemoryType(basic.memory_type));
         }
-        Ok(Self {
+        Ok(basic)
+    }
+
+    /// Decode every field without judging them (for the capability report).
+    pub fn from_raw(value: u64) -> Self {
+        Self {
             revision_id: (value & 0x7fff_ffff) as u32,
             region_size: ((value >> 32) & 0x1fff) as u16,
             addresses_32bit: value & (1 << 48) != 0,
-            memory_type,
+            memory_type: ((value >> 50) & 0xf) as u8,
             ins_outs_info: value & (1 << 54) != 0,
             true_controls: value & (1 << 55) != 0,
-        })
+        }
     }
 }
 
@@ -219,6 +228,30 @@ impl VmxBasic {
 const FEATURE_CONTROL_LOCK: u64 = 1 << 0;
 /// IA32_FEATURE_CONTROL bit 2: VMXON allowed outside SMX.
 const FEATURE_CONTROL_VMX_OUTSIDE_SMX: u64 = 1 << 2;
+
+/// IA32_VMX_EPT_VPID_CAP bits (SDM A.10).
+pub mod ept_vpid {
+    /// Bit 6: 4-level EPT page walk.
+    pub const WALK_4_LEVEL: u64 = 1 << 6;
+    /// Bit 14: write-back EPT paging structures.
+    pub const WRITE_BACK: u64 = 1 << 14;
+    /// Bit 16: 2 MiB EPT pages.
+    pub const PAGES_2M: u64 = 1 << 16;
+    /// Bit 20: INVEPT.
+    pub const INVEPT: u64 = 1 << 20;
+    /// Bit 21: EPT accessed and dirty flags.
+    pub const ACCESSED_DIRTY: u64 = 1 << 21;
+    /// Bit 25: single-context INVEPT.
+    pub const INVEPT_SINGLE_CONTEXT: u64 = 1 << 25;
+    /// Bit 26: all-context INVEPT.
+    pub const INVEPT_ALL_CONTEXT: u64 = 1 << 26;
+    /// Bit 32: INVVPID.
+    pub const INVVPID: u64 = 1 << 32;
+    /// Bit 41: single-context INVVPID.
+    pub const INVVPID_SINGLE_CONTEXT: u64 = 1 << 41;
+    /// Bit 42: all-context INVVPID.
+    pub const INVVPID_ALL_CONTEXT: u64 = 1 << 42;
+}
 
 /// What to do with IA32_FEATURE_CONTROL before VMXON (SDM Vol. 3C §24.7: VMXON #GPs unless
 /// the lock bit and the "enable VMX outside SMX" bit are both set). Returns the value to
@@ -290,27 +323,27 @@ impl EptCapabilities {
     /// Decode, requiring a 4-level page walk (bit 6), WB paging structures (bit 14), INVEPT
     /// (bit 20) with single- or all-context (bits 25/26).
     pub fn decode(value: u64) -> Result<Self, CapsError> {
-        let bit = |n: u32| value & (1u64 << n) != 0;
-        if !bit(6) {
+        let has = |bit: u64| value & bit != 0;
+        if !has(ept_vpid::WALK_4_LEVEL) {
             return Err(CapsError::MissingEptFeature("4-level page walk"));
         }
-        if !bit(14) {
+        if !has(ept_vpid::WRITE_BACK) {
             return Err(CapsError::MissingEptFeature("write-back EPT structures"));
         }
-        if !bit(20) {
+        if !has(ept_vpid::INVEPT) {
             return Err(CapsError::MissingEptFeature("INVEPT"));
         }
-        if !bit(25) && !bit(26) {
+        if !has(ept_vpid::INVEPT_SINGLE_CONTEXT) && !has(ept_vpid::INVEPT_ALL_CONTEXT) {
             return Err(CapsError::MissingEptFeature(
                 "single- or all-context INVEPT",
             ));
         }
         Ok(Self {
-            accessed_dirty: bit(21),
-            invept_single_context: bit(25),
-            invvpid: bit(32),
-            invvpid_single_context: bit(41),
-            invvpid_all_context: bit(42),
+            accessed_dirty: has(ept_vpid::ACCESSED_DIRTY),
+            invept_single_context: has(ept_vpid::INVEPT_SINGLE_CONTEXT),
+            invvpid: has(ept_vpid::INVVPID),
+            invvpid_single_context: has(ept_vpid::INVVPID_SINGLE_CONTEXT),
+            invvpid_all_context: has(ept_vpid::INVVPID_ALL_CONTEXT),
         })
     }
 }
@@ -323,6 +356,8 @@ pub fn preemption_timer_value(tsc_ticks: u64, vmx_misc: u64) -> u32 {
     let rate = (vmx_misc & 0x1f) as u32;
     u32::try_from(tsc_ticks >> rate).unwrap_or(u32::MAX).max(1)
 }
+
+pub mod report;
 
 #[cfg(test)]
 mod tests;

@@ -23,8 +23,10 @@ pub use tables::{EptTables, Translation};
 
 use core::fmt;
 
-/// Size of a guest page and of an EPT paging structure.
-pub const PAGE_SIZE: u64 = 4096;
+/// Size of a guest page and of an EPT paging structure (SDM §29.3.2), as a `u64` for
+/// address arithmetic. Defined once: it is the migration protocol's page
+/// (`migration_proto::wire::PAGE_SIZE`), which is the guest's 4 KiB page by definition.
+pub const PAGE_SIZE: u64 = migration_proto::wire::PAGE_SIZE as u64;
 /// Entries per EPT paging structure.
 pub const ENTRIES: usize = 512;
 /// Guest-physical addresses a 4-level EPT translates: 48 bits (SDM §29.3.2).

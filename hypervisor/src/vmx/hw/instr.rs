@@ -191,27 +191,6 @@ pub unsafe fn invvpid(kind: InvvpidKind, vpid: u16, linear: u64) -> Result<(), V
     outcome(cf, zf, VmxInstruction::Invvpid)
 }
 
-/// RDMSR.
-///
-/// # Safety
-/// The MSR must exist (else #GP).
-pub unsafe fn rdmsr(msr: u32) -> u64 {
-    let (lo, hi): (u32, u32);
-    // SAFETY: per the function contract.
-    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack)) };
-    (u64::from(hi) << 32) | u64::from(lo)
-}
-
-/// WRMSR.
-///
-/// # Safety
-/// The MSR must exist and the value must be valid and safe for the hypervisor.
-pub unsafe fn wrmsr(msr: u32, value: u64) {
-    let (lo, hi) = ((value & 0xffff_ffff) as u32, (value >> 32) as u32);
-    // SAFETY: per the function contract.
-    unsafe { asm!("wrmsr", in("ecx") msr, in("eax") lo, in("edx") hi, options(nostack)) };
-}
-
 /// Read CR0.
 pub fn read_cr0() -> u64 {
     let v: u64;

@@ -20,6 +20,7 @@ use super::frames::FrameSource;
 use super::setup::controls::{CapabilityMsrs, VmxConfig};
 use super::setup::cr::CR4_VMXE;
 use super::vmcs::VmcsAccess;
+use crate::arch::cpu::{rdmsr, wrmsr};
 use instr::{InveptKind, InvvpidKind};
 
 /// CPUID.1:ECX.VMX.
@@ -51,14 +52,14 @@ pub unsafe fn enable(frames: &mut impl FrameSource) -> Result<VmxOn, VmxError> {
     }
     // SAFETY: CPUID says VMX exists, so the architectural VMX MSRs exist; `read` only
     // reads the optional ones when the earlier ones say they exist.
-    let msrs = CapabilityMsrs::read(|msr| unsafe { instr::rdmsr(msr) })?;
+    let msrs = CapabilityMsrs::read(|msr| unsafe { rdmsr(msr) })?;
     let config = VmxConfig::from_msrs(&msrs)?;
     // SAFETY: IA32_FEATURE_CONTROL exists on every CPU with VMX.
-    let feature_control = unsafe { instr::rdmsr(caps::msr::FEATURE_CONTROL) };
+    let feature_control = unsafe { rdmsr(caps::msr::FEATURE_CONTROL) };
     if let Some(value) = caps::feature_control_update(feature_control)? {
         // SAFETY: the MSR is unlocked (checked by `feature_control_update`); setting lock
         // and VMX-outside-SMX is what firmware would have done.
-        unsafe { instr::wrmsr(caps::msr::FEATURE_CONTROL, value) };
+        unsafe { wrmsr(caps::msr::FEATURE_CONTROL, value) };
     }
     let cr0 = caps::apply_fixed_bits(instr::read_cr0(), msrs.cr0_fixed0, msrs.cr0_fixed1);
     let mut cr4 = instr::read_cr4() | CR4_VMXE;

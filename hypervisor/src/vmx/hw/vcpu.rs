@@ -4,6 +4,7 @@
 use super::entry::{self, exit_landing_address};
 use super::instr::{self, segment_state};
 use super::{LoadedVmcs, Vmcs, VmxOn};
+use crate::arch::cpu::rdmsr;
 use crate::vm::msr::{PASSTHROUGH_VMCS, SWITCHED_ON_VCPU_CHANGE};
 use crate::vmx::bitmaps::{BITMAP_BYTES, build_io_bitmaps, build_msr_bitmap};
 use crate::vmx::caps::preemption_timer_value;
@@ -36,7 +37,7 @@ pub fn capture_host_state() -> HostState {
         (desc.read_unaligned(), desc.add(1).read_unaligned())
     };
     // SAFETY: these MSRs exist on every x86-64 CPU with VMX.
-    let msr = |m| unsafe { instr::rdmsr(m) };
+    let msr = |m| unsafe { rdmsr(m) };
     HostState {
         cr0: instr::read_cr0(),
         cr3: instr::read_cr3(),

@@ -85,7 +85,7 @@ pub mod fake {
     use crate::vmx::error::{InstructionError, VmxError, VmxInstruction};
 
     /// Map-backed VMCS.
-    #[derive(Debug, Default)]
+    #[derive(Debug, Default, Clone, PartialEq, Eq)]
     pub struct FakeVmcs {
         /// Field values written so far.
         pub fields: BTreeMap<u32, u64>,

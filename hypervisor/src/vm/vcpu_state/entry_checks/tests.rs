@@ -3,27 +3,13 @@
 
 use super::*;
 use crate::vm::exit_handler::VcpuEmulation;
+use crate::vm::vcpu_state::tests::{config, limits};
+use crate::vm::vcpu_state::{VcpuSoftware, capture as capture_vcpu};
 use crate::vmx::regs::GuestRegisters;
-use crate::vmx::setup::testing::bochs_like_msrs;
-use crate::vmx::setup::{VmxConfig, write_pvh_guest_state};
+use crate::vmx::setup::write_pvh_guest_state;
 use crate::vmx::vmcs::VmcsAccess;
 use crate::vmx::vmcs::fake::FakeVmcs;
 use crate::vmx::vmcs::fields::{control, guest::*};
-
-fn config() -> VmxConfig {
-    VmxConfig::from_msrs(&bochs_like_msrs()).unwrap()
-}
-
-fn limits() -> GuestStateLimits {
-    let c = config();
-    GuestStateLimits {
-        cr0_fixed0: c.cr0_fixed0,
-        cr0_fixed1: c.cr0_fixed1,
-        cr4_fixed0: c.cr4_fixed0,
-        cr4_fixed1: c.cr4_fixed1,
-        phys_addr_bits: 39,
-    }
-}
 
 /// The PVH entry state (32-bit protected mode) tern boots guests with.
 fn pvh() -> FakeVmcs {
@@ -48,6 +34,11 @@ fn long_mode() -> FakeVmcs {
     let cr4 = v.get(CR4.0).unwrap();
     v.write_raw(CR0.0, cr0 | CR0_PG).unwrap();
     v.write_raw(CR4.0, cr4 | CR4_PAE).unwrap();
+    // What the guest's MOV to CR0/CR4 leaves in the read shadows (`vmx::setup::cr`).
+    let shadow0 = v.get(control::CR0_READ_SHADOW.0).unwrap();
+    v.write_raw(control::CR0_READ_SHADOW.0, shadow0 | CR0_PG)
+        .unwrap();
+    v.write_raw(control::CR4_READ_SHADOW.0, CR4_PAE).unwrap();
     v.write_raw(CR3.0, 0x7000).unwrap();
     v.write_raw(IA32_EFER.0, 0xd00).unwrap();
     v.write_raw(CS_ACCESS_RIGHTS.0, 0xa09b).unwrap();
@@ -56,14 +47,13 @@ fn long_mode() -> FakeVmcs {
 }
 
 fn capture(v: &FakeVmcs, msrs: [u64; 6]) -> VcpuState {
-    VcpuState::capture(
-        v,
-        &GuestRegisters::default(),
-        &VcpuEmulation::default(),
-        msrs,
-        0,
-    )
-    .unwrap()
+    let soft = VcpuSoftware {
+        regs: GuestRegisters::default(),
+        emulation: VcpuEmulation::default(),
+        switched_msrs: msrs,
+        guest_tsc: 0,
+    };
+    capture_vcpu(v, &soft, 0).unwrap()
 }
 
 fn check(v: &FakeVmcs) -> Result<(), GuestStateError> {
@@ -77,6 +67,22 @@ fn refused(mut base: FakeVmcs, field: u32, value: u64, name: &str) {
     match check(&base) {
         Err(e) => assert_eq!(e.field, name, "{e}"),
         Ok(()) => panic!("{name} = {value:#x} was accepted"),
+    }
+}
+
+/// `base`'s state changed by `change` is refused, naming `name` (for what the VMCS cannot
+/// express: the guest's view of CR0/CR4, fields only the protocol has).
+fn refused_state(base: &FakeVmcs, change: impl FnOnce(&mut VcpuState), name: &str) {
+    let mut s = capture(base, [0; 6]);
+    assert_eq!(
+        check_guest_state(&s, &limits()),
+        Ok(()),
+        "the base state must pass"
+    );
+    change(&mut s);
+    match check_guest_state(&s, &limits()) {
+        Err(e) => assert_eq!(e.field, name, "{e}"),
+        Ok(()) => panic!("{name}: the changed state was accepted"),
     }
 }
 
@@ -102,22 +108,131 @@ fn cr0_all_ones_is_refused() {
 }
 
 #[test]
-fn cr0_fixed0_bits_must_be_set() {
-    let cr0 = pvh().get(CR0.0).unwrap();
-    refused(pvh(), CR0.0, cr0 & !(1 << 5), "CR0"); // NE is forced by VMX
-}
-
-#[test]
 fn cr0_pg_needs_pe() {
-    let cr0 = pvh().get(CR0.0).unwrap();
-    refused(pvh(), CR0.0, (cr0 | CR0_PG) & !CR0_PE, "CR0");
+    refused_state(&pvh(), |s| s.cr0 = (s.cr0 | CR0_PG) & !CR0_PE, "CR0");
 }
 
 #[test]
-fn cr4_fixed_bits_are_enforced() {
-    refused(pvh(), CR4.0, 0, "CR4"); // VMXE cleared
-    refused(pvh(), CR4.0, 0x2000 | (1 << 22), "CR4"); // a bit FIXED1 forbids
-    refused(pvh(), CR4.0, 0x2000 | (1 << 17), "CR4"); // PCIDE outside IA-32e mode
+fn cr4_rules_on_the_guests_view() {
+    refused_state(&pvh(), |s| s.cr4 |= CR4_VMXE, "CR4"); // VMX is hidden from guests
+    refused_state(&pvh(), |s| s.cr4 |= 1 << 22, "CR4"); // a bit FIXED1 forbids
+    refused_state(&pvh(), |s| s.cr4 |= 1 << 17, "CR4"); // PCIDE outside IA-32e mode
+    refused_state(&pvh(), |s| s.cr4 |= 1 << 40, "CR4");
+}
+
+#[test]
+fn rflags_reserved_bits() {
+    refused_state(&pvh(), |s| s.rflags = 0, "RFLAGS"); // bit 1 clear
+    refused_state(&pvh(), |s| s.rflags |= 1 << 3, "RFLAGS");
+    refused_state(&pvh(), |s| s.rflags |= 1 << 40, "RFLAGS");
+}
+
+#[test]
+fn msr_list_is_exactly_the_carried_msrs() {
+    refused_state(&pvh(), |s| s.msrs.retain(|m| m.index != 0x277), "IA32_PAT");
+    refused_state(
+        &pvh(),
+        |s| {
+            s.msrs.push(migration_proto::message::MsrValue {
+                index: 0x1b,
+                value: 0,
+            })
+        },
+        "MSRs",
+    );
+    let set = |index: u32, value: u64| {
+        move |s: &mut VcpuState| {
+            s.msrs
+                .iter_mut()
+                .filter(|m| m.index == index)
+                .for_each(|m| m.value = value)
+        }
+    };
+    refused_state(&pvh(), set(0x277, 0x02), "IA32_PAT"); // memory type 2 is reserved
+    refused_state(&pvh(), set(0x174, 1 << 32), "IA32_SYSENTER_CS");
+    refused_state(&pvh(), set(0xc000_0082, 1 << 63), "IA32_LSTAR");
+}
+
+#[test]
+fn xcr0_and_vcpu_index() {
+    refused_state(&pvh(), |s| s.xcr0 = 0, "XCR0"); // x87 must be set
+    refused_state(&pvh(), |s| s.xcr0 = 0b101, "XCR0"); // AVX without SSE
+    refused_state(&pvh(), |s| s.vcpu_index = 256, "vCPU index");
+}
+
+#[test]
+fn state_tern_cannot_load_yet_must_be_empty() {
+    refused_state(&pvh(), |s| s.cr2 = 0x1000, "CR2");
+    refused_state(&pvh(), |s| s.cr8 = 1, "CR8");
+    refused_state(&pvh(), |s| s.dr0_3[2] = 1, "DR0-DR3");
+    refused_state(&pvh(), |s| s.dr6 = 0xffff_0ff0, "DR6");
+    refused_state(&pvh(), |s| s.pdptes[0] = 1, "PDPTEs");
+    refused_state(&pvh(), |s| s.xsave = alloc::vec![0; 576], "XSAVE area");
+    refused_state(&pvh(), |s| s.nmi_pending = true, "NMI pending");
+}
+
+#[test]
+fn pending_event_rules() {
+    use migration_proto::message::{EventKind, PendingEvent};
+    let gp = PendingEvent {
+        vector: 13,
+        kind: EventKind::HardwareException,
+        error_code: Some(0),
+        instruction_len: 0,
+    };
+    let mut ok = capture(&pvh(), [0; 6]);
+    ok.pending_event = Some(gp);
+    assert_eq!(check_guest_state(&ok, &limits()), Ok(()));
+    let with = |e: PendingEvent| move |s: &mut VcpuState| s.pending_event = Some(e);
+    refused_state(
+        &pvh(),
+        with(PendingEvent {
+            error_code: None,
+            ..gp
+        }),
+        "pending event",
+    );
+    refused_state(
+        &pvh(),
+        with(PendingEvent { vector: 6, ..gp }),
+        "pending event",
+    ); // #UD has no code
+    refused_state(
+        &pvh(),
+        with(PendingEvent {
+            vector: 2,
+            error_code: None,
+            ..gp
+        }),
+        "pending event",
+    );
+    refused_state(
+        &pvh(),
+        with(PendingEvent {
+            vector: 40,
+            error_code: None,
+            ..gp
+        }),
+        "pending event",
+    );
+    refused_state(
+        &pvh(),
+        with(PendingEvent {
+            kind: EventKind::ExternalInterrupt,
+            vector: 40,
+            error_code: None,
+            ..gp
+        }),
+        "pending event",
+    );
+    refused_state(
+        &pvh(),
+        with(PendingEvent {
+            error_code: Some(1 << 16),
+            ..gp
+        }),
+        "pending event",
+    );
 }
 
 #[test]
@@ -215,7 +330,7 @@ fn usable_ldtr_must_be_an_ldt() {
 #[test]
 fn descriptor_tables_are_checked() {
     refused(long_mode(), GDTR_BASE.0, 0x8000_0000_0000_0000, "GDTR");
-    refused(pvh(), IDTR_LIMIT.0, 0x1_0000, "IDTR");
+    refused(pvh(), IDTR_BASE.0, 0x0001_0000_0000_0000, "IDTR");
 }
 
 #[test]

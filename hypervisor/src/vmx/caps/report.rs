@@ -1,32 +1,21 @@
-//! What VT-x features this CPU offers, decoded from the VMX capability MSRs.
+//! What VT-x features this CPU offers, for the boot banner and `info`: a report, never a
+//! refusal (the refusals are `VmxConfig::from_msrs`, which decides whether guests can run).
+//!
+//! Why a second reader of the same MSRs: the report must work on CPUs that `VmxConfig`
+//! refuses (to say what is missing), so it reads only what exists and fails on nothing. The
+//! MSR numbers and bit meanings are the parent module's ([`super::msr`], [`VmxBasic`],
+//! [`super::ept_vpid`]), so each is written once.
 //!
 //! Decoding is portable and pure: [`VmxCapabilities::probe`] takes an MSR-reading closure and
 //! reads only the MSRs the architecture guarantees to exist given what it has read so far
 //! (reading an absent MSR raises #GP), so both the decoding and that ordering are tested on
-//! the host with fake MSR values. The bare-metal reader lives in `arch::cpu`.
+//! the host with fake MSR values. The bare-metal reader is `arch::cpu::vmx_status`.
 //!
 //! References: Intel SDM Vol. 3D, Appendix A ("VMX Capability Reporting Facility").
 
 use core::fmt::Write;
 
-/// IA32_FEATURE_CONTROL (SDM Vol. 3C §24.7 "Enabling and Entering VMX Operation").
-pub const IA32_FEATURE_CONTROL: u32 = 0x3a;
-/// IA32_VMX_BASIC (SDM App. A.1).
-pub const IA32_VMX_BASIC: u32 = 0x480;
-/// IA32_VMX_PINBASED_CTLS (SDM App. A.3.1).
-pub const IA32_VMX_PINBASED_CTLS: u32 = 0x481;
-/// IA32_VMX_PROCBASED_CTLS (SDM App. A.3.2).
-pub const IA32_VMX_PROCBASED_CTLS: u32 = 0x482;
-/// IA32_VMX_MISC (SDM App. A.6).
-pub const IA32_VMX_MISC: u32 = 0x485;
-/// IA32_VMX_PROCBASED_CTLS2 (SDM App. A.3.3).
-pub const IA32_VMX_PROCBASED_CTLS2: u32 = 0x48b;
-/// IA32_VMX_EPT_VPID_CAP (SDM App. A.10).
-pub const IA32_VMX_EPT_VPID_CAP: u32 = 0x48c;
-/// IA32_VMX_TRUE_PINBASED_CTLS (SDM App. A.3.1).
-pub const IA32_VMX_TRUE_PINBASED_CTLS: u32 = 0x48d;
-/// IA32_VMX_TRUE_PROCBASED_CTLS (SDM App. A.3.2).
-pub const IA32_VMX_TRUE_PROCBASED_CTLS: u32 = 0x48e;
+use super::{ControlKind, VmxBasic, ept_vpid, msr};
 
 const fn bit(v: u64, n: u32) -> bool {
     (v >> n) & 1 == 1
@@ -49,8 +38,8 @@ pub struct FeatureControl {
 impl FeatureControl {
     pub const fn decode(raw: u64) -> FeatureControl {
         FeatureControl {
-            locked: bit(raw, 0),
-            vmx_outside_smx: bit(raw, 2),
+            locked: raw & super::FEATURE_CONTROL_LOCK != 0,
+            vmx_outside_smx: raw & super::FEATURE_CONTROL_VMX_OUTSIDE_SMX != 0,
         }
     }
 
@@ -103,44 +92,38 @@ impl VmxCapabilities {
     /// is read only if primary allowed-1 bit 31 is set, and IA32_VMX_EPT_VPID_CAP only if EPT or
     /// VPID can be enabled (SDM App. A.3.3, A.10).
     pub fn probe(mut rdmsr: impl FnMut(u32) -> u64) -> VmxCapabilities {
-        let basic = rdmsr(IA32_VMX_BASIC);
-        let true_controls = bit(basic, 55);
-        let (pin_msr, proc_msr) = if true_controls {
-            (IA32_VMX_TRUE_PINBASED_CTLS, IA32_VMX_TRUE_PROCBASED_CTLS)
-        } else {
-            (IA32_VMX_PINBASED_CTLS, IA32_VMX_PROCBASED_CTLS)
-        };
-        let pin = rdmsr(pin_msr);
-        let primary = rdmsr(proc_msr);
-        let misc = rdmsr(IA32_VMX_MISC);
+        let basic = VmxBasic::from_raw(rdmsr(msr::VMX_BASIC));
+        let pin = rdmsr(ControlKind::PinBased.capability_msr(basic));
+        let primary = rdmsr(ControlKind::PrimaryProcBased.capability_msr(basic));
+        let misc = rdmsr(msr::VMX_MISC);
         let secondary_controls = allowed1(primary, 31);
         let secondary = if secondary_controls {
-            rdmsr(IA32_VMX_PROCBASED_CTLS2)
+            rdmsr(msr::PROCBASED_CTLS2)
         } else {
             0
         };
         let ept = allowed1(secondary, 1);
         let vpid = allowed1(secondary, 5);
         let ept_vpid = if ept || vpid {
-            rdmsr(IA32_VMX_EPT_VPID_CAP)
+            rdmsr(msr::EPT_VPID_CAP)
         } else {
             0
         };
         VmxCapabilities {
-            vmcs_revision: (basic & 0x7fff_ffff) as u32,
-            vmcs_size: ((basic >> 32) & 0x1fff) as u32,
-            true_controls,
+            vmcs_revision: basic.revision_id,
+            vmcs_size: u32::from(basic.region_size),
+            true_controls: basic.true_controls,
             secondary_controls,
             ept,
             vpid,
             unrestricted_guest: allowed1(secondary, 7),
             pml: allowed1(secondary, 17),
-            ept_4_level: ept && bit(ept_vpid, 6),
-            ept_write_back: ept && bit(ept_vpid, 14),
-            ept_2m_pages: ept && bit(ept_vpid, 16),
-            invept: ept && bit(ept_vpid, 20),
-            ept_accessed_dirty: ept && bit(ept_vpid, 21),
-            invvpid: vpid && bit(ept_vpid, 32),
+            ept_4_level: ept && ept_vpid & ept_vpid::WALK_4_LEVEL != 0,
+            ept_write_back: ept && ept_vpid & ept_vpid::WRITE_BACK != 0,
+            ept_2m_pages: ept && ept_vpid & ept_vpid::PAGES_2M != 0,
+            invept: ept && ept_vpid & ept_vpid::INVEPT != 0,
+            ept_accessed_dirty: ept && ept_vpid & ept_vpid::ACCESSED_DIRTY != 0,
+            invvpid: vpid && ept_vpid & ept_vpid::INVVPID != 0,
             preemption_timer: allowed1(pin, 6),
             preemption_timer_rate: (misc & 0x1f) as u8,
         }
@@ -243,5 +226,5 @@ impl VmxStatus {
 }
 
 #[cfg(test)]
-#[path = "vmx_capabilities_tests.rs"]
+#[path = "report_tests.rs"]
 mod tests;

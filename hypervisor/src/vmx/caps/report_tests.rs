@@ -20,18 +20,18 @@ fn ctls(allowed1: &[u32]) -> u64 {
 /// Roughly what Bochs' `tigerlake` model reports.
 fn full_featured() -> [(u32, u64); 9] {
     [
-        (IA32_VMX_BASIC, 1 << 55 | 0x1000 << 32 | 0x4),
-        (IA32_VMX_PINBASED_CTLS, ctls(&[0])),
-        (IA32_VMX_TRUE_PINBASED_CTLS, ctls(&[0, 6])),
-        (IA32_VMX_PROCBASED_CTLS, ctls(&[7])),
-        (IA32_VMX_TRUE_PROCBASED_CTLS, ctls(&[7, 31])),
-        (IA32_VMX_PROCBASED_CTLS2, ctls(&[1, 5, 7, 17])),
+        (msr::VMX_BASIC, 1 << 55 | 0x1000 << 32 | 0x4),
+        (msr::PINBASED_CTLS, ctls(&[0])),
+        (msr::TRUE_PINBASED_CTLS, ctls(&[0, 6])),
+        (msr::PROCBASED_CTLS, ctls(&[7])),
+        (msr::TRUE_PROCBASED_CTLS, ctls(&[7, 31])),
+        (msr::PROCBASED_CTLS2, ctls(&[1, 5, 7, 17])),
         (
-            IA32_VMX_EPT_VPID_CAP,
+            msr::EPT_VPID_CAP,
             1 << 6 | 1 << 14 | 1 << 16 | 1 << 20 | 1 << 21 | 1 << 32,
         ),
-        (IA32_VMX_MISC, 5),
-        (IA32_FEATURE_CONTROL, 0),
+        (msr::VMX_MISC, 5),
+        (msr::FEATURE_CONTROL, 0),
     ]
 }
 
@@ -62,12 +62,12 @@ fn full_featured_cpu_decodes_everything_via_true_msrs() {
 #[test]
 fn without_true_controls_the_legacy_msrs_are_used() {
     let caps = probe(&[
-        (IA32_VMX_BASIC, 0x1000 << 32 | 0x10),
-        (IA32_VMX_PINBASED_CTLS, ctls(&[6])),
-        (IA32_VMX_PROCBASED_CTLS, ctls(&[31])),
-        (IA32_VMX_PROCBASED_CTLS2, ctls(&[1])),
-        (IA32_VMX_EPT_VPID_CAP, 1 << 6),
-        (IA32_VMX_MISC, 0x1f),
+        (msr::VMX_BASIC, 0x1000 << 32 | 0x10),
+        (msr::PINBASED_CTLS, ctls(&[6])),
+        (msr::PROCBASED_CTLS, ctls(&[31])),
+        (msr::PROCBASED_CTLS2, ctls(&[1])),
+        (msr::EPT_VPID_CAP, 1 << 6),
+        (msr::VMX_MISC, 0x1f),
     ]);
     assert!(!caps.true_controls && caps.preemption_timer && caps.ept && !caps.vpid);
     assert!(caps.ept_4_level && !caps.ept_accessed_dirty && !caps.invvpid);
@@ -78,19 +78,19 @@ fn without_true_controls_the_legacy_msrs_are_used() {
 fn absent_msrs_are_never_read() {
     // No secondary controls: neither PROCBASED_CTLS2 nor EPT_VPID_CAP may be read.
     let caps = probe(&[
-        (IA32_VMX_BASIC, 0),
-        (IA32_VMX_PINBASED_CTLS, 0),
-        (IA32_VMX_PROCBASED_CTLS, 0),
-        (IA32_VMX_MISC, 0),
+        (msr::VMX_BASIC, 0),
+        (msr::PINBASED_CTLS, 0),
+        (msr::PROCBASED_CTLS, 0),
+        (msr::VMX_MISC, 0),
     ]);
     assert_eq!(caps, VmxCapabilities::default());
     // Secondary controls without EPT or VPID: EPT_VPID_CAP may not be read.
     let caps = probe(&[
-        (IA32_VMX_BASIC, 0),
-        (IA32_VMX_PINBASED_CTLS, 0),
-        (IA32_VMX_PROCBASED_CTLS, ctls(&[31])),
-        (IA32_VMX_PROCBASED_CTLS2, ctls(&[7])),
-        (IA32_VMX_MISC, 0),
+        (msr::VMX_BASIC, 0),
+        (msr::PINBASED_CTLS, 0),
+        (msr::PROCBASED_CTLS, ctls(&[31])),
+        (msr::PROCBASED_CTLS2, ctls(&[7])),
+        (msr::VMX_MISC, 0),
     ]);
     assert!(caps.unrestricted_guest && !caps.ept);
     let mut s = String::new();
