@@ -40,23 +40,40 @@ struct Rate {
     name: &'static str,
     wss_mib: u32,
     pages_per_sec: u32,
+    /// 64-bit words each page rewrite changes (512: whole pages).
+    dirty_words: u32,
 }
 
-const RATES: [Rate; 3] = [
+const RATES: [Rate; 5] = [
     Rate {
         name: "idle",
         wss_mib: 1,
         pages_per_sec: 1,
+        dirty_words: 512,
     },
     Rate {
         name: "moderate",
         wss_mib: 2,
         pages_per_sec: 20,
+        dirty_words: 512,
+    },
+    Rate {
+        name: "moderate-partial",
+        wss_mib: 2,
+        pages_per_sec: 20,
+        dirty_words: 16,
     },
     Rate {
         name: "heavy",
         wss_mib: 4,
         pages_per_sec: 400,
+        dirty_words: 512,
+    },
+    Rate {
+        name: "heavy-partial",
+        wss_mib: 4,
+        pages_per_sec: 400,
+        dirty_words: 16,
     },
 ];
 
@@ -288,8 +305,8 @@ fn qemu_row(rate: &Rate, tern: &TernRun) -> String {
 /// The guest's command line for `rate` (tern and QEMU runs alike).
 fn cmdline(rate: &Rate) -> String {
     format!(
-        "hb.interval_ms={INTERVAL_MS} hb.wss_mib={} hb.dirty_pages_per_sec={}",
-        rate.wss_mib, rate.pages_per_sec
+        "hb.interval_ms={INTERVAL_MS} hb.wss_mib={} hb.dirty_pages_per_sec={} hb.dirty_words={}",
+        rate.wss_mib, rate.pages_per_sec, rate.dirty_words
     )
 }
 
@@ -349,7 +366,7 @@ pub fn run(only: Option<&str>) -> Result<()> {
         .filter(|r| only.is_none_or(|o| o.split(',').any(|n| n == r.name)))
         .collect();
     if chosen.is_empty() {
-        bail!("--rates: none of idle, moderate, heavy");
+        bail!("--rates: none of idle, moderate, moderate-partial, heavy, heavy-partial");
     }
     let mut table = String::from(
         "| dirty rate | tracking | total ms | total floor ms | downtime ms (hypervisor) | downtime floor ms (source's estimate) | downtime seen on the console ms | guest-clock gap ms | bytes on the wire | floor (non-zero memory once) | rounds | guest slowdown during migration |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
@@ -362,16 +379,22 @@ pub fn run(only: Option<&str>) -> Result<()> {
         // The heavy guest outruns the link: its brakes are compared too.
         // The heavy guest outruns the link: its brakes are compared too; the moderate one
         // shows the guest's slowdown without the CPU budget.
-        let base = [
+        let both_trackings = [
             ("wp", "auto-converge", DEFAULT_CPU_BUDGET),
             ("pml", "auto-converge", DEFAULT_CPU_BUDGET),
         ];
+        // Partial writes change what goes on the wire, not how tracking works: one row.
+        let base = if rate.dirty_words < 512 {
+            &both_trackings[..1]
+        } else {
+            &both_trackings[..]
+        };
         let extra = match rate.name {
             "heavy" => Some(("wp", "dirty-limit", DEFAULT_CPU_BUDGET)),
             "moderate" => Some(("wp", "auto-converge", 100)),
             _ => None,
         };
-        for (mode, convergence, budget) in base.into_iter().chain(extra) {
+        for (mode, convergence, budget) in base.iter().copied().chain(extra) {
             eprintln!(
                 "[xtask] bench migration: {} / {mode} / {convergence} / cpu-budget {budget} ...",
                 rate.name
@@ -402,7 +425,7 @@ pub fn run(only: Option<&str>) -> Result<()> {
         "# Migration benchmark (Bochs, two hosts on a bxhub segment)\n\n\
          Written by `cargo xtask bench migration`. Guest: heartbeat, 16 MiB, beat every \
          {INTERVAL_MS} ms; rates: idle (1 page/s in 1 MiB), moderate (20 pages/s in 2 MiB), \
-         heavy (400 pages/s in 4 MiB; the link moves ~100-130 raw pages/s). `wp` = EPT write-protection (one exit per page per \
+         heavy (400 pages/s in 4 MiB; the link moves ~100-130 raw pages/s); the `-partial` rates rewrite only the first 16 of the 512 64-bit words of each page (`hb.dirty_words=16`, what delta pages are for), the others whole pages. `wp` = EPT write-protection (one exit per page per \
          round), `pml` = page-modification logging with EPT dirty flags (one exit per 512 \
          logged pages; Bochs' tigerlake model has both). A `pml` run that could not enable PML \
          falls back to wp and says so on the console. Every row brakes a guest that outruns \

@@ -44,7 +44,7 @@ commands:
         written to docs/bench/network.md
   bench vmx [--no-build]
         VM-exit and preemption-timer slice costs, measured in Bochs with the guest TSC
-  bench migration [--no-build] [--rates idle,moderate,heavy]
+  bench migration [--no-build] [--rates idle,moderate,moderate-partial,heavy,heavy-partial]
         live migrations in Bochs at three dirty rates, wp vs pml: docs/bench/migration.md
   demo [--heavy] [--no-build]
         two hosts in Bochs: live-migrate the heartbeat guest from alpha to beta, both

@@ -1,5 +1,6 @@
 //! The guest's parameters, read from the PVH command line: `hb.interval_ms=100 hb.wss_mib=8
-//! hb.dirty_pages_per_sec=1000 hb.tsc_khz=2000000 hb.mode=normal|triple_fault|escape|bench`.
+//! hb.dirty_pages_per_sec=1000 hb.dirty_words=512 hb.tsc_khz=2000000
+//! hb.mode=normal|triple_fault|escape|bench`.
 //! `hb.tsc_khz` is an explicit override: normally the rate comes from the hypervisor's CPUID
 //! timing leaf (see [`crate::tsc_rate`]).
 //! Tokens without the `hb.` prefix belong to someone else and are skipped; a bad `hb.` token
@@ -39,6 +40,10 @@ pub struct Params {
     pub wss_mib: u64,
     /// Working-set pages rewritten per second of guest time.
     pub dirty_pages_per_sec: u64,
+    /// 64-bit words of a page each rewrite changes (from the start of the page): 512 rewrites
+    /// whole pages; fewer writes part of a page, as counters and queues do, which is what
+    /// delta pages send cheaply.
+    pub dirty_words: u64,
     /// TSC frequency in kHz, if the command line gave it (overrides the hypervisor's).
     pub tsc_khz: Option<u64>,
     /// What to run.
@@ -51,6 +56,7 @@ impl Default for Params {
             interval_ms: 1000,
             wss_mib: 4,
             dirty_pages_per_sec: 256,
+            dirty_words: WORDS_PER_PAGE,
             tsc_khz: None,
             mode: Mode::Normal,
         }
@@ -62,6 +68,8 @@ const MAX_INTERVAL_MS: u64 = 3_600_000;
 const MAX_WSS_MIB: u64 = 1 << 20;
 const MAX_DIRTY_RATE: u64 = 1 << 32;
 const MAX_TSC_KHZ: u64 = 1 << 32;
+/// 64-bit words in a page.
+const WORDS_PER_PAGE: u64 = 512;
 
 impl Params {
     /// Parse `cmdline`; each rejected `hb.` token is passed to `warn` with the reason.
@@ -87,6 +95,7 @@ impl Params {
                     number(MAX_DIRTY_RATE, 0).map(|n| params.dirty_pages_per_sec = n)
                 }
                 "tsc_khz" => number(MAX_TSC_KHZ, 1).map(|n| params.tsc_khz = Some(n)),
+                "dirty_words" => number(WORDS_PER_PAGE, 1).map(|n| params.dirty_words = n),
                 "mode" => match value {
                     "normal" => Ok(Mode::Normal),
                     "triple_fault" => Ok(Mode::TripleFault),
@@ -124,7 +133,7 @@ mod tests {
     fn parses_all_keys_and_skips_foreign_tokens() {
         let (p, w) = parse_collect(
             "console=ttyS0 hb.interval_ms=100 hb.wss_mib=8 hb.dirty_pages_per_sec=1000 \
-             hb.tsc_khz=2500000 hb.mode=escape quiet",
+             hb.dirty_words=16 hb.tsc_khz=2500000 hb.mode=escape quiet",
         );
         assert!(w.is_empty());
         assert_eq!(
@@ -133,6 +142,7 @@ mod tests {
                 interval_ms: 100,
                 wss_mib: 8,
                 dirty_pages_per_sec: 1000,
+                dirty_words: 16,
                 tsc_khz: Some(2_500_000),
                 mode: Mode::Escape
             }
@@ -142,7 +152,8 @@ mod tests {
     #[test]
     fn bad_tokens_warn_and_keep_defaults() {
         let (p, w) = parse_collect(
-            "hb.interval_ms=0 hb.wss_mib=x hb.bogus=1 hb.mode=fast hb.tsc_khz hb.wss_mib=99999999",
+            "hb.interval_ms=0 hb.wss_mib=x hb.bogus=1 hb.mode=fast hb.tsc_khz hb.wss_mib=99999999 \
+             hb.dirty_words=0 hb.dirty_words=513",
         );
         assert_eq!(p, Params::default());
         let reasons: Vec<&str> = w.iter().map(|(_, r)| *r).collect();
@@ -154,6 +165,8 @@ mod tests {
                 "unknown parameter",
                 "mode must be normal, triple_fault, escape or bench",
                 "expected hb.KEY=VALUE",
+                "value out of range",
+                "value out of range",
                 "value out of range"
             ]
         );

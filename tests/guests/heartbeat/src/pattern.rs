@@ -22,6 +22,12 @@ pub fn word(page: u64, generation: u64, word: u64) -> u64 {
         ^ 0x5a5a_0000_0000_a5a5
 }
 
+/// The generation word `word` of a page at `generation` holds when each rewrite changes only
+/// the first `dirty_words` words: the rest keep the initial generation 0.
+pub fn word_generation(generation: u64, word: u64, dirty_words: u64) -> u64 {
+    if word < dirty_words { generation } else { 0 }
+}
+
 /// Round-robin rewrite position over `pages` pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sweep {
@@ -95,6 +101,14 @@ mod tests {
         for w in 0..WORDS_PER_PAGE {
             assert_ne!(word(0, 0, w), 0);
         }
+    }
+
+    #[test]
+    fn partial_rewrites_leave_the_tail_at_generation_zero() {
+        assert_eq!(word_generation(5, 0, 16), 5);
+        assert_eq!(word_generation(5, 15, 16), 5);
+        assert_eq!(word_generation(5, 16, 16), 0);
+        assert_eq!(word_generation(5, 511, WORDS_PER_PAGE), 5);
     }
 
     #[test]

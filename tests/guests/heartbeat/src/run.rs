@@ -1,7 +1,7 @@
 //! `hb_main` and the normal mode: heartbeat lines and the dirtying, verified working set.
 
 use heartbeat::params::{Mode, Params};
-use heartbeat::pattern::{PAGE_SIZE, Sweep, WORDS_PER_PAGE, word};
+use heartbeat::pattern::{PAGE_SIZE, Sweep, WORDS_PER_PAGE, word, word_generation};
 use heartbeat::tsc_rate::{TscRate, hypervisor_tsc_khz};
 
 use crate::start_info::{self, E820_RAM, StartInfoError};
@@ -44,12 +44,13 @@ extern "C" fn hb_main(start_info_paddr: u64) -> ! {
     let tsc = TscRate::choose(params.tsc_khz, hypervisor_tsc_khz(cpu::cpuid));
     let (image_start, image_end) = image_range();
     say!(
-        "HB-START mode={} interval_ms={} wss_mib={} dirty_pages_per_sec={} tsc_khz={} \
-         tsc_from={} start_info={:#x} version={} memmap_entries={} image={:#x}-{:#x}",
+        "HB-START mode={} interval_ms={} wss_mib={} dirty_pages_per_sec={} dirty_words={} \
+         tsc_khz={} tsc_from={} start_info={:#x} version={} memmap_entries={} image={:#x}-{:#x}",
         params.mode.name(),
         params.interval_ms,
         params.wss_mib,
         params.dirty_pages_per_sec,
+        params.dirty_words,
         tsc.khz,
         tsc.source.name(),
         start_info_paddr,
@@ -110,18 +111,29 @@ fn page_ptr(base: u64, page: u64) -> *mut u64 {
     (base + page * PAGE_SIZE) as *mut u64
 }
 
-fn fill_page(base: u64, page: u64, generation: u64) {
+/// Writes the first `words` words of `page` at `generation` (all of them for a fresh page).
+fn fill_page(base: u64, page: u64, generation: u64, words: u64) {
     let p = page_ptr(base, page);
-    for w in 0..WORDS_PER_PAGE {
+    for w in 0..words.min(WORDS_PER_PAGE) {
         // SAFETY: the working set lies in RAM after our image (checked against the memory
         // map) and nothing else uses it.
         unsafe { core::ptr::write_volatile(p.add(w as usize), word(page, generation, w)) };
     }
 }
 
+/// Restores a whole page to what it should hold (after a reported corruption).
+fn repair_page(base: u64, page: u64, generation: u64, dirty_words: u64) {
+    let p = page_ptr(base, page);
+    for w in 0..WORDS_PER_PAGE {
+        let value = word(page, word_generation(generation, w, dirty_words), w);
+        // SAFETY: as in `fill_page`.
+        unsafe { core::ptr::write_volatile(p.add(w as usize), value) };
+    }
+}
+
 /// Verify every page; report up to a few mismatches and repair each reported page so that a
 /// single corruption is reported once. Returns the number of corrupt pages.
-fn verify(base: u64, sweep: &Sweep) -> u64 {
+fn verify(base: u64, sweep: &Sweep, dirty_words: u64) -> u64 {
     let mut corrupt = 0;
     let mut reported = 0;
     for page in 0..sweep.pages() {
@@ -130,7 +142,7 @@ fn verify(base: u64, sweep: &Sweep) -> u64 {
         for w in 0..WORDS_PER_PAGE {
             // SAFETY: as in `fill_page`.
             let found = unsafe { core::ptr::read_volatile(p.add(w as usize)) };
-            let expected = word(page, generation, w);
+            let expected = word(page, word_generation(generation, w, dirty_words), w);
             if found != expected {
                 corrupt += 1;
                 if reported < MAX_REPORTS_PER_PASS {
@@ -140,7 +152,7 @@ fn verify(base: u64, sweep: &Sweep) -> u64 {
                         p as u64 + w * 8
                     );
                 }
-                fill_page(base, page, generation);
+                repair_page(base, page, generation, dirty_words);
                 break;
             }
         }
@@ -156,7 +168,7 @@ fn run_heartbeat(params: &Params, info: &start_info::BootInfo, tsc_khz: u64) -> 
         .max(1);
     let mut sweep = Sweep::new(pages);
     for page in 0..pages {
-        fill_page(base, page, 0);
+        fill_page(base, page, 0, WORDS_PER_PAGE);
     }
     say!(
         "HB-WSS base={base:#x} pages={pages} bytes={}",
@@ -178,11 +190,11 @@ fn run_heartbeat(params: &Params, info: &start_info::BootInfo, tsc_khz: u64) -> 
         let due = target.saturating_sub(dirtied);
         for _ in 0..due.min(pages) {
             if let Some((page, generation)) = sweep.advance() {
-                fill_page(base, page, generation);
+                fill_page(base, page, generation, params.dirty_words);
             }
         }
         dirtied = dirtied.saturating_add(due);
-        corrupt_total += verify(base, &sweep);
+        corrupt_total += verify(base, &sweep, params.dirty_words);
         passes += 1;
         if now >= next_beat {
             say!(
