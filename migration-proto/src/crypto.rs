@@ -27,6 +27,48 @@ use crate::wire::TAG_LEN;
 const AUTH_KEY_CONTEXT: &str = "tern migration 2026-11 psk authentication key";
 const SESSION_KEY_CONTEXT: &str = "tern migration 2026-11 session keys";
 const TRANSCRIPT_CONTEXT: &str = "tern migration 2026-11 handshake transcript";
+const ENDPOINT_BINDING_CONTEXT: &str = "tern migration 2026-12 endpoint binding";
+
+/// The migration connection's two endpoints (IPv4 address, TCP port), as each side sees
+/// them: the source from its socket (its own address and port, and the address it dialed),
+/// the destination from its accepted socket. From protocol version 3 both proofs and the
+/// session keys cover them, so a handshake redirected to another host that holds the same
+/// key fails: that host sees itself at another address than the one the source dialed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    /// The source hypervisor's address and port.
+    pub source: ([u8; 4], u16),
+    /// The destination hypervisor's address and port.
+    pub destination: ([u8; 4], u16),
+}
+
+impl Endpoints {
+    fn encode(&self) -> [u8; 12] {
+        let mut out = [0u8; 12];
+        out[..4].copy_from_slice(&self.source.0);
+        out[4..6].copy_from_slice(&self.source.1.to_le_bytes());
+        out[6..10].copy_from_slice(&self.destination.0);
+        out[10..].copy_from_slice(&self.destination.1.to_le_bytes());
+        out
+    }
+}
+
+/// Version 3: the transcript bound to the connection's endpoints (`None`: a caller that has
+/// no endpoints, such as a test link or a host tool on a pipe; both sides must agree).
+pub fn bind_endpoints(transcript: &[u8; 32], endpoints: Option<&Endpoints>) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key(ENDPOINT_BINDING_CONTEXT);
+    h.update(transcript);
+    match endpoints {
+        Some(e) => {
+            h.update(&[1]);
+            h.update(&e.encode());
+        }
+        None => {
+            h.update(&[0]);
+        }
+    }
+    *h.finalize().as_bytes()
+}
 
 /// The 32-byte pre-shared key both hypervisors are configured with. Never printed.
 #[derive(Clone)]

@@ -13,7 +13,8 @@ use migration_proto::message::{AbortReason, Hello, Message, PageDigestMessage, P
 use migration_proto::negotiation::{Capabilities, PROTOCOL_VERSION, VersionRange};
 use migration_proto::page_codec::PageEncoder;
 use migration_proto::session::{
-    DestinationEvent, DestinationSession, SessionError, SourceSession, SourceState, UsageError,
+    DestinationEvent, DestinationSession, DestinationState, SessionError, SourceSession,
+    SourceState, UsageError,
 };
 use migration_proto::wire::{DecodeError, FRAME_MAGIC, MAX_PAYLOAD_LEN, MessageType, PAGE_SIZE};
 
@@ -321,4 +322,47 @@ fn encrypted_sessions_do_not_leak_page_contents() {
         let found = wire.windows(20).any(|w| w == &marker[1..21]);
         assert_eq!(found, leaks, "encrypt = {encrypt}");
     }
+}
+
+#[test]
+fn a_handshake_redirected_to_another_key_holder_fails() {
+    use migration_proto::crypto::Endpoints;
+    // alpha (10.0.0.1:49152) dials beta (10.0.0.2:4444); someone on the path redirects the
+    // connection to gamma (10.0.0.3:4444), which holds the same key.
+    let dialed = Endpoints {
+        source: ([10, 0, 0, 1], 49152),
+        destination: ([10, 0, 0, 2], 4444),
+    };
+    let seen_by_gamma = Endpoints {
+        destination: ([10, 0, 0, 3], 4444),
+        ..dialed
+    };
+    let mut sc = source_config(MEM, 1);
+    sc.endpoints = Some(dialed);
+    let mut dc = destination_config();
+    dc.endpoints = Some(seen_by_gamma);
+    let (mut src, mut dst) = connect(sc, dc);
+    assert_eq!(src_failure(&mut src), SessionError::AuthenticationFailed);
+    assert!(dst.identity().is_none(), "no VM data reached gamma");
+    assert_ne!(dst.state(), DestinationState::Receiving);
+
+    // The real beta sees the same endpoints: the handshake completes.
+    let mut sc = source_config(MEM, 1);
+    sc.endpoints = Some(dialed);
+    let mut dc = destination_config();
+    dc.endpoints = Some(dialed);
+    let (src, _dst) = connect(sc, dc);
+    assert_eq!(src.state(), SourceState::Transferring);
+
+    // Version 2 peers are not bound (documented): the same redirection goes unnoticed there.
+    let mut sc = source_config(MEM, 1);
+    sc.endpoints = Some(dialed);
+    sc.versions = VersionRange {
+        min: PROTOCOL_VERSION - 1,
+        max: PROTOCOL_VERSION - 1,
+    };
+    let mut dc = destination_config();
+    dc.endpoints = Some(seen_by_gamma);
+    let (src, _dst) = connect(sc, dc);
+    assert_eq!(src.state(), SourceState::Transferring);
 }

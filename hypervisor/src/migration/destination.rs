@@ -112,6 +112,12 @@ impl<V: IncomingVm> DestinationEngine<V> {
         }
     }
 
+    /// The connection's endpoints as this host sees them (the source's, its own): the
+    /// handshake is bound to them (protocol v3).
+    pub fn set_endpoints(&mut self, endpoints: migration_proto::crypto::Endpoints) {
+        self.session.set_endpoints(endpoints);
+    }
+
     /// The outcome once known.
     pub fn outcome(&self) -> Option<&DestinationOutcome> {
         self.outcome.as_ref()

@@ -88,6 +88,14 @@ impl DestinationSession {
         }
     }
 
+    /// Sets the connection's endpoints as this host sees them (before the `Hello` is
+    /// handled; version 3 binds the handshake to them, see `crypto::Endpoints`).
+    pub fn set_endpoints(&mut self, endpoints: crate::crypto::Endpoints) {
+        if self.state == DestinationState::AwaitingHello {
+            self.config.endpoints = Some(endpoints);
+        }
+    }
+
     /// Current state.
     pub fn state(&self) -> DestinationState {
         self.state
@@ -259,6 +267,10 @@ impl DestinationSession {
                 reply.encode(&mut Writer::new(&mut reply_payload));
                 self.transcript =
                     crypto::transcript_hash(self.link.reader.payload(), &reply_payload);
+                if version >= MessageType::PageDigest.since_version() {
+                    self.transcript =
+                        crypto::bind_endpoints(&self.transcript, self.config.endpoints.as_ref());
+                }
                 reply.proof = crypto::proof(&self.config.key, Role::Destination, &self.transcript);
                 self.link.version = version;
                 self.link.caps = caps;

@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use crate::cpu::CpuDescriptor;
-use crate::crypto::PreSharedKey;
+use crate::crypto::{Endpoints, PreSharedKey};
 use crate::digest::Digest;
 use crate::message::{DeviceState, DiskBlocks, Progress, RoundStats, VcpuState, VmIdentity};
 use crate::negotiation::{Capabilities, VersionRange};
@@ -34,6 +34,9 @@ pub struct DestinationConfig {
     pub handshake_timeout: Duration,
     /// Longest time one frame may take to arrive once its first byte did.
     pub frame_timeout: Duration,
+    /// The connection's endpoints as this host sees them (version 3 binds the handshake
+    /// to them: `crypto::Endpoints`).
+    pub endpoints: Option<Endpoints>,
 }
 
 impl DestinationConfig {
@@ -49,6 +52,7 @@ impl DestinationConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             frame_timeout: DEFAULT_FRAME_TIMEOUT,
+            endpoints: None,
         }
     }
 }

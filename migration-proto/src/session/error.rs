@@ -206,7 +206,8 @@ impl fmt::Display for SessionError {
             }
             SessionError::AuthenticationFailed => write!(
                 f,
-                "authentication failed: the peer does not hold the migration key"
+                "authentication failed: the peer does not hold the migration key, or it is not \
+                 the host at the address dialed (redirected, or a NAT in between)"
             ),
             SessionError::CpuIncompatible(list) => {
                 write!(f, "CPU incompatible ({} problems)", list.len())?;

@@ -3,7 +3,7 @@
 use core::time::Duration;
 
 use crate::cpu::CpuDescriptor;
-use crate::crypto::PreSharedKey;
+use crate::crypto::{Endpoints, PreSharedKey};
 use crate::message::VmIdentity;
 use crate::negotiation::{Capabilities, VersionRange};
 
@@ -33,6 +33,9 @@ pub struct SourceConfig {
     /// Memory for the copies of sent pages that DELTA_PAGES encodes against (0 = no
     /// deltas). Used only if the destination agrees to DELTA_PAGES (version 3).
     pub delta_cache_bytes: usize,
+    /// The connection's endpoints as this host sees them (version 3 binds the handshake
+    /// to them: `crypto::Endpoints`).
+    pub endpoints: Option<Endpoints>,
 }
 
 impl SourceConfig {
@@ -49,6 +52,7 @@ impl SourceConfig {
             keepalive_interval: DEFAULT_IDLE_TIMEOUT / 4,
             output_limit: DEFAULT_OUTPUT_LIMIT,
             delta_cache_bytes: 0,
+            endpoints: None,
         }
     }
 }

@@ -141,6 +141,11 @@ fn migrate(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
         })
         .flatten()
         .ok_or_else(|| failed("the VM vanished"))?;
+        let mut engine = engine;
+        match Migrations::endpoints(socket, true) {
+            Some(endpoints) => engine.set_endpoints(endpoints),
+            None => log::warn!("migration: outgoing connection without IPv4 endpoints"),
+        }
         m.outgoing = Some(Outgoing {
             engine,
             budget: CpuBudget::new(params.cpu_budget_percent, tsc::uptime_ns() / 1000),

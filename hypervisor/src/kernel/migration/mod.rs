@@ -18,7 +18,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use migration_proto::cpu::CpuDescriptor;
-use migration_proto::crypto::PreSharedKey;
+use migration_proto::crypto::{Endpoints, PreSharedKey};
 use migration_proto::session::Instant;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
@@ -180,14 +180,19 @@ impl Migrations {
         {
             let key = self.key.unwrap_or([0; 32]);
             let nonce = self.nonce();
+            let mut engine = DestinationEngine::new(
+                PreSharedKey::new(key),
+                self.cpu.clone(),
+                MAX_INCOMING_BYTES,
+                nonce,
+                now,
+            );
+            match Self::endpoints(handle, false) {
+                Some(endpoints) => engine.set_endpoints(endpoints),
+                None => log::warn!("migration: incoming connection without IPv4 endpoints"),
+            }
             self.incoming = Some(Incoming {
-                engine: DestinationEngine::new(
-                    PreSharedKey::new(key),
-                    self.cpu.clone(),
-                    MAX_INCOMING_BYTES,
-                    nonce,
-                    now,
-                ),
+                engine,
                 socket: handle,
             });
             self.listener = None;
@@ -204,6 +209,34 @@ impl Migrations {
         } else {
             PollResult::Idle
         }
+    }
+
+    /// The endpoints of a connected migration socket, for the handshake's binding:
+    /// (local, remote) ordered as (source, destination) for an outgoing connection and the
+    /// other way round for an incoming one.
+    fn endpoints(handle: SocketHandle, outgoing: bool) -> Option<Endpoints> {
+        with_net_stack(|stack| {
+            let socket = stack.sockets().get::<tcp::Socket>(handle);
+            let v4 = |e: smoltcp::wire::IpEndpoint| match e.addr {
+                smoltcp::wire::IpAddress::Ipv4(a) => Some((a.octets(), e.port)),
+                #[allow(unreachable_patterns)]
+                _ => None,
+            };
+            let local = v4(socket.local_endpoint()?)?;
+            let remote = v4(socket.remote_endpoint()?)?;
+            Some(if outgoing {
+                Endpoints {
+                    source: local,
+                    destination: remote,
+                }
+            } else {
+                Endpoints {
+                    source: remote,
+                    destination: local,
+                }
+            })
+        })
+        .flatten()
     }
 
     fn accept_pending(&self, handle: SocketHandle) -> bool {

@@ -187,6 +187,12 @@ impl SourceEngine {
         self.lines.pop_front()
     }
 
+    /// The connection's endpoints as this host sees them (its own, the one dialed): the
+    /// handshake is bound to them (protocol v3), so a redirected connection fails.
+    pub fn set_endpoints(&mut self, endpoints: migration_proto::crypto::Endpoints) {
+        self.session.set_endpoints(endpoints);
+    }
+
     /// Whether the next polls may read and encode pages while the VM runs (the caller's CPU
     /// budget, `migration::cpu_budget`); the connection is served either way, and a paused
     /// VM's pages always move.

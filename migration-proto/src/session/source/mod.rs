@@ -124,6 +124,14 @@ impl SourceSession {
         self.error.as_ref()
     }
 
+    /// Sets the connection's endpoints once the caller knows them (before the destination's
+    /// reply is handled; version 3 binds the handshake to them, see `crypto::Endpoints`).
+    pub fn set_endpoints(&mut self, endpoints: crate::crypto::Endpoints) {
+        if self.state == SourceState::AwaitingHelloReply {
+            self.config.endpoints = Some(endpoints);
+        }
+    }
+
     /// When the destination's `HelloReply` arrived: with the time the connection was
     /// established (the `Hello` leaves then), one measured round trip.
     pub fn hello_reply_at(&self) -> Option<Instant> {
@@ -194,8 +202,14 @@ impl SourceSession {
             }),
             (SourceState::AwaitingHelloReply, Message::HelloReply(reply)) => {
                 self.hello_reply_at = Some(now);
-                let transcript =
+                let mut transcript =
                     crypto::transcript_hash(&self.hello_payload, self.link.reader.payload());
+                // Version 3 binds the handshake to the connection's endpoints; a version
+                // outside our range fails below anyway.
+                if reply.version >= MessageType::PageDigest.since_version() {
+                    transcript =
+                        crypto::bind_endpoints(&transcript, self.config.endpoints.as_ref());
+                }
                 if !crypto::verify_proof(
                     &self.config.key,
                     Role::Destination,
