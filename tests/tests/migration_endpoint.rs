@@ -148,11 +148,9 @@ fn a_peer_trickling_bytes_is_cut_off_by_the_handshake_deadline() -> TestResult {
         took < Duration::from_secs(45),
         "cut off only after {took:?} (handshake deadline 10 s)"
     );
-    let transcript = host.console().transcript();
-    assert!(
-        transcript.contains("too slow"),
-        "the host's console says why:\n{transcript}"
-    );
+    // The console line may reach us a moment after the connection's end does.
+    let why = host.console().expect("too slow", Duration::from_secs(20))?;
+    assert!(why.contains("incoming migration failed"), "{why}");
     let info = wait_for_listener(&mut host, Duration::from_secs(40))?;
     assert!(info.contains(LISTENING), "{info}");
     Ok(())
