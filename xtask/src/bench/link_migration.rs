@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use system_tests::EmulatorKind;
 use system_tests::pair::{Pair, host_config, host_ip};
 
-const KEY: &str = "6c696e6b206d74752062656e63686d61726b206b657920666f722074657374";
+/// 32 bytes as 64 hex digits (the ASCII of "link mtu benchmark key for tests").
+const KEY: &str = "6c696e6b206d74752062656e63686d61726b206b657920666f72207465737473";
 /// Boot, a few beats, 16 MiB over a link of ~1.4 MiB/s, and the verification: minutes.
 const TIMEOUT: Duration = Duration::from_secs(900);
 
@@ -115,5 +116,8 @@ mod tests {
         let migration = text.find("[migration]").unwrap();
         assert!(net < mtu && mtu < migration, "{text}");
         assert!(!config(1, 1500).contains("[vm hb]"));
+        // The loader refuses any other key length (docs/config.md).
+        assert_eq!(KEY.len(), 64);
+        assert!(KEY.bytes().all(|b| b.is_ascii_hexdigit()));
     }
 }
