@@ -46,6 +46,12 @@ pub const MAX_NAME_LEN: usize = 32;
 /// Largest config file the loader accepts, in bytes (checked by the loader, not by [`parse`]).
 pub const MAX_CONFIG_SIZE: usize = 64 * 1024;
 
+/// MTU of the host's NIC when `[net] mtu` is not given (standard Ethernet).
+pub const DEFAULT_MTU: u16 = 1500;
+
+/// Range of `[net] mtu`: the IPv4 minimum (RFC 791) up to jumbo frames.
+pub const MTU_RANGE: core::ops::RangeInclusive<u16> = 576..=9000;
+
 /// TCP port the migration listener uses when `[migration] port` is not given.
 pub const DEFAULT_MIGRATION_PORT: u16 = 4444;
 
@@ -94,6 +100,8 @@ pub struct NetConfig {
     pub mode: NetMode,
     /// MAC address to use instead of the NIC's own (always unicast).
     pub mac: Option<[u8; 6]>,
+    /// MTU of the NIC in bytes, in [`MTU_RANGE`] (default [`DEFAULT_MTU`]).
+    pub mtu: u16,
 }
 
 /// `[migration]` section.

@@ -161,6 +161,7 @@ impl ConfigBuilder {
             None => NetConfig {
                 mode: NetMode::None,
                 mac: None,
+                mtu: super::DEFAULT_MTU,
             },
         };
         let migration = match self.migration {

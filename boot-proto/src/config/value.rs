@@ -52,6 +52,14 @@ pub(crate) fn port(text: &str) -> Result<u16, &'static str> {
         .ok_or("a TCP port number from 1 to 65535")
 }
 
+/// An MTU in bytes, in [`MTU_RANGE`](super::MTU_RANGE).
+pub(crate) fn mtu(text: &str) -> Result<u16, &'static str> {
+    decimal(text)
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|n| super::MTU_RANGE.contains(n))
+        .ok_or("an MTU in bytes from 576 to 9000")
+}
+
 /// `yes`, `no`, `true` or `false`.
 pub(crate) fn boolean(text: &str) -> Result<bool, &'static str> {
     match text {

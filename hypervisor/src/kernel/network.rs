@@ -73,6 +73,7 @@ fn stack_config(config: Option<&Config>) -> Option<NetConfig> {
     Some(NetConfig {
         mode,
         mac: config?.net.mac,
+        mtu: usize::from(config?.net.mtu),
     })
 }
 
@@ -226,7 +227,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "net",
         usage: "",
-        help: "NIC, MAC, link, IPv4 address and rx/tx/drop counters",
+        help: "NIC, MAC, link, MTU, IPv4 address and rx/tx/drop counters",
         min_args: 0,
         max_args: 0,
         handler: net,

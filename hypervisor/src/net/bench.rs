@@ -1,4 +1,5 @@
-//! Raw transmit benchmark: how fast the NIC takes maximum-size frames, without TCP.
+//! Raw transmit benchmark: how fast the NIC takes maximum-size frames (of its configured
+//! MTU), without TCP.
 //!
 //! Sends broadcast frames with the IEEE "local experimental" EtherType 0x88B5 (so no host
 //! stack on the segment interprets them) as fast as the transmit ring accepts them, and
@@ -9,7 +10,9 @@
 use core::fmt;
 
 use super::nettest::report::{Mib, MibPerSec, Seconds};
-use super::nic::{MAX_FRAME_LEN, Nic, TxError};
+use alloc::vec;
+
+use super::nic::{Nic, TxError};
 
 /// EtherType for local experiments (IEEE 802 local experimental 1).
 pub const BENCH_ETHERTYPE: u16 = 0x88b5;
@@ -128,7 +131,7 @@ pub fn raw_transmit(
     if !nic.link_up() {
         return Err(BenchError::LinkDown);
     }
-    let mut frame = [0u8; MAX_FRAME_LEN];
+    let mut frame = vec![0u8; nic.max_frame_len()];
     frame[..6].copy_from_slice(&[0xff; 6]);
     frame[6..12].copy_from_slice(&nic.mac());
     frame[12..14].copy_from_slice(&BENCH_ETHERTYPE.to_be_bytes());
@@ -157,7 +160,7 @@ pub fn raw_transmit(
                 }
             }
             Err(TxError::LinkDown) => return Err(BenchError::LinkDown),
-            Err(TxError::FrameTooLarge(_) | TxError::FrameTooShort(_)) => {
+            Err(TxError::FrameTooLarge { .. } | TxError::FrameTooShort(_)) => {
                 // The frame is built to the maximum size; a NIC refusing it cannot bench.
                 return Err(BenchError::Stalled {
                     sent: report.frames,
@@ -197,7 +200,7 @@ mod tests {
         let config = E1000Config {
             rx_ring_len: 8,
             tx_ring_len: 16,
-            mac_override: None,
+            ..E1000Config::default()
         };
         (E1000::new(device.clone(), memory, config).unwrap(), device)
     }

@@ -94,6 +94,7 @@ where
     let regs = map_registers(bar.address);
     let e1000_config = E1000Config {
         mac_override: config.mac,
+        mtu: config.mtu,
         ..E1000Config::default()
     };
     let driver = E1000::new(regs, dma, e1000_config)
@@ -159,6 +160,7 @@ mod tests {
             gateway: Some(Ipv4Addr::new(10, 0, 0, 254)),
         },
         mac: None,
+        mtu: 1500,
     };
 
     fn space(bar0: FakeBar) -> FakeConfigSpace {

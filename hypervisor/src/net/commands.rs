@@ -69,7 +69,7 @@ const MAX_NETBENCH_FRAMES: u64 = 10_000_000;
 /// Largest `nettest send` size in MiB (64 GiB).
 const MAX_NETTEST_MIB: u64 = 64 * 1024;
 
-/// `net`: NIC, MAC, link, address, counters.
+/// `net`: NIC, MAC, link, MTU, address, counters.
 pub fn cmd_net(
     stack: Option<&mut NetStack>,
     out: &mut dyn Write,
@@ -83,7 +83,8 @@ pub fn cmd_net(
     let name = alloc::string::String::from(nic.name());
     let mac = MacAddr(nic.mac());
     let link = if nic.link_up() { "up" } else { "down" };
-    writeln!(out, "{name}  mac {mac}  link {link}")?;
+    let mtu = nic.mtu();
+    writeln!(out, "{name}  mac {mac}  link {link}  mtu {mtu}")?;
     let how = match stack.mode() {
         NetMode::Static { .. } => "static",
         NetMode::Dhcp => "dhcp",

@@ -106,6 +106,7 @@ fn dhcp_lease_configures_address_and_gateway() {
     let config = NetConfig {
         mode: NetMode::Dhcp,
         mac: None,
+        mtu: crate::net::nic::STANDARD_MTU,
     };
     let mut host = Host::with_config([0x52, 0x54, 0, 0, 0, 0x0c], &config, 3);
     assert_eq!(host.stack.ipv4(), None);

@@ -37,6 +37,8 @@ pub mod stack;
 #[cfg(test)]
 mod dhcp_tests;
 #[cfg(test)]
+mod jumbo_tests;
+#[cfg(test)]
 mod stack_tests;
 #[cfg(test)]
 mod testbed;

@@ -7,8 +7,20 @@
 
 use core::fmt;
 
-/// Largest Ethernet frame we send or accept, without the 4-byte FCS (1500 MTU + 14 header).
-pub const MAX_FRAME_LEN: usize = 1514;
+/// Bytes of an Ethernet II header (destination, source, EtherType); no VLAN tag.
+pub const ETHERNET_HEADER_LEN: usize = 14;
+/// The standard Ethernet MTU (IP packet bytes per frame), the default of `[net] mtu`.
+pub const STANDARD_MTU: usize = 1500;
+/// Smallest MTU a NIC is configured with: the IPv4 minimum every host must accept
+/// (RFC 791), and the bottom of the config's range.
+pub const MIN_MTU: usize = 576;
+/// Largest MTU a NIC is configured with ("jumbo" frames, the top of the config's range).
+pub const MAX_MTU: usize = 9000;
+
+/// Largest frame (header + IP packet, without the 4-byte FCS) a NIC with `mtu` sends.
+pub const fn frame_len_for_mtu(mtu: usize) -> usize {
+    ETHERNET_HEADER_LEN + mtu
+}
 /// Smallest frame a driver accepts for transmission: an Ethernet header. The NIC pads
 /// short frames to the 60-byte minimum.
 pub const MIN_FRAME_LEN: usize = 14;
@@ -20,8 +32,13 @@ pub enum TxError {
     QueueFull,
     /// The link is down: the frame was dropped.
     LinkDown,
-    /// The frame is larger than [`MAX_FRAME_LEN`].
-    FrameTooLarge(usize),
+    /// The frame is larger than the NIC's [`Nic::max_frame_len`].
+    FrameTooLarge {
+        /// The frame's length.
+        len: usize,
+        /// The NIC's largest frame.
+        max: usize,
+    },
     /// The frame is shorter than an Ethernet header.
     FrameTooShort(usize),
 }
@@ -31,11 +48,8 @@ impl fmt::Display for TxError {
         match self {
             Self::QueueFull => write!(f, "transmit queue full"),
             Self::LinkDown => write!(f, "link is down"),
-            Self::FrameTooLarge(len) => {
-                write!(
-                    f,
-                    "frame of {len} bytes exceeds the {MAX_FRAME_LEN}-byte maximum"
-                )
+            Self::FrameTooLarge { len, max } => {
+                write!(f, "frame of {len} bytes exceeds the {max}-byte maximum")
             }
             Self::FrameTooShort(len) => write!(f, "frame of {len} bytes is shorter than a header"),
         }
@@ -68,6 +82,13 @@ pub trait Nic {
     fn name(&self) -> &str;
     /// The station MAC address.
     fn mac(&self) -> [u8; 6];
+    /// The MTU the NIC was configured for: the largest IP packet it sends in one frame, and
+    /// the largest it is set up to receive.
+    fn mtu(&self) -> usize;
+    /// The largest frame [`Nic::transmit`] accepts (header + MTU, no FCS).
+    fn max_frame_len(&self) -> usize {
+        frame_len_for_mtu(self.mtu())
+    }
     /// Whether the PHY reports link.
     fn link_up(&mut self) -> bool;
     /// Whether [`Nic::transmit`] would accept a frame right now: ring space, and the link

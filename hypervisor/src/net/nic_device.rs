@@ -12,7 +12,7 @@ use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
 use super::bench::BENCH_ETHERTYPE;
-use super::nic::{MAX_FRAME_LEN, Nic};
+use super::nic::Nic;
 
 /// A [`Nic`] as a smoltcp device.
 pub struct NicDevice {
@@ -24,12 +24,13 @@ pub struct NicDevice {
 }
 
 impl NicDevice {
-    /// Wrap a NIC.
+    /// Wrap a NIC; the buffers hold its largest frame.
     pub fn new(nic: Box<dyn Nic>) -> Self {
+        let max_frame_len = nic.max_frame_len();
         Self {
             nic,
-            rx_buf: vec![0; 2048],
-            tx_buf: vec![0; MAX_FRAME_LEN],
+            rx_buf: vec![0; max_frame_len],
+            tx_buf: vec![0; max_frame_len],
             bench_rx: (0, 0),
         }
     }
@@ -119,7 +120,11 @@ impl phy::Device for NicDevice {
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = MAX_FRAME_LEN;
+        // For Ethernet, smoltcp's "MTU" is the whole frame without FCS; it derives the IP MTU
+        // (minus the 14-byte header) and from that the MSS every TCP SYN advertises. TCP
+        // sends min(our MSS, the peer's), so hosts with different `[net] mtu` still agree
+        // per connection.
+        caps.max_transmission_unit = self.nic.max_frame_len();
         caps.max_burst_size = None;
         caps
     }

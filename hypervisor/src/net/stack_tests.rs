@@ -229,7 +229,7 @@ fn console_commands_answer() {
     let mut out = String::new();
     cmd_net(Some(&mut bed.a.stack), &mut out, &[]).unwrap();
     assert!(
-        out.starts_with("e1000 (82540EM)  mac 52:54:00:00:00:0a  link up\n"),
+        out.starts_with("e1000 (82540EM)  mac 52:54:00:00:00:0a  link up  mtu 1500\n"),
         "{out}"
     );
     assert!(out.contains("  ipv4 10.0.0.1/24 (static)\n"), "{out}");

@@ -9,6 +9,7 @@ use core::net::Ipv4Addr;
 use super::e1000::fake_device::FakeE1000;
 use super::e1000::fake_dma::FakeDma;
 use super::e1000::{E1000, E1000Config};
+use super::nic::STANDARD_MTU;
 use super::stack::{NetConfig, NetMode, NetStack};
 
 /// One simulated hypervisor.
@@ -19,19 +20,29 @@ pub struct Host {
 }
 
 impl Host {
-    pub fn new(mac: [u8; 6], address: Ipv4Addr, seed: u64) -> Self {
+    /// A host whose NIC is configured for `mtu`.
+    pub fn with_mtu(mac: [u8; 6], address: Ipv4Addr, seed: u64, mtu: usize) -> Self {
         let mode = NetMode::Static {
             address,
             prefix_len: 24,
             gateway: None,
         };
-        Self::with_config(mac, &NetConfig { mode, mac: None }, seed)
+        let config = NetConfig {
+            mode,
+            mac: None,
+            mtu,
+        };
+        Self::with_config(mac, &config, seed)
     }
 
     pub fn with_config(mac: [u8; 6], config: &NetConfig, seed: u64) -> Self {
         let memory = FakeDma::new();
         let device = FakeE1000::new(mac, memory.clone());
-        let nic = E1000::new(device.clone(), memory, E1000Config::default()).expect("nic");
+        let e1000_config = E1000Config {
+            mtu: config.mtu,
+            ..E1000Config::default()
+        };
+        let nic = E1000::new(device.clone(), memory, e1000_config).expect("nic");
         let stack = NetStack::new(Box::new(nic), config, seed, 0).expect("stack");
         Self {
             stack,
@@ -82,6 +93,8 @@ pub struct Testbed {
     pub carried: u64,
     /// Frames the wire lost.
     pub lost: u64,
+    /// Length of the longest frame carried.
+    pub longest: usize,
     rng: u64,
 }
 
@@ -90,13 +103,19 @@ pub const B_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 
 impl Testbed {
     pub fn new() -> Self {
+        Self::with_mtus(STANDARD_MTU, STANDARD_MTU)
+    }
+
+    /// Host A with NIC MTU `mtu_a`, host B with `mtu_b`.
+    pub fn with_mtus(mtu_a: usize, mtu_b: usize) -> Self {
         Self {
-            a: Host::new([0x52, 0x54, 0, 0, 0, 0xa], A_IP, 1),
-            b: Host::new([0x52, 0x54, 0, 0, 0, 0xb], B_IP, 2),
+            a: Host::with_mtu([0x52, 0x54, 0, 0, 0, 0xa], A_IP, 1, mtu_a),
+            b: Host::with_mtu([0x52, 0x54, 0, 0, 0, 0xb], B_IP, 2, mtu_b),
             now_us: 0,
             wire: Wire::Connected,
             carried: 0,
             lost: 0,
+            longest: 0,
             rng: 0x2545_f491_4f6c_dd1d,
         }
     }
@@ -129,6 +148,7 @@ impl Testbed {
                 if self.carries() {
                     to.deliver(&frame);
                     self.carried += 1;
+                    self.longest = self.longest.max(frame.len());
                 } else {
                     self.lost += 1;
                 }

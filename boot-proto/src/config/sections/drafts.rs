@@ -5,7 +5,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 
 use super::super::{
-    ConfigError, ConfigErrorKind, DEFAULT_MIGRATION_PORT, HostConfig, MAX_CMDLINE_LEN,
+    ConfigError, ConfigErrorKind, DEFAULT_MIGRATION_PORT, DEFAULT_MTU, HostConfig, MAX_CMDLINE_LEN,
     MAX_IMAGE_PATH_LEN, MigrationConfig, NetConfig, NetMode, VmConfig,
 };
 use super::super::{bounds, value};
@@ -79,6 +79,7 @@ pub(crate) struct NetDraft {
     address: Slot<([u8; 4], u8)>,
     gateway: Slot<[u8; 4]>,
     mac: Slot<[u8; 6]>,
+    mtu: Slot<u16>,
 }
 
 impl NetDraft {
@@ -89,6 +90,7 @@ impl NetDraft {
             address: Slot::empty(),
             gateway: Slot::empty(),
             mac: Slot::empty(),
+            mtu: Slot::empty(),
         }
     }
 
@@ -109,6 +111,9 @@ impl NetDraft {
             "mac" => self
                 .mac
                 .fill("net", "mac", raw, line, |e| e.parse(value::mac)),
+            "mtu" => self
+                .mtu
+                .fill("net", "mtu", raw, line, |e| e.parse(value::mtu)),
             _ => Err(unknown_key("net", key, line)),
         }
     }
@@ -147,6 +152,7 @@ impl NetDraft {
         Ok(NetConfig {
             mode,
             mac: self.mac.take(),
+            mtu: self.mtu.take().unwrap_or(DEFAULT_MTU),
         })
     }
 }

@@ -3,6 +3,7 @@
 
 mod errors;
 mod fuzz;
+mod mtu;
 mod value_errors;
 mod values;
 
@@ -21,6 +22,7 @@ mode = static                 # none (default) | dhcp | static
 address = 10.0.0.1/24
 gateway = 10.0.0.254
 mac = 52:54:00:12:34:56
+mtu = 9000                    # 576-9000, default 1500
 
 [migration]
 port = 4444
@@ -72,6 +74,7 @@ fn full_example_parses_to_every_field() {
                     gateway: Some([10, 0, 0, 254]),
                 },
                 mac: Some([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]),
+                mtu: 9000,
             },
             migration: MigrationConfig {
                 port: 4444,
@@ -87,7 +90,7 @@ fn full_example_parses_to_every_field() {
                     cmdline: "hb.interval_ms=100 hb.wss_mib=8 # not a comment".to_string(),
                     vcpus: 1,
                     autostart: true,
-                    line: 17,
+                    line: 18,
                 },
                 VmConfig {
                     name: "hb2".to_string(),
@@ -96,7 +99,7 @@ fn full_example_parses_to_every_field() {
                     cmdline: "".to_string(),
                     vcpus: 1,
                     autostart: false,
-                    line: 24,
+                    line: 25,
                 },
             ],
         }
@@ -121,7 +124,8 @@ fn minimal_config_gets_all_defaults() {
         config.net,
         NetConfig {
             mode: NetMode::None,
-            mac: None
+            mac: None,
+            mtu: DEFAULT_MTU,
         }
     );
     assert_eq!(

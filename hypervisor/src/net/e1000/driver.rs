@@ -8,11 +8,12 @@
 use core::fmt;
 use core::sync::atomic::{Ordering, fence};
 
+use super::frame_size::FrameSize;
 use super::hal::{DmaError, DmaMemory, RegisterAccess};
 use super::regs::{self, ctrl, eerd, rctl, status, tctl};
-use super::rings::{BUFFER_LEN, RxOutcome, RxRing, TxRing};
+use super::rings::{RxOutcome, RxRing, TxRing};
 use super::stats::HwStats;
-use crate::net::nic::{MAX_FRAME_LEN, MIN_FRAME_LEN, Nic, NicCounters, TxError};
+use crate::net::nic::{MAX_MTU, MIN_FRAME_LEN, MIN_MTU, Nic, NicCounters, STANDARD_MTU, TxError};
 
 /// How many register reads we allow for a reset or an EEPROM read to complete. Each read is
 /// an uncached MMIO access (hundreds of nanoseconds on hardware, a VM exit or emulator
@@ -29,6 +30,9 @@ pub struct E1000Config {
     pub tx_ring_len: usize,
     /// Station address to use instead of the EEPROM's (config `[net] mac`); must be unicast.
     pub mac_override: Option<[u8; 6]>,
+    /// MTU (config `[net] mtu`), [`MIN_MTU`]..=[`MAX_MTU`]: sets the buffer sizes and, above
+    /// 1500, long-packet reception (see `frame_size`).
+    pub mtu: usize,
 }
 
 impl Default for E1000Config {
@@ -37,6 +41,7 @@ impl Default for E1000Config {
             rx_ring_len: 128,
             tx_ring_len: 128,
             mac_override: None,
+            mtu: STANDARD_MTU,
         }
     }
 }
@@ -54,6 +59,8 @@ pub enum E1000Error {
     NoValidMac,
     /// The configured MAC override is multicast, all zeros or all ones.
     InvalidMac([u8; 6]),
+    /// The configured MTU is outside [`MIN_MTU`]..=[`MAX_MTU`].
+    InvalidMtu(usize),
 }
 
 impl fmt::Display for E1000Error {
@@ -73,6 +80,9 @@ impl fmt::Display for E1000Error {
                 "e1000: configured MAC {} is not a unicast address",
                 crate::net::nic::MacAddr(*m)
             ),
+            Self::InvalidMtu(mtu) => {
+                write!(f, "e1000: MTU {mtu} is outside {MIN_MTU}..={MAX_MTU}")
+            }
         }
     }
 }
@@ -102,6 +112,8 @@ pub struct E1000<R: RegisterAccess, D: DmaMemory> {
     mac_source: MacSource,
     rx: RxRing,
     tx: TxRing,
+    mtu: usize,
+    max_frame_len: usize,
     link: bool,
     /// Recycled receive descriptors not yet handed back through RDT (see [`RDT_BATCH`]).
     rx_recycled: Option<usize>,
@@ -131,6 +143,10 @@ impl<R: RegisterAccess, D: DmaMemory> E1000<R, D> {
                 return Err(E1000Error::InvalidRingLength(len));
             }
         }
+        let frame_size = Some(config.mtu)
+            .filter(|mtu| (MIN_MTU..=MAX_MTU).contains(mtu))
+            .and_then(FrameSize::for_mtu)
+            .ok_or(E1000Error::InvalidMtu(config.mtu))?;
 
         // 14.3: mask interrupts before and after the global reset.
         regs.write(regs::IMC, 0xffff_ffff);
@@ -167,8 +183,9 @@ impl<R: RegisterAccess, D: DmaMemory> E1000<R, D> {
         let mut hw = HwStats::default();
         hw.clear(&mut regs);
 
-        // 14.4: receive ring, 2 KiB buffers, broadcast accepted, CRC stripped.
-        let rx = RxRing::new(&mut dma, config.rx_ring_len)?;
+        // 14.4: receive ring, buffers that hold the largest frame (long-packet reception above
+        // the standard MTU, 13.4.22), broadcast accepted, CRC stripped.
+        let rx = RxRing::new(&mut dma, config.rx_ring_len, frame_size.rx_buffer.bytes())?;
         regs.write(regs::RDBAL, rx.phys() as u32);
         regs.write(regs::RDBAH, (rx.phys() >> 32) as u32);
         regs.write(regs::RDLEN, rx.byte_len() as u32);
@@ -177,11 +194,11 @@ impl<R: RegisterAccess, D: DmaMemory> E1000<R, D> {
         regs.write(regs::RDTR, 0);
         regs.write(
             regs::RCTL,
-            rctl::EN | rctl::BAM | rctl::BSIZE_2048 | rctl::SECRC | rctl::RDMTS_HALF,
+            rctl::EN | rctl::BAM | rctl::SECRC | rctl::RDMTS_HALF | frame_size.rctl_bits(),
         );
 
         // 14.5: transmit ring, pad short frames, full-duplex collision distance.
-        let tx = TxRing::new(&mut dma, config.tx_ring_len)?;
+        let tx = TxRing::new(&mut dma, config.tx_ring_len, frame_size.tx_buffer_len)?;
         regs.write(regs::TDBAL, tx.phys() as u32);
         regs.write(regs::TDBAH, (tx.phys() >> 32) as u32);
         regs.write(regs::TDLEN, tx.byte_len() as u32);
@@ -201,6 +218,8 @@ impl<R: RegisterAccess, D: DmaMemory> E1000<R, D> {
             mac_source,
             rx,
             tx,
+            mtu: config.mtu,
+            max_frame_len: frame_size.max_frame_len,
             link,
             rx_recycled: None,
             rx_unreported: 0,
@@ -290,6 +309,10 @@ impl<R: RegisterAccess, D: DmaMemory> Nic for E1000<R, D> {
         self.mac
     }
 
+    fn mtu(&self) -> usize {
+        self.mtu
+    }
+
     fn link_up(&mut self) -> bool {
         self.link = self.regs.read(regs::STATUS) & status::LU != 0;
         self.link
@@ -302,8 +325,11 @@ impl<R: RegisterAccess, D: DmaMemory> Nic for E1000<R, D> {
     }
 
     fn transmit(&mut self, frame: &[u8]) -> Result<(), TxError> {
-        let result = if frame.len() > MAX_FRAME_LEN || frame.len() > BUFFER_LEN {
-            Err(TxError::FrameTooLarge(frame.len()))
+        let result = if frame.len() > self.max_frame_len {
+            Err(TxError::FrameTooLarge {
+                len: frame.len(),
+                max: self.max_frame_len,
+            })
         } else if frame.len() < MIN_FRAME_LEN {
             Err(TxError::FrameTooShort(frame.len()))
         } else if !self.link {

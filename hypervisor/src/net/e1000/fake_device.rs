@@ -4,7 +4,8 @@
 //! It models what the driver relies on: self-clearing reset, EERD reads, link status,
 //! clear-on-read statistics, transmit (TDH chases TDT, frames recorded, DD written back when
 //! RS is set, short frames padded), receive (frames written at RDH up to RDT, DD/EOP set,
-//! oversize/undersize/no-buffer drops counted like the hardware does).
+//! spread over as many descriptors as RCTL's buffer size needs, oversize/undersize/no-buffer
+//! drops counted like the hardware does; "oversize" depends on RCTL.LPE, 13.4.22).
 
 use alloc::collections::BTreeMap;
 use alloc::rc::Rc;
@@ -26,7 +27,7 @@ pub enum Delivery {
     NotReceiving,
     /// No free descriptor (MPC counted).
     NoBuffer,
-    /// Longer than 1518 bytes without FCS (ROC counted).
+    /// Longer than 1518 bytes without FCS, or than 16384 with RCTL.LPE (ROC counted).
     Oversize,
     /// Shorter than 60 bytes (RUC counted).
     Undersize,
@@ -61,6 +62,8 @@ pub struct FakeE1000 {
 }
 
 const RX_MAX_NO_FCS: usize = 1518;
+/// With RCTL.LPE the MAC takes frames up to 16384 bytes (13.4.22; QEMU's model too).
+const RX_MAX_LONG: usize = 16384;
 const RX_MIN_NO_FCS: usize = 60;
 
 impl FakeE1000 {
@@ -109,8 +112,8 @@ impl FakeE1000 {
         self.state.borrow_mut().deliver(frame, errors, 1)
     }
 
-    /// Store a frame spread over `pieces` descriptors (EOP only on the last), as the device
-    /// does for frames longer than one buffer.
+    /// Store a frame spread over at least `pieces` descriptors (EOP only on the last), as
+    /// the device does for frames longer than one buffer.
     pub fn deliver_fragmented(&self, frame: &[u8], pieces: usize) -> Delivery {
         self.state.borrow_mut().deliver(frame, 0, pieces)
     }
@@ -151,6 +154,23 @@ impl FakeState {
             u32::from(u16::from_le_bytes([m[4], m[5]])) | (1 << 31),
         );
         self.partial_tx.clear();
+    }
+
+    /// Receive buffer size selected by RCTL.BSIZE/BSEX (table 13-67).
+    fn rx_buffer_len(&self) -> usize {
+        let rctl = self.reg(regs::RCTL);
+        let bsize = (rctl >> rctl::BSIZE_SHIFT) & 0b11;
+        match (rctl & rctl::BSEX != 0, bsize) {
+            (false, 0b00) => 2048,
+            (false, 0b01) => 1024,
+            (false, 0b10) => 512,
+            (false, _) => 256,
+            (true, 0b01) => 16384,
+            (true, 0b10) => 8192,
+            (true, 0b11) => 4096,
+            // BSEX with BSIZE 00 is reserved; the device behaves as 2048.
+            (true, _) => 2048,
+        }
     }
 
     fn ring_len(&self, len_reg: u32) -> u32 {
@@ -216,7 +236,12 @@ impl FakeState {
         if self.reg(regs::RCTL) & rctl::EN == 0 || !self.link_up {
             return Delivery::NotReceiving;
         }
-        if frame.len() > RX_MAX_NO_FCS {
+        let max = if self.reg(regs::RCTL) & rctl::LPE != 0 {
+            RX_MAX_LONG
+        } else {
+            RX_MAX_NO_FCS
+        };
+        if frame.len() > max {
             self.bump(stats::ROC, 1);
             return Delivery::Oversize;
         }
@@ -224,6 +249,7 @@ impl FakeState {
             self.bump(stats::RUC, 1);
             return Delivery::Undersize;
         }
+        let pieces = pieces.max(frame.len().div_ceil(self.rx_buffer_len()));
         let len = self.ring_len(regs::RDLEN);
         let free = match len {
             0 => 0,

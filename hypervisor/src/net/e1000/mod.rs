@@ -2,13 +2,15 @@
 //! (`e1000:`): both model the 82540EM, PCI ID 8086:100e.
 //!
 //! Layout: `regs` and `desc` are the hardware layouts (SDM section 13 and 3), `rings` the
-//! descriptor ownership rules, `driver` the bring-up and the [`crate::net::nic::Nic`]
-//! implementation, `hal` the two traits the driver needs from a platform. The host tests
+//! descriptor ownership rules, `frame_size` the buffer sizes and long-packet mode per MTU,
+//! `driver` the bring-up and the [`crate::net::nic::Nic`] implementation, `hal` the two
+//! traits the driver needs from a platform. The host tests
 //! run the driver against `fake_device`, which processes descriptors the way the hardware
 //! does, over `fake_dma` memory.
 
 mod desc;
 mod driver;
+mod frame_size;
 mod hal;
 pub mod regs;
 mod rings;
@@ -18,6 +20,8 @@ mod stats;
 pub mod fake_device;
 #[cfg(test)]
 pub mod fake_dma;
+#[cfg(test)]
+mod long_frame_tests;
 #[cfg(target_os = "none")]
 mod mmio;
 #[cfg(test)]
@@ -25,10 +29,10 @@ mod tests;
 
 pub use desc::{rx_errors, rx_status};
 pub use driver::{E1000, E1000Config, E1000Error, MacSource};
+pub use frame_size::{FrameSize, RxBufferSize};
 pub use hal::{DmaError, DmaMemory, DmaRegion, RegisterAccess};
 #[cfg(target_os = "none")]
 pub use mmio::{IdentityDma, MmioRegisters};
-pub use rings::BUFFER_LEN;
 pub use stats::HwStats;
 
 /// PCI device IDs (vendor 8086) of 8254x parts that share the 82540EM programming model

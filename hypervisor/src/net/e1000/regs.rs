@@ -119,14 +119,18 @@ pub mod rctl {
     pub const UPE: u32 = 1 << 3;
     /// Multicast promiscuous.
     pub const MPE: u32 = 1 << 4;
-    /// Long packet enable (frames up to 16 KiB).
+    /// Long packet enable: accept frames up to 16384 bytes instead of 1522 (13.4.22).
     pub const LPE: u32 = 1 << 5;
     /// Descriptor minimum threshold: interrupt at 1/2 of the ring free.
     pub const RDMTS_HALF: u32 = 0b00 << 8;
     /// Broadcast accept mode.
     pub const BAM: u32 = 1 << 15;
+    /// Receive buffer size field (bits 17:16); its meaning depends on [`BSEX`] (table 13-67).
+    pub const BSIZE_SHIFT: u32 = 16;
     /// Buffer size 2048 bytes (BSIZE = 00 with BSEX = 0).
-    pub const BSIZE_2048: u32 = 0b00 << 16;
+    pub const BSIZE_2048: u32 = 0b00 << BSIZE_SHIFT;
+    /// Buffer size extension: BSIZE 01/10/11 mean 16384/8192/4096 bytes.
+    pub const BSEX: u32 = 1 << 25;
     /// Strip the Ethernet CRC from received frames.
     pub const SECRC: u32 = 1 << 26;
 }

@@ -13,9 +13,6 @@
 use super::desc::{self, RxDesc, TxDesc, rx_errors, rx_status, tx_cmd, tx_status};
 use super::hal::{DmaError, DmaMemory, DmaRegion};
 
-/// Size of each receive and transmit buffer (RCTL.BSIZE = 2048).
-pub const BUFFER_LEN: usize = 2048;
-
 /// What happened to one received descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RxOutcome {
@@ -34,18 +31,21 @@ pub enum RxOutcome {
 pub struct RxRing {
     ring: DmaRegion,
     buffers: DmaRegion,
+    /// Bytes per buffer: what RCTL.BSIZE/BSEX tell the device (see `frame_size`).
+    buffer_len: usize,
     len: usize,
     next: usize,
     discarding: bool,
 }
 
 impl RxRing {
-    /// Allocate a ring of `len` descriptors with a buffer each, all posted.
-    pub fn new(dma: &mut dyn DmaMemory, len: usize) -> Result<Self, DmaError> {
+    /// Allocate a ring of `len` descriptors with a buffer of `buffer_len` bytes each, all
+    /// posted.
+    pub fn new(dma: &mut dyn DmaMemory, len: usize, buffer_len: usize) -> Result<Self, DmaError> {
         let ring = dma.alloc_zeroed(len * desc::DESC_LEN)?;
-        let buffers = dma.alloc_zeroed(len * BUFFER_LEN)?;
+        let buffers = dma.alloc_zeroed(len * buffer_len)?;
         for index in 0..len {
-            let addr = buffers.phys() + (index * BUFFER_LEN) as u64;
+            let addr = buffers.phys() + (index * buffer_len) as u64;
             desc::write_rx(
                 &ring,
                 index,
@@ -58,6 +58,7 @@ impl RxRing {
         Ok(Self {
             ring,
             buffers,
+            buffer_len,
             len,
             next: 0,
             discarding: false,
@@ -95,18 +96,18 @@ impl RxRing {
             RxOutcome::Dropped
         } else if desc.errors & rx_errors::FRAME_DAMAGED != 0 {
             RxOutcome::Errored
-        } else if !(crate::net::nic::MIN_FRAME_LEN..=BUFFER_LEN).contains(&length)
+        } else if !(crate::net::nic::MIN_FRAME_LEN..=self.buffer_len).contains(&length)
             || length > out.len()
         {
             RxOutcome::Dropped
         } else {
             self.buffers
-                .copy_out(index * BUFFER_LEN, &mut out[..length]);
+                .copy_out(index * self.buffer_len, &mut out[..length]);
             RxOutcome::Delivered(length)
         };
         // Recycle: clear status so a stale DD is never mistaken for a new frame, and restore
         // the buffer address in case the device (or a fault) changed it.
-        let addr = self.buffers.phys() + (index * BUFFER_LEN) as u64;
+        let addr = self.buffers.phys() + (index * self.buffer_len) as u64;
         desc::write_rx(
             &self.ring,
             index,
@@ -124,19 +125,22 @@ impl RxRing {
 pub struct TxRing {
     ring: DmaRegion,
     buffers: DmaRegion,
+    /// Bytes per buffer (the largest frame, rounded up).
+    buffer_len: usize,
     len: usize,
     tail: usize,
     clean: usize,
 }
 
 impl TxRing {
-    /// Allocate an empty ring of `len` descriptors with a buffer each.
-    pub fn new(dma: &mut dyn DmaMemory, len: usize) -> Result<Self, DmaError> {
+    /// Allocate an empty ring of `len` descriptors with a buffer of `buffer_len` bytes each.
+    pub fn new(dma: &mut dyn DmaMemory, len: usize, buffer_len: usize) -> Result<Self, DmaError> {
         let ring = dma.alloc_zeroed(len * desc::DESC_LEN)?;
-        let buffers = dma.alloc_zeroed(len * BUFFER_LEN)?;
+        let buffers = dma.alloc_zeroed(len * buffer_len)?;
         Ok(Self {
             ring,
             buffers,
+            buffer_len,
             len,
             tail: 0,
             clean: 0,
@@ -177,15 +181,16 @@ impl TxRing {
     }
 
     /// Copy `frame` into the next descriptor's buffer and return the new TDT value, or `None`
-    /// if the ring is full. `frame` must fit in [`BUFFER_LEN`].
+    /// if the ring is full. `frame` must fit in the ring's buffers (the driver checks it
+    /// against the MTU first).
     pub fn push(&mut self, frame: &[u8]) -> Option<usize> {
         if !self.has_space() {
             return None;
         }
         let index = self.tail;
-        self.buffers.copy_in(index * BUFFER_LEN, frame);
+        self.buffers.copy_in(index * self.buffer_len, frame);
         let desc = TxDesc {
-            addr: self.buffers.phys() + (index * BUFFER_LEN) as u64,
+            addr: self.buffers.phys() + (index * self.buffer_len) as u64,
             length: frame.len() as u16,
             cmd: tx_cmd::EOP | tx_cmd::IFCS | tx_cmd::RS,
             status: 0,

@@ -14,6 +14,7 @@ const SMALL: E1000Config = E1000Config {
     rx_ring_len: 8,
     tx_ring_len: 8,
     mac_override: None,
+    mtu: crate::net::nic::STANDARD_MTU,
 };
 
 fn bring_up(config: E1000Config) -> (E1000<FakeE1000, FakeDma>, FakeE1000) {
@@ -116,8 +117,7 @@ fn bring_up_errors_are_reported() {
     let device = FakeE1000::new(MAC, memory.clone());
     let bad = E1000Config {
         rx_ring_len: 12,
-        tx_ring_len: 8,
-        mac_override: None,
+        ..SMALL
     };
     assert_eq!(
         E1000::new(device, memory, bad).err(),
@@ -186,7 +186,10 @@ fn transmit_rejects_bad_sizes_and_pads_short_frames() {
     let (mut nic, device) = bring_up(SMALL);
     assert_eq!(
         nic.transmit(&[0u8; 1515]),
-        Err(TxError::FrameTooLarge(1515))
+        Err(TxError::FrameTooLarge {
+            len: 1515,
+            max: 1514
+        })
     );
     assert_eq!(nic.transmit(&[0u8; 13]), Err(TxError::FrameTooShort(13)));
     nic.transmit(&frame(1, 42)).expect("an ARP-sized frame");

@@ -58,6 +58,8 @@ pub struct NetConfig {
     pub mode: NetMode,
     /// Station MAC to use instead of the NIC's own.
     pub mac: Option<[u8; 6]>,
+    /// MTU the NIC is set up for (`[net] mtu`); TCP's MSS follows from it.
+    pub mtu: usize,
 }
 
 /// Why a network operation could not start.
