@@ -341,7 +341,7 @@ fn a_handshake_redirected_to_another_key_holder_fails() {
     sc.endpoints = Some(dialed);
     let mut dc = destination_config();
     dc.endpoints = Some(seen_by_gamma);
-    let (mut src, mut dst) = connect(sc, dc);
+    let (mut src, dst) = connect(sc, dc);
     assert_eq!(src_failure(&mut src), SessionError::AuthenticationFailed);
     assert!(dst.identity().is_none(), "no VM data reached gamma");
     assert_ne!(dst.state(), DestinationState::Receiving);

@@ -7,6 +7,7 @@ use migration_proto::message::{AuthProof, Hello, Message, Offer};
 use migration_proto::negotiation::{Capabilities, VersionRange};
 use migration_proto::page_codec::PageEncoder;
 use migration_proto::session::{DestinationEvent, DestinationSession, Instant};
+use migration_proto::wire::MessageType;
 
 use super::{KEY, cpu, identity};
 
@@ -64,12 +65,16 @@ impl RogueSource {
         let n = dst.pending_output().len();
         dst.consume_output(n);
         let header = reader.next_frame().unwrap().expect("hello reply");
-        let transcript = crypto::transcript_hash(&hello_payload, reader.payload());
+        let mut transcript = crypto::transcript_hash(&hello_payload, reader.payload());
         let Message::HelloReply(reply) =
             Message::decode(header.msg_type, reader.payload()).unwrap()
         else {
             panic!("expected HelloReply");
         };
+        if reply.version >= MessageType::PageDigest.since_version() {
+            // Version 3 binds the handshake to the endpoints; the test link has none.
+            transcript = crypto::bind_endpoints(&transcript, None);
+        }
         let proof = crypto::proof(&key, Role::Source, &transcript);
         let keys = crypto::session_keys(&key, &transcript);
         let mut rogue = RogueSource {
