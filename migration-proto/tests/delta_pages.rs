@@ -6,9 +6,7 @@ mod common;
 use common::*;
 use migration_proto::dirty::DirtyBitmap;
 use migration_proto::negotiation::Capabilities;
-use migration_proto::session::{
-    DestinationEvent, DestinationSession, SessionError, SourceEvent, SourceSession,
-};
+use migration_proto::session::{DestinationEvent, SessionError, SourceEvent, SourceSession};
 use migration_proto::wire::PAGE_SIZE;
 
 const PAGES: usize = (MEM as usize) / PAGE_SIZE;
@@ -17,24 +15,6 @@ fn random_memory(seed: u64) -> Vec<u8> {
     let mut mem = vec![0u8; MEM as usize];
     Rng(seed).fill(&mut mem);
     mem
-}
-
-fn pump_into(src: &mut SourceSession, dst: &mut DestinationSession, dst_mem: &mut Vec<u8>) {
-    loop {
-        let out = src.pending_output().to_vec();
-        src.consume_output(out.len());
-        if !out.is_empty() {
-            dst.handle_input_into(&out, T0, dst_mem);
-        }
-        let back = dst.pending_output().to_vec();
-        dst.consume_output(back.len());
-        if !back.is_empty() {
-            src.handle_input(&back, T0);
-        }
-        if out.is_empty() && back.is_empty() {
-            return;
-        }
-    }
 }
 
 /// Round 2 of a migration whose guest changed one word in each of `pages` pages; returns

@@ -28,25 +28,6 @@ fn guest_memory(seed: u64) -> Vec<u8> {
     mem
 }
 
-/// Moves bytes both ways, decoding pages straight into `dst_mem`.
-fn pump_into(src: &mut SourceSession, dst: &mut DestinationSession, dst_mem: &mut Vec<u8>) {
-    loop {
-        let out = src.pending_output().to_vec();
-        src.consume_output(out.len());
-        if !out.is_empty() {
-            dst.handle_input_into(&out, T0, dst_mem);
-        }
-        let back = dst.pending_output().to_vec();
-        dst.consume_output(back.len());
-        if !back.is_empty() {
-            src.handle_input(&back, T0);
-        }
-        if out.is_empty() && back.is_empty() {
-            return;
-        }
-    }
-}
-
 fn send_all(src: &mut SourceSession, mem: &[u8]) {
     for (i, run) in mem.chunks(64 * PAGE_SIZE).enumerate() {
         src.send_pages((i * 64 * PAGE_SIZE) as u64, run, T0)

@@ -316,21 +316,7 @@ fn cmdline(rate: &Rate) -> String {
 fn console_downtime_ms(pair: &mut Pair, before: &str) -> Result<f64> {
     let source = pair.hosts[0].console().line_arrivals("[hb] HB seq=");
     let destination = pair.hosts[1].console().line_arrivals("[hb] HB seq=");
-    let before_count = beats(before).len();
-    let mut intervals: Vec<f64> = source[..before_count.min(source.len())]
-        .windows(2)
-        .map(|w| w[1].0.duration_since(w[0].0).as_secs_f64() * 1000.0)
-        .collect();
-    intervals.sort_by(f64::total_cmp);
-    let interval = intervals
-        .get(intervals.len() / 2)
-        .copied()
-        .context("too few beats before the migration")?;
-    let (last, first) = (
-        source.last().context("no beat on alpha")?,
-        destination.first().context("no beat on beta")?,
-    );
-    Ok(first.0.duration_since(last.0).as_secs_f64() * 1000.0 - interval)
+    crate::bench_qemu_peer::console_pause_ms(beats(before).len(), &source, &destination)
 }
 
 /// `N.NN KiB/s` or `MiB/s` in a round line, in bytes per second.

@@ -201,15 +201,22 @@ pub fn migrate(
 }
 
 /// The pause as the consoles show it on this machine's clock (see `bench_migration`).
-pub fn console_gap_ms(
-    source: &mut Emulator,
-    destination: &mut Emulator,
-    before: &str,
-) -> Result<f64> {
+fn console_gap_ms(source: &mut Emulator, destination: &mut Emulator, before: &str) -> Result<f64> {
     let gone = source.console().line_arrivals("HB seq=");
     let arrived = destination.console().line_arrivals("HB seq=");
-    let before_count = before.matches("HB seq=").count().min(gone.len());
-    let mut intervals: Vec<f64> = gone[..before_count]
+    console_pause_ms(before.matches("HB seq=").count(), &gone, &arrived)
+}
+
+/// From the arrival times of the guest's lines on the source (`gone`, of which the first
+/// `before` came before the migration started) and on the destination (`arrived`): the time
+/// from the last line on the source to the first on the destination, less the median
+/// interval between lines before the migration, in ms.
+pub fn console_pause_ms(
+    before: usize,
+    gone: &[(Instant, String)],
+    arrived: &[(Instant, String)],
+) -> Result<f64> {
+    let mut intervals: Vec<f64> = gone[..before.min(gone.len())]
         .windows(2)
         .map(|w| w[1].0.duration_since(w[0].0).as_secs_f64() * 1000.0)
         .collect();

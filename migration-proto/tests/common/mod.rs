@@ -130,6 +130,25 @@ pub fn pump(src: &mut SourceSession, dst: &mut DestinationSession, now: Instant)
     }
 }
 
+/// Moves bytes both ways, decoding pages straight into `dst_mem`.
+pub fn pump_into(src: &mut SourceSession, dst: &mut DestinationSession, dst_mem: &mut Vec<u8>) {
+    loop {
+        let out = src.pending_output().to_vec();
+        src.consume_output(out.len());
+        if !out.is_empty() {
+            dst.handle_input_into(&out, T0, dst_mem);
+        }
+        let back = dst.pending_output().to_vec();
+        dst.consume_output(back.len());
+        if !back.is_empty() {
+            src.handle_input(&back, T0);
+        }
+        if out.is_empty() && back.is_empty() {
+            return;
+        }
+    }
+}
+
 pub fn source_events(src: &mut SourceSession) -> Vec<SourceEvent> {
     std::iter::from_fn(|| src.poll_event()).collect()
 }
