@@ -187,6 +187,11 @@ pub fn migrate(
         .console()
         .expect("HB seq=", TIMEOUT)
         .map_err(err)?;
+    // The match can come before the line's newline: wait for a whole line.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while destination.console().line_arrivals("HB seq=").is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let seen_ms = console_gap_ms(&mut source, &mut destination, &before)?;
     let number = |key: &str| {
         json_number(&status, key).with_context(|| format!("no {key} in {}", status.trim()))

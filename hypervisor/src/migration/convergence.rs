@@ -2,8 +2,9 @@
 //!
 //! After every live round the source knows how many pages the guest dirtied while the round
 //! was sent and how fast the link moved bytes. The expected downtime of switching over now
-//! is the remaining bytes divided by that throughput. Switch over when it is within the
-//! downtime limit, or at `max-rounds`. A guest that dirties as fast as the link sends never
+//! is the remaining bytes divided by that throughput (plus the state and a round trip,
+//! [`DowntimeEstimate`]). Switch over when it is within three quarters of the downtime limit
+//! (the rest is kept for what the estimate cannot see), or at `max-rounds`. A guest that dirties as fast as the link sends never
 //! gets there: when a round does not shrink the dirty set by at least 10 %, the vCPU is
 //! throttled (auto-converge, as in QEMU: 20 % first, then +10 % per round up to 99 %), and
 //! once the throttle is at its maximum and rounds still do not shrink, the source switches
@@ -188,7 +189,11 @@ impl ConvergencePolicy {
     ) -> Decision {
         let expected = m.expected_downtime_us;
         let previous = self.previous_dirty.replace(m.dirty_pages);
-        if expected <= downtime_limit_ms.saturating_mul(1000) {
+        // Switch over with a quarter of the limit to spare: what the estimate leaves out
+        // (the last frames' per-frame latency, delayed ACKs, the destination's last decode
+        // and hash, the poll loop) measured 20-140 ms in Bochs (docs/bench/migration.md).
+        let budget_us = downtime_limit_ms.saturating_mul(1000) / 4 * 3;
+        if expected <= budget_us {
             return Decision::SwitchOver(SwitchReason::Converged);
         }
         if m.round + 1 >= max_rounds {
@@ -283,8 +288,13 @@ mod tests {
             p.decide(round(1, 200), 100, 30),
             Decision::Continue(Brake::default())
         );
+        // 100 ms expected against a 100 ms limit: a quarter of the limit is kept in reserve.
         assert_eq!(
             p.decide(round(2, 100), 100, 30),
+            Decision::Continue(Brake::default())
+        );
+        assert_eq!(
+            p.decide(round(3, 75), 100, 30),
             Decision::SwitchOver(SwitchReason::Converged)
         );
     }
