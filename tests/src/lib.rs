@@ -26,6 +26,7 @@ pub mod error;
 pub mod esp;
 pub mod heartbeat;
 pub mod machine;
+pub mod migration;
 pub mod net;
 pub mod pair;
 pub mod process;

@@ -7,30 +7,17 @@
 //! the next sequence number.
 
 use std::time::Duration;
-use system_tests::heartbeat::{self, beats, migration_config};
-use system_tests::pair::{Pair, host_ip};
-use system_tests::{EmulatorKind, TestResult};
-
-const TIMEOUT: Duration = Duration::from_secs(600);
-const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
-const HB_CMDLINE: &str = "hb.interval_ms=250 hb.wss_mib=1 hb.dirty_pages_per_sec=200";
+use system_tests::TestResult;
+use system_tests::migration::{MigrationPair, TIMEOUT};
 
 #[test]
 #[ignore = "boots emulators: run with cargo xtask test"]
 fn lost_release_leaves_the_vm_in_doubt_on_the_destination_until_resolved() -> TestResult {
-    let mut pair = Pair::boot_with_configs(
-        EmulatorKind::Bochs,
-        "migration-in-doubt",
-        &system_tests::work_root(),
-        [
-            migration_config(0, KEY, Some("16M"), HB_CMDLINE),
-            migration_config(1, KEY, None, HB_CMDLINE),
-        ],
-    )?;
-    heartbeat::next_beat(&mut pair, 0, TIMEOUT)?;
-    let set = pair.command(0, "migrate_set_parameter fault-inject drop-release")?;
-    assert!(set.contains("fault-inject drop-release"), "{set}");
-    pair.command(0, &format!("migrate {}:4444 hb", host_ip(1)))?;
+    let mut pair = MigrationPair::builder("migration-in-doubt")
+        .cmdline("hb.interval_ms=250 hb.wss_mib=1 hb.dirty_pages_per_sec=200")
+        .boot()?;
+    pair.set_parameters(0, &["fault-inject drop-release"])?;
+    pair.migrate(0, "", "hb")?;
     let source = pair.expect(0, "migrate_resolve hb run' there", TIMEOUT)?;
     assert!(
         source.contains("connection reset before Release"),
@@ -44,9 +31,7 @@ fn lost_release_leaves_the_vm_in_doubt_on_the_destination_until_resolved() -> Te
     let kept = pair.expect(1, "migrate_resolve hb discard'", TIMEOUT)?;
     assert!(kept.contains("IN DOUBT"), "{kept}");
     assert!(!kept.contains("is running on this host"), "{kept}");
-    let last_on_source = *beats(&pair.hosts[0].console().transcript())
-        .last()
-        .expect("beats on the source");
+    let last_on_source = *pair.beats(0).last().expect("beats on the source");
 
     // Visible, paused, untouchable by `vm` commands.
     let list = pair.command(1, "vm list")?;
@@ -64,7 +49,7 @@ fn lost_release_leaves_the_vm_in_doubt_on_the_destination_until_resolved() -> Te
 
     let resolved = pair.command(1, "migrate_resolve hb run")?;
     assert!(resolved.contains("running on this host"), "{resolved}");
-    let next = heartbeat::next_beat(&mut pair, 1, TIMEOUT)?;
+    let next = pair.next_beat(1)?;
     assert_eq!(
         next,
         last_on_source + 1,

@@ -231,5 +231,4 @@ pub fn discover_power(mem: &dyn PhysMemory, rsdp_phys: u64) -> Result<PowerInfo,
 }
 
 #[cfg(test)]
-#[path = "tables_tests.rs"]
 mod tests;

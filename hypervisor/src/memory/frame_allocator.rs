@@ -233,5 +233,4 @@ impl FrameAllocator {
 }
 
 #[cfg(test)]
-#[path = "frame_allocator_tests.rs"]
 mod tests;

@@ -12,6 +12,10 @@
 //!        the operator (the source completed iff it got CommitAck; see `in_doubt`)
 //! ```
 
+mod error;
+
+pub use error::DestinationError;
+
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -27,8 +31,8 @@ use migration_proto::session::{
 };
 use migration_proto::wire::MessageType;
 
-use super::source::VmError;
 use super::transport::Transport;
+use super::vm_error::VmError;
 
 /// A VM being built from an incoming stream; its memory starts zero-filled.
 ///
@@ -70,11 +74,14 @@ pub trait IncomingVmFactory {
 pub enum DestinationOutcome {
     /// Committed and released: take the VM with [`DestinationEngine::take_vm`] and start it.
     Ready,
-    /// Nothing was kept; the message says why.
-    Failed(String),
+    /// Nothing was kept; the error says why (a local failure, a [`DestinationError`],
+    /// reaches it as `SessionError::Rejected` with that error's text, the text the source
+    /// was sent).
+    Failed(SessionError),
     /// The commit was acknowledged but `Release` never came: the VM is kept (take it with
     /// [`DestinationEngine::take_vm`]) and must stay paused until the operator resolves it.
-    InDoubt(String),
+    /// The error is why the release did not arrive.
+    InDoubt(SessionError),
 }
 
 /// One incoming migration.
@@ -200,7 +207,7 @@ impl<V: IncomingVm> DestinationEngine<V> {
             if let Err(why) = self.on_event(factory, event, now) {
                 // A local failure: abort with the reason (the source resumes its VM and its
                 // operator reads why); the session's Failed event discards ours.
-                self.session.abort_locally(&why, now);
+                self.session.abort_locally(&why.to_string(), now);
                 self.lines
                     .push_back(format!("migrate: incoming migration failed: {why}"));
             }
@@ -215,24 +222,25 @@ impl<V: IncomingVm> DestinationEngine<V> {
         factory: &mut F,
         event: DestinationEvent,
         now: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), DestinationError> {
         match event {
             DestinationEvent::Offer(identity) => {
                 match factory.create(&identity) {
                     Ok(vm) => {
                         self.vm = Some(vm);
-                        self.session.accept_offer(now).map_err(|e| e.to_string())?;
+                        self.session.accept_offer(now)?;
                         self.lines.push_back(format!(
                             "migrate: incoming VM '{}' ({} MiB), receiving",
                             identity.name,
                             identity.memory_bytes >> 20
                         ));
                     }
-                    Err(e) => {
-                        let why = format!("cannot build VM '{}': {e}", identity.name);
-                        self.session
-                            .reject_offer(&why, now)
-                            .map_err(|e| e.to_string())?;
+                    Err(cause) => {
+                        let why = DestinationError::CannotBuild {
+                            name: identity.name.clone(),
+                            cause,
+                        };
+                        self.session.reject_offer(&why.to_string(), now)?;
                     }
                 }
                 self.identity = Some(identity);
@@ -240,13 +248,16 @@ impl<V: IncomingVm> DestinationEngine<V> {
             DestinationEvent::Pages { first_gpa, .. } => {
                 // Only `handle_input` produces these, and only before the VM exists, when
                 // the session refuses pages anyway.
-                return Err(format!("pages at {first_gpa:#x} before the VM exists"));
+                return Err(DestinationError::PagesBeforeVm { first_gpa });
             }
             DestinationEvent::RoundEnd(_) => self.pages_rounds += 1,
             DestinationEvent::Progress(_) | DestinationEvent::Committed => {}
             DestinationEvent::VcpuState(state) => {
-                let vm = self.vm.as_mut().ok_or("vCPU state before the VM exists")?;
-                vm.load_vcpu(&state).map_err(|e| e.to_string())?;
+                let vm = self
+                    .vm
+                    .as_mut()
+                    .ok_or(DestinationError::BeforeVm("vCPU state"))?;
+                vm.load_vcpu(&state)?;
                 // A version-2 source sends vCPU state after the last page and then spends a
                 // while hashing its own memory: hash ours now, in parallel, so the downtime
                 // pays for one digest instead of two. Version 3 needs no whole-memory digest
@@ -263,10 +274,10 @@ impl<V: IncomingVm> DestinationEngine<V> {
                 let vm = self
                     .vm
                     .as_mut()
-                    .ok_or("device state before the VM exists")?;
-                vm.load_device(&state).map_err(|e| e.to_string())?;
+                    .ok_or(DestinationError::BeforeVm("device state"))?;
+                vm.load_device(&state)?;
             }
-            DestinationEvent::DiskBlocks(_) => return Err("disk blocks are not supported".into()),
+            DestinationEvent::DiskBlocks(_) => return Err(DestinationError::DiskBlocksUnsupported),
             DestinationEvent::CommitRequested {
                 expected_digest: Some(_),
             } => {
@@ -274,18 +285,14 @@ impl<V: IncomingVm> DestinationEngine<V> {
                     Some(digest) => digest,
                     None => self.digest()?,
                 };
-                self.session
-                    .report_digest(digest, now)
-                    .map_err(|e| e.to_string())?;
+                self.session.report_digest(digest, now)?;
             }
             DestinationEvent::CommitRequested {
                 expected_digest: None,
             } => {
                 // The page digest matched (the session checked it when `Commit` arrived),
                 // and every vCPU and device state was loaded without error above.
-                self.session
-                    .confirm_commit(now)
-                    .map_err(|e| e.to_string())?;
+                self.session.confirm_commit(now)?;
             }
             DestinationEvent::Released => {
                 self.lines.push_back(format!(
@@ -295,37 +302,35 @@ impl<V: IncomingVm> DestinationEngine<V> {
                 self.outcome = Some(DestinationOutcome::Ready);
             }
             DestinationEvent::Failed(SessionError::InDoubt(cause)) if self.vm.is_some() => {
-                let why = cause.to_string();
                 self.lines.push_back(format!(
-                    "migrate: incoming VM committed but the release did not arrive ({why}): \
+                    "migrate: incoming VM committed but the release did not arrive ({cause}): \
                      kept paused, in doubt; resolve with migrate_resolve NAME run|discard"
                 ));
-                self.outcome = Some(DestinationOutcome::InDoubt(why));
+                self.outcome = Some(DestinationOutcome::InDoubt(*cause));
             }
             DestinationEvent::Failed(e) => {
                 if let Some(vm) = self.vm.take() {
                     factory.discard(vm);
                 }
-                let why = e.to_string();
                 self.lines.push_back(format!(
-                    "migrate: incoming migration failed: {why}; nothing kept"
+                    "migrate: incoming migration failed: {e}; nothing kept"
                 ));
-                self.outcome = Some(DestinationOutcome::Failed(why));
+                self.outcome = Some(DestinationOutcome::Failed(e));
             }
         }
         Ok(())
     }
 
-    fn digest(&mut self) -> Result<[u8; 32], String> {
-        let identity = self.identity.as_ref().ok_or("no VM offered")?;
-        let vm = self.vm.as_mut().ok_or("no VM")?;
+    fn digest(&mut self) -> Result<[u8; 32], DestinationError> {
+        let before_vm = DestinationError::BeforeVm("memory digest");
+        let identity = self.identity.as_ref().ok_or(before_vm.clone())?;
+        let vm = self.vm.as_mut().ok_or(before_vm)?;
         let mut digester = MemoryDigester::new(identity.memory_bytes);
         let mut chunk = vec![0u8; 64 * 4096];
         let mut gpa = 0;
         while gpa < identity.memory_bytes {
             let len = (identity.memory_bytes - gpa).min(chunk.len() as u64) as usize;
-            vm.read_memory(gpa, &mut chunk[..len])
-                .map_err(|e| e.to_string())?;
+            vm.read_memory(gpa, &mut chunk[..len])?;
             digester.update(&chunk[..len]);
             gpa += len as u64;
         }

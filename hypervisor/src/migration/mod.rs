@@ -12,6 +12,7 @@
 //! - [`convergence`]: the switch-over and auto-converge (throttle) policy.
 //! - [`source`]: the source engine (pre-copy rounds, stop-and-copy, commit, rollback).
 //! - [`destination`]: the destination engine (accept, build, verify, commit, start).
+//! - [`vm_error`]: what a VM operation the engines ask for can fail with.
 //! - [`in_doubt`]: a commit acknowledged but never released: keep, tell, resolve.
 //! - [`nonce`]: session nonces from RDSEED/RDRAND mixed with TSC, counter and host name.
 //! - [`report`]: `info migrate`, per-round progress lines and the final statistics.
@@ -28,6 +29,7 @@ pub mod report;
 pub mod source;
 pub mod tcp;
 pub mod transport;
+pub mod vm_error;
 
 #[cfg(test)]
 mod sim;

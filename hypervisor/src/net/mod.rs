@@ -7,7 +7,7 @@
 //! about a NIC; `nic_device` adapts it to smoltcp; `stack` owns the interface and sockets
 //! and is polled by the main loop; `bringup` ties them together at boot. Everything except
 //! the port-I/O/ECAM/MMIO glue (`target_os = "none"`) is host-tested, including two stacks
-//! talking TCP over fake e1000s (`stack_tests`).
+//! talking TCP over fake e1000s (`tests`).
 //!
 //! Wiring into the kernel (done in `kernel::network`: ECAM from ACPI MCFG when present, else
 //! ports; the stack behind a global for the command handlers; a main-loop poller):
@@ -35,10 +35,6 @@ pub mod ping;
 pub mod stack;
 
 #[cfg(test)]
-mod dhcp_tests;
-#[cfg(test)]
-mod jumbo_tests;
-#[cfg(test)]
-mod stack_tests;
-#[cfg(test)]
 mod testbed;
+#[cfg(test)]
+mod tests;

@@ -16,7 +16,8 @@ use crate::arch::tsc;
 use crate::migration::destination::{IncomingVm, IncomingVmFactory};
 use crate::migration::dirty::DirtyTrackingMode;
 use crate::migration::nonce::{NonceInputs, session_nonce};
-use crate::migration::source::{MigratableVm, VmError};
+use crate::migration::source::MigratableVm;
+use crate::migration::vm_error::VmError;
 use crate::vm::cpuid::{CpuidResult, VcpuView, XCR0_OFFERED, guest_cpuid};
 use crate::vm::machine::{Machine, MachineContext};
 use crate::vm::state::{VmCommand, VmState};
@@ -30,10 +31,6 @@ pub const UART_DEVICE: &str = "com1";
 pub const CONSOLE_LINE_DEVICE: &str = "com1-line";
 /// Device-state id of the TSC rate the VM shows its guest (CPUID 0x4000_0010): u32 kHz LE.
 pub const TSC_RATE_DEVICE: &str = "tsc-rate";
-
-fn vm_error(what: &str, e: impl core::fmt::Display) -> VmError {
-    VmError(format!("{what}: {e}"))
-}
 
 /// A VM of this host while it is being sent.
 pub struct SourceVm<'a> {
@@ -59,7 +56,7 @@ impl MigratableVm for SourceVm<'_> {
     fn read_memory(&mut self, gpa: u64, out: &mut [u8]) -> Result<(), VmError> {
         self.machine
             .read_ram(&self.ctx.frames, gpa, out)
-            .map_err(|e| vm_error("reading guest RAM", e))
+            .map_err(VmError::ReadMemory)
     }
 
     fn pause(&mut self) {
@@ -102,7 +99,7 @@ impl MigratableVm for SourceVm<'_> {
         let used = self
             .machine
             .start_dirty_tracking(&mut ctx.vmx, &mut ctx.frames, mode)
-            .map_err(|e| vm_error("starting dirty tracking", e))?;
+            .map_err(|e| VmError::StartDirtyTracking(format!("{e}")))?;
         super::say(&alloc::format!(
             "migrate: dirty tracking by {}",
             match used {
@@ -117,7 +114,7 @@ impl MigratableVm for SourceVm<'_> {
         let ctx = &mut *self.ctx;
         self.machine
             .harvest_dirty(&mut ctx.vmx, &mut ctx.frames)
-            .map_err(|e| vm_error("harvesting dirty pages", e))
+            .map_err(|e| VmError::HarvestDirty(format!("{e}")))
     }
 
     fn stop_dirty_tracking(&mut self) {
@@ -131,7 +128,7 @@ impl MigratableVm for SourceVm<'_> {
         let state = self
             .machine
             .save_vcpu_state(&mut self.ctx.vmx)
-            .map_err(|e| vm_error("saving the vCPU", e))?;
+            .map_err(|e| VmError::SaveVcpu(format!("{e}")))?;
         Ok(vec![state])
     }
 
@@ -173,14 +170,13 @@ impl IncomingVm for IncomingMachine {
 
     fn load_vcpu(&mut self, state: &VcpuState) -> Result<(), VmError> {
         if state.vcpu_index != 0 || self.vcpu.is_some() {
-            return Err(VmError(format!(
-                "vCPU state for vCPU {} (this VM has one vCPU, 0, sent once)",
-                state.vcpu_index
-            )));
+            return Err(VmError::UnexpectedVcpu {
+                index: state.vcpu_index,
+            });
         }
         // Before CommitAck: a state that cannot enter is refused now, while the source
         // still has the VM, naming the field (SDM Vol. 3C §27.3.1).
-        check_guest_state(state, &self.limits).map_err(|e| vm_error("incoming vCPU state", e))?;
+        check_guest_state(state, &self.limits).map_err(VmError::VcpuCannotEnter)?;
         self.vcpu = Some(state.clone());
         Ok(())
     }
@@ -190,7 +186,7 @@ impl IncomingVm for IncomingMachine {
             (UART_DEVICE, 1) => self
                 .machine
                 .load_uart_state(&state.data)
-                .map_err(|e| vm_error("incoming UART state", e)),
+                .map_err(VmError::UartState),
             (CONSOLE_LINE_DEVICE, 1) if state.data.len() <= crate::vm::console_out::MAX_LINE => {
                 self.machine.load_console_line(&state.data);
                 Ok(())
@@ -198,25 +194,23 @@ impl IncomingVm for IncomingMachine {
             (TSC_RATE_DEVICE, 1) => {
                 let khz = <[u8; 4]>::try_from(state.data.as_slice())
                     .map(u32::from_le_bytes)
-                    .map_err(|_| {
-                        VmError(format!(
-                            "incoming TSC rate: {} bytes, expected 4",
-                            state.data.len()
-                        ))
+                    .map_err(|_| VmError::TscRateLength {
+                        bytes: state.data.len(),
                     })?;
                 self.machine.set_arriving_tsc_khz(khz);
                 Ok(())
             }
-            (id, version) => Err(VmError(format!(
-                "unknown device state '{id}' version {version}"
-            ))),
+            (id, version) => Err(VmError::UnknownDevice {
+                id: id.into(),
+                version,
+            }),
         }
     }
 
     fn read_memory(&mut self, gpa: u64, out: &mut [u8]) -> Result<(), VmError> {
         self.machine
             .read_ram(&KernelFrames, gpa, out)
-            .map_err(|e| vm_error("reading guest RAM", e))
+            .map_err(VmError::ReadMemory)
     }
 }
 
@@ -237,16 +231,10 @@ impl IncomingVmFactory for KernelFactory<'_> {
             .iter()
             .any(|n| n.eq_ignore_ascii_case(&identity.name))
         {
-            return Err(VmError(format!(
-                "a VM named '{}' exists here",
-                identity.name
-            )));
+            return Err(VmError::NameTaken(identity.name.clone()));
         }
         if identity.vcpu_count != 1 {
-            return Err(VmError(format!(
-                "{} vCPUs (1 supported)",
-                identity.vcpu_count
-            )));
+            return Err(VmError::TooManyVcpus(identity.vcpu_count));
         }
         let ctx = &mut *self.ctx;
         let machine = Machine::create_incoming(
@@ -257,7 +245,7 @@ impl IncomingVmFactory for KernelFactory<'_> {
             self.vpid,
             ConsoleLines,
         )
-        .map_err(|e| vm_error("building the VM", e))?;
+        .map_err(|e| VmError::Build(format!("{e}")))?;
         Ok(IncomingMachine {
             machine,
             vcpu: None,
@@ -282,7 +270,7 @@ impl IncomingVmFactory for NoVmFactory {
     type Vm = IncomingMachine;
 
     fn create(&mut self, _identity: &VmIdentity) -> Result<IncomingMachine, VmError> {
-        Err(VmError(format!("this host cannot run VMs: {}", self.why)))
+        Err(VmError::NoVirtualization(self.why.clone()))
     }
 
     fn discard(&mut self, vm: IncomingMachine) {

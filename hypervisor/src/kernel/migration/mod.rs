@@ -14,7 +14,7 @@ pub use commands::MIGRATION_COMMANDS;
 
 use alloc::boxed::Box;
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use migration_proto::cpu::CpuDescriptor;
@@ -395,7 +395,7 @@ fn keep_incoming(
     };
     let restore_failed = restored.is_err();
     let in_doubt = match outcome {
-        DestinationOutcome::InDoubt(why) => Some(why.clone()),
+        DestinationOutcome::InDoubt(why) => Some(why.to_string()),
         _ => None,
     };
     let resumed = match (&in_doubt, restored) {

@@ -17,7 +17,10 @@ use migration_proto::message::{DeviceState, VcpuState, VmIdentity};
 use crate::migration::destination::{IncomingVm, IncomingVmFactory};
 use crate::migration::dirty::DirtyTrackingMode;
 use crate::migration::dirty_limit::DirtyRateLimiter;
-use crate::migration::source::{MigratableVm, VmError};
+use crate::migration::source::MigratableVm;
+use crate::migration::vm_error::VmError;
+use crate::vm::guest_ram::GuestRamError;
+use crate::vm::vcpu_state::entry_checks::GuestStateError;
 
 pub const PAGE: usize = 4096;
 
@@ -217,7 +220,10 @@ impl MigratableVm for FakeGuest {
         let src = self
             .memory
             .get(start..start + out.len())
-            .ok_or_else(|| VmError("read outside RAM".into()))?;
+            .ok_or(VmError::ReadMemory(GuestRamError::OutOfRange {
+                gpa,
+                len: out.len() as u64,
+            }))?;
         out.copy_from_slice(src);
         Ok(())
     }
@@ -252,7 +258,7 @@ impl MigratableVm for FakeGuest {
         self.tracking
             .as_mut()
             .map(DirtyBitmap::take)
-            .ok_or_else(|| VmError("harvest without tracking".into()))
+            .ok_or_else(|| VmError::HarvestDirty("dirty tracking is off".into()))
     }
 
     fn stop_dirty_tracking(&mut self) {
@@ -304,9 +310,10 @@ impl IncomingVm for FakeIncoming {
     fn load_vcpu(&mut self, state: &VcpuState) -> Result<(), VmError> {
         // Like the kernel's `entry_checks`, in miniature: refuse what could not enter.
         if !crate::vm::vcpu_state::entry_checks::is_canonical(state.rip) {
-            return Err(VmError(
-                "vCPU state cannot enter: RIP: not canonical".into(),
-            ));
+            return Err(VmError::VcpuCannotEnter(GuestStateError {
+                field: "RIP",
+                rule: "not canonical",
+            }));
         }
         self.vcpu = Some(state.clone());
         Ok(())
@@ -314,7 +321,10 @@ impl IncomingVm for FakeIncoming {
 
     fn load_device(&mut self, state: &DeviceState) -> Result<(), VmError> {
         if state.id != "com1" {
-            return Err(VmError(std::format!("unknown device {}", state.id)));
+            return Err(VmError::UnknownDevice {
+                id: state.id.clone(),
+                version: state.version,
+            });
         }
         self.devices.push(state.clone());
         Ok(())
@@ -360,7 +370,7 @@ impl IncomingVmFactory for FakeFactory {
 
     fn create(&mut self, identity: &VmIdentity) -> Result<FakeIncoming, VmError> {
         if identity.memory_bytes > self.free_bytes {
-            return Err(VmError("out of memory".into()));
+            return Err(VmError::Build("out of memory".into()));
         }
         self.free_bytes -= identity.memory_bytes;
         self.created += 1;

@@ -1,6 +1,6 @@
 //! Whole migrations in simulation: each checks the guest's own verification and heartbeat.
 
-use std::string::String;
+use std::string::{String, ToString};
 
 use super::guest::{FakeFactory, FakeGuest};
 use super::{Fault, Run, Setup, migrate};
@@ -56,7 +56,7 @@ fn assert_stayed(guest: &mut FakeGuest, run: &Run) {
     let SourceOutcome::Failed(why) = &run.source else {
         panic!("should have failed:\n{}", dump(run));
     };
-    assert!(!why.is_empty());
+    assert!(!why.to_string().is_empty());
     assert!(!guest.paused, "VM resumed on the source");
     assert_eq!(guest.throttle, 0, "throttle removed");
     assert!(!guest.is_tracking(), "tracking stopped");
@@ -265,7 +265,7 @@ fn cancel_leaves_vm_on_source() {
     );
     assert_stayed(&mut guest, &run);
     assert!(
-        matches!(&run.source, SourceOutcome::Failed(w) if w.contains("cancel")),
+        matches!(&run.source, SourceOutcome::Failed(w) if w.to_string().contains("cancel")),
         "{:?}",
         run.source
     );
@@ -321,7 +321,7 @@ fn destination_out_of_memory_refuses_the_vm() {
     let run = migrate(&mut guest, setup);
     assert_stayed(&mut guest, &run);
     assert!(
-        matches!(&run.source, SourceOutcome::Failed(w) if w.contains("out of memory")),
+        matches!(&run.source, SourceOutcome::Failed(w) if w.to_string().contains("out of memory")),
         "{:?}",
         run.source
     );
@@ -353,7 +353,7 @@ fn injected_page_corruption_is_caught_by_the_digest() {
     assert_stayed(&mut guest, &run);
     assert_eq!(run.factory.discarded, 1);
     assert!(
-        matches!(&run.destination, Some(DestinationOutcome::Failed(w)) if w.contains("digest")),
+        matches!(&run.destination, Some(DestinationOutcome::Failed(w)) if w.to_string().contains("digest")),
         "{:?}\n{}",
         run.destination,
         dump(&run)
@@ -405,7 +405,7 @@ fn a_dirty_bit_lost_at_switch_over_is_refused_by_verify_full() {
     let run = migrate(&mut guest, setup);
     assert_stayed(&mut guest, &run);
     assert!(
-        matches!(&run.destination, Some(DestinationOutcome::Failed(w)) if w.contains("digest mismatch")),
+        matches!(&run.destination, Some(DestinationOutcome::Failed(w)) if w.to_string().contains("digest mismatch")),
         "{:?}\n{}",
         run.destination,
         dump(&run)
@@ -427,7 +427,8 @@ fn dirty_tracking_that_loses_writes_is_caught_by_sampling() {
         panic!("lost writes went unnoticed:\n{}", dump(&run));
     };
     assert!(
-        why.contains("dirty tracking lost a write: page 0x9000"),
+        why.to_string()
+            .contains("dirty tracking lost a write: page 0x9000"),
         "{why}"
     );
     guest.untracked_page = None;
@@ -443,7 +444,7 @@ fn a_vcpu_state_that_cannot_enter_is_refused_before_the_commit() {
     let run = migrate(&mut guest, Setup::new());
     assert_stayed(&mut guest, &run);
     assert!(
-        matches!(&run.source, SourceOutcome::Failed(w) if w.contains("RIP")),
+        matches!(&run.source, SourceOutcome::Failed(w) if w.to_string().contains("RIP")),
         "the source's operator reads the field: {:?}",
         run.source
     );

@@ -11,14 +11,16 @@
 //! polled from the host's main loop with the current time; it never blocks and never reads
 //! a clock, so the host simulation in `migration::sim` drives it exactly like the kernel.
 
+mod error;
 mod rounds;
 mod vm;
 
-pub use vm::{MigratableVm, VmError};
+pub use error::{SourceError, SourceStep};
+pub use vm::MigratableVm;
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
@@ -68,8 +70,8 @@ enum Phase {
 pub enum SourceOutcome {
     /// The destination owns the VM: destroy the (paused) local copy.
     Completed(FinalStats),
-    /// The VM was resumed here, intact; the message says why the migration failed.
-    Failed(String),
+    /// The VM was resumed here, intact; the error says why the migration failed.
+    Failed(SourceError),
 }
 
 /// One outgoing migration.
@@ -282,11 +284,11 @@ impl SourceEngine {
                 self.tokens_at = now;
                 self.established_at = Some(now);
             } else if link.send(&[]).is_err() {
-                self.rollback(vm, String::from("the destination refused the connection"));
+                self.rollback(vm, SourceError::ConnectionRefused);
                 return;
             } else if now.saturating_since(self.started) >= CONNECT_TIMEOUT {
                 link.close();
-                self.rollback(vm, String::from("could not connect to the destination"));
+                self.rollback(vm, SourceError::ConnectTimeout);
                 return;
             } else {
                 return;
@@ -304,7 +306,7 @@ impl SourceEngine {
                     }
                 }
                 SourceEvent::Completed => self.on_completed(vm, now),
-                SourceEvent::Failed(e) => self.rollback(vm, e.to_string()),
+                SourceEvent::Failed(e) => self.rollback(vm, SourceError::Session(e)),
             }
             if self.outcome.is_some() {
                 return;
@@ -313,7 +315,7 @@ impl SourceEngine {
         if (self.pages_allowed || self.paused_by_us)
             && let Err(e) = self.send_pages(vm, now)
         {
-            self.abort(vm, link, now, e.to_string());
+            self.abort(vm, link, now, e);
             return;
         }
         self.flush(link, now);
@@ -364,7 +366,7 @@ impl SourceEngine {
     }
 
     /// Any failure before the commit: the VM runs on here as if nothing had happened.
-    fn rollback(&mut self, vm: &mut impl MigratableVm, why: String) {
+    fn rollback(&mut self, vm: &mut impl MigratableVm, why: SourceError) {
         if self.tracking {
             vm.stop_dirty_tracking();
             self.tracking = false;
@@ -388,7 +390,7 @@ impl SourceEngine {
         vm: &mut impl MigratableVm,
         link: &mut impl Transport,
         now: Instant,
-        why: String,
+        why: SourceError,
     ) {
         self.session.cancel(now);
         while self.session.poll_event().is_some() {}

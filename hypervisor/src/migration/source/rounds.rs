@@ -2,7 +2,7 @@
 
 use alloc::boxed::Box;
 use alloc::format;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 
 use migration_proto::digest::MemoryDigester;
 use migration_proto::dirty::DirtyBitmap;
@@ -10,7 +10,7 @@ use migration_proto::message::Progress;
 use migration_proto::session::Instant;
 use migration_proto::wire::{MAX_PAGES_PER_FRAME, PAGE_SIZE};
 
-use super::{MigratableVm, Phase, SourceEngine};
+use super::{MigratableVm, Phase, SourceEngine, SourceError, SourceStep};
 use crate::migration::convergence::{Decision, DowntimeEstimate, RoundMeasurement};
 use crate::migration::params::{FaultInjection, VerifyMode};
 use crate::migration::report::RoundLine;
@@ -38,13 +38,12 @@ impl SourceEngine {
         &mut self,
         vm: &mut impl MigratableVm,
         now: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), SourceError> {
         self.round_started = now;
         self.round_wire_bytes = 0;
         let pages = (self.memory_bytes / PAGE_SIZE as u64) as usize;
         if !self.cold {
-            vm.start_dirty_tracking(self.params.dirty_tracking)
-                .map_err(|e| e.to_string())?;
+            vm.start_dirty_tracking(self.params.dirty_tracking)?;
             self.tracking = true;
         }
         self.lines.push_back(format!(
@@ -65,7 +64,7 @@ impl SourceEngine {
         &mut self,
         vm: &mut impl MigratableVm,
         now: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), SourceError> {
         loop {
             if matches!(self.phase, Phase::Hashing { .. }) {
                 return self.hash_step(vm, now);
@@ -96,7 +95,7 @@ impl SourceEngine {
             }
             let bytes = &mut self.scratch[..count * PAGE_SIZE];
             let gpa = (pfn * PAGE_SIZE) as u64;
-            vm.read_memory(gpa, bytes).map_err(|e| e.to_string())?;
+            vm.read_memory(gpa, bytes)?;
             if self.params.fault_inject == FaultInjection::CorruptPage
                 && !self.fault_injected
                 && pfn + count == bitmap.len()
@@ -109,7 +108,7 @@ impl SourceEngine {
             let counts = self
                 .session
                 .send_pages(gpa, bytes, now)
-                .map_err(|e| format!("sending pages: {e}"))?;
+                .map_err(SourceStep::SendingPages.refused())?;
             // Zero pages cost two bytes; dirty pages are mostly data, so the estimate's
             // wire size per page counts the pages that carried data.
             self.round_data_pages += counts.raw + counts.lz4;
@@ -121,7 +120,11 @@ impl SourceEngine {
         }
     }
 
-    fn end_of_round(&mut self, vm: &mut impl MigratableVm, now: Instant) -> Result<(), String> {
+    fn end_of_round(
+        &mut self,
+        vm: &mut impl MigratableVm,
+        now: Instant,
+    ) -> Result<(), SourceError> {
         let duration_us = now.saturating_since(self.round_started).as_micros() as u64;
         let throughput = if self.round_wire_bytes > 0 {
             rate(self.round_wire_bytes, duration_us)
@@ -134,13 +137,13 @@ impl SourceEngine {
         // Read the samples before the harvest: a write between the two shows up in the
         // harvest and excuses its page.
         let samples = self.read_samples(vm)?;
-        let mut dirty = vm.harvest_dirty().map_err(|e| e.to_string())?;
+        let mut dirty = vm.harvest_dirty()?;
         self.check_samples(&samples, &dirty)?;
         let dirty_pages = dirty.count() as u64;
         let round = self
             .session
             .end_round(dirty_pages, now)
-            .map_err(|e| format!("ending round: {e}"))?;
+            .map_err(SourceStep::EndingRound.refused())?;
         let expected = self.downtime_estimate(dirty_pages, throughput);
         let decision = self.policy.decide(
             RoundMeasurement {
@@ -176,7 +179,7 @@ impl SourceEngine {
         };
         self.session
             .send_progress(progress, now)
-            .map_err(|e| format!("progress: {e}"))?;
+            .map_err(SourceStep::Progress.refused())?;
         self.round += 1;
         self.round_started = now;
         self.round_wire_bytes = 0;
@@ -193,7 +196,7 @@ impl SourceEngine {
                 self.paused_at = Some(now);
                 self.stats.estimated_downtime_us = expected;
                 // Pages written between the harvest and the pause.
-                dirty.merge(&vm.harvest_dirty().map_err(|e| e.to_string())?);
+                dirty.merge(&vm.harvest_dirty()?);
                 vm.stop_dirty_tracking();
                 self.tracking = false;
                 if self.params.fault_inject == FaultInjection::DropDirtyBit {
@@ -211,7 +214,7 @@ impl SourceEngine {
         // From now on the session refuses to commit until each of these was sent again.
         self.session
             .mark_dirty(&dirty)
-            .map_err(|e| format!("dirty pages: {e}"))?;
+            .map_err(SourceStep::DirtyPages.refused())?;
         self.phase = Phase::Sending {
             bitmap: dirty,
             next_pfn: 0,
@@ -228,15 +231,14 @@ impl SourceEngine {
         &mut self,
         vm: &mut impl MigratableVm,
         dirty: &mut DirtyBitmap,
-    ) -> Result<(), String> {
+    ) -> Result<(), SourceError> {
         if self.fault_injected {
             return Ok(());
         }
         let candidates: alloc::vec::Vec<usize> = dirty.iter_set().collect();
         for pfn in candidates {
             let page = &mut self.scratch[..PAGE_SIZE];
-            vm.read_memory((pfn * PAGE_SIZE) as u64, page)
-                .map_err(|e| e.to_string())?;
+            vm.read_memory((pfn * PAGE_SIZE) as u64, page)?;
             if self.session.page_matches_sent(pfn, page) == Some(false) {
                 dirty.clear(pfn);
                 self.fault_injected = true;
@@ -266,7 +268,7 @@ impl SourceEngine {
     fn read_samples(
         &mut self,
         vm: &mut impl MigratableVm,
-    ) -> Result<alloc::vec::Vec<(usize, bool)>, String> {
+    ) -> Result<alloc::vec::Vec<(usize, bool)>, SourceError> {
         let pages = (self.memory_bytes / PAGE_SIZE as u64) as usize;
         if self.params.verify != VerifyMode::Sample || !self.session.uses_page_digest() {
             return Ok(alloc::vec::Vec::new());
@@ -276,8 +278,7 @@ impl SourceEngine {
             let pfn = self.sample_cursor;
             self.sample_cursor = (self.sample_cursor + 1) % pages;
             let page = &mut self.scratch[..PAGE_SIZE];
-            vm.read_memory((pfn * PAGE_SIZE) as u64, page)
-                .map_err(|e| e.to_string())?;
+            vm.read_memory((pfn * PAGE_SIZE) as u64, page)?;
             if let Some(matches) = self.session.page_matches_sent(pfn, page) {
                 samples.push((pfn, matches));
             }
@@ -287,34 +288,44 @@ impl SourceEngine {
 
     /// A sampled page that differs from what was sent and is not in the harvest was written
     /// without the dirty tracking noticing: the destination would resume on a stale copy.
-    fn check_samples(&self, samples: &[(usize, bool)], dirty: &DirtyBitmap) -> Result<(), String> {
+    fn check_samples(
+        &self,
+        samples: &[(usize, bool)],
+        dirty: &DirtyBitmap,
+    ) -> Result<(), SourceError> {
         match samples
             .iter()
             .find(|(pfn, matches)| !matches && !dirty.is_set(*pfn))
         {
-            Some((pfn, _)) => Err(format!(
-                "dirty tracking lost a write: page {:#x} changed since it was sent but was not reported dirty (dirty-tracking {}); try the other tracking mode, or verify full",
-                pfn * PAGE_SIZE,
-                self.params.dirty_tracking.name()
-            )),
+            Some((pfn, _)) => Err(SourceError::LostWrite {
+                gpa: (pfn * PAGE_SIZE) as u64,
+                tracking: self.params.dirty_tracking.name(),
+            }),
             None => Ok(()),
         }
     }
 
     /// VM paused, last pages queued: state, digest, commit.
-    fn finish_transfer(&mut self, vm: &mut impl MigratableVm, now: Instant) -> Result<(), String> {
+    fn finish_transfer(
+        &mut self,
+        vm: &mut impl MigratableVm,
+        now: Instant,
+    ) -> Result<(), SourceError> {
         self.session
             .end_round(0, now)
-            .map_err(|e| format!("ending the last round: {e}"))?;
-        for state in vm.vcpu_states().map_err(|e| e.to_string())? {
+            .map_err(SourceStep::EndingLastRound.refused())?;
+        for state in vm.vcpu_states()? {
             self.session
                 .send_vcpu_state(&state, now)
-                .map_err(|e| format!("vCPU state: {e}"))?;
+                .map_err(SourceStep::VcpuState.refused())?;
         }
-        for device in vm.device_states().map_err(|e| e.to_string())? {
+        for device in vm.device_states()? {
             self.session
                 .send_device_state(&device, now)
-                .map_err(|e| format!("device state {}: {e}", device.id))?;
+                .map_err(|error| SourceError::Refused {
+                    step: SourceStep::DeviceState(device.id.clone()),
+                    error,
+                })?;
         }
         self.state_queued_at = Some(now);
         if self.full_digest() {
@@ -334,10 +345,10 @@ impl SourceEngine {
         self.params.verify == VerifyMode::Full || !self.session.uses_page_digest()
     }
 
-    fn commit(&mut self, digest: Option<[u8; 32]>, now: Instant) -> Result<(), String> {
+    fn commit(&mut self, digest: Option<[u8; 32]>, now: Instant) -> Result<(), SourceError> {
         self.session
             .commit(digest, now)
-            .map_err(|e| format!("commit: {e}"))?;
+            .map_err(SourceStep::Commit.refused())?;
         self.commit_sent_at = Some(now);
         self.lines.push_back(String::from(
             "migrate: state and digest sent, waiting for the destination's commit",
@@ -347,7 +358,7 @@ impl SourceEngine {
     }
 
     /// Hashes up to [`HASH_BYTES_PER_POLL`] of guest memory; commits when all is hashed.
-    fn hash_step(&mut self, vm: &mut impl MigratableVm, now: Instant) -> Result<(), String> {
+    fn hash_step(&mut self, vm: &mut impl MigratableVm, now: Instant) -> Result<(), SourceError> {
         let Phase::Hashing { digester, next_gpa } = &mut self.phase else {
             return Ok(());
         };
@@ -360,8 +371,7 @@ impl SourceEngine {
         while *next_gpa < stop {
             let len = (stop - *next_gpa).min(self.scratch.len() as u64) as usize;
             let chunk = &mut self.scratch[..len];
-            vm.read_memory(*next_gpa, chunk)
-                .map_err(|e| e.to_string())?;
+            vm.read_memory(*next_gpa, chunk)?;
             digester.update(chunk);
             *next_gpa += len as u64;
         }

@@ -1,23 +1,12 @@
 //! What the source engine needs from a VM.
 
-use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt;
 
 use migration_proto::dirty::DirtyBitmap;
 use migration_proto::message::{DeviceState, VcpuState, VmIdentity};
 
 use crate::migration::dirty::DirtyTrackingMode;
-
-/// A VM operation failed; the message says which and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VmError(pub String);
-
-impl fmt::Display for VmError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+use crate::migration::vm_error::VmError;
 
 /// A running VM as the source side of a migration sees it.
 ///

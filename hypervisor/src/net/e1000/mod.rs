@@ -20,8 +20,6 @@ mod stats;
 pub mod fake_device;
 #[cfg(test)]
 pub mod fake_dma;
-#[cfg(test)]
-mod long_frame_tests;
 #[cfg(target_os = "none")]
 mod mmio;
 #[cfg(test)]

@@ -226,5 +226,4 @@ impl VmxStatus {
 }
 
 #[cfg(test)]
-#[path = "report_tests.rs"]
 mod tests;

@@ -1,6 +1,8 @@
 //! Driver tests against the fake device: bring-up, ring wraparound, full rings, bad frames,
 //! link loss.
 
+mod long_frames;
+
 use alloc::vec;
 use alloc::vec::Vec;
 

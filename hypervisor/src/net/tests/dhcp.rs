@@ -11,8 +11,8 @@ use smoltcp::wire::{
     EthernetRepr, IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
 };
 
-use super::stack::{NetConfig, NetMode};
-use super::testbed::Host;
+use crate::net::stack::{NetConfig, NetMode};
+use crate::net::testbed::Host;
 
 const SERVER_MAC: EthernetAddress = EthernetAddress([0x52, 0x54, 0, 0, 0, 0x99]);
 const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);

@@ -4,9 +4,9 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::fake_device::{Delivery, FakeE1000};
-use super::fake_dma::FakeDma;
-use super::*;
+use super::super::fake_device::{Delivery, FakeE1000};
+use super::super::fake_dma::FakeDma;
+use super::super::*;
 use crate::net::nic::{Nic, TxError};
 
 const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x57];

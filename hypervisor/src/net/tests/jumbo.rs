@@ -4,7 +4,7 @@
 
 use smoltcp::wire::{IpAddress, IpEndpoint};
 
-use super::testbed::{B_IP, Testbed};
+use super::super::testbed::{B_IP, Testbed};
 
 const STEP: u64 = 200;
 
@@ -55,7 +55,8 @@ fn netbench_sends_frames_of_the_configured_mtu() {
         clock
     };
     let mut out = alloc::string::String::new();
-    super::commands::cmd_netbench(Some(&mut bed.a.stack), &mut out, &["10"], &mut now).unwrap();
+    crate::net::commands::cmd_netbench(Some(&mut bed.a.stack), &mut out, &["10"], &mut now)
+        .unwrap();
     assert!(out.starts_with("bench: 10 frames, 0.08 MiB in "), "{out}");
     let sent = bed.a.device.take_sent();
     assert_eq!(sent.len(), 10);

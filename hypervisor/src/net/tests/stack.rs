@@ -7,10 +7,10 @@ use alloc::vec;
 use smoltcp::socket::tcp;
 use smoltcp::wire::{IpAddress, IpEndpoint};
 
-use super::commands::{CmdError, cmd_net, cmd_netbench, cmd_nettest, cmd_ping};
-use super::nettest::{self, wire};
-use super::stack::NetError;
-use super::testbed::{A_IP, B_IP, Testbed, Wire};
+use crate::net::commands::{CmdError, cmd_net, cmd_netbench, cmd_nettest, cmd_ping};
+use crate::net::nettest::{self, wire};
+use crate::net::stack::NetError;
+use crate::net::testbed::{A_IP, B_IP, Testbed, Wire};
 
 const STEP: u64 = 200;
 
