@@ -426,7 +426,10 @@ pub fn run(only: Option<&str>) -> Result<()> {
          dirty pages at the last round's wire size per page and the state, at the measured \
          rate, plus the handshake's round trip). Downtime seen on the console: the arrival \
          time on this machine of the guest's last line on alpha to its first on beta, less \
-         the median interval between its lines before the migration. The guest-clock gap is \
+         the median interval between its lines before the migration; it is in this machine's \
+         real time, while the hypervisor's figures are in emulated time (Bochs' clock runs at \
+         its `ips` setting, not at real time, and a loaded machine stretches real time), so \
+         the two differ by more than the guest's view of the pause. The guest-clock gap is \
          what the guest itself can see: its TSC continues from the saved value, so the pause \
          is invisible to it beyond one beat interval. Total floor: the bytes on the wire at \
          the first round's measured rate. Guest slowdown compares verification passes per beat \
