@@ -67,10 +67,11 @@ The hard case. The guest is `heartbeat`, a 16 MiB test VM printing `HB seq=N` fo
 second and checking every page it wrote, but it rewrites 400 pages (1.6 MiB) a second: four
 times the ~100 pages (~0.4 MiB) a second migration moves between two Bochs hosts. Pre-copy
 cannot converge: every round finds the working set dirty again, auto-converge throttles the
-vCPU up to 99 %, and tern switches over anyway with a pause of several seconds, far over the
-downtime limit. An operator facing this gives the migration a faster link (max-bandwidth) or
-a larger downtime-limit (`migrate_set_parameter`), accepts the throttled switch-over, or
-migrates cold (`migrate -c`) for one predictable pause.",
+vCPU up to 99 % (which cannot slow a guest whose writes follow its clock), and tern switches
+over anyway with a pause of about a second, over the downtime limit. An operator facing this
+holds the guest's dirty rate below the link's (`migrate_set_parameter convergence
+dirty-limit`), gives the migration a faster link or a larger downtime-limit, accepts the
+throttled switch-over, or migrates cold (`migrate -c`) for one predictable pause.",
     migration_timeout: Duration::from_secs(900),
 };
 
