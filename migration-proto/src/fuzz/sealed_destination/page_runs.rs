@@ -185,7 +185,8 @@ impl Harness {
         } else {
             s.below(self.pages)
         };
-        let count = 1 + if s.one_in(8) {
+        // Now and then up to a full frame (past the end of memory: refused).
+        let count = 1 + if s.one_in(32) {
             s.below(MAX_PAGES_PER_FRAME)
         } else {
             s.below(4)
