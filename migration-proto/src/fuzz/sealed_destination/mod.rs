@@ -26,7 +26,8 @@
 //! - `CommitRequested` comes only with every vCPU received, and in version 3 only after a
 //!   page digest equal to the model's accumulator (a forged one must be refused);
 //! - a run with an undecodable page, out of range, in an encoding not negotiated, or a
-//!   delta without guest memory is never accepted; a valid run while receiving is;
+//!   delta without guest memory is never accepted; a valid run while receiving is; disk
+//!   blocks only with DISK_BLOCKS, state only before a digest, each vCPU and device once;
 //! - after a link fault nothing more is accepted; terminal states never change; a failed
 //!   session has its error and reported it once; usage calls in the wrong state are refused
 //!   and change nothing; `confirm_commit` / `report_digest` behave as documented;
@@ -367,7 +368,13 @@ impl Harness {
                 assert!(!self.devices.contains(&d.id), "duplicate device accepted");
                 self.devices.push(d.id.clone());
             }
-            Message::DiskBlocks(_) => assert!(!self.sealed, "disk blocks after a digest"),
+            Message::DiskBlocks(_) => {
+                assert!(!self.sealed, "disk blocks after a digest");
+                assert!(
+                    self.src.caps.contains(Capabilities::DISK_BLOCKS),
+                    "disk blocks accepted without DISK_BLOCKS"
+                );
+            }
             Message::PageDigest(p) => {
                 assert!(self.src.version >= 3, "page digest accepted in version 2");
                 assert!(
