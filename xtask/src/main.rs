@@ -9,6 +9,7 @@ mod bench_vmx;
 mod build;
 mod demo;
 mod esp;
+mod fuzz;
 mod hostcfg;
 mod image;
 mod prereq;
@@ -46,6 +47,8 @@ commands:
         live migrations in Bochs at three dirty rates, wp vs pml: docs/bench/migration.md
   demo [--no-build]
         two hosts in Bochs: live-migrate the heartbeat guest from alpha to beta
+  fuzz decoders|sealed_session [--runs N]
+        coverage-guided fuzzing of migration-proto (cargo-fuzz; needs nightly, not CI)
   prereq
         check and install prerequisites only
 ";
@@ -155,6 +158,24 @@ fn real_main() -> Result<()> {
             let result = test::test(&ws, &options);
             step.done();
             result
+        }
+        "fuzz" => {
+            let Some(target) = args.next() else {
+                bail!("fuzz needs a target\n{USAGE}");
+            };
+            let mut runs = 10_000_000;
+            while let Some(arg) = args.next() {
+                match arg.as_str() {
+                    "--runs" => {
+                        runs = args
+                            .value("--runs")?
+                            .parse()
+                            .context("--runs takes a number")?
+                    }
+                    other => bail!("unknown fuzz option `{other}`\n{USAGE}"),
+                }
+            }
+            fuzz::fuzz(&workspace::Workspace::load()?, &target, runs)
         }
         "bench" => {
             let target = args.next().unwrap_or_else(|| "net".to_string());
