@@ -255,6 +255,22 @@ fn pages_outside_memory_or_in_unnegotiated_encoding_are_refused() {
     );
 }
 
+/// Found by the `sealed_source` fuzz target: the source sent a device's state twice when
+/// asked to, and the destination then aborted the migration (`Duplicate`). The source now
+/// refuses the second send, as it does for a vCPU.
+#[test]
+fn a_device_state_sent_twice_is_refused_by_the_source() {
+    let (mut src, mut dst) = connect(source_config(MEM, 1), destination_config());
+    src.send_device_state(&device_state(), T0).unwrap();
+    assert_eq!(
+        src.send_device_state(&device_state(), T0),
+        Err(UsageError::AlreadySent("device state"))
+    );
+    pump(&mut src, &mut dst, T0);
+    assert_eq!(dst.state(), DestinationState::Receiving);
+    assert_eq!(src.state(), SourceState::Transferring);
+}
+
 /// Found while writing the `sealed_session` fuzz harness's rules: the destination took
 /// `DiskBlocks` (and handed them to its caller) in a session where DISK_BLOCKS was not
 /// negotiated, although the source never sends them then.
