@@ -4,8 +4,9 @@
 //! of the same names (`fuzz/`, nightly; see docs/migration-protocol.md section 9). A panic
 //! saves the input under `fuzz/artifacts/` and exits 1.
 //!
-//! Targets: `decoders` (default; every decoder and both sessions on raw bytes) and
-//! `sealed_session` (a destination past a real handshake, fed sealed messages).
+//! Targets: `decoders` (default; every decoder and both sessions on raw bytes),
+//! `sealed_session` (a destination past a real handshake, fed sealed messages) and
+//! `sealed_source` (a source past a real handshake, fuzzed calls and sealed replies).
 //!
 //! ```text
 //! cargo run --release -p migration-proto --example fuzz -- [--target T] --iterations 1000000 [--seed N]
@@ -21,6 +22,7 @@ use migration_proto::digest::digest_memory;
 use migration_proto::framing::FrameWriter;
 use migration_proto::fuzz::{
     FUZZ_MEMORY_BYTES, decode_everything, sealed_destination, sealed_destination_seeds,
+    sealed_source, sealed_source_seeds,
 };
 use migration_proto::message::*;
 use migration_proto::negotiation::{Capabilities, VersionRange};
@@ -113,7 +115,7 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>, corpus: &[Vec<u8>]) {
     input.truncate(64 * 1024);
 }
 
-const TARGETS: [&str; 2] = ["decoders", "sealed_session"];
+const TARGETS: [&str; 3] = ["decoders", "sealed_session", "sealed_source"];
 
 fn corpus_dir(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -132,12 +134,17 @@ fn load_corpus(target: &str) -> Vec<Vec<u8>> {
 /// Writes the seeds of every target.
 fn write_corpus() -> std::io::Result<()> {
     write_decoders_corpus()?;
-    let dir = corpus_dir("sealed_session");
-    std::fs::create_dir_all(&dir)?;
-    for (name, script) in sealed_destination_seeds() {
-        std::fs::write(dir.join(name), script)?;
+    for (target, seeds) in [
+        ("sealed_session", sealed_destination_seeds()),
+        ("sealed_source", sealed_source_seeds()),
+    ] {
+        let dir = corpus_dir(target);
+        std::fs::create_dir_all(&dir)?;
+        for (name, script) in seeds {
+            std::fs::write(dir.join(name), script)?;
+        }
+        println!("corpus written to {}", dir.display());
     }
-    println!("corpus written to {}", dir.display());
     Ok(())
 }
 
@@ -378,6 +385,11 @@ fn run_one(target: &str, input: &[u8], tally: &mut Tally) {
         tally.page_runs += o.runs_accepted;
         tally.commits += usize::from(o.commit_requested);
         tally.released += usize::from(o.released);
+    } else if target == "sealed_source" {
+        let o = sealed_source(input);
+        tally.page_runs += o.runs_sent;
+        tally.commits += usize::from(o.completed);
+        tally.released += usize::from(o.verified);
     } else {
         let a = decode_everything(input);
         tally.frames += a.frames;
@@ -446,7 +458,7 @@ fn main() {
     }
     let t = &tally;
     println!(
-        "fuzz {target}: {iterations} inputs, 0 crashes, {:.1} s; accepted {} frames, {} messages, {} page runs; {} commits requested, {} released",
+        "fuzz {target}: {iterations} inputs, 0 crashes, {:.1} s; accepted {} frames, {} messages, {} page runs; {} commits requested (sealed_source: completed), {} released (memory checked)",
         started.elapsed().as_secs_f64(),
         t.frames,
         t.messages,

@@ -14,9 +14,13 @@ use crate::prereq::run;
 use crate::workspace::Workspace;
 
 /// The targets, with the longest input each is run with (`None`: libFuzzer's default).
-/// The sealed session's inputs are scripts of operations; past 256 bytes they only take
+/// The sealed targets' inputs are scripts of operations; past 256 bytes they only take
 /// longer (every page a script sends is encoded, sealed, opened, decoded and hashed).
-pub const TARGETS: [(&str, Option<u32>); 2] = [("decoders", None), ("sealed_session", Some(256))];
+pub const TARGETS: [(&str, Option<u32>); 3] = [
+    ("decoders", None),
+    ("sealed_session", Some(256)),
+    ("sealed_source", Some(256)),
+];
 
 /// Runs `target` for `runs` inputs (one process, one core).
 pub fn fuzz(ws: &Workspace, target: &str, runs: u64) -> Result<()> {

@@ -47,7 +47,7 @@ commands:
         live migrations in Bochs at three dirty rates, wp vs pml: docs/bench/migration.md
   demo [--no-build]
         two hosts in Bochs: live-migrate the heartbeat guest from alpha to beta
-  fuzz decoders|sealed_session [--runs N]
+  fuzz decoders|sealed_session|sealed_source [--runs N]
         coverage-guided fuzzing of migration-proto (cargo-fuzz; needs nightly, not CI)
   prereq
         check and install prerequisites only

@@ -7,6 +7,9 @@
 //! - [`sealed_destination`] (target `sealed_session`): a destination past a real handshake,
 //!   fed messages sealed with the real session key; reaches every post-authentication rule
 //!   and checks the destination's memory against a model.
+//! - [`sealed_source`] (target `sealed_source`): a source past a real handshake with a real
+//!   destination, driven by fuzzed API calls, guest writes and relayed or forged sealed
+//!   replies; checks the source's rules and, end to end, the migrated memory.
 //!
 //! `decode_everything` pushes one input through every decoder of the crate: the frame
 //! reader (clear and protected), every message decoder, the page-run parser and decoder, the
@@ -28,8 +31,10 @@ use alloc::vec::Vec;
 mod script;
 mod scripted_source;
 mod sealed_destination;
+mod sealed_source;
 
 pub use sealed_destination::{SealedOutcome, sealed_destination, sealed_destination_seeds};
+pub use sealed_source::{SourceOutcome, sealed_source, sealed_source_seeds};
 
 /// Guest memory of the VM in the recorded sessions of the `decoders` corpus (16 pages).
 pub const FUZZ_MEMORY_BYTES: usize = 64 * 1024;
