@@ -97,6 +97,8 @@ fn is_terminal(state: DestinationState) -> bool {
     matches!(state, DestinationState::Released | DestinationState::Failed)
 }
 
+/// The destination under test, the scripted source that feeds it, the destination's guest
+/// memory and the model of what that memory must hold.
 struct Harness {
     dst: DestinationSession,
     src: ScriptedSource,
@@ -110,7 +112,8 @@ struct Harness {
     /// The harness's copy of the real source's delta cache, kept equal to the model.
     delta_cache: Option<DeltaCache>,
     encoder: PageEncoder,
-    /// Receiving-side rules the model tracks.
+    /// Receiving-side rules the model tracks: what was accepted, and whether a digest was
+    /// (after which no state or pages may be).
     vcpus_received: Vec<bool>,
     devices: Vec<String>,
     sealed: bool,
