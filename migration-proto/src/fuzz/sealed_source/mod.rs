@@ -434,9 +434,14 @@ impl SourceHarness {
             | Some(SessionError::Timeout { .. })
             | Some(SessionError::ConnectionClosed { .. })
             | Some(SessionError::MissingPages { .. }) => true,
+            // A Cancel after the destination acknowledged leaves it in doubt by the
+            // protocol's rule (only the source's Abort settles an acknowledged commit),
+            // although a cancelling source provably kept the VM.
             Some(SessionError::InDoubt(inner)) => matches!(
                 **inner,
-                SessionError::Timeout { .. } | SessionError::ConnectionClosed { .. }
+                SessionError::Timeout { .. }
+                    | SessionError::ConnectionClosed { .. }
+                    | SessionError::PeerCancelled
             ),
             Some(SessionError::DigestMismatch { .. }) => self.lost_write,
             _ => false,
