@@ -1,9 +1,15 @@
-//! Stable-toolchain fuzz driver: mutates the checked-in corpus and feeds every input to
-//! `migration_proto::fuzz::decode_everything` (all decoders and both sessions), for a fixed
-//! number of iterations. A panic saves the input under `fuzz/artifacts/` and exits 1.
+//! Stable-toolchain fuzz driver: mutates the checked-in corpus of a target and feeds every
+//! input to its entry point in `migration_proto::fuzz`, for a fixed number of iterations.
+//! Blind mutation, no coverage feedback: the coverage-guided runs are the cargo-fuzz targets
+//! of the same names (`fuzz/`, nightly; see docs/migration-protocol.md section 9). A panic
+//! saves the input under `fuzz/artifacts/` and exits 1.
+//!
+//! Targets: `decoders` (default; every decoder and both sessions on raw bytes),
+//! `sealed_session` (a destination past a real handshake, fed sealed messages) and
+//! `sealed_source` (a source past a real handshake, fuzzed calls and sealed replies).
 //!
 //! ```text
-//! cargo run --release -p migration-proto --example fuzz -- --iterations 1000000 [--seed N]
+//! cargo run --release -p migration-proto --example fuzz -- [--target T] --iterations 1000000 [--seed N]
 //! cargo run --release -p migration-proto --example fuzz -- --write-corpus
 //! ```
 
@@ -14,7 +20,10 @@ use migration_proto::cpu::{CpuDescriptor, CpuidEntry, FeatureMsr};
 use migration_proto::crypto::{FrameProtector, PreSharedKey};
 use migration_proto::digest::digest_memory;
 use migration_proto::framing::FrameWriter;
-use migration_proto::fuzz::decode_everything;
+use migration_proto::fuzz::{
+    FUZZ_MEMORY_BYTES, decode_everything, sealed_destination, sealed_destination_seeds,
+    sealed_source, sealed_source_seeds,
+};
 use migration_proto::message::*;
 use migration_proto::negotiation::{Capabilities, VersionRange};
 use migration_proto::page_codec::PageEncoder;
@@ -106,36 +115,56 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>, corpus: &[Vec<u8>]) {
     input.truncate(64 * 1024);
 }
 
-fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/decoders")
+const TARGETS: [&str; 3] = ["decoders", "sealed_session", "sealed_source"];
+
+fn corpus_dir(target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target)
 }
 
-fn load_corpus() -> Vec<Vec<u8>> {
-    let mut files: Vec<_> = std::fs::read_dir(corpus_dir())
+fn load_corpus(target: &str) -> Vec<Vec<u8>> {
+    let mut files: Vec<_> = std::fs::read_dir(corpus_dir(target))
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     files.sort();
     files.iter().filter_map(|p| std::fs::read(p).ok()).collect()
 }
 
-/// Records real session traffic that the fuzz entry point's sessions accept, so mutations
-/// reach the deep states (authenticated, receiving, committing).
+/// Writes the seeds of every target.
 fn write_corpus() -> std::io::Result<()> {
-    let dir = corpus_dir();
+    write_decoders_corpus()?;
+    for (target, seeds) in [
+        ("sealed_session", sealed_destination_seeds()),
+        ("sealed_source", sealed_source_seeds()),
+    ] {
+        let dir = corpus_dir(target);
+        std::fs::create_dir_all(&dir)?;
+        for (name, script) in seeds {
+            std::fs::write(dir.join(name), script)?;
+        }
+        println!("corpus written to {}", dir.display());
+    }
+    Ok(())
+}
+
+/// Records real session traffic that the fuzz entry point's sessions accept, so mutations
+/// reach the deep states (authenticated, receiving, committing): version 3, every page sent
+/// (zero, LZ4 and raw pages), one page sent again as a delta, both digests.
+fn write_decoders_corpus() -> std::io::Result<()> {
+    let dir = corpus_dir("decoders");
     std::fs::create_dir_all(&dir)?;
     let key = PreSharedKey::new([0x42; 32]);
     let now = Instant::from_millis(1);
     let identity = VmIdentity {
         uuid: [7; 16],
         name: "corpus".into(),
-        memory_bytes: 1 << 20,
+        memory_bytes: FUZZ_MEMORY_BYTES as u64,
         vcpu_count: 1,
     };
-    let mut src = SourceSession::new(
-        SourceConfig::new(key.clone(), identity, CpuDescriptor::default()),
-        [2; 32],
-        now,
-    );
+    let mut src_config = SourceConfig::new(key.clone(), identity, CpuDescriptor::default());
+    src_config.delta_cache_bytes = FUZZ_MEMORY_BYTES;
+    let mut src = SourceSession::new(src_config, [2; 32], now);
     let mut dst = DestinationSession::new(
         DestinationConfig::new(key, CpuDescriptor::default(), 1 << 30),
         [1; 32],
@@ -143,13 +172,14 @@ fn write_corpus() -> std::io::Result<()> {
     );
     let mut to_dst = Vec::new();
     let mut to_src = Vec::new();
-    let pump = |src: &mut SourceSession,
-                dst: &mut DestinationSession,
-                to_dst: &mut Vec<u8>,
-                to_src: &mut Vec<u8>| loop {
+    let mut dst_memory = vec![0u8; FUZZ_MEMORY_BYTES];
+    let mut pump = |src: &mut SourceSession,
+                    dst: &mut DestinationSession,
+                    to_dst: &mut Vec<u8>,
+                    to_src: &mut Vec<u8>| loop {
         let a = src.pending_output().to_vec();
         src.consume_output(a.len());
-        dst.handle_input(&a, now);
+        dst.handle_input_into(&a, now, &mut dst_memory);
         to_dst.extend_from_slice(&a);
         let b = dst.pending_output().to_vec();
         dst.consume_output(b.len());
@@ -162,7 +192,7 @@ fn write_corpus() -> std::io::Result<()> {
     pump(&mut src, &mut dst, &mut to_dst, &mut to_src);
     dst.accept_offer(now).expect("accept");
     pump(&mut src, &mut dst, &mut to_dst, &mut to_src);
-    let mut mem = vec![0u8; 1 << 20];
+    let mut mem = vec![0u8; FUZZ_MEMORY_BYTES];
     for (i, b) in mem[4096..8192].iter_mut().enumerate() {
         *b = b"tern migration corpus "[i % 22];
     }
@@ -170,7 +200,12 @@ fn write_corpus() -> std::io::Result<()> {
         .iter_mut()
         .enumerate()
         .for_each(|(i, b)| *b = (i * 131 % 251) as u8);
-    src.send_pages(0, &mem[..4 * 4096], now).expect("pages");
+    src.send_pages(0, &mem, now).expect("pages");
+    src.end_round(0, now).expect("round");
+    // The guest rewrites a few bytes of page 1: sent again as a delta.
+    mem[4096 + 100..4096 + 108].copy_from_slice(b"rewrite!");
+    let counts = src.send_pages(4096, &mem[4096..8192], now).expect("pages");
+    assert_eq!(counts.delta, 1, "page 1 goes as a delta");
     src.end_round(0, now).expect("round");
     src.send_vcpu_state(
         &VcpuState {
@@ -201,6 +236,7 @@ fn write_corpus() -> std::io::Result<()> {
         }
     }
     pump(&mut src, &mut dst, &mut to_dst, &mut to_src);
+    assert!(dst.may_run_vm(), "the recorded migration completes");
     std::fs::write(dir.join("session-source-to-destination"), &to_dst)?;
     std::fs::write(dir.join("session-destination-to-source"), &to_src)?;
     // One payload per message type behind its selector byte, and the same messages as
@@ -253,7 +289,7 @@ fn sample_messages(mem: &[u8]) -> Vec<Message> {
     let identity = VmIdentity {
         uuid: [7; 16],
         name: "corpus".into(),
-        memory_bytes: 1 << 20,
+        memory_bytes: FUZZ_MEMORY_BYTES as u64,
         vcpu_count: 1,
     };
     let mut vcpu = VcpuState {
@@ -312,7 +348,7 @@ fn sample_messages(mem: &[u8]) -> Vec<Message> {
             data: vec![9; 512],
         }),
         Message::MemoryDigest(MemoryDigestMessage {
-            memory_bytes: 1 << 20,
+            memory_bytes: FUZZ_MEMORY_BYTES as u64,
             digest: [8; 32],
         }),
         Message::Progress(Progress {
@@ -320,12 +356,46 @@ fn sample_messages(mem: &[u8]) -> Vec<Message> {
             bytes_sent: 100,
             ..Progress::default()
         }),
+        Message::PageDigest(PageDigestMessage {
+            memory_bytes: FUZZ_MEMORY_BYTES as u64,
+            accumulator: [9; 16],
+        }),
         Message::Commit,
         Message::CommitAck,
         Message::Release,
         Message::Abort(Abort::new(AbortReason::DigestMismatch, "memory differs")),
         Message::Cancel,
     ]
+}
+
+/// What the accepted inputs reached, summed over a run.
+#[derive(Default)]
+struct Tally {
+    frames: usize,
+    messages: usize,
+    page_runs: usize,
+    commits: usize,
+    released: usize,
+}
+
+fn run_one(target: &str, input: &[u8], tally: &mut Tally) {
+    if target == "sealed_session" {
+        let o = sealed_destination(input);
+        tally.frames += o.frames;
+        tally.page_runs += o.runs_accepted;
+        tally.commits += usize::from(o.commit_requested);
+        tally.released += usize::from(o.released);
+    } else if target == "sealed_source" {
+        let o = sealed_source(input);
+        tally.page_runs += o.runs_sent;
+        tally.commits += usize::from(o.completed);
+        tally.released += usize::from(o.verified);
+    } else {
+        let a = decode_everything(input);
+        tally.frames += a.frames;
+        tally.messages += a.messages;
+        tally.page_runs += a.page_runs;
+    }
 }
 
 fn main() {
@@ -343,45 +413,57 @@ fn main() {
         }
         return;
     }
+    let target = args
+        .iter()
+        .position(|a| a == "--target")
+        .and_then(|i| args.get(i + 1))
+        .map_or("decoders", String::as_str);
+    if !TARGETS.contains(&target) {
+        eprintln!("unknown target {target}; targets: {}", TARGETS.join(", "));
+        std::process::exit(2);
+    }
     let iterations = value("--iterations").unwrap_or(100_000);
     let mut rng = Rng(value("--seed").unwrap_or(0x5eed_f00d).max(1));
-    let corpus = load_corpus();
+    let corpus = load_corpus(target);
     if corpus.is_empty() {
         eprintln!(
             "empty corpus at {} (run with --write-corpus)",
-            corpus_dir().display()
+            corpus_dir(target).display()
         );
         std::process::exit(2);
     }
     std::panic::set_hook(Box::new(|_| {}));
     let started = WallClock::now();
-    let (mut frames, mut messages, mut runs) = (0usize, 0usize, 0usize);
+    let mut tally = Tally::default();
     for i in 0..iterations {
         let mut input = corpus[rng.below(corpus.len())].clone();
         if i >= corpus.len() as u64 {
             mutate(&mut rng, &mut input, &corpus);
         }
-        match std::panic::catch_unwind(|| decode_everything(&input)) {
-            Ok(a) => {
-                frames += a.frames;
-                messages += a.messages;
-                runs += a.page_runs;
-            }
-            Err(_) => {
-                let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/artifacts");
-                let _ = std::fs::create_dir_all(&dir);
-                let path = dir.join(format!("crash-{i}"));
-                let _ = std::fs::write(&path, &input);
-                eprintln!("PANIC at iteration {i}; input saved to {}", path.display());
-                std::process::exit(1);
-            }
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_one(target, &input, &mut tally)
+        }))
+        .is_err()
+        {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/artifacts");
+            let _ = std::fs::create_dir_all(&dir);
+            let path = dir.join(format!("{target}-crash-{i}"));
+            let _ = std::fs::write(&path, &input);
+            eprintln!("PANIC at iteration {i}; input saved to {}", path.display());
+            std::process::exit(1);
         }
         if (i + 1) % 250_000 == 0 {
             eprintln!("{} inputs, {:.1} s", i + 1, started.elapsed().as_secs_f64());
         }
     }
+    let t = &tally;
     println!(
-        "fuzz: {iterations} inputs, 0 crashes, {:.1} s; accepted {frames} frames, {messages} messages, {runs} page runs",
-        started.elapsed().as_secs_f64()
+        "fuzz {target}: {iterations} inputs, 0 crashes, {:.1} s; accepted {} frames, {} messages, {} page runs; {} commits requested (sealed_source: completed), {} released (memory checked)",
+        started.elapsed().as_secs_f64(),
+        t.frames,
+        t.messages,
+        t.page_runs,
+        t.commits,
+        t.released
     );
 }

@@ -255,6 +255,60 @@ fn pages_outside_memory_or_in_unnegotiated_encoding_are_refused() {
     );
 }
 
+/// Found by the `sealed_source` fuzz target: the source sent a device's state twice when
+/// asked to, and the destination then aborted the migration (`Duplicate`). The source now
+/// refuses the second send, as it does for a vCPU.
+#[test]
+fn a_device_state_sent_twice_is_refused_by_the_source() {
+    let (mut src, mut dst) = connect(source_config(MEM, 1), destination_config());
+    src.send_device_state(&device_state(), T0).unwrap();
+    assert_eq!(
+        src.send_device_state(&device_state(), T0),
+        Err(UsageError::AlreadySent("device state"))
+    );
+    pump(&mut src, &mut dst, T0);
+    assert_eq!(dst.state(), DestinationState::Receiving);
+    assert_eq!(src.state(), SourceState::Transferring);
+}
+
+/// Found while writing the `sealed_session` fuzz harness's rules: the destination took
+/// `DiskBlocks` (and handed them to its caller) in a session where DISK_BLOCKS was not
+/// negotiated, although the source never sends them then.
+#[test]
+fn disk_blocks_without_the_capability_are_refused() {
+    for offered_by_destination in [true, false] {
+        let mut config = destination_config();
+        if !offered_by_destination {
+            config.offered = Capabilities::IMPLEMENTED.difference(Capabilities::DISK_BLOCKS);
+        }
+        let mut dst = DestinationSession::new(config, [2; 32], T0);
+        let offered = if offered_by_destination {
+            Capabilities::IMPLEMENTED.difference(Capabilities::DISK_BLOCKS)
+        } else {
+            Capabilities::IMPLEMENTED
+        };
+        let mut rogue = RogueSource::connect(&mut dst, MEM, 1, offered);
+        rogue.send(
+            &mut dst,
+            &Message::DiskBlocks(DiskBlocks {
+                disk_id: 0,
+                first_lba: 0,
+                block_size: 512,
+                data: vec![1; 512],
+            }),
+        );
+        assert_eq!(
+            dst_failure(&mut dst),
+            SessionError::EncodingNotNegotiated(Capabilities::DISK_BLOCKS)
+        );
+        assert!(
+            !destination_events(&mut dst)
+                .iter()
+                .any(|e| matches!(e, DestinationEvent::DiskBlocks(_)))
+        );
+    }
+}
+
 #[test]
 fn replayed_frame_is_detected() {
     let (mut src, mut dst) = connect(source_config(MEM, 1), destination_config());

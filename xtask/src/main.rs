@@ -11,6 +11,7 @@ mod build;
 mod demo;
 mod demo_view;
 mod esp;
+mod fuzz;
 mod hostcfg;
 mod image;
 mod prereq;
@@ -49,6 +50,8 @@ commands:
   demo [--heavy] [--no-build]
         two hosts in Bochs: live-migrate the heartbeat guest from alpha to beta, both
         consoles shown live; --heavy: a guest that dirties memory faster than the link
+  fuzz decoders|sealed_session|sealed_source [--runs N]
+        coverage-guided fuzzing of migration-proto (cargo-fuzz; needs nightly, not CI)
   prereq
         check and install prerequisites only
 ";
@@ -158,6 +161,24 @@ fn real_main() -> Result<()> {
             let result = test::test(&ws, &options);
             step.done();
             result
+        }
+        "fuzz" => {
+            let Some(target) = args.next() else {
+                bail!("fuzz needs a target\n{USAGE}");
+            };
+            let mut runs = 10_000_000;
+            while let Some(arg) = args.next() {
+                match arg.as_str() {
+                    "--runs" => {
+                        runs = args
+                            .value("--runs")?
+                            .parse()
+                            .context("--runs takes a number")?
+                    }
+                    other => bail!("unknown fuzz option `{other}`\n{USAGE}"),
+                }
+            }
+            fuzz::fuzz(&workspace::Workspace::load()?, &target, runs)
         }
         "bench" => {
             let target = args.next().unwrap_or_else(|| "net".to_string());

@@ -327,6 +327,13 @@ impl DestinationSession {
                 self.state = S::AwaitingDecision;
                 Ok(())
             }
+            (S::Receiving, Message::DiskBlocks(_), _)
+                if !self.link.caps.contains(Capabilities::DISK_BLOCKS) =>
+            {
+                Err(SessionError::EncodingNotNegotiated(
+                    Capabilities::DISK_BLOCKS,
+                ))
+            }
             (S::Receiving, msg, Some(inc)) => {
                 on_receiving(inc, msg, &mut self.events, &mut self.state)
             }

@@ -44,7 +44,7 @@ pub enum SessionError {
     MissingCapabilities(Capabilities),
     /// The peer chose capabilities we did not offer.
     CapabilityNotOffered(Capabilities),
-    /// The peer sent data in an encoding that was not negotiated.
+    /// The peer sent data in an encoding, or a message, whose capability was not negotiated.
     EncodingNotNegotiated(Capabilities),
     /// The peer's key proof was wrong: it does not hold the pre-shared key.
     AuthenticationFailed,
@@ -202,7 +202,7 @@ impl fmt::Display for SessionError {
                 write!(f, "peer chose capabilities we did not offer: {c}")
             }
             SessionError::EncodingNotNegotiated(c) => {
-                write!(f, "peer used an encoding not negotiated: {c}")
+                write!(f, "peer used an encoding or message not negotiated: {c}")
             }
             SessionError::AuthenticationFailed => write!(
                 f,

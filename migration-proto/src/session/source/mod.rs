@@ -40,6 +40,8 @@ pub struct SourceSession {
     progress: Progress,
     error: Option<SessionError>,
     vcpus_sent: Vec<bool>,
+    /// Ids of the devices whose state was sent (the destination refuses one twice).
+    devices_sent: Vec<alloc::string::String>,
     /// Version 3: the hash of every page as last sent (see `page_digest`).
     page_digest: Option<PageDigestTable>,
     /// Pages the caller declared dirty and has not sent again since.
@@ -87,6 +89,7 @@ impl SourceSession {
             progress: Progress::default(),
             error: None,
             vcpus_sent: vec![false; vcpu_count],
+            devices_sent: Vec::new(),
             page_digest: None,
             stale: DirtyBitmap::new(if invalid.is_none() { pages } else { 0 }),
             corrupt_next_run: false,

@@ -176,7 +176,7 @@ impl SourceSession {
         Ok(())
     }
 
-    /// Sends the state of one device model.
+    /// Sends the state of one device model (once per device id).
     pub fn send_device_state(
         &mut self,
         state: &DeviceState,
@@ -184,6 +184,10 @@ impl SourceSession {
     ) -> Result<(), UsageError> {
         self.require("send device state", SourceState::Transferring)?;
         state.validate().map_err(UsageError::Invalid)?;
+        if self.devices_sent.contains(&state.id) {
+            return Err(UsageError::AlreadySent("device state"));
+        }
+        self.devices_sent.push(state.id.clone());
         self.send(&Message::DeviceState(state.clone()), now);
         Ok(())
     }

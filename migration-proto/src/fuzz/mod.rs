@@ -1,5 +1,15 @@
-//! Fuzz entry points shared by the stable fuzz driver (`examples/fuzz.rs`) and the
-//! cargo-fuzz target (`fuzz/fuzz_targets/decoders.rs`).
+//! Fuzz entry points shared by the stable fuzz driver (`examples/fuzz.rs`), the cargo-fuzz
+//! targets (`fuzz/fuzz_targets/`) and the host tests.
+//!
+//! - [`decode_everything`] (target `decoders`): arbitrary bytes through every decoder and
+//!   both sessions. With fixed keys almost every mutated frame fails its tag, so this covers
+//!   the parsers and the handshake, not the rules behind authentication.
+//! - [`sealed_destination`] (target `sealed_session`): a destination past a real handshake,
+//!   fed messages sealed with the real session key; reaches every post-authentication rule
+//!   and checks the destination's memory against a model.
+//! - [`sealed_source`] (target `sealed_source`): a source past a real handshake with a real
+//!   destination, driven by fuzzed API calls, guest writes and relayed or forged sealed
+//!   replies; checks the source's rules and, end to end, the migrated memory.
 //!
 //! `decode_everything` pushes one input through every decoder of the crate: the frame
 //! reader (clear and protected), every message decoder, the page-run parser and decoder, the
@@ -15,7 +25,19 @@ use crate::session::{
     DestinationConfig, DestinationEvent, DestinationSession, Instant, SourceConfig, SourceSession,
 };
 use crate::wire::{MessageType, Reader};
+use alloc::vec;
 use alloc::vec::Vec;
+
+mod script;
+mod scripted_source;
+mod sealed_destination;
+mod sealed_source;
+
+pub use sealed_destination::{SealedOutcome, sealed_destination, sealed_destination_seeds};
+pub use sealed_source::{SourceOutcome, sealed_source, sealed_source_seeds};
+
+/// Guest memory of the VM in the recorded sessions of the `decoders` corpus (16 pages).
+pub const FUZZ_MEMORY_BYTES: usize = 64 * 1024;
 
 /// How many of the decoders accepted the input (for the driver's statistics).
 #[derive(Clone, Copy, Debug, Default)]
@@ -103,15 +125,21 @@ pub fn decode_everything(data: &[u8]) -> Accepted {
         [1; 32],
         now,
     );
-    // Small pieces, so that the destination's caller reacts between frames as it would.
+    // Small pieces, so that the destination's caller reacts between frames as it would;
+    // pages into guest memory (where delta pages can apply) or, for odd lengths, as events.
+    let mut memory = vec![0u8; FUZZ_MEMORY_BYTES];
     for piece in data.chunks(64) {
-        dst.handle_input(piece, now);
+        if data.len().is_multiple_of(2) {
+            dst.handle_input_into(piece, now, &mut memory);
+        } else {
+            dst.handle_input(piece, now);
+        }
         drive_destination(&mut dst, now);
     }
     let identity = VmIdentity {
         uuid: [0; 16],
         name: "fuzz".into(),
-        memory_bytes: 1 << 20,
+        memory_bytes: FUZZ_MEMORY_BYTES as u64,
         vcpu_count: 1,
     };
     let mut src = SourceSession::new(
