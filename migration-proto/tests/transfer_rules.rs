@@ -484,3 +484,26 @@ fn connection_closed_first_decodes_frames_held_back() {
     // The Cancel at the end of the stream was seen, not reported as a cut frame.
     assert_eq!(dst_failure(&mut dst), SessionError::PeerCancelled);
 }
+
+#[test]
+fn a_cancel_after_the_acknowledgement_settles_the_commit_like_an_abort() {
+    // The source cancels while its CommitAck is in flight: it never saw it and keeps the VM
+    // (it only sends Cancel or Abort while it owns the VM), so the destination discards its
+    // copy instead of holding it in doubt (found by the sealed_source fuzz target).
+    let (mut src, mut dst) = connect(source_config(MEM, 1), destination_config());
+    let mem = vec![0u8; MEM as usize];
+    src.send_pages(0, &mem, T0).unwrap();
+    src.send_vcpu_state(&vcpu_state(0), T0).unwrap();
+    src.commit(None, T0).unwrap();
+    pump(&mut src, &mut dst, T0);
+    destination_events(&mut dst);
+    dst.confirm_commit(T0).unwrap();
+    let ack = dst.pending_output().to_vec();
+    dst.consume_output(ack.len());
+    src.cancel(T0);
+    assert!(src.owns_vm(), "the source never saw the acknowledgement");
+    let cancel = src.pending_output().to_vec();
+    dst.handle_input(&cancel, T0);
+    assert_eq!(dst_failure(&mut dst), SessionError::PeerCancelled);
+    assert!(!dst.may_run_vm());
+}

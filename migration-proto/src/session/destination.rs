@@ -424,11 +424,14 @@ impl DestinationSession {
                 now,
             );
         }
-        // Only the source's own Abort settles a commit we acknowledged: it means the source
+        // Only the source's own Abort or Cancel settles a commit we acknowledged: the source
+        // sends either only while it still owns the VM (never after it completed), so it
         // never saw the acknowledgement and kept the VM.
         let error = if self.state == DestinationState::AwaitingRelease
-            && !matches!(error, SessionError::PeerAborted { .. })
-        {
+            && !matches!(
+                error,
+                SessionError::PeerAborted { .. } | SessionError::PeerCancelled
+            ) {
             SessionError::InDoubt(Box::new(error))
         } else {
             error

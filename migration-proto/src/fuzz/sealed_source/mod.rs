@@ -438,14 +438,11 @@ impl SourceHarness {
             | Some(SessionError::Timeout { .. })
             | Some(SessionError::ConnectionClosed { .. })
             | Some(SessionError::MissingPages { .. }) => true,
-            // A Cancel after the destination acknowledged leaves it in doubt by the
-            // protocol's rule (only the source's Abort settles an acknowledged commit),
-            // although a cancelling source provably kept the VM.
+            // A Cancel after the destination acknowledged settles it like an Abort (the
+            // source kept the VM), so it is never in doubt for that.
             Some(SessionError::InDoubt(inner)) => matches!(
                 **inner,
-                SessionError::Timeout { .. }
-                    | SessionError::ConnectionClosed { .. }
-                    | SessionError::PeerCancelled
+                SessionError::Timeout { .. } | SessionError::ConnectionClosed { .. }
             ),
             Some(SessionError::DigestMismatch { .. }) => self.lost_write,
             _ => false,
