@@ -395,8 +395,9 @@ fn reject_cancel_timeout_and_cut_connection_end_cleanly() {
     );
 }
 
-#[test]
-fn lost_release_leaves_destination_in_doubt_not_running() {
+/// A session in which the destination acknowledged the commit; the acknowledgement is
+/// returned, not yet delivered to the source.
+fn acknowledged_commit() -> (SourceSession, DestinationSession, Vec<u8>) {
     let (mut src, mut dst) = connect(source_config(MEM, 1), destination_config());
     let mem = vec![0u8; MEM as usize];
     src.send_pages(0, &mem, T0).unwrap();
@@ -407,6 +408,12 @@ fn lost_release_leaves_destination_in_doubt_not_running() {
     dst.confirm_commit(T0).unwrap();
     let ack = dst.pending_output().to_vec();
     dst.consume_output(ack.len());
+    (src, dst, ack)
+}
+
+#[test]
+fn lost_release_leaves_destination_in_doubt_not_running() {
+    let (mut src, mut dst, ack) = acknowledged_commit();
     src.handle_input(&ack, T0);
     assert_eq!(src.state(), SourceState::Completed);
     // The Release frame is lost; the destination times out.
@@ -490,16 +497,7 @@ fn a_cancel_after_the_acknowledgement_settles_the_commit_like_an_abort() {
     // The source cancels while its CommitAck is in flight: it never saw it and keeps the VM
     // (it only sends Cancel or Abort while it owns the VM), so the destination discards its
     // copy instead of holding it in doubt (found by the sealed_source fuzz target).
-    let (mut src, mut dst) = connect(source_config(MEM, 1), destination_config());
-    let mem = vec![0u8; MEM as usize];
-    src.send_pages(0, &mem, T0).unwrap();
-    src.send_vcpu_state(&vcpu_state(0), T0).unwrap();
-    src.commit(None, T0).unwrap();
-    pump(&mut src, &mut dst, T0);
-    destination_events(&mut dst);
-    dst.confirm_commit(T0).unwrap();
-    let ack = dst.pending_output().to_vec();
-    dst.consume_output(ack.len());
+    let (mut src, mut dst, _ack_in_flight) = acknowledged_commit();
     src.cancel(T0);
     assert!(src.owns_vm(), "the source never saw the acknowledgement");
     let cancel = src.pending_output().to_vec();

@@ -14,6 +14,15 @@ fn dump(run: &Run) -> String {
     run.lines.join("\n")
 }
 
+/// Some console line of the migration contains `text`.
+fn assert_line(run: &Run, text: &str) {
+    assert!(
+        run.lines.iter().any(|l| l.contains(text)),
+        "no line with {text:?}:\n{}",
+        dump(run)
+    );
+}
+
 /// The VM moved: the source's copy is paused and stays so, the destination's continues
 /// the heartbeat exactly where the source stopped and verifies.
 fn assert_moved(source: &FakeGuest, run: Run) -> FakeGuest {
@@ -122,13 +131,7 @@ fn moderate_dirty_rate_converges_without_throttle() {
 fn heavy_dirty_rate_converges_only_with_throttling() {
     let (guest, run) = live(HEAVY);
     assert!(guest.max_throttle_seen >= 50, "{}", dump(&run));
-    assert!(
-        run.lines
-            .iter()
-            .any(|l| l.contains("expected downtime within limit")),
-        "{}",
-        dump(&run)
-    );
+    assert_line(&run, "expected downtime within limit");
     assert_moved(&guest, run);
     // The same guest when the throttle cannot slow it: never within the limit; the
     // source gives up pre-copying and takes a long downtime instead.
@@ -158,13 +161,7 @@ fn a_clock_paced_guest_that_ignores_the_throttle_converges_under_a_dirty_limit()
     let mut setup = Setup::new();
     setup.params.convergence = crate::migration::convergence::ConvergenceMode::DirtyLimit;
     let run = migrate(&mut stubborn, setup);
-    assert!(
-        run.lines
-            .iter()
-            .any(|l| l.contains("expected downtime within limit")),
-        "{}",
-        dump(&run)
-    );
+    assert_line(&run, "expected downtime within limit");
     assert!(
         run.lines.iter().any(|l| l.contains("dirty-limit ")),
         "the round lines show the limit:\n{}",
@@ -364,13 +361,7 @@ fn injected_page_corruption_is_caught_by_the_digest() {
 fn version_three_commits_without_a_whole_memory_pass() {
     let mut guest = FakeGuest::new(PAGES, 20);
     let run = migrate(&mut guest, Setup::new());
-    assert!(
-        run.lines
-            .iter()
-            .any(|l| l.contains("0 ms whole-memory digest (none: page digest)")),
-        "{}",
-        dump(&run)
-    );
+    assert_line(&run, "0 ms whole-memory digest (none: page digest)");
     assert!(
         run.lines.iter().any(|l| l.contains("(estimated ")),
         "estimate beside the measured downtime:\n{}",
@@ -385,13 +376,7 @@ fn verify_full_adds_the_whole_memory_digest() {
     let mut setup = Setup::new();
     setup.params.verify = crate::migration::params::VerifyMode::Full;
     let run = migrate(&mut guest, setup);
-    assert!(
-        run.lines
-            .iter()
-            .any(|l| l.contains("whole-memory digest (verify full)")),
-        "{}",
-        dump(&run)
-    );
+    assert_line(&run, "whole-memory digest (verify full)");
     assert_moved(&guest, run);
 }
 
