@@ -85,6 +85,29 @@ impl PageDigestTable {
         }
     }
 
+    /// Like `new`, or `None` when the 16 bytes per page cannot be had (a hypervisor's heap
+    /// is bounded; a migration must fail cleanly rather than take the host down).
+    pub fn try_new(key: PageDigestKey, pages: usize) -> Option<Self> {
+        let mut hashes = Vec::new();
+        hashes.try_reserve_exact(pages).ok()?;
+        let mut covered_words = Vec::new();
+        covered_words.try_reserve_exact(pages.div_ceil(64)).ok()?;
+        hashes.resize(pages, 0);
+        covered_words.resize(pages.div_ceil(64), 0);
+        Some(PageDigestTable {
+            key,
+            hashes,
+            covered: DirtyBitmap::from_words(covered_words, pages),
+            covered_count: 0,
+            sum: 0,
+        })
+    }
+
+    /// Host memory the table of `pages` pages takes, for messages.
+    pub fn bytes_for(pages: usize) -> u64 {
+        pages as u64 * 16 + pages.div_ceil(64) as u64 * 8
+    }
+
     /// Pages in the table.
     pub fn pages(&self) -> usize {
         self.hashes.len()
@@ -207,6 +230,14 @@ mod tests {
         let mut almost_zero = page(0);
         almost_zero[17] = 1;
         assert_ne!(page_hash(&k, 0, &page(0)), page_hash(&k, 0, &almost_zero));
+    }
+
+    #[test]
+    fn a_table_too_large_for_the_host_is_refused_not_a_panic() {
+        assert!(PageDigestTable::try_new(key(1), usize::MAX / 4).is_none());
+        let t = PageDigestTable::try_new(key(1), 100).unwrap();
+        assert_eq!((t.pages(), t.covered()), (100, 0));
+        assert_eq!(PageDigestTable::bytes_for(64), 64 * 16 + 8);
     }
 
     #[test]

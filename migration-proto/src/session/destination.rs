@@ -310,15 +310,21 @@ impl DestinationSession {
                 }
                 let offer = *offer;
                 let pages = (offer.identity.memory_bytes / PAGE_SIZE as u64) as usize;
+                let page_digest = match self.page_digest_key.clone() {
+                    Some(key) => Some(PageDigestTable::try_new(key, pages).ok_or(
+                        SessionError::OutOfMemory {
+                            what: "page digest",
+                            bytes: PageDigestTable::bytes_for(pages),
+                        },
+                    )?),
+                    None => None,
+                };
                 self.incoming = Some(Incoming {
                     vcpus_received: vec![false; offer.identity.vcpu_count as usize],
                     identity: offer.identity.clone(),
                     devices: Vec::new(),
                     digest: None,
-                    page_digest: self
-                        .page_digest_key
-                        .clone()
-                        .map(|key| PageDigestTable::new(key, pages)),
+                    page_digest,
                     source_page_digest: None,
                     maybe_nonzero: DirtyBitmap::new(pages),
                 });

@@ -123,6 +123,13 @@ pub enum SessionError {
     /// Version 3: the destination's page-digest accumulator differs from the source's: some
     /// page in the destination's memory is not the page the source sent last.
     PageDigestMismatch,
+    /// This host has no memory left for the session's bookkeeping (a local failure).
+    OutOfMemory {
+        /// What could not be allocated.
+        what: &'static str,
+        /// How many bytes it needed.
+        bytes: u64,
+    },
     /// The caller's guest memory does not back these addresses (a local failure).
     GuestMemoryUnavailable {
         /// First address.
@@ -166,7 +173,9 @@ impl SessionError {
             }
             SessionError::AuthenticationFailed => AbortReason::AuthenticationFailed,
             SessionError::CpuIncompatible(_) => AbortReason::CpuIncompatible,
-            SessionError::VmTooLarge { .. } => AbortReason::ResourceExhausted,
+            SessionError::VmTooLarge { .. } | SessionError::OutOfMemory { .. } => {
+                AbortReason::ResourceExhausted
+            }
             SessionError::Rejected(_) => AbortReason::Rejected,
             SessionError::DigestMismatch { .. } | SessionError::PageDigestMismatch => {
                 AbortReason::DigestMismatch
@@ -272,6 +281,9 @@ impl fmt::Display for SessionError {
                 f,
                 "page digest mismatch: destination memory differs from what the source sent"
             ),
+            SessionError::OutOfMemory { what, bytes } => {
+                write!(f, "out of host memory for the {what} ({bytes} bytes)")
+            }
             SessionError::GuestMemoryUnavailable { gpa, len } => {
                 write!(
                     f,

@@ -248,10 +248,13 @@ impl SourceSession {
                 self.link
                     .install_keys(&keys.source_to_destination, &keys.destination_to_source);
                 if self.link.version >= MessageType::PageDigest.since_version() {
-                    self.page_digest = Some(PageDigestTable::new(
-                        PageDigestKey(keys.page_digest),
-                        self.stale.len(),
-                    ));
+                    let pages = self.stale.len();
+                    let table = PageDigestTable::try_new(PageDigestKey(keys.page_digest), pages)
+                        .ok_or(SessionError::OutOfMemory {
+                            what: "page digest",
+                            bytes: PageDigestTable::bytes_for(pages),
+                        })?;
+                    self.page_digest = Some(table);
                 }
                 if self.link.caps.contains(Capabilities::DELTA_PAGES) {
                     // No memory for the cache only means no deltas.
