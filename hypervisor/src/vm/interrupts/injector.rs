@@ -22,45 +22,25 @@
 //! SDM Vol. 3A 6.15 (Table 6-5).
 
 /// Interruption types of the IDT-vectoring and VM-entry interruption-information fields
-/// (SDM Vol. 3C 25.8.3 / 24.8.3, bits 10:8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    /// External (maskable) interrupt, type 0.
-    ExternalInterrupt = 0,
-    /// NMI, type 2.
-    Nmi = 2,
-    /// Hardware exception, type 3.
-    HardwareException = 3,
-    /// Software interrupt (INT n), type 4.
-    SoftwareInterrupt = 4,
-    /// Privileged software exception (INT1), type 5.
-    PrivilegedSoftwareException = 5,
-    /// Software exception (INT3, INTO), type 6.
-    SoftwareException = 6,
+/// (SDM Vol. 3C 25.8.3 / 24.8.3, bits 10:8): the protocol's type, so an event saved here is
+/// the one a migrated vCPU state carries.
+pub use migration_proto::message::EventKind;
+
+/// Decodes the interruption type in bits 10:8; types 1 (reserved) and 7 (other event) are
+/// not deliverable.
+pub fn event_kind(type_bits: u32) -> Option<EventKind> {
+    EventKind::from_code((type_bits & 7) as u8).ok()
 }
 
-impl EventKind {
-    /// Decodes bits 10:8; types 1 (reserved) and 7 (other event) are not deliverable.
-    pub fn from_type(bits: u32) -> Option<Self> {
-        Some(match bits & 7 {
-            0 => Self::ExternalInterrupt,
-            2 => Self::Nmi,
-            3 => Self::HardwareException,
-            4 => Self::SoftwareInterrupt,
-            5 => Self::PrivilegedSoftwareException,
-            6 => Self::SoftwareException,
-            _ => return None,
-        })
-    }
-
-    /// Whether delivery needs the VM-entry instruction length (the event came from an
-    /// instruction, SDM Vol. 3C 26.6.1.1 / 27.6.1.1).
-    pub fn uses_instruction_length(self) -> bool {
-        matches!(
-            self,
-            Self::SoftwareInterrupt | Self::PrivilegedSoftwareException | Self::SoftwareException
-        )
-    }
+/// Whether delivery needs the VM-entry instruction length (the event came from an
+/// instruction, SDM Vol. 3C 26.6.1.1 / 27.6.1.1).
+pub fn uses_instruction_length(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::SoftwareInterrupt
+            | EventKind::PrivilegedSoftwareException
+            | EventKind::SoftwareException
+    )
 }
 
 /// Exceptions that push an error code (SDM Vol. 3A 6.13, Table 6-1): #DF, #TS, #NP, #SS,
@@ -118,7 +98,7 @@ impl Event {
             _ if self.error_code.is_some() => return Err("error code on a non-exception"),
             _ => {}
         }
-        let len_ok = if self.kind.uses_instruction_length() {
+        let len_ok = if uses_instruction_length(self.kind) {
             (1..=15).contains(&self.instruction_len)
         } else {
             self.instruction_len == 0
@@ -253,14 +233,14 @@ impl EventInjector {
         if idt_vectoring_info & 0x7fff_e000 != 0 {
             return Err(VectoringError::ReservedBits(idt_vectoring_info));
         }
-        let kind = EventKind::from_type(idt_vectoring_info >> 8).ok_or(
-            VectoringError::UndeliverableType((idt_vectoring_info >> 8) & 7),
-        )?;
+        let kind = event_kind(idt_vectoring_info >> 8).ok_or(VectoringError::UndeliverableType(
+            (idt_vectoring_info >> 8) & 7,
+        ))?;
         let event = Event {
             kind,
             vector: idt_vectoring_info as u8,
             error_code: (idt_vectoring_info & (1 << 11) != 0).then_some(error_code),
-            instruction_len: if kind.uses_instruction_length() {
+            instruction_len: if uses_instruction_length(kind) {
                 instruction_len
             } else {
                 0

@@ -13,7 +13,7 @@
 
 use alloc::vec::Vec;
 
-use super::injector::{Event, EventInjector, EventKind};
+use super::injector::{Event, EventInjector, EventKind, event_kind};
 use crate::vm::device_state_codec::{StateError, StateReader, StateWriter, invalid};
 
 const MAGIC: [u8; 4] = *b"EVNT";
@@ -79,7 +79,7 @@ fn decode_event(r: &mut StateReader<'_>) -> Result<Option<Event>, StateError> {
         }
         return Ok(None);
     }
-    let kind = EventKind::from_type(kind_bits.into())
+    let kind = event_kind(kind_bits.into())
         .filter(|k| *k as u8 == kind_bits)
         .ok_or(invalid(DEVICE, "event type", kind_bits.into()))?;
     if !has_error && error != 0 {
