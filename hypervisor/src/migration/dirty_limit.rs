@@ -42,6 +42,16 @@ impl DirtyRateLimiter {
         self.pages_per_sec
     }
 
+    /// Sets `slot` to a limit of `pages_per_sec` (`None`: no limit). The same limit set again
+    /// (each round repeats it) keeps its bucket, so a new round does not refill an
+    /// overdrawn budget.
+    pub fn retarget(slot: &mut Option<Self>, pages_per_sec: Option<u64>, tsc_hz: u64, now: u64) {
+        match (slot.as_ref(), pages_per_sec) {
+            (Some(current), Some(pps)) if current.pages_per_sec == pps.max(1) => {}
+            (_, pps) => *slot = pps.map(|pps| Self::new(pps, tsc_hz, now)),
+        }
+    }
+
     /// Charges `pages` newly dirtied pages.
     pub fn dirtied(&mut self, pages: u64) {
         self.budget = self
@@ -108,6 +118,19 @@ mod tests {
         limiter.dirtied(100);
         assert!(!limiter.may_run(61_000_000));
         assert!(limiter.may_run(61_001_000));
+    }
+
+    #[test]
+    fn setting_the_same_limit_again_keeps_the_debt() {
+        let mut slot = None;
+        DirtyRateLimiter::retarget(&mut slot, Some(100), HZ, 0);
+        slot.as_mut().unwrap().dirtied(1000);
+        DirtyRateLimiter::retarget(&mut slot, Some(100), HZ, 0);
+        assert!(!slot.as_mut().unwrap().may_run(0), "still overdrawn");
+        DirtyRateLimiter::retarget(&mut slot, Some(50), HZ, 0);
+        assert!(slot.as_mut().unwrap().may_run(0), "a new limit starts full");
+        DirtyRateLimiter::retarget(&mut slot, None, HZ, 0);
+        assert!(slot.is_none());
     }
 
     #[test]

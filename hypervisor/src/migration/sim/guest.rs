@@ -242,7 +242,7 @@ impl MigratableVm for FakeGuest {
     }
 
     fn set_dirty_limit(&mut self, pages_per_sec: Option<u64>) {
-        self.dirty_limit = pages_per_sec.map(|pps| DirtyRateLimiter::new(pps, 1000, self.now_ms));
+        DirtyRateLimiter::retarget(&mut self.dirty_limit, pages_per_sec, 1000, self.now_ms);
         if let Some(pps) = pages_per_sec {
             self.lowest_dirty_limit = Some(self.lowest_dirty_limit.map_or(pps, |l| l.min(pps)));
         }

@@ -218,8 +218,7 @@ impl<O: LineOutput> Machine<O> {
     /// on a host TSC of `tsc_hz`.
     pub fn set_dirty_limit(&mut self, pages_per_sec: Option<u64>, tsc_hz: u64) {
         let now = crate::arch::tsc::rdtsc();
-        self.migration.dirty_limit =
-            pages_per_sec.map(|pps| DirtyRateLimiter::new(pps, tsc_hz, now));
+        DirtyRateLimiter::retarget(&mut self.migration.dirty_limit, pages_per_sec, tsc_hz, now);
     }
 
     /// Whether this slice is skipped by the throttle (one in `percent` of 100 on average)
