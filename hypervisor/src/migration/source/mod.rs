@@ -68,7 +68,8 @@ enum Phase {
 /// How a migration ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SourceOutcome {
-    /// The destination owns the VM: destroy the (paused) local copy.
+    /// The destination owns the VM: destroy the (paused) local copy. For a snapshot
+    /// (`keep_vm_after_commit`) the destination holds a copy and the VM runs on here.
     Completed(FinalStats),
     /// The VM was resumed here, intact; the error says why the migration failed.
     Failed(SourceError),
@@ -115,6 +116,8 @@ pub struct SourceEngine {
     /// Whether page work is allowed this poll (`cpu-budget`; ignored while the VM is
     /// paused).
     pages_allowed: bool,
+    /// Snapshot: the source keeps (and resumes) its VM after the commit.
+    keeps_vm: bool,
 }
 
 impl SourceEngine {
@@ -176,6 +179,7 @@ impl SourceEngine {
             wire_bytes_per_page: 0,
             round_data_pages: 0,
             pages_allowed: true,
+            keeps_vm: false,
         }
     }
 
@@ -200,6 +204,19 @@ impl SourceEngine {
     /// VM's pages always move.
     pub fn allow_page_work(&mut self, allowed: bool) {
         self.pages_allowed = allowed;
+    }
+
+    /// Snapshot mode (`snapshot` console command): after `Completed` the VM stays on this
+    /// host and runs on, resumed here if the migration paused it. The protocol is
+    /// unchanged (the destination sees an ordinary migration and commits a copy): whether
+    /// the source keeps running its VM is the source's business once the copy committed.
+    pub fn keep_vm_after_commit(&mut self) {
+        self.keeps_vm = true;
+    }
+
+    /// Whether this is a snapshot (the VM stays here after the commit).
+    pub fn keeps_vm(&self) -> bool {
+        self.keeps_vm
     }
 
     /// Whether the VM is paused by this migration (stop-and-copy, or cold).
@@ -426,6 +443,10 @@ impl SourceEngine {
                 },
                 ms(committed, now)
             ));
+        }
+        if self.keeps_vm && self.paused_by_us {
+            vm.resume();
+            self.paused_by_us = false;
         }
         self.phase = Phase::Finished;
         self.outcome = Some(SourceOutcome::Completed(self.stats));
