@@ -156,9 +156,15 @@ mod tests {
         assert_eq!(e.next_vm().as_deref(), Some("a"));
         assert_eq!(e.next_vm(), None, "one at a time");
         assert!(!e.is_done());
-        assert_eq!(e.finished(Ok(())), "evacuate: [1/2] 'a' moved to 10.0.0.2:7000");
+        assert_eq!(
+            e.finished(Ok(())),
+            "evacuate: [1/2] 'a' moved to 10.0.0.2:7000"
+        );
         assert_eq!(e.next_vm().as_deref(), Some("b"));
-        assert_eq!(e.finished(Ok(())), "evacuate: [2/2] 'b' moved to 10.0.0.2:7000");
+        assert_eq!(
+            e.finished(Ok(())),
+            "evacuate: [2/2] 'b' moved to 10.0.0.2:7000"
+        );
         assert!(e.is_done());
         assert_eq!(e.next_vm(), None);
         assert_eq!(
