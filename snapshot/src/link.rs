@@ -51,6 +51,43 @@ pub fn endpoints(stream: &TcpStream, we_are_source: bool) -> io::Result<Option<E
     }))
 }
 
+/// Where the endpoints the handshake is bound to come from (protocol v3 binds it to the
+/// connection's addresses as each side sees them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndpointBinding {
+    /// This connection's own addresses: the normal case.
+    Socket,
+    /// Testing only: a relay between this program and the tern host (the system tests'
+    /// gateway onto an emulated Ethernet segment) writes the far connection's endpoints as
+    /// the first 12 bytes of the stream: source IPv4, source port (LE), destination IPv4,
+    /// destination port (LE). Trusting it defeats the binding's protection against
+    /// redirected connections, which is why it is a test switch.
+    FromRelay,
+}
+
+/// The endpoints to bind the handshake to, for a connection just set up (blocking).
+pub fn bound_endpoints(
+    stream: &mut TcpStream,
+    binding: EndpointBinding,
+    we_are_source: bool,
+) -> io::Result<Option<Endpoints>> {
+    match binding {
+        EndpointBinding::Socket => endpoints(stream, we_are_source),
+        EndpointBinding::FromRelay => {
+            stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+            let mut raw = [0u8; 12];
+            stream.read_exact(&mut raw)?;
+            stream.set_read_timeout(None)?;
+            let ip = |at: usize| [raw[at], raw[at + 1], raw[at + 2], raw[at + 3]];
+            let port = |at: usize| u16::from_le_bytes([raw[at], raw[at + 1]]);
+            Ok(Some(Endpoints {
+                source: (ip(0), port(4)),
+                destination: (ip(6), port(10)),
+            }))
+        }
+    }
+}
+
 /// What one non-blocking read gave.
 pub enum Received {
     /// Bytes arrived (how many are in the buffer).

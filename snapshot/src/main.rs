@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use snapshot::format::{Snapshot, SnapshotSummary};
 use snapshot::key_file::read_key_file;
+use snapshot::link::EndpointBinding;
 use snapshot::receive::{ReceiveOptions, receive_one};
 use snapshot::send::send_snapshot;
 
@@ -85,6 +86,18 @@ fn address(text: &str) -> Result<SocketAddr, Usage> {
         .ok_or_else(|| Usage(format!("'{text}' is not HOST:PORT")))
 }
 
+/// `--testing-relay endpoints`: the system tests' gateway reports the far connection's
+/// endpoints in-band (`link::EndpointBinding::FromRelay`). Not for operators.
+fn binding(o: &Options) -> Result<EndpointBinding, Usage> {
+    match o.get("--testing-relay") {
+        None => Ok(EndpointBinding::Socket),
+        Some("endpoints") => Ok(EndpointBinding::FromRelay),
+        Some(other) => Err(Usage(format!(
+            "--testing-relay '{other}': only 'endpoints'"
+        ))),
+    }
+}
+
 fn run(args: &[String]) -> Result<Result<(), String>, Usage> {
     let Some((command, rest)) = args.split_first() else {
         return Err(Usage(String::from("no command")));
@@ -92,7 +105,16 @@ fn run(args: &[String]) -> Result<Result<(), String>, Usage> {
     let mut say = |line: &str| println!("{line}");
     match command.as_str() {
         "receive" => {
-            let o = Options::parse(rest, &["--listen", "--key-file", "-o", "--max-memory"])?;
+            let o = Options::parse(
+                rest,
+                &[
+                    "--listen",
+                    "--key-file",
+                    "-o",
+                    "--max-memory",
+                    "--testing-relay",
+                ],
+            )?;
             if !o.positional.is_empty() {
                 return Err(Usage(format!("unexpected '{}'", o.positional[0])));
             }
@@ -117,13 +139,14 @@ fn run(args: &[String]) -> Result<Result<(), String>, Usage> {
                 key,
                 output,
                 max_memory_bytes: max_mib << 20,
+                binding: binding(&o)?,
             };
             Ok(receive_one(&listener, &options, &mut say)
                 .map(|_| ())
                 .map_err(|e| e.to_string()))
         }
         "send" => {
-            let o = Options::parse(rest, &["--key-file"])?;
+            let o = Options::parse(rest, &["--key-file", "--testing-relay"])?;
             let [file, to] = o.positional.as_slice() else {
                 return Err(Usage(String::from("send needs FILE and HOST:PORT")));
             };
@@ -141,7 +164,8 @@ fn run(args: &[String]) -> Result<Result<(), String>, Usage> {
                 snapshot.identity.name,
                 snapshot.identity.memory_bytes >> 20
             ));
-            Ok(send_snapshot(&snapshot, to, &key, &mut say).map_err(|e| e.to_string()))
+            Ok(send_snapshot(&snapshot, to, &key, binding(&o)?, &mut say)
+                .map_err(|e| e.to_string()))
         }
         "info" => {
             let [file] = rest else {

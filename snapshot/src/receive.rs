@@ -32,6 +32,8 @@ pub struct ReceiveOptions {
     pub output: PathBuf,
     /// Largest VM accepted.
     pub max_memory_bytes: u64,
+    /// Where the handshake's endpoints come from (`Socket` but in tests through a relay).
+    pub binding: link::EndpointBinding,
 }
 
 /// A snapshot that was written and acknowledged.
@@ -152,6 +154,7 @@ pub fn receive_one(
 ) -> Result<ReceivedSnapshot, ReceiveError> {
     let (mut stream, peer) = listener.accept()?;
     say(&format!("receive: connection from {peer}"));
+    let endpoints = link::bound_endpoints(&mut stream, options.binding, false)?;
     stream.set_nonblocking(true)?;
     stream.set_nodelay(true)?;
     let clock = Clock::start();
@@ -161,7 +164,7 @@ pub fn receive_one(
         options.max_memory_bytes,
     );
     let mut session = DestinationSession::new(config, link::nonce()?, clock.now());
-    if let Some(endpoints) = link::endpoints(&stream, false)? {
+    if let Some(endpoints) = endpoints {
         session.set_endpoints(endpoints);
     }
     let mut vm = Incoming {

@@ -17,7 +17,7 @@ use migration_proto::session::{
 use migration_proto::wire::{MAX_PAGES_PER_FRAME, PAGE_SIZE};
 
 use crate::format::Snapshot;
-use crate::link::{self, Clock, Received};
+use crate::link::{self, Clock, EndpointBinding, Received};
 
 /// How long the TCP connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -73,15 +73,17 @@ pub fn send_snapshot(
     snapshot: &Snapshot,
     to: SocketAddr,
     key: &PreSharedKey,
+    binding: EndpointBinding,
     say: &mut dyn FnMut(&str),
 ) -> Result<(), SendError> {
     let mut stream = TcpStream::connect_timeout(&to, CONNECT_TIMEOUT)?;
+    let endpoints = link::bound_endpoints(&mut stream, binding, true)?;
     stream.set_nonblocking(true)?;
     stream.set_nodelay(true)?;
     let clock = Clock::start();
     let config = SourceConfig::new(key.clone(), snapshot.identity.clone(), snapshot.cpu.clone());
     let mut session = SourceSession::new(config, link::nonce()?, clock.now());
-    if let Some(endpoints) = link::endpoints(&stream, true)? {
+    if let Some(endpoints) = endpoints {
         session.set_endpoints(endpoints);
     }
     let pages = snapshot.memory.len() / PAGE_SIZE;

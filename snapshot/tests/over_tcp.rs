@@ -14,6 +14,7 @@ use migration_proto::digest::digest_memory;
 use migration_proto::message::{DeviceState, VcpuState};
 use migration_proto::session::{DestinationConfig, DestinationEvent, DestinationSession, Instant};
 use snapshot::format::Snapshot;
+use snapshot::link::EndpointBinding;
 use snapshot::receive::{ReceiveError, ReceiveOptions, receive_one, receiver_cpu};
 use snapshot::send::{SendError, send_snapshot};
 
@@ -101,9 +102,17 @@ fn snapshot_to_a_file_and_restore_from_it() {
         key: key(1),
         output: path.clone(),
         max_memory_bytes: 1 << 30,
+        binding: EndpointBinding::Socket,
     };
     let receiver = thread::spawn(move || receive_one(&listener, &options, &mut |_| {}));
-    send_snapshot(&original, addr, &key(1), &mut |_| {}).expect("send to the receiver");
+    send_snapshot(
+        &original,
+        addr,
+        &key(1),
+        EndpointBinding::Socket,
+        &mut |_| {},
+    )
+    .expect("send to the receiver");
     let received = receiver.join().expect("thread").expect("receive");
     assert_eq!(received.identity, original.identity);
 
@@ -124,7 +133,7 @@ fn snapshot_to_a_file_and_restore_from_it() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let host = thread::spawn(move || host(listener, key(1)));
-    send_snapshot(&saved, addr, &key(1), &mut |_| {}).expect("restore");
+    send_snapshot(&saved, addr, &key(1), EndpointBinding::Socket, &mut |_| {}).expect("restore");
     let restored = host.join().expect("thread").expect("host");
     assert_eq!(restored.memory, original.memory);
     assert_eq!(restored.vcpus, original.vcpus);
@@ -141,9 +150,16 @@ fn a_wrong_key_writes_no_file() {
         key: key(1),
         output: path.clone(),
         max_memory_bytes: 1 << 30,
+        binding: EndpointBinding::Socket,
     };
     let receiver = thread::spawn(move || receive_one(&listener, &options, &mut |_| {}));
-    let sent = send_snapshot(&common::snapshot(), addr, &key(2), &mut |_| {});
+    let sent = send_snapshot(
+        &common::snapshot(),
+        addr,
+        &key(2),
+        EndpointBinding::Socket,
+        &mut |_| {},
+    );
     assert!(matches!(sent, Err(SendError::Session(_))), "{sent:?}");
     let received = receiver.join().expect("thread");
     assert!(
@@ -162,9 +178,16 @@ fn a_vm_above_the_receivers_limit_is_refused_before_any_page() {
         key: key(1),
         output: path.clone(),
         max_memory_bytes: 1 << 20,
+        binding: EndpointBinding::Socket,
     };
     let receiver = thread::spawn(move || receive_one(&listener, &options, &mut |_| {}));
-    let sent = send_snapshot(&common::snapshot(), addr, &key(1), &mut |_| {});
+    let sent = send_snapshot(
+        &common::snapshot(),
+        addr,
+        &key(1),
+        EndpointBinding::Socket,
+        &mut |_| {},
+    );
     let message = sent.expect_err("refused").to_string();
     assert!(message.contains("restore failed"), "{message}");
     assert!(receiver.join().expect("thread").is_err());
@@ -176,7 +199,13 @@ fn refused_connection_is_an_io_error() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
-    let sent = send_snapshot(&common::snapshot(), addr, &key(1), &mut |_| {});
+    let sent = send_snapshot(
+        &common::snapshot(),
+        addr,
+        &key(1),
+        EndpointBinding::Socket,
+        &mut |_| {},
+    );
     assert!(matches!(sent, Err(SendError::Io(_))), "{sent:?}");
     let _ = TcpStream::connect(addr);
 }
