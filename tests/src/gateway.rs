@@ -186,6 +186,22 @@ impl Gateway {
     }
 }
 
+/// A gratuitous ARP request (sender = target = our address), broadcast. bxhub forwards to
+/// a port only once that port has sent a frame, and it also fills the hosts' ARP caches.
+fn gratuitous_arp(mac: [u8; 6], ip: [u8; 4]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(60);
+    f.extend_from_slice(&[0xff; 6]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x08, 0x06]); // ARP
+    f.extend_from_slice(&[0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x01]); // Ethernet/IPv4, request
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&ip);
+    f.resize(60, 0);
+    f
+}
+
 fn tcp_socket() -> tcp::Socket<'static> {
     tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
@@ -225,7 +241,13 @@ fn run(
     let mut listening: Vec<(SocketHandle, u16, SocketAddr)> = Vec::new();
     let mut relays: Vec<Relay> = Vec::new();
     let mut next_port: u16 = 49152;
+    let announce = gratuitous_arp(mac, ip);
+    let mut announced_at: Option<std::time::Instant> = None;
     while !stop.load(Ordering::Relaxed) {
+        if announced_at.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
+            let _ = device.socket.send_to(&announce, device.hub);
+            announced_at = Some(std::time::Instant::now());
+        }
         let mut busy = device.pull();
         for &(port, to) in &inbound {
             if !listening.iter().any(|(_, p, _)| *p == port) {
@@ -374,4 +396,95 @@ fn pump(relay: &mut Relay, sockets: &mut SocketSet<'_>) -> bool {
         let _ = relay.local.shutdown(std::net::Shutdown::Write);
     }
     moved
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A two-port stand-in for bxhub: what port 0 sends reaches port 1 and back.
+    fn fake_hub(base: u16, stop: Arc<AtomicBool>) -> JoinHandle<()> {
+        let a = UdpSocket::bind(("127.0.0.1", base + 1)).expect("hub port 0");
+        let b = UdpSocket::bind(("127.0.0.1", base + 3)).expect("hub port 1");
+        a.set_nonblocking(true).expect("nonblocking");
+        b.set_nonblocking(true).expect("nonblocking");
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !stop.load(Ordering::Relaxed) {
+                let mut moved = false;
+                if let Ok(n) = a.recv(&mut buf) {
+                    let _ = b.send_to(&buf[..n], ("127.0.0.1", base + 2));
+                    moved = true;
+                }
+                if let Ok(n) = b.recv(&mut buf) {
+                    let _ = a.send_to(&buf[..n], ("127.0.0.1", base));
+                    moved = true;
+                }
+                if !moved {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        })
+    }
+
+    #[test]
+    fn two_gateways_relay_a_tcp_stream_with_the_segment_endpoints_first() {
+        let base = crate::net::free_udp_range(4).expect("udp ports");
+        let stop = Arc::new(AtomicBool::new(false));
+        let hub = fake_hub(base, stop.clone());
+        // Echo server on loopback behind gateway 0 (10.0.0.9:4444 on the segment).
+        let echo = TcpListener::bind("127.0.0.1:0").expect("echo");
+        let echo_addr = echo.local_addr().expect("addr");
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = echo.accept().expect("accept");
+            let mut preamble = [0u8; 12];
+            s.read_exact(&mut preamble).expect("preamble");
+            let mut buf = vec![0u8; 100_000];
+            s.read_exact(&mut buf).expect("payload");
+            s.write_all(&buf).expect("echo");
+            preamble
+        });
+        let inbound = Gateway::start(
+            base,
+            0,
+            [2, 0, 0, 0, 0, 9],
+            [10, 0, 0, 9],
+            GatewayPlan {
+                inbound: vec![(4444, echo_addr)],
+                outbound: Vec::new(),
+            },
+        )
+        .expect("gateway 0");
+        let outbound = Gateway::start(
+            base,
+            1,
+            [2, 0, 0, 0, 0, 8],
+            [10, 0, 0, 8],
+            GatewayPlan {
+                inbound: Vec::new(),
+                outbound: vec![([10, 0, 0, 9], 4444)],
+            },
+        )
+        .expect("gateway 1");
+        let mut client = TcpStream::connect(outbound.outbound_listeners[0]).expect("connect");
+        client
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut preamble = [0u8; 12];
+        client.read_exact(&mut preamble).expect("preamble");
+        let payload: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+        client.write_all(&payload).expect("send");
+        let mut back = vec![0u8; payload.len()];
+        client.read_exact(&mut back).expect("echo back");
+        assert!(back == payload, "the stream arrives intact both ways");
+        let server_preamble = server.join().expect("server");
+        // Both ends were told the segment connection: 10.0.0.8:port -> 10.0.0.9:4444.
+        assert_eq!(preamble, server_preamble);
+        assert_eq!(&preamble[..4], &[10, 0, 0, 8]);
+        assert_eq!(&preamble[6..10], &[10, 0, 0, 9]);
+        assert_eq!(u16::from_le_bytes([preamble[10], preamble[11]]), 4444);
+        drop((inbound, outbound));
+        stop.store(true, Ordering::Relaxed);
+        hub.join().expect("hub");
+    }
 }

@@ -118,9 +118,9 @@ fn snapshot_stop_the_host_restore_on_another() -> TestResult {
         answer.contains("snapshot: live snapshot of 'hb'"),
         "{answer}"
     );
-    let saved_line = host_a
-        .console()
-        .expect("snapshot: VM 'hb' saved", TIMEOUT)?;
+    let saved_line = host_a.console().expect("snapshot: VM 'hb' ", TIMEOUT)?;
+    let verdict = host_a.console().expect("\n", TIMEOUT)?;
+    assert!(verdict.starts_with("saved"), "{saved_line}{verdict}");
     let received = receiving.join().expect("receiver thread");
     let received = received.map_err(|e| program_error("tern-snapshot receive", e))?;
     assert_eq!(received.identity.name, "hb");
