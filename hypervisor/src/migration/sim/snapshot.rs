@@ -24,6 +24,17 @@ fn assert_snapshot_kept_running(source: &mut FakeGuest, run: Run) -> FakeGuest {
         run.source
     );
     assert_eq!(run.destination, Some(DestinationOutcome::Ready), "{dump}");
+    // The VM ran again once the copy was queued, before the receiver's commit came back.
+    let position = |text: &str| run.lines.iter().position(|l| l.contains(text));
+    let resumed = position("the VM runs on while the receiver commits");
+    let completed = position("migrate: completed in");
+    assert!(
+        matches!((resumed, completed), (Some(r), Some(c)) if r < c),
+        "resumed before the commit:\n{dump}"
+    );
+    if let SourceOutcome::Completed(stats) = &run.source {
+        assert!(stats.downtime_us < stats.total_us, "{stats:?}");
+    }
     assert!(!source.paused, "a snapshot's source VM runs on");
     assert!(!source.is_tracking(), "tracking stopped");
     assert_eq!(source.throttle, 0, "throttle removed");

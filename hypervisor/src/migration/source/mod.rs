@@ -118,6 +118,8 @@ pub struct SourceEngine {
     pages_allowed: bool,
     /// Snapshot: the source keeps (and resumes) its VM after the commit.
     keeps_vm: bool,
+    /// Snapshot: when the VM was resumed (once the commit was sent).
+    resumed_at: Option<Instant>,
 }
 
 impl SourceEngine {
@@ -180,6 +182,7 @@ impl SourceEngine {
             round_data_pages: 0,
             pages_allowed: true,
             keeps_vm: false,
+            resumed_at: None,
         }
     }
 
@@ -384,12 +387,7 @@ impl SourceEngine {
 
     /// Any failure before the commit: the VM runs on here as if nothing had happened.
     fn rollback(&mut self, vm: &mut impl MigratableVm, why: SourceError) {
-        if self.tracking {
-            vm.stop_dirty_tracking();
-            self.tracking = false;
-        }
-        vm.set_throttle(0);
-        vm.set_dirty_limit(None);
+        self.release_vm(vm);
         if self.paused_by_us {
             vm.resume();
             self.paused_by_us = false;
@@ -415,17 +413,24 @@ impl SourceEngine {
         self.rollback(vm, why);
     }
 
-    fn on_completed(&mut self, vm: &mut impl MigratableVm, now: Instant) {
+    /// Ends what the migration did to the VM besides pausing it: tracking, throttle, limit.
+    fn release_vm(&mut self, vm: &mut impl MigratableVm) {
         if self.tracking {
             vm.stop_dirty_tracking();
             self.tracking = false;
         }
         vm.set_throttle(0);
         vm.set_dirty_limit(None);
+    }
+
+    fn on_completed(&mut self, vm: &mut impl MigratableVm, now: Instant) {
+        self.release_vm(vm);
         self.stats.total_us = now.saturating_since(self.started).as_micros() as u64;
+        // A snapshot's VM ran again from `resumed_at`; a migrated VM is down until now.
+        let down_until = self.resumed_at.unwrap_or(now);
         self.stats.downtime_us = self
             .paused_at
-            .map_or(0, |p| now.saturating_since(p).as_micros() as u64);
+            .map_or(0, |p| down_until.saturating_since(p).as_micros() as u64);
         self.stats.rounds = self.round + 1;
         self.lines.push_back(alloc::format!("{}", self.stats));
         if let (Some(paused), Some(queued), Some(committed)) =
