@@ -209,3 +209,37 @@ fn refused_connection_is_an_io_error() {
     assert!(matches!(sent, Err(SendError::Io(_))), "{sent:?}");
     let _ = TcpStream::connect(addr);
 }
+
+#[test]
+fn a_file_that_cannot_be_written_aborts_before_the_commit_so_the_source_keeps_its_vm() {
+    // The receiver acknowledges the commit only once the file is safely written: here it
+    // cannot be (no such directory), so the source is told to keep its VM.
+    let path = scratch("no-such-dir").join("x.snap");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let options = ReceiveOptions {
+        key: key(1),
+        output: path.clone(),
+        max_memory_bytes: 1 << 30,
+        binding: EndpointBinding::Socket,
+    };
+    let receiver = thread::spawn(move || receive_one(&listener, &options, &mut |_| {}));
+    let sent = send_snapshot(
+        &common::snapshot(),
+        addr,
+        &key(1),
+        EndpointBinding::Socket,
+        &mut |_| {},
+    );
+    let message = sent.expect_err("the source must not complete").to_string();
+    assert!(
+        message.contains("snapshot file"),
+        "the abort carries the reason: {message}"
+    );
+    let received = receiver.join().expect("thread");
+    assert!(
+        matches!(received, Err(ReceiveError::File(_))),
+        "{received:?}"
+    );
+    assert!(!path.exists());
+}
