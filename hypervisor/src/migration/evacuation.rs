@@ -45,6 +45,18 @@ impl Evacuation {
         })
     }
 
+    /// `info migrate`'s line while it runs.
+    pub fn status_line(&self) -> String {
+        format!(
+            "evacuation: to {}: {} of {} VMs moved, now '{}', {} waiting",
+            self.target,
+            self.moved.len(),
+            self.total,
+            self.current.as_deref().unwrap_or("-"),
+            self.pending.len()
+        )
+    }
+
     /// The line printed when it starts.
     pub fn start_line(&self) -> String {
         let names: Vec<&str> = self.pending.iter().map(String::as_str).collect();

@@ -219,6 +219,9 @@ pub fn info_migrate(out: &mut dyn core::fmt::Write) -> Result<(), CommandError> 
             (None, Some(last)) => writeln!(out, "{last}")?,
             (None, None) => writeln!(out, "migration: none yet")?,
         }
+        if let Some((evacuation, _)) = &m.evacuation {
+            writeln!(out, "{}", evacuation.status_line())?;
+        }
         match &m.incoming {
             Some(i) => writeln!(out, "incoming: {}", i.engine.state_name())?,
             None => match m.listener {
