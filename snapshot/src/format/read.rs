@@ -235,8 +235,12 @@ impl Snapshot {
                     let Message::Pages(run) = decode_message(&record, MessageType::Pages)? else {
                         return Err(bad_record(at, "not a page run"));
                     };
-                    let first = usize::try_from(run.first_gpa).unwrap_or(usize::MAX) / PAGE_SIZE;
-                    let count = run.data.len() / PAGE_SIZE;
+                    let start = usize::try_from(run.first_gpa).unwrap_or(usize::MAX);
+                    if !start.is_multiple_of(PAGE_SIZE) || !run.data.len().is_multiple_of(PAGE_SIZE)
+                    {
+                        return Err(bad_record(at, "page run not in whole pages"));
+                    }
+                    let (first, count) = (start / PAGE_SIZE, run.data.len() / PAGE_SIZE);
                     let slots = first
                         .checked_add(count)
                         .and_then(|end| stored.get_mut(first..end))
@@ -245,8 +249,10 @@ impl Snapshot {
                         return Err(bad_record(at, "page stored twice"));
                     }
                     slots.fill(true);
-                    let start = first * PAGE_SIZE;
-                    memory[start..start + run.data.len()].copy_from_slice(&run.data);
+                    memory
+                        .get_mut(start..start + run.data.len())
+                        .ok_or_else(|| bad_record(at, "page run outside guest memory"))?
+                        .copy_from_slice(&run.data);
                 }
                 RecordKind::Vcpu if devices.is_empty() => {
                     let Message::VcpuState(state) =
