@@ -11,9 +11,11 @@
 //! - [`format`]: the versioned, digest-verified file (`docs/snapshot-format.md`).
 //! - [`receive`] / [`send`]: the two directions over std TCP; [`link`]: what they share.
 //! - [`key_file`]: the pre-shared key as the hosts are configured with it.
+//! - [`zeroed`]: guest memory buffers allocated fallibly and lazily.
 
 pub mod format;
 pub mod key_file;
 pub mod link;
 pub mod receive;
 pub mod send;
+pub mod zeroed;

@@ -268,11 +268,11 @@ fn on_event(
     match event {
         DestinationEvent::Offer(identity) => {
             let bytes = usize::try_from(identity.memory_bytes).unwrap_or(usize::MAX);
-            if vm.memory.try_reserve_exact(bytes).is_err() {
+            let Some(memory) = crate::zeroed::zeroed_buffer(bytes) else {
                 let _ = session.reject_offer("the snapshot receiver has no memory for it", now);
                 return Ok(());
-            }
-            vm.memory.resize(bytes, 0);
+            };
+            vm.memory = memory;
             say(&format!(
                 "receive: offer of VM '{}' ({} MiB, {} vCPU), accepted",
                 identity.name,

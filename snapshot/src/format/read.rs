@@ -217,13 +217,10 @@ impl Snapshot {
             usize::try_from(identity.memory_bytes).map_err(|_| FormatError::OutOfMemory {
                 bytes: identity.memory_bytes,
             })?;
-        let mut memory = Vec::new();
-        memory
-            .try_reserve_exact(memory_bytes)
-            .map_err(|_| FormatError::OutOfMemory {
+        let mut memory =
+            crate::zeroed::zeroed_buffer(memory_bytes).ok_or(FormatError::OutOfMemory {
                 bytes: identity.memory_bytes,
             })?;
-        memory.resize(memory_bytes, 0);
         let mut stored = vec![false; memory_bytes / PAGE_SIZE];
         let mut vcpus: Vec<VcpuState> = Vec::new();
         let mut devices = Vec::new();
