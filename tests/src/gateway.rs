@@ -186,8 +186,9 @@ impl Gateway {
     }
 }
 
-/// A gratuitous ARP request (sender = target = our address), broadcast. bxhub forwards to
-/// a port only once that port has sent a frame, and it also fills the hosts' ARP caches.
+/// A gratuitous ARP request (sender = target = our address), broadcast. Observed: until
+/// the gateway has sent a frame, none of the hosts' frames reach it (bxhub appears to
+/// forward only to ports it has heard from); it also fills the hosts' ARP caches.
 fn gratuitous_arp(mac: [u8; 6], ip: [u8; 4]) -> Vec<u8> {
     let mut f = Vec::with_capacity(60);
     f.extend_from_slice(&[0xff; 6]);
