@@ -8,6 +8,12 @@
 //! everything not reported as moved keeps running on this host. The operator reads one
 //! line per VM and a summary that names what moved and what stayed.
 //!
+//! A peer takes one incoming migration at a time and re-arms its listener only once the
+//! previous VM is settled, so the next VM's connection can be refused for a moment right
+//! after the previous one moved (seen in Bochs). A refused connection is therefore retried
+//! for up to [`REFUSED_RETRY_US`] before it counts as the VM's failure; nothing was sent
+//! then, so retrying is safe.
+//!
 //! This is the bookkeeping only (host-tested); the kernel (`kernel/migration`) starts each
 //! migration and reports its outcome here.
 
@@ -15,6 +21,11 @@ use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+
+/// How long a VM's refused connections are retried (microseconds).
+pub const REFUSED_RETRY_US: u64 = 15_000_000;
+/// Pause between two attempts (microseconds).
+pub const RETRY_DELAY_US: u64 = 1_000_000;
 
 /// One evacuation in progress.
 #[derive(Debug)]
@@ -26,6 +37,8 @@ pub struct Evacuation {
     moved: Vec<String>,
     /// The VM that failed and why; set once, ends the evacuation.
     failed: Option<(String, String)>,
+    /// When the current VM's connection was first refused.
+    refused_since: Option<u64>,
 }
 
 impl Evacuation {
@@ -42,6 +55,7 @@ impl Evacuation {
             current: None,
             moved: Vec::new(),
             failed: None,
+            refused_since: None,
         })
     }
 
@@ -84,9 +98,20 @@ impl Evacuation {
         self.current.as_deref()
     }
 
+    /// The current VM's connection was refused at `now_us`: whether to try it again (after
+    /// [`RETRY_DELAY_US`]) rather than report it failed.
+    pub fn retry_refused(&mut self, now_us: u64) -> bool {
+        if self.current.is_none() {
+            return false;
+        }
+        let since = *self.refused_since.get_or_insert(now_us);
+        now_us.saturating_sub(since) < REFUSED_RETRY_US
+    }
+
     /// The current VM's migration ended (`Err`: why it failed or could not start); returns
     /// its report line.
     pub fn finished(&mut self, result: Result<(), String>) -> String {
+        self.refused_since = None;
         let vm = self.current.take().unwrap_or_default();
         let index = self.moved.len() + 1;
         match result {
@@ -202,6 +227,33 @@ mod tests {
             e.summary(),
             "evacuate: stopped after 'b' failed: 1 of 3 VMs moved to 10.0.0.2:7000 (a); \
              staying on this host (running): b, c"
+        );
+    }
+
+    #[test]
+    fn a_refused_connection_is_retried_for_a_while_then_fails() {
+        let mut e = Evacuation::new("h:1".into(), names(&["a", "b"])).unwrap();
+        assert!(!e.retry_refused(0), "nothing is being migrated yet");
+        e.next_vm();
+        e.finished(Ok(()));
+        e.next_vm();
+        assert!(e.retry_refused(1_000));
+        assert!(e.retry_refused(1_000 + REFUSED_RETRY_US - 1));
+        assert!(!e.retry_refused(1_000 + REFUSED_RETRY_US), "gives up");
+        e.finished(Err("refused".into()));
+        assert!(e.is_done());
+    }
+
+    #[test]
+    fn each_vm_gets_its_own_retry_budget() {
+        let mut e = Evacuation::new("h:1".into(), names(&["a", "b"])).unwrap();
+        e.next_vm();
+        assert!(e.retry_refused(0));
+        e.finished(Ok(()));
+        e.next_vm();
+        assert!(
+            e.retry_refused(REFUSED_RETRY_US * 3),
+            "b's budget starts at its refusal"
         );
     }
 

@@ -108,15 +108,21 @@ fn migrate(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
 }
 
 fn migrate_cancel(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
-    with_migrations(|m| {
-        let out = m
-            .outgoing
-            .as_mut()
-            .ok_or_else(|| failed("no outgoing migration"))?;
-        out.engine.cancel(now());
-        Ok(())
+    let lines = with_migrations(|m| {
+        if let Some(out) = m.outgoing.as_mut() {
+            out.engine.cancel(now());
+            return Ok(alloc::vec![String::from("migrate: cancelling")]);
+        }
+        // An evacuation between two attempts at a refused VM: stop it here.
+        let lines = m.cancel_evacuation_retry();
+        if lines.is_empty() {
+            return Err(failed("no outgoing migration"));
+        }
+        Ok(lines)
     })?;
-    writeln!(inv.out, "migrate: cancelling")?;
+    for line in lines {
+        writeln!(inv.out, "{line}")?;
+    }
     Ok(())
 }
 
@@ -219,8 +225,8 @@ pub fn info_migrate(out: &mut dyn core::fmt::Write) -> Result<(), CommandError> 
             (None, Some(last)) => writeln!(out, "{last}")?,
             (None, None) => writeln!(out, "migration: none yet")?,
         }
-        if let Some((evacuation, _)) = &m.evacuation {
-            writeln!(out, "{}", evacuation.status_line())?;
+        if let Some(run) = &m.evacuation {
+            writeln!(out, "{}", run.evacuation.status_line())?;
         }
         match &m.incoming {
             Some(i) => writeln!(out, "incoming: {}", i.engine.state_name())?,

@@ -27,7 +27,7 @@ use smoltcp::socket::tcp;
 use spin::Mutex;
 
 use self::adapters::{IncomingMachine, KernelFactory, NoVmFactory, SourceVm};
-use self::outgoing::OutgoingPurpose;
+use self::outgoing::{EvacuationRun, OutgoingPurpose};
 use super::host::Host;
 use super::main_loop::{PollResult, Poller};
 use super::network::with_net_stack;
@@ -35,7 +35,6 @@ use super::vms::{unavailable_reason, with_vms};
 use crate::arch::{serial, tsc};
 use crate::migration::cpu_budget::CpuBudget;
 use crate::migration::destination::{DestinationEngine, DestinationOutcome};
-use crate::migration::evacuation::Evacuation;
 use crate::migration::in_doubt::{destination_kept, source_verdict};
 use crate::migration::params::MigrationParams;
 use crate::migration::report::MigrationInfo;
@@ -76,8 +75,8 @@ struct Migrations {
     sessions: u64,
     next_vpid: u16,
     outgoing: Option<Outgoing>,
-    /// `evacuate`: the VMs still to move and the peer they go to.
-    evacuation: Option<(Evacuation, ([u8; 4], u16))>,
+    /// `evacuate`: the VMs still to move, the peer they go to, a pending retry.
+    evacuation: Option<EvacuationRun>,
     incoming: Option<Incoming>,
     listener: Option<(SocketHandle, u16)>,
     listen_port: Option<u16>,
@@ -179,6 +178,12 @@ impl Migrations {
     fn poll(&mut self) -> PollResult {
         let now = now();
         let mut busy = false;
+        if self.outgoing.is_none() && self.evacuation.is_some() {
+            busy = true;
+            for line in self.retry_evacuation(now.as_micros()) {
+                say(&line);
+            }
+        }
         if self.outgoing.is_some() {
             busy = true;
             self.poll_outgoing(now);
@@ -343,11 +348,7 @@ impl Migrations {
         self.outgoing = None;
         self.linger(socket);
         if purpose == OutgoingPurpose::Evacuate {
-            let result = match outcome {
-                SourceOutcome::Completed(_) => Ok(()),
-                SourceOutcome::Failed(why) => Err(why.to_string()),
-            };
-            for line in self.advance_evacuation(Some(result)) {
+            for line in self.evacuation_vm_ended(outcome, now.as_micros()) {
                 say(&line);
             }
         }

@@ -22,9 +22,10 @@ use crate::console::{CommandError, Invocation};
 use crate::kernel::network::{network_unavailable_reason, with_net_stack};
 use crate::kernel::vms::with_vms;
 use crate::migration::cpu_budget::CpuBudget;
-use crate::migration::evacuation::Evacuation;
+use crate::migration::evacuation::{Evacuation, RETRY_DELAY_US};
 use crate::migration::params::{ArgError, FaultInjection, parse_host_port, parse_migrate};
 use crate::migration::source::SourceEngine;
+use crate::migration::source::{SourceError, SourceOutcome};
 use crate::migration::tcp::new_socket;
 use crate::vm::state::VmState;
 use crate::vm::vm_set::VmHold;
@@ -47,6 +48,16 @@ impl OutgoingPurpose {
             OutgoingPurpose::Snapshot => "snapshot",
         }
     }
+}
+
+/// A running `evacuate`.
+pub struct EvacuationRun {
+    /// What moved, what is moving, what waits.
+    pub evacuation: Evacuation,
+    /// The peer.
+    to: ([u8; 4], u16),
+    /// When to try the current VM again after its connection was refused (uptime µs).
+    retry_at_us: Option<u64>,
 }
 
 /// The VMs an outgoing migration may take: running or paused, not held by anything.
@@ -199,7 +210,11 @@ pub(super) fn evacuate(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
         let evacuation = Evacuation::new(target, movable_vms()?)
             .ok_or_else(|| failed("no running VM to evacuate"))?;
         let mut lines = alloc::vec![evacuation.start_line()];
-        m.evacuation = Some((evacuation, to));
+        m.evacuation = Some(EvacuationRun {
+            evacuation,
+            to,
+            retry_at_us: None,
+        });
         lines.extend(m.advance_evacuation(None));
         Ok(lines)
     })?;
@@ -212,11 +227,90 @@ pub(super) fn evacuate(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
 impl Migrations {
     pub(super) fn refuse_while_evacuating(&self) -> Result<(), CommandError> {
         match &self.evacuation {
-            Some((e, _)) => Err(failed(format!(
+            Some(run) => Err(failed(format!(
                 "an evacuation is running (now: '{}'; migrate_cancel stops it)",
-                e.current().unwrap_or("-")
+                run.evacuation.current().unwrap_or("-")
             ))),
             None => Ok(()),
+        }
+    }
+
+    /// The current evacuated VM's migration ended: a refused connection is tried again
+    /// shortly (the peer may still be settling the previous VM), anything else is its
+    /// result. Returns the lines to print.
+    pub(super) fn evacuation_vm_ended(
+        &mut self,
+        outcome: SourceOutcome,
+        now_us: u64,
+    ) -> Vec<String> {
+        let refused = matches!(
+            outcome,
+            SourceOutcome::Failed(SourceError::ConnectionRefused)
+        );
+        if refused && let Some(run) = self.evacuation.as_mut() {
+            let first = run.retry_at_us.is_none();
+            if run.evacuation.retry_refused(now_us) {
+                run.retry_at_us = Some(now_us + RETRY_DELAY_US);
+                let vm = run.evacuation.current().unwrap_or("-");
+                return if first {
+                    alloc::vec![format!(
+                        "evacuate: '{vm}' refused by the peer (it takes one incoming migration \
+                         at a time); trying again"
+                    )]
+                } else {
+                    Vec::new()
+                };
+            }
+        }
+        let result = match outcome {
+            SourceOutcome::Completed(_) => Ok(()),
+            SourceOutcome::Failed(why) => Err(why.to_string()),
+        };
+        self.advance_evacuation(Some(result))
+    }
+
+    /// Starts the current VM again once its retry is due.
+    pub(super) fn retry_evacuation(&mut self, now_us: u64) -> Vec<String> {
+        let Some(mut run) = self.evacuation.take() else {
+            return Vec::new();
+        };
+        match run.retry_at_us {
+            Some(at) if now_us >= at => {}
+            _ => {
+                self.evacuation = Some(run);
+                return Vec::new();
+            }
+        }
+        let Some(vm) = run.evacuation.current().map(String::from) else {
+            self.evacuation = Some(run);
+            return Vec::new();
+        };
+        let to = run.to;
+        match start_outgoing(self, &vm, to, false, OutgoingPurpose::Evacuate) {
+            Ok(_) => {
+                // Its "started" line was printed on the first attempt.
+                self.evacuation = Some(run);
+                Vec::new()
+            }
+            Err(e) => {
+                let line = run.evacuation.finished(Err(e.to_string()));
+                run.retry_at_us = None;
+                self.evacuation = Some(run);
+                let mut lines = alloc::vec![line];
+                lines.extend(self.advance_evacuation(None));
+                lines
+            }
+        }
+    }
+
+    /// `migrate_cancel` while an evacuation waits to retry a refused VM: it stops there.
+    pub(super) fn cancel_evacuation_retry(&mut self) -> Vec<String> {
+        match self.evacuation.as_mut() {
+            Some(run) if run.retry_at_us.is_some() => {
+                run.retry_at_us = None;
+                self.advance_evacuation(Some(Err(String::from("cancelled by the operator"))))
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -224,23 +318,24 @@ impl Migrations {
     /// to print (with the summary once it is over).
     pub(super) fn advance_evacuation(&mut self, result: Option<Result<(), String>>) -> Vec<String> {
         let mut lines = Vec::new();
-        let Some((mut evacuation, to)) = self.evacuation.take() else {
+        let Some(mut run) = self.evacuation.take() else {
             return lines;
         };
+        run.retry_at_us = None;
         if let Some(result) = result {
-            lines.push(evacuation.finished(result));
+            lines.push(run.evacuation.finished(result));
         }
-        while let Some(vm) = evacuation.next_vm() {
-            match start_outgoing(self, &vm, to, false, OutgoingPurpose::Evacuate) {
+        while let Some(vm) = run.evacuation.next_vm() {
+            match start_outgoing(self, &vm, run.to, false, OutgoingPurpose::Evacuate) {
                 Ok(line) => {
                     lines.push(line);
-                    self.evacuation = Some((evacuation, to));
+                    self.evacuation = Some(run);
                     return lines;
                 }
-                Err(e) => lines.push(evacuation.finished(Err(e.to_string()))),
+                Err(e) => lines.push(run.evacuation.finished(Err(e.to_string()))),
             }
         }
-        lines.push(evacuation.summary());
+        lines.push(run.evacuation.summary());
         lines
     }
 }
