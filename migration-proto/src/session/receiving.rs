@@ -15,6 +15,8 @@ use super::{DestinationEvent, DestinationState, SessionError};
 /// What the destination knows about the VM being received.
 pub(super) struct Incoming {
     pub(super) identity: VmIdentity,
+    /// The CPU the guest was shown, as offered (a snapshot records it).
+    pub(super) cpu: crate::cpu::CpuDescriptor,
     pub(super) vcpus_received: Vec<bool>,
     pub(super) devices: Vec<String>,
     /// The source's whole-memory digest, if it sent one.

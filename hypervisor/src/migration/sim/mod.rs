@@ -6,6 +6,7 @@ mod guest;
 mod in_doubt;
 mod link;
 mod scenarios;
+mod snapshot;
 
 use std::string::String;
 use std::vec::Vec;
@@ -42,6 +43,8 @@ enum Fault {
 struct Setup {
     params: MigrationParams,
     cold: bool,
+    /// A snapshot: the source keeps its VM after the commit.
+    keep_vm: bool,
     source_key: [u8; 32],
     destination_key: [u8; 32],
     source_cpu: CpuDescriptor,
@@ -61,6 +64,7 @@ impl Setup {
                 ..MigrationParams::default()
             },
             cold: false,
+            keep_vm: false,
             source_key: [7; 32],
             destination_key: [7; 32],
             source_cpu: CpuDescriptor::default(),
@@ -96,6 +100,9 @@ fn migrate(guest: &mut FakeGuest, mut setup: Setup) -> Run {
         [1; 32],
         at(0),
     );
+    if setup.keep_vm {
+        source.keep_vm_after_commit();
+    }
     let mut destination: Option<DestinationEngine<FakeIncoming>> = Some(DestinationEngine::new(
         PreSharedKey::new(setup.destination_key),
         setup.destination_cpu.clone(),
