@@ -3,7 +3,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::CpuDescriptor;
+use super::{CpuDescriptor, features};
 
 /// A CPUID output register.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,10 +95,13 @@ impl fmt::Display for Incompatibility {
                 subleaf,
                 register,
                 bits,
-            } => write!(
-                f,
-                "CPUID {leaf:#x}.{subleaf} {register:?} bits {bits:#010x} missing on the destination"
-            ),
+            } => {
+                write!(
+                    f,
+                    "CPUID {leaf:#x}.{subleaf} {register:?} bits {bits:#010x} missing on the destination"
+                )?;
+                write_names(f, features::named(*leaf, *subleaf, *register, *bits))
+            }
             Incompatibility::LimitTooSmall {
                 leaf,
                 subleaf,
@@ -110,7 +113,12 @@ impl fmt::Display for Incompatibility {
                 "CPUID {leaf:#x}.{subleaf} {register:?} limit {destination:#x} on the destination is below {source:#x}"
             ),
             Incompatibility::MissingXcr0Bits(bits) => {
-                write!(f, "XCR0 bits {bits:#x} not supported on the destination")
+                write!(f, "XCR0 bits {bits:#x} not supported on the destination")?;
+                let names = features::XCR0_COMPONENTS
+                    .iter()
+                    .filter(|(bit, _)| bits & (1 << bit) != 0)
+                    .map(|(_, name)| *name);
+                write_names(f, names)
             }
             Incompatibility::MissingMsr(index) => {
                 write!(f, "feature MSR {index:#x} missing on the destination")
@@ -123,6 +131,23 @@ impl fmt::Display for Incompatibility {
             }
         }
     }
+}
+
+/// Appends ` (a, b, c)` when there are names.
+fn write_names<'a>(
+    f: &mut fmt::Formatter<'_>,
+    names: impl Iterator<Item = &'a str>,
+) -> fmt::Result {
+    let mut first = true;
+    for name in names {
+        f.write_str(if first { " (" } else { ", " })?;
+        f.write_str(name)?;
+        first = false;
+    }
+    if !first {
+        f.write_str(")")?;
+    }
+    Ok(())
 }
 
 /// How a register of a known leaf is compared.
