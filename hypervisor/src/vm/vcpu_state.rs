@@ -372,8 +372,10 @@ pub fn apply(
             xcr0: state.xcr0,
             // The checks bound the index to one APIC ID byte.
             apic_id: u8::try_from(state.vcpu_index).unwrap_or(0),
-            // The VM's TSC rate is not vCPU state: the machine keeps its own (`tsc-rate`).
+            // The VM's TSC rate and CPU model are not vCPU state: the machine keeps its own
+            // (`tsc-rate` and `cpu-model` device states).
             tsc_khz: 0,
+            features: crate::vm::cpu_model::FeatureMasks::all(),
         },
         switched_msrs,
         guest_tsc: msr(index::IA32_TSC),

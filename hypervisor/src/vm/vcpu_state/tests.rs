@@ -82,6 +82,7 @@ fn long_mode_vcpu() -> (FakeVmcs, VcpuSoftware) {
             xcr0: 0b111,
             apic_id: 0,
             tsc_khz: 0,
+            features: crate::vm::cpu_model::FeatureMasks::all(),
         },
         switched_msrs: [
             0x0023_0010_0000_0000,
