@@ -159,6 +159,7 @@ fn create_vm(
     // The guest learns the TSC rate from CPUID 0x4000_0010 (`vm::cpuid`); its command line
     // is the operator's, untouched.
     let tsc_khz = u32::try_from(host.tsc_hz / 1000).unwrap_or(u32::MAX);
+    let features = super::cpu_models::vm_features(&vm.cpu)?;
     let ctx = &mut vm_host.ctx;
     vm_host.canaries.push(new_canary(&mut ctx.frames)?);
     let mut machine = Machine::create(
@@ -173,6 +174,7 @@ fn create_vm(
         ConsoleLines,
     )
     .map_err(|e| format!("{e}"))?;
+    machine.set_cpu_features(features);
     vm_host.canaries.push(new_canary(&mut ctx.frames)?);
     if vm.autostart {
         machine
@@ -180,9 +182,10 @@ fn create_vm(
             .map_err(|e| format!("start: {e}"))?;
     }
     log::info!(
-        "vm {}: {} MiB, {}",
+        "vm {}: {} MiB, cpu {}, {}",
         vm.name,
         vm.memory_bytes >> 20,
+        vm.cpu,
         machine.state().name()
     );
     vm_host

@@ -342,5 +342,28 @@ impl NamedModel {
     }
 }
 
+/// The lines of `info cpu-models` for a host offering `offer`: each model, whether this
+/// host can run it and, if not, what it lacks.
+pub fn describe_models(offer: &FeatureMasks) -> Vec<String> {
+    let mut lines = Vec::with_capacity(NAMED_MODELS.len() + 2);
+    lines.push(alloc::format!(
+        "host         yes  everything this host offers ({} features)",
+        FEATURES
+            .iter()
+            .filter(|f| offer.mask(f.leaf, f.subleaf, f.register).unwrap_or(0) & f.mask() != 0)
+            .count()
+    ));
+    for m in NAMED_MODELS {
+        let missing = m.features().missing_from(offer);
+        let line = if missing.is_empty() {
+            alloc::format!("{:<12} yes  {}", m.name, m.summary)
+        } else {
+            alloc::format!("{:<12} no   lacks: {}", m.name, missing.join(" "))
+        };
+        lines.push(line);
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests;

@@ -131,3 +131,21 @@ fn wire_form_round_trips_and_drops_what_tern_never_shows() {
         Some(FeatureMasks::all())
     );
 }
+
+#[test]
+fn info_cpu_models_says_what_runs_here_and_what_lacks() {
+    let lines = describe_models(&NAMED_MODELS[1].features());
+    assert_eq!(lines.len(), NAMED_MODELS.len() + 1);
+    assert!(lines[0].starts_with("host         yes"), "{}", lines[0]);
+    assert!(
+        lines[1].starts_with("nehalem      yes  SSE4.2"),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[2].starts_with("sandybridge  yes"), "{}", lines[2]);
+    assert!(
+        lines[3].starts_with("haswell      no   lacks: fma movbe f16c rdrand fsgsbase bmi1 avx2"),
+        "{}",
+        lines[3]
+    );
+}
