@@ -247,7 +247,7 @@ pub fn handle_exit(
             }
             MsrOutcome::InjectGp => gp(vmcs)?,
         },
-        VmExit::Wrmsr { msr, value } => match emu.msrs.write(msr, value) {
+        VmExit::Wrmsr { msr, value } => match emu.msrs.write(msr, value, guest_phys_bits(host)) {
             MsrOutcome::Value(_) => advance_rip(vmcs, raw)?,
             MsrOutcome::InjectGp => gp(vmcs)?,
         },
@@ -325,6 +325,14 @@ pub fn handle_exit(
         }
     }
     Ok(ExitAction::Continue)
+}
+
+/// The guest's MAXPHYADDR: the host's, which CPUID 0x8000_0008 shows it unchanged.
+fn guest_phys_bits(host: &impl HostCpu) -> u32 {
+    match host.cpuid(0x8000_0008, 0).eax & 0xff {
+        0 => 36, // no such leaf: the SDM's default for CPUs without it (§4.1.4)
+        bits => bits,
+    }
 }
 
 fn handle_io(
