@@ -96,11 +96,25 @@ impl fmt::Display for Incompatibility {
                 register,
                 bits,
             } => {
-                write!(
-                    f,
-                    "CPUID {leaf:#x}.{subleaf} {register:?} bits {bits:#010x} missing on the destination"
-                )?;
-                write_names(f, features::named(*leaf, *subleaf, *register, *bits))
+                // Named features in the short form (an abort's detail has 512 bytes for
+                // the whole list); bits without a name as a mask.
+                let named_bits = features::FEATURES
+                    .iter()
+                    .filter(|x| x.leaf == *leaf && x.subleaf == *subleaf && x.register == *register)
+                    .fold(0u32, |m, x| m | x.mask());
+                if bits & !named_bits == 0 {
+                    for (i, name) in features::named(*leaf, *subleaf, *register, *bits).enumerate()
+                    {
+                        write!(f, "{}{name}", if i == 0 { "" } else { " " })?;
+                    }
+                    write!(f, " missing (CPUID {leaf:#x}.{subleaf} {register:?})")
+                } else {
+                    write!(
+                        f,
+                        "CPUID {leaf:#x}.{subleaf} {register:?} bits {bits:#010x} missing on the destination"
+                    )?;
+                    write_names(f, features::named(*leaf, *subleaf, *register, *bits))
+                }
             }
             Incompatibility::LimitTooSmall {
                 leaf,
