@@ -97,7 +97,14 @@ impl fmt::Display for Incompatibility {
                 bits,
             } => {
                 // Named features in the short form (an abort's detail has 512 bytes for
-                // the whole list); bits without a name as a mask.
+                // the whole list); bits without a name as a mask. Leaf 0xd EAX lists XSAVE
+                // components by their XCR0 names.
+                if (*leaf, *subleaf, *register) == (0xd, 0, CpuidRegister::Eax) {
+                    for (i, name) in xcr0_names(u64::from(*bits)).enumerate() {
+                        write!(f, "{}{name}", if i == 0 { "" } else { " " })?;
+                    }
+                    return write!(f, " state missing (CPUID 0xd.0 Eax {bits:#x})");
+                }
                 let named_bits = features::FEATURES
                     .iter()
                     .filter(|x| x.leaf == *leaf && x.subleaf == *subleaf && x.register == *register)
@@ -128,11 +135,7 @@ impl fmt::Display for Incompatibility {
             ),
             Incompatibility::MissingXcr0Bits(bits) => {
                 write!(f, "XCR0 bits {bits:#x} not supported on the destination")?;
-                let names = features::XCR0_COMPONENTS
-                    .iter()
-                    .filter(|(bit, _)| bits & (1 << bit) != 0)
-                    .map(|(_, name)| *name);
-                write_names(f, names)
+                write_names(f, xcr0_names(*bits))
             }
             Incompatibility::MissingMsr(index) => {
                 write!(f, "feature MSR {index:#x} missing on the destination")
@@ -145,6 +148,14 @@ impl fmt::Display for Incompatibility {
             }
         }
     }
+}
+
+/// The names of the XSAVE components among `bits`.
+fn xcr0_names(bits: u64) -> impl Iterator<Item = &'static str> {
+    features::XCR0_COMPONENTS
+        .iter()
+        .filter(move |(bit, _)| bits & (1 << bit) != 0)
+        .map(|(_, name)| *name)
 }
 
 /// Appends ` (a, b, c)` when there are names.

@@ -130,6 +130,16 @@ fn refusals_name_the_missing_features() {
         partly.to_string(),
         "CPUID 0x7.0 Ebx bits 0x00010020 missing on the destination (avx2)"
     );
+    let xsave = Incompatibility::MissingFeatureBits {
+        leaf: 0xd,
+        subleaf: 0,
+        register: CpuidRegister::Eax,
+        bits: 0b111,
+    };
+    assert_eq!(
+        xsave.to_string(),
+        "x87 sse avx state missing (CPUID 0xd.0 Eax 0x7)"
+    );
     assert_eq!(
         Incompatibility::MissingXcr0Bits(0x4).to_string(),
         "XCR0 bits 0x4 not supported on the destination (avx)"
