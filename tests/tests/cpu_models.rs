@@ -21,10 +21,26 @@ fn a_host_model_vm_is_refused_by_an_older_cpu_and_a_baseline_vm_migrates_both_wa
     let hbnew = format!(
         "\n[vm hbnew]\nimage = tern/guests/heartbeat.elf\nmemory = 8M\ncmdline = \"{HB_CMDLINE}\"\ncpu = host\n"
     );
+    // Beta is configured with a VM it cannot offer and one with a model nobody has.
+    let beta_vms = "\n[vm newer]\nimage = tern/guests/heartbeat.elf\nmemory = 8M\ncpu = tigerlake\n\
+                    \n[vm odd]\nimage = tern/guests/heartbeat.elf\nmemory = 8M\ncpu = pentium\n";
     let mut pair = MigrationPair::builder("cpu-models")
         .bochs_cpu(1, OLDER_CPU)
         .extra_config(0, &format!("cpu = nehalem\n{hbnew}"))
+        .extra_config(1, beta_vms)
         .boot()?;
+    let beta_boot = pair.hosts[1].console().transcript();
+    assert!(
+        beta_boot.contains(
+            "vm newer: not created: CPU model 'tigerlake' needs features this host lacks: fma movbe xsave avx"
+        ),
+        "{beta_boot}"
+    );
+    assert!(
+        beta_boot
+            .contains("vm odd: not created: unknown CPU model 'pentium' (known: host, nehalem,"),
+        "{beta_boot}"
+    );
 
     let models = pair.command(1, "info cpu-models")?;
     assert!(models.contains("nehalem      yes"), "{models}");
