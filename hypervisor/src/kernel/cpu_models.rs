@@ -12,8 +12,14 @@ use crate::console::CommandError;
 use crate::vm::cpu_model::{CpuModel, FeatureMasks, describe_models};
 use crate::vm::cpuid::CpuidResult;
 
-/// The host's answer to CPUID(`leaf`, `subleaf`).
+/// The host's answer to CPUID(`leaf`, `subleaf`); zero for a basic or extended leaf above
+/// the host's maximum (an Intel CPU would repeat its highest basic leaf there, SDM Vol. 2A
+/// CPUID, which must not be mistaken for feature bits).
 pub fn host_cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
+    let range_max = core::arch::x86_64::__cpuid(leaf & 0x8000_0000).eax;
+    if leaf > range_max {
+        return CpuidResult::default();
+    }
     let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
     CpuidResult {
         eax: r.eax,
