@@ -63,6 +63,11 @@ fn a_host_model_vm_is_refused_by_an_older_cpu_and_a_baseline_vm_migrates_both_wa
     assert!(answer.contains("live migration of 'hb'"), "{answer}");
     let there = pair.expect_completed(0)?;
     pair.assert_arrived(1, &there)?;
+    let info = pair.command(1, "vm info hb")?;
+    assert!(
+        info.contains("cpu model: nehalem"),
+        "the model travelled: {info}"
+    );
     // ... and comes back to alpha.
     pair.listen_on(0, 4444)?;
     let answer = pair.migrate(1, "", "hb")?;

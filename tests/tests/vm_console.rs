@@ -62,6 +62,8 @@ fn vm_console_attaches_raw_and_ctrl_bracket_detaches() -> TestResult {
     host.console().expect(PROMPT, GUEST_TIMEOUT)?;
     let list = tern::command(&mut host, "vm list")?;
     assert!(list.contains("one") && list.contains("two"), "{list}");
+    let info = tern::command(&mut host, "vm info one")?;
+    assert!(info.contains("cpu model: host"), "{info}");
     host.console().expect("[one] HB seq=", GUEST_TIMEOUT)?;
     let transcript = host.console().transcript();
     assert!(!transcript.contains("CORRUPT"), "{transcript}");

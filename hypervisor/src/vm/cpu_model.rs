@@ -342,6 +342,17 @@ impl NamedModel {
     }
 }
 
+/// The name of the model whose features are exactly `masks` on a host offering `offer`:
+/// a named baseline, `host`, or `custom` (e.g. a VM that arrived with the whole offer of a
+/// different host). The masks are what a VM keeps and migrates; this names them for `vm info`.
+pub fn model_name(masks: &FeatureMasks, offer: &FeatureMasks) -> &'static str {
+    NAMED_MODELS
+        .iter()
+        .find(|m| m.features() == *masks)
+        .map(|m| m.name)
+        .unwrap_or(if masks == offer { "host" } else { "custom" })
+}
+
 /// The lines of `info cpu-models` for a host offering `offer`: each model, whether this
 /// host can run it and, if not, what it lacks.
 pub fn describe_models(offer: &FeatureMasks) -> Vec<String> {

@@ -149,3 +149,14 @@ fn info_cpu_models_says_what_runs_here_and_what_lacks() {
         lines[3]
     );
 }
+
+#[test]
+fn masks_are_named_for_vm_info() {
+    let offer = FeatureMasks::all();
+    assert_eq!(model_name(&NAMED_MODELS[0].features(), &offer), "nehalem");
+    assert_eq!(model_name(&offer, &offer), "host");
+    let other_host = NAMED_MODELS[2]
+        .features()
+        .intersect(&FeatureMasks::from_names(["avx"]));
+    assert_eq!(model_name(&other_host, &offer), "custom");
+}

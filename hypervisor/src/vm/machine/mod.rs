@@ -19,7 +19,7 @@ mod pml;
 mod report;
 mod snapshot;
 
-pub use devices::COM1;
+pub use devices::{COM1, host_cpuid, host_offer};
 pub use error::MachineError;
 pub use managed::{MachineContext, ManagedMachine};
 pub use migration::MigrationHooks;
