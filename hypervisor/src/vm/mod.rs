@@ -40,3 +40,4 @@ pub mod virtio;
 pub mod virtio_blk;
 pub mod vm_set;
 pub mod vpid;
+pub mod xsave;
