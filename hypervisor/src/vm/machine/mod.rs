@@ -12,6 +12,7 @@ use alloc::string::String;
 mod devices;
 mod digest;
 mod error;
+mod guest_fpu;
 mod managed;
 mod migration;
 mod outside_ram;
@@ -21,6 +22,8 @@ mod snapshot;
 
 pub use devices::COM1;
 pub use error::MachineError;
+use guest_fpu::GuestFpu;
+pub use guest_fpu::host_layout;
 pub use managed::{MachineContext, ManagedMachine};
 pub use migration::MigrationHooks;
 pub use snapshot::SnapshotError;
@@ -89,6 +92,8 @@ pub struct Machine<O: LineOutput> {
     pub(super) slices: u64,
     /// Dirty tracking and throttle while the VM migrates.
     pub(super) migration: MigrationHooks,
+    /// x87/SSE/AVX registers and CR2 while the vCPU does not run.
+    pub(super) fpu: GuestFpu,
 }
 
 impl<O: LineOutput> Machine<O> {
@@ -111,6 +116,7 @@ impl<O: LineOutput> Machine<O> {
     ) -> Result<Self, MachineError> {
         parse_elf(elf, ram_bytes).map_err(MachineError::Image)?;
         build_boot_params(ram_bytes, cmdline).map_err(MachineError::Image)?;
+        let fpu = GuestFpu::at_reset().map_err(MachineError::Xsave)?;
         let memory = Self::allocate_memory(frames, ram_bytes)?;
         let boot = BootImage {
             elf,
@@ -125,6 +131,7 @@ impl<O: LineOutput> Machine<O> {
             vpid,
             tsc_khz,
             out,
+            fpu,
         );
         if let Err(e) = machine.map_ram(frames) {
             machine.destroy(vmx, frames);
@@ -160,6 +167,7 @@ impl<O: LineOutput> Machine<O> {
         vpid: u16,
         tsc_khz: u32,
         out: O,
+        fpu: GuestFpu,
     ) -> Self {
         Self {
             name: name.into(),
@@ -180,6 +188,7 @@ impl<O: LineOutput> Machine<O> {
             tsc_offset: 0,
             slices: 0,
             migration: MigrationHooks::default(),
+            fpu,
         }
     }
 
@@ -236,6 +245,7 @@ impl<O: LineOutput> Machine<O> {
         self.counters = ExitCounters::default();
         self.crash = None;
         self.syscall_msrs = [0; SWITCHED_ON_VCPU_CHANGE.len()];
+        self.fpu.reset();
         self.tsc_offset = 0;
         self.slices = 0;
         Ok(())
@@ -359,7 +369,7 @@ impl<O: LineOutput> Machine<O> {
             xsave: host_has_xsave(),
             tsc_offset: self.tsc_offset,
         };
-        host.set_xcr0(self.emu.xcr0);
+        self.fpu.enter(&mut host, self.emu.xcr0);
         self.load_syscall_msrs();
         let start = host.guest_tsc();
         let mut exits = 0u32;
@@ -403,8 +413,8 @@ impl<O: LineOutput> Machine<O> {
             }
         };
         self.save_syscall_msrs();
-        // Restore the host's XCR0 (x87 only: the hypervisor is soft-float).
-        host.set_xcr0(1);
+        // The guest's registers go to its XSAVE area; the host's XCR0 comes back.
+        self.fpu.leave(&mut host);
         Ok(outcome)
     }
 
