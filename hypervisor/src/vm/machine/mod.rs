@@ -371,6 +371,23 @@ impl<O: LineOutput> Machine<O> {
         };
         self.fpu.enter(&mut host, self.emu.xcr0);
         self.load_syscall_msrs();
+        // Whatever the slice's end (a VMX failure included), the guest's registers are
+        // saved and the host's XCR0 comes back.
+        let outcome = self.run_exits(vmx, frames, vcpu, slice_ticks, &mut host);
+        self.save_syscall_msrs();
+        self.fpu.leave(&mut host);
+        outcome
+    }
+
+    /// The entries and exits of one slice (the guest's registers are loaded).
+    fn run_exits(
+        &mut self,
+        vmx: &mut VmxOn,
+        frames: &mut impl FrameSource,
+        vcpu: &mut HwVcpu,
+        slice_ticks: u64,
+        host: &mut HwHost,
+    ) -> Result<SliceOutcome, VmxError> {
         let start = host.guest_tsc();
         let mut exits = 0u32;
         let outcome = loop {
@@ -385,7 +402,7 @@ impl<O: LineOutput> Machine<O> {
             let emu = &mut self.emu;
             let uart = &mut self.uart;
             let action = vcpu.with_vmcs(vmx, |vmcs, regs| {
-                handle_exit(exit, &raw, vmcs, regs, emu, &cfg, &mut host, &mut Bus(uart))
+                handle_exit(exit, &raw, vmcs, regs, emu, &cfg, host, &mut Bus(uart))
             })?;
             match action {
                 ExitAction::Continue => {}
@@ -412,9 +429,6 @@ impl<O: LineOutput> Machine<O> {
                 ExitAction::Crash(reason) => break SliceOutcome::Crashed(reason),
             }
         };
-        self.save_syscall_msrs();
-        // The guest's registers go to its XSAVE area; the host's XCR0 comes back.
-        self.fpu.leave(&mut host);
         Ok(outcome)
     }
 
