@@ -198,18 +198,20 @@ pub fn validate(area: &[u8], layout: &XsaveLayout) -> Result<(), XsaveRefusal> {
     if area.len() < MIN_LEN {
         return Err(XsaveRefusal::TooShort);
     }
-    if area.len() > layout.area_len {
-        return Err(XsaveRefusal::TooLong);
-    }
     if u64_at(area, XCOMP_BV) != 0 {
         return Err(XsaveRefusal::Compacted);
     }
     if area[XCOMP_BV + 8..MIN_LEN].iter().any(|&b| b != 0) {
         return Err(XsaveRefusal::ReservedHeader);
     }
+    // Before the length: AVX state arriving at a host without AVX is refused for what it
+    // is, not for being longer than this host's area.
     let xstate_bv = u64_at(area, XSTATE_BV);
     if xstate_bv & !layout.mask != 0 {
         return Err(XsaveRefusal::UnsupportedComponent);
+    }
+    if area.len() > layout.area_len {
+        return Err(XsaveRefusal::TooLong);
     }
     if layout.standard_len(xstate_bv) > area.len() {
         return Err(XsaveRefusal::ComponentPastEnd);

@@ -168,10 +168,10 @@ fn a_host_without_avx_refuses_avx_state() {
         },
         _ => cpuid(l, s),
     });
-    // The full area is longer than this host's: refused before XSTATE_BV is looked at.
+    // Refused for the AVX state it carries, whatever its length.
     assert_eq!(
         validate(&sent_area(), &sse_only),
-        Err(XsaveRefusal::TooLong)
+        Err(XsaveRefusal::UnsupportedComponent)
     );
     let mut a = sent_area();
     a.truncate(MIN_LEN);
@@ -181,6 +181,9 @@ fn a_host_without_avx_refuses_avx_state() {
     );
     a[XSTATE_BV] = 0b11;
     assert_eq!(validate(&a, &sse_only), Ok(()));
+    // Without AVX state but padded past this host's area: too long.
+    a.resize(832, 0);
+    assert_eq!(validate(&a, &sse_only), Err(XsaveRefusal::TooLong));
 }
 
 #[test]
