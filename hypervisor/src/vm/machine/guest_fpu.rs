@@ -8,6 +8,11 @@
 //! area is saved and restored with XCR0 = every component tern switches (so a guest that
 //! runs with XCR0 = x87 but uses SSE through FXSR keeps its XMM registers too), and the
 //! guest runs with its own XCR0.
+//!
+//! XSAVEOPT is used when CPUID.(0xD,1):EAX[0] offers it (it skips components the guest did
+//! not touch since our XRSTOR, SDM Vol. 1 §13.9). XSAVEC/XSAVES are not: they write the
+//! compacted format, which is not what the protocol carries, and every save would then need
+//! a conversion before a migration could send it.
 
 use super::devices::{HwHost, host_has_xsave};
 use crate::vm::cpuid::{CpuidResult, XCR0_OFFERED};

@@ -55,7 +55,9 @@ pub struct XsaveLayout {
     /// (offset, size) of extended component `FIRST_EXTENDED + i` (CPUID.(0xD,i):EBX/EAX).
     extended: [(u32, u32); SLOTS],
     /// The bytes an area needs: at least [`MIN_LEN`] and the end of every component in
-    /// `mask`.
+    /// `mask`. (CPUID.(0xD,0):EBX gives the same for the XCR0 loaded at the time of the
+    /// CPUID, ECX for every component the CPU has; the components' own offsets and sizes
+    /// give it for the mask tern switches, whatever XCR0 holds now.)
     pub area_len: usize,
     /// The MXCSR bits this host's XRSTOR accepts.
     pub mxcsr_mask: u32,
