@@ -52,10 +52,25 @@ pub type Accumulator = [u8; 16];
 /// page number (u64 LE) alone for an all-zero page, or over the page number and the 4096
 /// bytes otherwise; the first 16 bytes of the output, as a little-endian u128. The two input
 /// lengths differ, so a zero page and a page of data can never share a hash.
+///
+/// How it is computed (the value is the same either way, BLAKE3 being incremental): with a
+/// SIMD BLAKE3 (`std`: runtime detection) the page number and a whole page are copied into
+/// one 4104-byte buffer and hashed in one `update`, so that the first four 1 KiB chunks form
+/// one subtree that BLAKE3 compresses in parallel; fed as two updates, the 8-byte prefix
+/// shifts the chunks and BLAKE3 can only take them one or two at a time (measured in
+/// docs/bench/migration-proto.md). The bare-metal build's BLAKE3 is portable (no SIMD on a
+/// soft-float target), where the copy would only cost, so it feeds two updates.
 pub fn page_hash(key: &PageDigestKey, pfn: u64, content: &[u8]) -> u128 {
     let mut hasher = blake3::Hasher::new_keyed(&key.0);
-    hasher.update(&pfn.to_le_bytes());
-    if !is_zero_page(content) {
+    if is_zero_page(content) {
+        hasher.update(&pfn.to_le_bytes());
+    } else if cfg!(feature = "std") && content.len() == PAGE_SIZE {
+        let mut joined = [0u8; 8 + PAGE_SIZE];
+        joined[..8].copy_from_slice(&pfn.to_le_bytes());
+        joined[8..].copy_from_slice(content);
+        hasher.update(&joined);
+    } else {
+        hasher.update(&pfn.to_le_bytes());
         hasher.update(content);
     }
     let mut out = [0u8; 16];
@@ -170,6 +185,42 @@ mod tests {
 
     fn page(fill: u8) -> Vec<u8> {
         vec![fill; PAGE_SIZE]
+    }
+
+    /// The definition, fed as two updates (what the bare-metal build does).
+    fn page_hash_by_definition(key: &PageDigestKey, pfn: u64, content: &[u8]) -> u128 {
+        let mut hasher = blake3::Hasher::new_keyed(&key.0);
+        hasher.update(&pfn.to_le_bytes());
+        if content.iter().any(|&b| b != 0) {
+            hasher.update(content);
+        }
+        u128::from_le_bytes(hasher.finalize().as_bytes()[..16].try_into().unwrap())
+    }
+
+    #[test]
+    fn the_one_update_hash_is_the_defined_hash() {
+        let mut content = page(0);
+        for (i, b) in content.iter_mut().enumerate() {
+            *b = (i * 7 + i / 251) as u8;
+        }
+        for pfn in [0, 1, 0x1234_5678, u64::MAX] {
+            assert_eq!(
+                page_hash(&key(3), pfn, &content),
+                page_hash_by_definition(&key(3), pfn, &content)
+            );
+            assert_eq!(
+                page_hash(&key(3), pfn, &page(0)),
+                page_hash_by_definition(&key(3), pfn, &page(0))
+            );
+        }
+        // A byte of the last (ninth-kilobyte) chunk and of the first both count.
+        let mut last = content.clone();
+        last[PAGE_SIZE - 1] ^= 1;
+        let mut first = content.clone();
+        first[0] ^= 1;
+        let h = page_hash(&key(3), 5, &content);
+        assert_ne!(page_hash(&key(3), 5, &last), h);
+        assert_ne!(page_hash(&key(3), 5, &first), h);
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! access to a device window: page walk, instruction decode, the MMIO bus), `cpuid` and `msr` (policies),
 //! `uart16550` + `console_out` (COM1 and its output to the console), `state` (life
 //! cycle), `console_cmd` (`vm ...` grammar), `exit_counters`, `vpid`, `virtio` +
-//! `virtio_blk` (virtio-mmio block device model; not yet wired to exits).
+//! `virtio_blk` (virtio-mmio block device model; not yet wired to exits), `xsave` (a vCPU's
+//! x87/SSE/AVX area and the checks on one from a peer; `machine` switches it).
 //! Interrupt and timer models (pure, saved as versioned device state, not yet wired to the
 //! exit handlers): `lapic`, `ioapic`, `pic`, `pit`, `rtc`, `interrupts` (routing, the
 //! event injector and their one-vCPU composition), `device_state_codec` (their shared
@@ -43,3 +44,4 @@ pub mod virtio;
 pub mod virtio_blk;
 pub mod vm_set;
 pub mod vpid;
+pub mod xsave;

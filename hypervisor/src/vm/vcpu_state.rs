@@ -27,9 +27,11 @@
 //! MTRR ranges are the reset values (zero), as the sender never stored any. A state with
 //! some but not all of the range MSRs is refused. An older destination refuses a version-2
 //! state by name ("an MSR tern does not carry"), while the source still owns the VM.
-//! * Not saved by tern today, so sent as 0 / empty and refused when a peer sends anything
-//!   else (loading them is not built): CR2, CR8, DR0-DR3, DR6, the PAE PDPTEs, the XSAVE
-//!   area, a pending NMI.
+//! * CR2 from the machine's switch (VMX leaves it alone, `machine::guest_fpu`). The XSAVE
+//!   area is not read here: the machine adds its own (`vm::xsave`), and the checks
+//!   ([`entry_checks`]) validate an incoming one against this host's XRSTOR rules.
+//! * Not saved by tern today, so sent as 0 and refused when a peer sends anything else
+//!   (loading them is not built): CR8, DR0-DR3, DR6, the PAE PDPTEs, a pending NMI.
 
 use migration_proto::message::{
     DescriptorTable, EventKind, MsrValue, PendingEvent, SegmentRegister, VcpuState,
@@ -60,6 +62,8 @@ pub struct VcpuSoftware {
     pub switched_msrs: [u64; SWITCHED_ON_VCPU_CHANGE.len()],
     /// The guest's TSC at the capture.
     pub guest_tsc: u64,
+    /// The guest's CR2 (VMX does not switch it; the machine does, `machine::guest_fpu`).
+    pub cr2: u64,
 }
 
 /// The MSRs a [`VcpuState`] carries, each exactly once, and their names for messages.
@@ -257,7 +261,7 @@ pub fn capture(
             vmcs.read_natural(control::CR0_READ_SHADOW)?,
             vmcs.read_natural(control::CR0_GUEST_HOST_MASK)?,
         ),
-        cr2: 0,
+        cr2: soft.cr2,
         cr3: vmcs.read_natural(guest::CR3)?,
         cr4: guest_view(
             vmcs.read_natural(guest::CR4)?,
@@ -408,6 +412,7 @@ pub fn apply(
         },
         switched_msrs,
         guest_tsc: msr(index::IA32_TSC),
+        cr2: state.cr2,
     })
 }
 

@@ -109,12 +109,18 @@ impl Link {
         &self.tx[self.tx_start..]
     }
 
+    /// Marks `n` bytes as sent. The buffer is compacted only once the sent prefix is at
+    /// least as long as what is left: a socket that takes the output in small pieces while
+    /// the source keeps it full (up to `output_limit`) would otherwise move the whole
+    /// remainder, about four times the bytes sent, at every compaction; this way each byte
+    /// is moved at most once, at the cost of the buffer growing to twice what is pending.
     pub fn consume_output(&mut self, n: usize) {
         self.tx_start = (self.tx_start + n).min(self.tx.len());
-        if self.tx_start == self.tx.len() {
+        let left = self.tx.len() - self.tx_start;
+        if left == 0 {
             self.tx.clear();
             self.tx_start = 0;
-        } else if self.tx_start >= 256 * 1024 {
+        } else if self.tx_start >= 256 * 1024 && self.tx_start >= left {
             self.tx.drain(..self.tx_start);
             self.tx_start = 0;
         }

@@ -272,7 +272,7 @@ impl IncomingVmFactory for KernelFactory<'_> {
         Ok(IncomingMachine {
             machine,
             vcpu: None,
-            limits: GuestStateLimits::of_host(&ctx.vmx.config),
+            limits: GuestStateLimits::of_host(&ctx.vmx.config, crate::vm::machine::host_layout()),
         })
     }
 

@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use migration_proto::dirty::DirtyBitmap;
 
 use super::pml::PmlTracking;
-use super::{BootImage, Machine, MachineError};
+use super::{BootImage, GuestFpu, Machine, MachineError};
 use crate::migration::dirty::{DirtyTrackingMode, EptWriteProtect, TrackingError, WriteFault};
 use crate::migration::dirty_limit::DirtyRateLimiter;
 use crate::vm::console_out::LineOutput;
@@ -61,6 +61,7 @@ impl<O: LineOutput> Machine<O> {
         vpid: u16,
         out: O,
     ) -> Result<Self, MachineError> {
+        let fpu = GuestFpu::at_reset().map_err(MachineError::Xsave)?;
         let memory = Self::allocate_memory(frames, ram_bytes)?;
         let boot = BootImage {
             elf: &[],
@@ -75,6 +76,7 @@ impl<O: LineOutput> Machine<O> {
             vpid,
             host_tsc_khz(),
             out,
+            fpu,
         );
         let eptp = machine.eptp;
         let vcpu = machine

@@ -12,6 +12,7 @@ use alloc::string::String;
 mod devices;
 mod digest;
 mod error;
+mod guest_fpu;
 mod managed;
 mod migration;
 mod mmio_exit;
@@ -22,6 +23,8 @@ mod snapshot;
 
 pub use devices::{COM1, host_cpuid, host_offer};
 pub use error::MachineError;
+use guest_fpu::GuestFpu;
+pub use guest_fpu::host_layout;
 pub use managed::{MachineContext, ManagedMachine};
 pub use migration::MigrationHooks;
 pub use snapshot::SnapshotError;
@@ -92,6 +95,8 @@ pub struct Machine<O: LineOutput> {
     pub(super) slices: u64,
     /// Dirty tracking and throttle while the VM migrates.
     pub(super) migration: MigrationHooks,
+    /// x87/SSE/AVX registers and CR2 while the vCPU does not run.
+    pub(super) fpu: GuestFpu,
 }
 
 impl<O: LineOutput> Machine<O> {
@@ -114,6 +119,7 @@ impl<O: LineOutput> Machine<O> {
     ) -> Result<Self, MachineError> {
         parse_elf(elf, ram_bytes).map_err(MachineError::Image)?;
         build_boot_params(ram_bytes, cmdline).map_err(MachineError::Image)?;
+        let fpu = GuestFpu::at_reset().map_err(MachineError::Xsave)?;
         let memory = Self::allocate_memory(frames, ram_bytes)?;
         let boot = BootImage {
             elf,
@@ -128,6 +134,7 @@ impl<O: LineOutput> Machine<O> {
             vpid,
             tsc_khz,
             out,
+            fpu,
         );
         if let Err(e) = machine.map_ram(frames) {
             machine.destroy(vmx, frames);
@@ -163,6 +170,7 @@ impl<O: LineOutput> Machine<O> {
         vpid: u16,
         tsc_khz: u32,
         out: O,
+        fpu: GuestFpu,
     ) -> Self {
         Self {
             name: name.into(),
@@ -183,6 +191,7 @@ impl<O: LineOutput> Machine<O> {
             tsc_offset: 0,
             slices: 0,
             migration: MigrationHooks::default(),
+            fpu,
         }
     }
 
@@ -239,6 +248,7 @@ impl<O: LineOutput> Machine<O> {
         self.counters = ExitCounters::default();
         self.crash = None;
         self.syscall_msrs = [0; SWITCHED_ON_VCPU_CHANGE.len()];
+        self.fpu.reset();
         self.tsc_offset = 0;
         self.slices = 0;
         Ok(())
@@ -362,8 +372,25 @@ impl<O: LineOutput> Machine<O> {
             xsave: host_has_xsave(),
             tsc_offset: self.tsc_offset,
         };
-        host.set_xcr0(self.emu.xcr0);
+        self.fpu.enter(&mut host, self.emu.xcr0);
         self.load_syscall_msrs();
+        // Whatever the slice's end (a VMX failure included), the guest's registers are
+        // saved and the host's XCR0 comes back.
+        let outcome = self.run_exits(vmx, frames, vcpu, slice_ticks, &mut host);
+        self.save_syscall_msrs();
+        self.fpu.leave(&mut host);
+        outcome
+    }
+
+    /// The entries and exits of one slice (the guest's registers are loaded).
+    fn run_exits(
+        &mut self,
+        vmx: &mut VmxOn,
+        frames: &mut impl FrameSource,
+        vcpu: &mut HwVcpu,
+        slice_ticks: u64,
+        host: &mut HwHost,
+    ) -> Result<SliceOutcome, VmxError> {
         let start = host.guest_tsc();
         let mut exits = 0u32;
         let outcome = loop {
@@ -378,7 +405,7 @@ impl<O: LineOutput> Machine<O> {
             let emu = &mut self.emu;
             let uart = &mut self.uart;
             let action = vcpu.with_vmcs(vmx, |vmcs, regs| {
-                handle_exit(exit, &raw, vmcs, regs, emu, &cfg, &mut host, &mut Bus(uart))
+                handle_exit(exit, &raw, vmcs, regs, emu, &cfg, host, &mut Bus(uart))
             })?;
             match action {
                 ExitAction::Continue => {}
@@ -411,9 +438,6 @@ impl<O: LineOutput> Machine<O> {
                 ExitAction::Crash(reason) => break SliceOutcome::Crashed(reason),
             }
         };
-        self.save_syscall_msrs();
-        // Restore the host's XCR0 (x87 only: the hypervisor is soft-float).
-        host.set_xcr0(1);
         Ok(outcome)
     }
 

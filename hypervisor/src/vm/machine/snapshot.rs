@@ -98,7 +98,7 @@ impl<O: LineOutput> Machine<O> {
             return Err(SnapshotError::NotPaused(self.state));
         }
         let guest_tsc = self.host().guest_tsc();
-        let (emulation, switched_msrs) = (self.emu, self.syscall_msrs);
+        let (emulation, switched_msrs, cr2) = (self.emu, self.syscall_msrs, self.fpu.cr2);
         let vcpu = self
             .vcpu
             .as_mut()
@@ -109,8 +109,13 @@ impl<O: LineOutput> Machine<O> {
                 emulation,
                 switched_msrs,
                 guest_tsc,
+                cr2,
             };
             vcpu_state::capture(vmcs, &soft, 0)
+        })
+        .map(|mut state| {
+            state.xsave = self.fpu.area.export(&self.fpu.layout);
+            state
         })
         .map_err(|e| SnapshotError::Machine(e.into()))
     }
@@ -133,7 +138,7 @@ impl<O: LineOutput> Machine<O> {
         // make the host's WRMSR of the SYSCALL MSRs #GP, before writing anything (the
         // migration checks this before the commit; this is the last line of defence for
         // every other caller).
-        let limits = GuestStateLimits::of_host(&vmx.config);
+        let limits = GuestStateLimits::of_host(&vmx.config, self.fpu.layout);
         let host_tsc = HwHost {
             xsave: false,
             tsc_offset: 0,
@@ -167,6 +172,23 @@ impl<O: LineOutput> Machine<O> {
         self.emu.features = features;
         self.syscall_msrs = soft.switched_msrs;
         self.tsc_offset = offset;
+        self.fpu.cr2 = soft.cr2;
+        if state.xsave.is_empty() {
+            // A sender that does not switch FPU state (tern before the XSAVE area,
+            // docs/migration-protocol.md): the guest's registers start in their reset state.
+            log::warn!(
+                "vm {}: the incoming vCPU state has no XSAVE area (an older tern sent it): \
+                 its x87/SSE/AVX registers start in their reset state",
+                self.name
+            );
+            self.fpu.area.reset();
+        } else if let Err(refusal) = self.fpu.area.import(&state.xsave, &self.fpu.layout) {
+            // `apply` ran the same validation, so this is not reached; refuse all the same.
+            return Err(SnapshotError::Entry(GuestStateError {
+                field: "XSAVE area",
+                rule: refusal.rule(),
+            }));
+        }
         Ok(())
     }
 }

@@ -27,6 +27,7 @@ use super::{CARRIED_MSRS, MTRR_RANGE_MSRS, msr_value, vmcs_cr0, vmcs_cr4};
 use crate::vm::cpuid::XCR0_OFFERED;
 use crate::vm::msr::mtrr;
 use crate::vm::msr::{SWITCHED_ON_VCPU_CHANGE, index, pat_valid, xcr0_valid};
+use crate::vm::xsave::{XsaveLayout, validate as validate_xsave};
 use crate::vmx::caps::{CR0_PE, CR0_PG};
 use crate::vmx::setup::controls::VmxConfig;
 use crate::vmx::setup::cr::{CR4_PAE, CR4_VMXE, EFER_LMA, EFER_LME};
@@ -44,11 +45,14 @@ pub struct GuestStateLimits {
     pub cr4_fixed1: u64,
     /// MAXPHYADDR (CPUID 0x80000008 EAX[7:0]).
     pub phys_addr_bits: u32,
+    /// What this host's XRSTOR accepts (`vm::xsave`; [`XsaveLayout::none`] without XSAVE).
+    pub xsave: XsaveLayout,
 }
 
 impl GuestStateLimits {
-    /// This host's limits: the VMX configuration plus MAXPHYADDR from CPUID.
-    pub fn of_host(config: &VmxConfig) -> Self {
+    /// This host's limits: the VMX configuration, MAXPHYADDR from CPUID and the host's
+    /// XSAVE layout (`machine::host_layout`).
+    pub fn of_host(config: &VmxConfig, xsave: XsaveLayout) -> Self {
         let phys = core::arch::x86_64::__cpuid(0x8000_0008).eax & 0xff;
         Self {
             cr0_fixed0: config.cr0_fixed0,
@@ -57,6 +61,7 @@ impl GuestStateLimits {
             cr4_fixed1: config.cr4_fixed1,
             // CPUs without the leaf report 0: assume the smallest width of 64-bit CPUs.
             phys_addr_bits: if phys == 0 { 36 } else { phys.min(52) },
+            xsave,
         }
     }
 }
@@ -253,13 +258,25 @@ fn check_tern_limits(s: &VcpuState, limits: &GuestStateLimits) -> Result<(), Gue
     if !xcr0_valid(s.xcr0, XCR0_OFFERED) {
         return fail("XCR0", "not x87 plus components tern offers (SSE, AVX)");
     }
+    // XSETBV of a component the host lacks would #GP (SDM Vol. 1 §13.3).
+    if s.xcr0 & !(limits.xsave.mask | 1) != 0 {
+        return fail(
+            "XCR0",
+            "enables a state component this host does not support",
+        );
+    }
+    // An empty area comes from a tern that did not switch FPU state: reset state.
+    if !s.xsave.is_empty() {
+        validate_xsave(&s.xsave, &limits.xsave).map_err(|refusal| GuestStateError {
+            field: "XSAVE area",
+            rule: refusal.rule(),
+        })?;
+    }
     let unsupported = [
-        ("CR2", s.cr2 != 0),
         ("CR8", s.cr8 != 0),
         ("DR0-DR3", s.dr0_3 != [0; 4]),
         ("DR6", s.dr6 != 0),
         ("PDPTEs", s.pdptes != [0; 4]),
-        ("XSAVE area", !s.xsave.is_empty()),
         ("NMI pending", s.nmi_pending),
     ];
     for (name, set) in unsupported {

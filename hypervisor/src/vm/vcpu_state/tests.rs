@@ -18,7 +18,26 @@ pub(super) fn limits() -> GuestStateLimits {
         cr4_fixed0: c.cr4_fixed0,
         cr4_fixed1: c.cr4_fixed1,
         phys_addr_bits: 39,
+        xsave: avx_host_xsave(),
     }
+}
+
+/// A host switching x87, SSE and AVX (AVX at its usual offset 576).
+pub(super) fn avx_host_xsave() -> crate::vm::xsave::XsaveLayout {
+    use crate::vm::cpuid::CpuidResult;
+    crate::vm::xsave::XsaveLayout::from_cpuid(0b111, 0xffff, |leaf, subleaf| {
+        let (eax, ebx) = match (leaf, subleaf) {
+            (0xd, 0) => (0b111, 832),
+            (0xd, 2) => (256, 576),
+            _ => (0, 0),
+        };
+        CpuidResult {
+            eax,
+            ebx,
+            ecx: ebx,
+            edx: 0,
+        }
+    })
 }
 
 fn pvh_vmcs() -> (FakeVmcs, GuestRegisters) {
@@ -98,6 +117,7 @@ fn long_mode_vcpu() -> (FakeVmcs, VcpuSoftware) {
             7,
         ],
         guest_tsc: 0x1234_5678,
+        cr2: 0x7fff_1234_5000,
     };
     (vmcs, soft)
 }

@@ -243,6 +243,57 @@ pub unsafe fn xsetbv(index: u32, value: u64) {
     unsafe { asm!("xsetbv", in("ecx") index, in("eax") lo, in("edx") hi, options(nomem, nostack)) };
 }
 
+/// XSAVE64 (or XSAVEOPT64 when `optimised`): store the state components in `mask` (and
+/// enabled in XCR0) to `area` in the standard format (SDM Vol. 1 §13.7, §13.9).
+///
+/// # Safety
+/// CR4.OSXSAVE set, CR0.TS clear (else #UD / #NM); `area` 64-byte aligned, writable and
+/// at least as long as the standard format of XCR0 & `mask` (CPUID.(0xD,0):EBX); for
+/// XSAVEOPT, CPUID.(0xD,1):EAX[0] set.
+pub unsafe fn xsave(area: *mut u8, mask: u64, optimised: bool) {
+    let (lo, hi) = ((mask & 0xffff_ffff) as u32, (mask >> 32) as u32);
+    if optimised {
+        // SAFETY: per the function contract.
+        unsafe {
+            asm!("xsaveopt64 [{}]", in(reg) area, in("eax") lo, in("edx") hi, options(nostack))
+        };
+    } else {
+        // SAFETY: per the function contract.
+        unsafe { asm!("xsave64 [{}]", in(reg) area, in("eax") lo, in("edx") hi, options(nostack)) };
+    }
+}
+
+/// XRSTOR64: load the components in `mask` & XCR0 from the standard-format `area`, those
+/// its XSTATE_BV marks initial to their initial state (SDM Vol. 1 §13.8).
+///
+/// # Safety
+/// As for [`xsave`], and the area must pass the standard-form checks of §13.8.1 for the
+/// current XCR0 (`vm::xsave::validate`), else #GP.
+pub unsafe fn xrstor(area: *const u8, mask: u64) {
+    let (lo, hi) = ((mask & 0xffff_ffff) as u32, (mask >> 32) as u32);
+    // SAFETY: per the function contract.
+    unsafe { asm!("xrstor64 [{}]", in(reg) area, in("eax") lo, in("edx") hi, options(nostack)) };
+}
+
+/// Read CR2 (the last page-fault linear address; VMX does not switch it, SDM Vol. 3C
+/// §27.3, so it holds the guest's value after an exit).
+pub fn read_cr2() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR2 has no side effect; the hypervisor runs at CPL 0.
+    unsafe { asm!("mov {}, cr2", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Write CR2 (the guest's value before an entry).
+///
+/// # Safety
+/// None beyond CPL 0 for the CPU; the caller must mean to lose the host's CR2 (the host
+/// reads it only in its page-fault handler, which ends in a panic).
+pub unsafe fn write_cr2(v: u64) {
+    // SAFETY: per the function contract.
+    unsafe { asm!("mov cr2, {}", in(reg) v, options(nomem, nostack, preserves_flags)) };
+}
+
 /// Segment selectors and descriptor-table registers of the running hypervisor.
 pub struct SegmentState {
     /// CS, SS, DS, ES, FS, GS, TR.

@@ -1,6 +1,6 @@
 //! The guest's parameters, read from the PVH command line: `hb.interval_ms=100 hb.wss_mib=8
 //! hb.dirty_pages_per_sec=1000 hb.dirty_words=512 hb.tsc_khz=2000000
-//! hb.mode=normal|triple_fault|escape|bench`.
+//! hb.mode=normal|triple_fault|escape|bench hb.fpu=N`.
 //! `hb.tsc_khz` is an explicit override: normally the rate comes from the hypervisor's CPUID
 //! timing leaf (see [`crate::tsc_rate`]).
 //! Tokens without the `hb.` prefix belong to someone else and are skipped; a bad `hb.` token
@@ -48,6 +48,9 @@ pub struct Params {
     pub tsc_khz: Option<u64>,
     /// What to run.
     pub mode: Mode,
+    /// Normal mode: keep values seeded by this number in the x87/SSE/AVX registers and
+    /// check them every pass (0: off).
+    pub fpu_seed: u64,
 }
 
 impl Default for Params {
@@ -59,6 +62,7 @@ impl Default for Params {
             dirty_words: WORDS_PER_PAGE,
             tsc_khz: None,
             mode: Mode::Normal,
+            fpu_seed: 0,
         }
     }
 }
@@ -68,6 +72,7 @@ const MAX_INTERVAL_MS: u64 = 3_600_000;
 const MAX_WSS_MIB: u64 = 1 << 20;
 const MAX_DIRTY_RATE: u64 = 1 << 32;
 const MAX_TSC_KHZ: u64 = 1 << 32;
+const MAX_FPU_SEED: u64 = 1 << 32;
 /// 64-bit words in a page.
 const WORDS_PER_PAGE: u64 = 512;
 
@@ -96,6 +101,7 @@ impl Params {
                 }
                 "tsc_khz" => number(MAX_TSC_KHZ, 1).map(|n| params.tsc_khz = Some(n)),
                 "dirty_words" => number(WORDS_PER_PAGE, 1).map(|n| params.dirty_words = n),
+                "fpu" => number(MAX_FPU_SEED, 0).map(|n| params.fpu_seed = n),
                 "mode" => match value {
                     "normal" => Ok(Mode::Normal),
                     "triple_fault" => Ok(Mode::TripleFault),
@@ -133,7 +139,7 @@ mod tests {
     fn parses_all_keys_and_skips_foreign_tokens() {
         let (p, w) = parse_collect(
             "console=ttyS0 hb.interval_ms=100 hb.wss_mib=8 hb.dirty_pages_per_sec=1000 \
-             hb.dirty_words=16 hb.tsc_khz=2500000 hb.mode=escape quiet",
+             hb.dirty_words=16 hb.tsc_khz=2500000 hb.mode=escape hb.fpu=3 quiet",
         );
         assert!(w.is_empty());
         assert_eq!(
@@ -144,7 +150,8 @@ mod tests {
                 dirty_pages_per_sec: 1000,
                 dirty_words: 16,
                 tsc_khz: Some(2_500_000),
-                mode: Mode::Escape
+                mode: Mode::Escape,
+                fpu_seed: 3,
             }
         );
     }
@@ -153,7 +160,7 @@ mod tests {
     fn bad_tokens_warn_and_keep_defaults() {
         let (p, w) = parse_collect(
             "hb.interval_ms=0 hb.wss_mib=x hb.bogus=1 hb.mode=fast hb.tsc_khz hb.wss_mib=99999999 \
-             hb.dirty_words=0 hb.dirty_words=513",
+             hb.dirty_words=0 hb.dirty_words=513 hb.fpu=4294967297 hb.fpu=-1",
         );
         assert_eq!(p, Params::default());
         let reasons: Vec<&str> = w.iter().map(|(_, r)| *r).collect();
@@ -167,7 +174,9 @@ mod tests {
                 "expected hb.KEY=VALUE",
                 "value out of range",
                 "value out of range",
-                "value out of range"
+                "value out of range",
+                "value out of range",
+                "not a decimal number"
             ]
         );
     }

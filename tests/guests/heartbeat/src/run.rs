@@ -4,6 +4,7 @@ use heartbeat::params::{Mode, Params};
 use heartbeat::pattern::{PAGE_SIZE, Sweep, WORDS_PER_PAGE, word, word_generation};
 use heartbeat::tsc_rate::{TscRate, hypervisor_tsc_khz};
 
+use crate::fpu::FpuCheck;
 use crate::start_info::{self, E820_RAM, StartInfoError};
 use crate::{bench, cpu, escape, say, serial};
 
@@ -166,6 +167,7 @@ fn run_heartbeat(params: &Params, info: &start_info::BootInfo, tsc_khz: u64) -> 
     let interval_ticks = u64::try_from(tsc_hz * u128::from(params.interval_ms) / 1000)
         .unwrap_or(u64::MAX)
         .max(1);
+    let mut fpu = (params.fpu_seed != 0).then(|| FpuCheck::start(params.fpu_seed));
     let mut sweep = Sweep::new(pages);
     for page in 0..pages {
         fill_page(base, page, 0, WORDS_PER_PAGE);
@@ -195,6 +197,9 @@ fn run_heartbeat(params: &Params, info: &start_info::BootInfo, tsc_khz: u64) -> 
         }
         dirtied = dirtied.saturating_add(due);
         corrupt_total += verify(base, &sweep, params.dirty_words);
+        if let Some(fpu) = fpu.as_mut() {
+            fpu.check();
+        }
         passes += 1;
         if now >= next_beat {
             say!(

@@ -52,6 +52,7 @@ fn capture(v: &FakeVmcs, msrs: [u64; 6]) -> VcpuState {
         emulation: VcpuEmulation::default(),
         switched_msrs: msrs,
         guest_tsc: 0,
+        cr2: 0,
     };
     capture_vcpu(v, &soft, 0).unwrap()
 }
@@ -162,12 +163,10 @@ fn xcr0_and_vcpu_index() {
 
 #[test]
 fn state_tern_cannot_load_yet_must_be_empty() {
-    refused_state(&pvh(), |s| s.cr2 = 0x1000, "CR2");
     refused_state(&pvh(), |s| s.cr8 = 1, "CR8");
     refused_state(&pvh(), |s| s.dr0_3[2] = 1, "DR0-DR3");
     refused_state(&pvh(), |s| s.dr6 = 0xffff_0ff0, "DR6");
     refused_state(&pvh(), |s| s.pdptes[0] = 1, "PDPTEs");
-    refused_state(&pvh(), |s| s.xsave = alloc::vec![0; 576], "XSAVE area");
     refused_state(&pvh(), |s| s.nmi_pending = true, "NMI pending");
 }
 
@@ -411,4 +410,59 @@ fn canonical_addresses() {
     assert!(is_canonical(0xffff_8000_0000_0000));
     assert!(!is_canonical(0x0000_8000_0000_0000));
     assert!(!is_canonical(0x8000_0000_0000_1234));
+}
+
+/// An area as a tern source on an AVX host sends it: x87, SSE and AVX saved, MXCSR at reset.
+fn sent_xsave() -> alloc::vec::Vec<u8> {
+    let mut a = alloc::vec![0u8; 832];
+    a[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+    a[512] = 0b111;
+    a
+}
+
+#[test]
+fn cr2_and_a_sound_xsave_area_are_loaded() {
+    let mut s = capture(&long_mode(), [0; 6]);
+    s.cr2 = 0xffff_8000_dead_b000;
+    s.xcr0 = 0b111;
+    s.xsave = sent_xsave();
+    assert_eq!(check_guest_state(&s, &limits()), Ok(()));
+    // An older tern sends no area at all: accepted (the registers start at reset).
+    s.xsave.clear();
+    assert_eq!(check_guest_state(&s, &limits()), Ok(()));
+}
+
+#[test]
+fn an_xsave_area_xrstor_would_fault_on_is_refused() {
+    let with = |edit: fn(&mut alloc::vec::Vec<u8>)| {
+        move |s: &mut VcpuState| {
+            s.xsave = sent_xsave();
+            edit(&mut s.xsave);
+        }
+    };
+    refused_state(&pvh(), with(|a| a[527] = 0x80), "XSAVE area"); // compacted
+    refused_state(&pvh(), with(|a| a[512] = 0b1000), "XSAVE area"); // MPX: not here
+    refused_state(&pvh(), with(|a| a[26] = 1), "XSAVE area"); // reserved MXCSR bit
+    refused_state(&pvh(), with(|a| a.truncate(600)), "XSAVE area"); // AVX cut off
+    refused_state(&pvh(), with(|a| a.resize(4096, 0)), "XSAVE area"); // too long
+}
+
+#[test]
+fn an_xsave_area_on_a_host_without_xsave_is_refused() {
+    let mut s = capture(&pvh(), [0; 6]);
+    let mut no_xsave = limits();
+    no_xsave.xsave = crate::vm::xsave::XsaveLayout::none();
+    assert_eq!(check_guest_state(&s, &no_xsave), Ok(()));
+    s.xsave = sent_xsave();
+    assert_eq!(
+        check_guest_state(&s, &no_xsave).map_err(|e| e.field),
+        Err("XSAVE area")
+    );
+    s.xsave.clear();
+    s.xcr0 = 0b11;
+    assert_eq!(
+        check_guest_state(&s, &no_xsave).map_err(|e| e.field),
+        Err("XCR0"),
+        "XSETBV of SSE would #GP on this host"
+    );
 }
