@@ -5,7 +5,8 @@
 //! CPUID bits a guest sees, which MSRs it may touch) are pure functions. Only `machine`,
 //! the composition of all of it with a hardware vCPU, is bare-metal.
 //!
-//! Map: `pvh` (guest ELF + `hvm_start_info`), `guest_ram` (frames backing guest RAM),
+//! Map: `board` (the PC board: interrupt controllers, PIT, RTC, their ports, MSRs, MMIO
+//! windows and wiring before each entry), `pvh` (guest ELF + `hvm_start_info`), `guest_ram` (frames backing guest RAM),
 //! `exit_handler` (what each `VmExit` does), `mmio` (decoding and performing a guest's
 //! access to a device window: page walk, instruction decode, the MMIO bus), `cpuid` and `msr` (policies),
 //! `uart16550` + `console_out` (COM1 and its output to the console), `state` (life
@@ -16,6 +17,7 @@
 //! event injector and their one-vCPU composition), `device_state_codec` (their shared
 //! byte encoding).
 
+pub mod board;
 pub mod console_cmd;
 pub mod console_out;
 pub mod cpuid;

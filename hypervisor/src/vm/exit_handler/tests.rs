@@ -35,6 +35,8 @@ struct Ports {
     written: Vec<(u16, u8, u32)>,
 }
 
+impl DeviceMsrs for Ports {}
+
 impl PortBus for Ports {
     fn read(&mut self, port: u16, _size: u8) -> Option<u32> {
         (port == 0x3fd).then_some(0x60)
