@@ -7,8 +7,13 @@
 //! Each must keep beating with a rising `irqs=N` count, and `vm info` must show that the
 //! vCPU slept in HLT between ticks (`halt: ... skipped=N` with N > 0) instead of being
 //! entered only to exit again.
+//!
+//! Then the interrupt state migrates (`lapic0`, `ioapic`, `pic`, `pit`, `rtc`, `events0`):
+//! the interrupt-mode heartbeat moves live between two Bochs hosts (`MigrationPair`), once
+//! per timer source, and its count keeps rising on the destination with no gap in beats.
 
 use std::time::Duration;
+use system_tests::migration::{MigrationPair, RUNNING_HERE};
 use system_tests::tern::{self};
 use system_tests::{Emulator, EmulatorKind, HarnessError, TestResult};
 
@@ -91,4 +96,78 @@ fn timer_interrupts_reach_guests_and_halted_vcpus_sleep() -> TestResult {
         assert!(!transcript.contains(bad), "`{bad}` in:\n{transcript}");
     }
     Ok(())
+}
+
+/// `(seq, irqs)` of every `[hb] HB seq=` line in `text` that has an `irqs=` field.
+fn hb_irqs(text: &str) -> Vec<(u64, u64)> {
+    text.split("[hb] HB seq=")
+        .skip(1)
+        .filter_map(|t| {
+            let line = t.lines().next()?;
+            let seq = line.split_whitespace().next()?.parse().ok()?;
+            Some((seq, field(line, "irqs")?))
+        })
+        .collect()
+}
+
+fn live_migration_keeps_interrupts(source: &str) -> TestResult {
+    let mut pair = MigrationPair::builder(&format!("interrupts-migration-{source}"))
+        .cmdline(&format!(
+            "hb.interval_ms=250 hb.wss_mib=1 hb.dirty_pages_per_sec=20 hb.irq={source} hb.irq_hz=100"
+        ))
+        .boot()?;
+    pair.next_beat(0)?;
+    pair.set_parameters(0, &["downtime-limit 500"])?;
+    let answer = pair.migrate(0, "", "hb")?;
+    assert!(answer.contains("live migration of 'hb'"), "{answer}");
+    let completed = pair.expect_completed(0)?;
+    let on_source = hb_irqs(&completed.transcript);
+    let (_, irqs_at_source) = *on_source
+        .iter()
+        .find(|(seq, _)| *seq == completed.last_beat)
+        .unwrap_or_else(|| {
+            panic!(
+                "no irqs= in the last source beat:\n{}",
+                completed.transcript
+            )
+        });
+    pair.assert_arrived(1, &completed)?;
+    pair.beats_after(1, RUNNING_HERE, 4)?;
+    let transcript = pair.hosts[1].console().transcript();
+    let tail = transcript
+        .rsplit_once(RUNNING_HERE)
+        .map_or("", |(_, tail)| tail);
+    let arrived = hb_irqs(tail);
+    assert!(
+        arrived.len() >= 4,
+        "too few beats on the destination: {arrived:?}"
+    );
+    assert!(
+        arrived[0].1 >= irqs_at_source,
+        "the count went back: {irqs_at_source} on the source, then {arrived:?}"
+    );
+    assert!(
+        arrived.windows(2).all(|w| w[1].1 > w[0].1),
+        "the interrupt count stopped rising on the destination: {arrived:?}"
+    );
+    for bad in ["CRASHED", "outside guest RAM"] {
+        assert!(
+            !transcript.contains(bad),
+            "`{bad}` on the destination:\n{transcript}"
+        );
+    }
+    pair.assert_no_corruption();
+    Ok(())
+}
+
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn lapic_timer_keeps_ticking_after_live_migration() -> TestResult {
+    live_migration_keeps_interrupts("lapic")
+}
+
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn pit_keeps_ticking_after_live_migration() -> TestResult {
+    live_migration_keeps_interrupts("pit")
 }

@@ -21,6 +21,7 @@
 //! IRQ8 = RTC IRQF, IRQ4 = UART INTR.
 
 pub mod entry;
+pub mod state;
 mod windows;
 
 pub use windows::{ApicWindow, IoApicWindow};
@@ -78,6 +79,18 @@ impl GuestClock {
     }
 }
 
+fn lapic_config(clock: GuestClock) -> LapicConfig {
+    // Both rates are non-zero (the clock's is at least 1 kHz), so the timer clock exists.
+    let timer = TimerClock::new(clock.tsc_khz * 1000, APIC_TIMER_HZ)
+        .expect("non-zero TSC and APIC timer rates");
+    LapicConfig {
+        apic_id: 0,
+        bsp: true,
+        clock: timer,
+        max_phys_addr_bits: GUEST_MAX_PHYS_BITS,
+    }
+}
+
 /// The interrupt controllers and timers of a one-vCPU VM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Board {
@@ -98,19 +111,10 @@ impl Board {
     /// failure), `ram_bytes` of RAM below 4 GiB, at guest TSC `now`, the RTC showing
     /// `wall_ns` (ns since the Unix epoch).
     pub fn new(tsc_khz: u32, ram_bytes: u64, now: u64, wall_ns: u64) -> Self {
-        let khz = tsc_khz.max(1);
         let clock = GuestClock {
-            tsc_khz: u64::from(khz),
+            tsc_khz: u64::from(tsc_khz.max(1)),
         };
-        // Both rates are non-zero here, so the clock always exists.
-        let timer = TimerClock::new(u64::from(khz) * 1000, APIC_TIMER_HZ)
-            .expect("non-zero TSC and APIC timer rates");
-        let mut lapic = Lapic::new(LapicConfig {
-            apic_id: 0,
-            bsp: true,
-            clock: timer,
-            max_phys_addr_bits: GUEST_MAX_PHYS_BITS,
-        });
+        let mut lapic = Lapic::new(lapic_config(clock));
         lapic.enable_virtual_wire();
         let memory = CmosMemory {
             below_4g: ram_bytes,
@@ -128,6 +132,24 @@ impl Board {
     /// The guest clock conversion.
     pub fn clock(&self) -> GuestClock {
         self.clock
+    }
+
+    /// The local APIC's host constants for the current clock.
+    pub fn lapic_config(&self) -> LapicConfig {
+        lapic_config(self.clock)
+    }
+
+    /// Show the guest a TSC of `tsc_khz` from now on (an arriving VM keeps the rate of its
+    /// first host): the clock conversion and the APIC timer's clock follow.
+    pub fn set_tsc_khz(&mut self, tsc_khz: u32) {
+        self.clock = GuestClock {
+            tsc_khz: u64::from(tsc_khz.max(1)),
+        };
+        // Re-basing a valid APIC on another clock cannot fail its checks; if it ever did,
+        // the APIC keeps its old clock rather than losing its state.
+        if let Ok(lapic) = Lapic::restore(self.lapic_config(), &self.irq.lapic.save()) {
+            self.irq.lapic = lapic;
+        }
     }
 
     /// A guest IN at guest TSC `now`; `None` if no board device decodes the port.

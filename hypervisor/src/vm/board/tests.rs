@@ -310,3 +310,89 @@ mod vmcs_entry {
         assert!(record_vectoring(&mut b, &vmcs).unwrap().is_err());
     }
 }
+
+mod migration {
+    use super::*;
+    use crate::vm::board::state::id;
+
+    /// A board mid-flight: PIT ticking through the PIC with one interrupt in service, the
+    /// LAPIC timer periodic, the RTC with a periodic interrupt pending, an NMI queued.
+    fn busy() -> Board {
+        let mut b = board();
+        init_pics(&mut b, 0xfa, 0xfe);
+        out(&mut b, 0x43, 0x34, 0);
+        out(&mut b, 0x40, 0xa9, 0);
+        out(&mut b, 0x40, 0x04, 0);
+        {
+            let cell = RefCell::new(&mut b);
+            let mut w = ApicWindow {
+                board: &cell,
+                now: 0,
+            };
+            MmioHandler::write(&mut w, 0xf0, 4, 0x1ff);
+            MmioHandler::write(&mut w, 0x3e0, 4, 0xb);
+            MmioHandler::write(&mut w, 0x320, 4, (1 << 17) | 0x40);
+            MmioHandler::write(&mut w, 0x380, 4, 250_000);
+        }
+        out(&mut b, 0x70, 0x0b, 0);
+        out(&mut b, 0x71, 0x42, 0);
+        b.sync(3 * MS, false);
+        // The 8259 (ExtINT through LINT0) goes first; the LAPIC timer's 0x40 stays in IRR.
+        assert_eq!(injected_vector(&mut b), Some(0x20));
+        assert!(b.irq.lapic.irr().contains(0x40));
+        b.irq.injector.queue_nmi();
+        b
+    }
+
+    #[test]
+    fn six_states_round_trip_into_an_identical_board() {
+        let source = busy();
+        let saved = source.save_devices();
+        let ids: Vec<&str> = saved.iter().map(|d| d.id).collect();
+        assert_eq!(
+            ids,
+            [
+                id::LAPIC0,
+                id::IOAPIC,
+                id::PIC,
+                id::PIT,
+                id::RTC,
+                id::EVENTS0
+            ]
+        );
+        // The destination starts from a fresh board on another TSC rate, learns the VM's
+        // rate (tsc-rate) and then loads the states.
+        let mut dest = Board::new(TSC_KHZ / 2, 64 << 20, 12345, 999);
+        dest.set_tsc_khz(TSC_KHZ);
+        for d in &saved {
+            assert!(Board::owns_device(d.id, u32::from(d.version)));
+            dest.load_device(d.id, &d.data).unwrap();
+        }
+        let mut source = source;
+        source.irq0_pulses = 0;
+        assert_eq!(dest, source);
+        // Both go on identically.
+        for b in [&mut source, &mut dest] {
+            b.sync(10 * MS, false);
+        }
+        assert_eq!(dest.next_deadline(), source.next_deadline());
+        assert_eq!(dest.plan_entry(open()), source.plan_entry(open()));
+    }
+
+    #[test]
+    fn bad_states_are_refused_and_change_nothing() {
+        let mut b = busy();
+        let before = b.clone();
+        for d in b.save_devices() {
+            let mut cut = d.data.clone();
+            cut.pop();
+            assert!(b.load_device(d.id, &cut).is_err(), "{}", d.id);
+            let mut wrong = d.data.clone();
+            wrong[0] ^= 0xff;
+            assert!(b.load_device(d.id, &wrong).is_err(), "{}", d.id);
+        }
+        assert_eq!(b, before);
+        assert!(!Board::owns_device(id::LAPIC0, 2));
+        assert!(!Board::owns_device("lapic1", 1));
+    }
+}

@@ -4,15 +4,16 @@
 //!
 //! Why HLT sleeps here: a halted vCPU has nothing to execute until an interrupt wakes it
 //! (SDM Vol. 2A, HLT: execution resumes on an enabled interrupt, NMI, SMI, INIT or
-//! reset), so entering it
-//! only to exit again would burn a host core. [`Machine::run_slice`] asks
+//! reset), so entering it only to exit again would burn a host core. [`Machine::run_slice`] asks
 //! [`Machine::sleeps`] first: the board is synced to the guest TSC and, unless
 //! `wakes_from_halt`, the slice ends at once without a VM entry (counted in `vm info` as
 //! `halt: skipped`). A VM thus costs only this check per poll while idle.
 
 use super::Machine;
 use crate::vm::board::entry::{program_entry, record_vectoring};
+use crate::vm::board::state::SavedDevice;
 use crate::vm::console_out::LineOutput;
+use crate::vm::device_state_codec::StateError;
 use crate::vm::exit_handler::CrashReason;
 use crate::vm::interrupts::injector::GuestInterruptibility;
 use crate::vmx::error::VmxError;
@@ -88,5 +89,19 @@ impl<O: LineOutput> Machine<O> {
             reason: reason::EXCEPTION_OR_NMI,
             qualification,
         }))
+    }
+}
+
+impl<O: LineOutput> Machine<O> {
+    /// The board's six device states for migration (`vm/board/state.rs`).
+    pub fn board_devices(&self) -> [SavedDevice; 6] {
+        self.board.save_devices()
+    }
+
+    /// Load one incoming board state (an id `Board::owns_device` accepts), on the clock of
+    /// the TSC rate the VM was shown (`tsc-rate` arrives before these).
+    pub fn load_board_device(&mut self, id: &str, data: &[u8]) -> Result<(), StateError> {
+        self.board.set_tsc_khz(self.emu.tsc_khz);
+        self.board.load_device(id, data)
     }
 }
