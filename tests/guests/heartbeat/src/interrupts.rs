@@ -2,7 +2,9 @@
 //!
 //! Why: the rest of the guest polls the TSC and never takes an interrupt, so it cannot tell
 //! whether a hypervisor delivers them. In this mode the guest programs either PIT counter 0
-//! behind the 8259 (IRQ0, vector 0x20) or the local APIC timer in periodic mode through
+//! behind the 8259 (IRQ0, vector 0x20), the same counter through the I/O APIC (GSI 2, as
+//! an MADT interrupt-source override maps ISA IRQ0; vector 0x30, EOI to the local APIC),
+//! or the local APIC timer in periodic mode through
 //! the xAPIC page at 0xFEE00000 (vector 0x40; its rate calibrated against the TSC, since
 //! the APIC timer clock is not known), counts every tick in [`ticks`], and HLTs between
 //! passes. The count appears as `irqs=N` in each beat line.
@@ -20,6 +22,12 @@ use crate::cpu;
 
 /// Vector of the PIT tick (8259 master base 0x20 + IRQ0).
 const PIT_VECTOR: u8 = 0x20;
+/// Vector of the PIT tick through the I/O APIC.
+const IOAPIC_VECTOR: u8 = 0x30;
+/// The I/O APIC's page (IOREGSEL at +0, IOWIN at +0x10).
+const IOAPIC_BASE: u64 = 0xfec0_0000;
+/// The I/O APIC input ISA IRQ0 is wired to (the interrupt-source override).
+const PIT_GSI: u32 = 2;
 /// Vector of the LAPIC timer.
 const LAPIC_VECTOR: u8 = 0x40;
 /// The xAPIC page (identity-mapped by the boot page tables, which cover 4 GiB).
@@ -113,6 +121,21 @@ fn apic_read(offset: u64) -> u32 {
     unsafe { core::ptr::read_volatile((APIC_BASE + offset) as *const u32) }
 }
 
+fn ioapic_write(register: u32, value: u32) {
+    // SAFETY: the I/O APIC page is identity-mapped; IOREGSEL then IOWIN, 32 bits each.
+    unsafe {
+        core::ptr::write_volatile(IOAPIC_BASE as *mut u32, register);
+        core::ptr::write_volatile((IOAPIC_BASE + 0x10) as *mut u32, value);
+    }
+}
+
+fn start_pit(reload: u16) {
+    // Counter 0, lo/hi byte, mode 2 (rate generator), binary.
+    cpu::outb(0x43, 0x34);
+    cpu::outb(0x40, reload.to_le_bytes()[0]);
+    cpu::outb(0x40, reload.to_le_bytes()[1]);
+}
+
 /// The 8259 pair initialised with vector bases 0x20/0x28, only IRQ0 unmasked (or none).
 fn init_pics(irq0: bool) {
     for (command, data, base, cascade, mask) in [
@@ -136,12 +159,22 @@ pub fn start(params: &Params, tsc_khz: u64) -> Option<(&'static str, u64)> {
             install_idt(PIT_VECTOR, pit_tick);
             init_pics(true);
             let reload = params.pit_reload();
-            // Counter 0, lo/hi byte, mode 2 (rate generator), binary.
-            cpu::outb(0x43, 0x34);
-            cpu::outb(0x40, reload.to_le_bytes()[0]);
-            cpu::outb(0x40, reload.to_le_bytes()[1]);
+            start_pit(reload);
             enable();
             Some(("pit", u64::from(reload)))
+        }
+        IrqSource::IoApic => {
+            install_idt(IOAPIC_VECTOR, lapic_tick);
+            init_pics(false);
+            apic_write(0xf0, 0x1ff);
+            // Redirection entry for GSI 2: destination APIC 0 (high dword first), then
+            // fixed delivery, physical, edge, active high, unmasked, vector 0x30.
+            ioapic_write(0x10 + 2 * PIT_GSI + 1, 0);
+            ioapic_write(0x10 + 2 * PIT_GSI, u32::from(IOAPIC_VECTOR));
+            let reload = params.pit_reload();
+            start_pit(reload);
+            enable();
+            Some(("ioapic", u64::from(reload)))
         }
         IrqSource::Lapic => {
             install_idt(LAPIC_VECTOR, lapic_tick);

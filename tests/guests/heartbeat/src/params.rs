@@ -1,6 +1,6 @@
 //! The guest's parameters, read from the PVH command line: `hb.interval_ms=100 hb.wss_mib=8
 //! hb.dirty_pages_per_sec=1000 hb.dirty_words=512 hb.tsc_khz=2000000
-//! hb.mode=normal|triple_fault|escape|bench hb.irq=none|pit|lapic hb.irq_hz=100`.
+//! hb.mode=normal|triple_fault|escape|bench hb.irq=none|pit|ioapic|lapic hb.irq_hz=100`.
 //! `hb.tsc_khz` is an explicit override: normally the rate comes from the hypervisor's CPUID
 //! timing leaf (see [`crate::tsc_rate`]).
 //! Tokens without the `hb.` prefix belong to someone else and are skipped; a bad `hb.` token
@@ -38,6 +38,9 @@ pub enum IrqSource {
     None,
     /// PIT counter 0 (rate generator) through the 8259 on IRQ0.
     Pit,
+    /// PIT counter 0 through the I/O APIC (ISA IRQ0 = GSI 2) to the local APIC, the 8259s
+    /// masked: the path an OS with an MADT takes.
+    IoApic,
     /// The local APIC timer in periodic mode, programmed through the xAPIC page.
     Lapic,
 }
@@ -48,6 +51,7 @@ impl IrqSource {
         match self {
             IrqSource::None => "none",
             IrqSource::Pit => "pit",
+            IrqSource::IoApic => "ioapic",
             IrqSource::Lapic => "lapic",
         }
     }
@@ -141,8 +145,9 @@ impl Params {
                 "irq" => match value {
                     "none" => Ok(IrqSource::None),
                     "pit" => Ok(IrqSource::Pit),
+                    "ioapic" => Ok(IrqSource::IoApic),
                     "lapic" => Ok(IrqSource::Lapic),
-                    _ => Err("irq must be none, pit or lapic"),
+                    _ => Err("irq must be none, pit, ioapic or lapic"),
                 }
                 .map(|i| params.irq = i),
                 "mode" => match value {
@@ -232,7 +237,7 @@ mod tests {
                 "value out of range",
                 "value out of range",
                 "value out of range",
-                "irq must be none, pit or lapic",
+                "irq must be none, pit, ioapic or lapic",
                 "value out of range",
                 "value out of range"
             ]
