@@ -2,7 +2,7 @@
 //! in, the injector's [`EntryPlan`] out.
 //!
 //! After an exit, an event whose delivery the exit interrupted (IDT-vectoring information
-//! valid, SDM Vol. 3C §28.2.4) must be delivered again on the next entry, with its error
+//! valid, SDM Vol. 3C §28.2.3) must be delivered again on the next entry, with its error
 //! code and, for software events, its instruction length ([`record_vectoring`]). Before an
 //! entry ([`program_entry`]) the injector picks at most one event for the VM-entry
 //! interruption-information field (§25.8.3; delivered as §27.6 describes) and whether the

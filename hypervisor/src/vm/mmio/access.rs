@@ -8,7 +8,7 @@
 //! The exit is an EPT violation on a guest-physical address that no RAM covers (SDM Vol.
 //! 3C §29.3.3.2; qualification bits in §28.2.1, Table 28-7). An EPT violation is
 //! fault-like: RIP still points at the instruction (§28.1) and the VM-exit
-//! instruction-length field is undefined for it (§28.2.5), so the decoded length is what
+//! instruction-length field is undefined for it (§28.2.4), so the decoded length is what
 //! RIP advances by. The caller checks first that the bus covers the address.
 
 use core::fmt;
@@ -38,7 +38,7 @@ pub enum MmioError {
         walk: PageWalkError,
     },
     /// The access was made while the CPU delivered an event (IDT-vectoring information
-    /// valid, SDM Vol. 3C 28.2.4): the IDT, a stack or a TSS lies in a device window. No
+    /// valid, SDM Vol. 3C 28.2.3): the IDT, a stack or a TSS lies in a device window. No
     /// instruction made it, so there is nothing to emulate.
     EventDelivery {
         /// The IDT-vectoring information field.
