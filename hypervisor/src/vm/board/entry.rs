@@ -7,7 +7,7 @@
 //! entry ([`program_entry`]) the injector picks at most one event for the VM-entry
 //! interruption-information field (§25.8.3; delivered as §27.6 describes) and whether the
 //! guest must exit as soon as it can take an interrupt ("interrupt-window exiting",
-//! primary control bit 2, §25.6.2; the exit is §27.2.3's interrupt-window exit) or an NMI
+//! primary control bit 2, §25.6.2; when the exit comes: §27.7.5) or an NMI
 //! ("NMI-window exiting", bit 22, which needs "virtual NMIs").
 //!
 //! An exception a handler already injected (e.g. #GP for a bad WRMSR) owns the field for
