@@ -12,6 +12,7 @@
 use alloc::string::String;
 use core::fmt;
 
+use crate::vm::device_state_codec::StateError;
 use crate::vm::guest_ram::GuestRamError;
 use crate::vm::uart16550::state::RestoreError as UartRestoreError;
 use crate::vm::vcpu_state::entry_checks::GuestStateError;
@@ -49,6 +50,9 @@ pub enum VmError {
     },
     /// The incoming VM's CPU model shows features this host cannot offer (their names).
     CpuFeaturesMissing(alloc::vec::Vec<&'static str>),
+    /// An incoming interrupt-controller or timer state (`lapic0`, `ioapic`, `pic`, `pit`,
+    /// `rtc`, `events0`) was refused by its model.
+    DeviceState(StateError),
     /// A device state this VM has no model for (or not in this version).
     UnknownDevice {
         /// The device-state id.
@@ -94,6 +98,7 @@ impl fmt::Display for VmError {
                 }
                 Ok(())
             }
+            VmError::DeviceState(e) => write!(f, "incoming device state: {e}"),
             VmError::UnknownDevice { id, version } => {
                 write!(f, "unknown device state '{id}' version {version}")
             }

@@ -55,9 +55,11 @@ pub const TIMING_LEAF: u32 = 0x4000_0010;
 /// Highest basic leaf the guest is told about: the V2 topology leaf. Leaves between the ones
 /// [`guest_cpuid`] fills in read as zero ("not supported").
 const MAX_BASIC_LEAF: u32 = 0x1f;
-/// The local-APIC timer (bus / crystal) clock every VM is shown, in kHz: 1 GHz, a 1 ns
-/// tick, as KVM's default APIC bus. The local-APIC model must count at this rate.
-pub const APIC_TIMER_KHZ: u32 = 1_000_000;
+/// The local-APIC timer (bus / crystal) clock every VM is shown, in kHz: 100 MHz, what
+/// leaf 0x15 reports on many recent Intel parts. The board's local APIC counts at exactly
+/// this rate (`vm::board::APIC_TIMER_HZ` is derived from it), so a guest that trusts
+/// leaf 0x15 instead of calibrating gets the right timer period.
+pub const APIC_TIMER_KHZ: u32 = 100_000;
 /// XSAVE area sizes (SDM Vol. 1 §13.4: legacy region 512 + header 64; AVX state at 576,
 /// 256 bytes, Table 13-1 / CPUID.(0xd,2)).
 const XSAVE_LEGACY_AND_HEADER: u32 = 576;

@@ -19,6 +19,7 @@ use crate::migration::dirty::DirtyTrackingMode;
 use crate::migration::nonce::{NonceInputs, session_nonce};
 use crate::migration::source::MigratableVm;
 use crate::migration::vm_error::VmError;
+use crate::vm::board::Board;
 use crate::vm::cpu_model::FeatureMasks;
 use crate::vm::cpuid::{VcpuView, XCR0_OFFERED, guest_cpuid};
 use crate::vm::machine::{Machine, MachineContext};
@@ -137,7 +138,7 @@ impl MigratableVm for SourceVm<'_> {
     }
 
     fn device_states(&mut self) -> Result<Vec<DeviceState>, VmError> {
-        Ok(vec![
+        let mut states = vec![
             DeviceState {
                 id: UART_DEVICE.into(),
                 version: 1,
@@ -158,7 +159,19 @@ impl MigratableVm for SourceVm<'_> {
                 version: 1,
                 data: self.machine.cpu_features().to_bytes(),
             },
-        ])
+        ];
+        // After `tsc-rate`: the destination loads these on the VM's clock.
+        states.extend(
+            self.machine
+                .board_devices()
+                .into_iter()
+                .map(|d| DeviceState {
+                    id: d.id.into(),
+                    version: d.version.into(),
+                    data: d.data,
+                }),
+        );
+        Ok(states)
     }
 }
 
@@ -223,6 +236,10 @@ impl IncomingVm for IncomingMachine {
                 self.machine.set_cpu_features(features);
                 Ok(())
             }
+            (id, version) if Board::owns_device(id, version) => self
+                .machine
+                .load_board_device(id, &state.data)
+                .map_err(VmError::DeviceState),
             (id, version) => Err(VmError::UnknownDevice {
                 id: id.into(),
                 version,

@@ -51,6 +51,19 @@ pub trait PortBus {
     fn write(&mut self, port: u16, size: u8, value: u32) -> bool;
 }
 
+/// MSRs owned by a device model (the local APIC's IA32_APIC_BASE, x2APIC registers and
+/// IA32_TSC_DEADLINE), asked before the MSR policy in [`MsrFile`].
+pub trait DeviceMsrs {
+    /// RDMSR at guest TSC `tsc`; `None` if no device owns `msr`.
+    fn read_msr(&mut self, _msr: u32, _tsc: u64) -> Option<MsrOutcome> {
+        None
+    }
+    /// WRMSR at guest TSC `tsc`; `None` if no device owns `msr`.
+    fn write_msr(&mut self, _msr: u32, _value: u64, _tsc: u64) -> Option<MsrOutcome> {
+        None
+    }
+}
+
 /// Why a VM cannot continue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashReason {
@@ -224,7 +237,7 @@ pub fn handle_exit(
     emu: &mut VcpuEmulation,
     cfg: &VmxConfig,
     host: &mut impl HostCpu,
-    ports: &mut impl PortBus,
+    ports: &mut (impl PortBus + DeviceMsrs),
 ) -> Result<ExitAction, VmxError> {
     let gp = |vmcs: &mut _| inject_exception(vmcs, vector::GENERAL_PROTECTION, Some(0));
     let ud = |vmcs: &mut _| inject_exception(vmcs, vector::INVALID_OPCODE, None);
@@ -250,14 +263,20 @@ pub fn handle_exit(
             return Ok(ExitAction::Halted);
         }
         VmExit::Io(io) => return handle_io(io, raw, vmcs, regs, ports),
-        VmExit::Rdmsr { msr } => match emu.msrs.read(msr, host.guest_tsc()) {
+        VmExit::Rdmsr { msr } => match ports
+            .read_msr(msr, host.guest_tsc())
+            .unwrap_or_else(|| emu.msrs.read(msr, host.guest_tsc()))
+        {
             MsrOutcome::Value(v) => {
                 regs.set_edx_eax(v);
                 advance_rip(vmcs, raw)?;
             }
             MsrOutcome::InjectGp => gp(vmcs)?,
         },
-        VmExit::Wrmsr { msr, value } => match emu.msrs.write(msr, value, guest_phys_bits(host)) {
+        VmExit::Wrmsr { msr, value } => match ports
+            .write_msr(msr, value, host.guest_tsc())
+            .unwrap_or_else(|| emu.msrs.write(msr, value, guest_phys_bits(host)))
+        {
             MsrOutcome::Value(_) => advance_rip(vmcs, raw)?,
             MsrOutcome::InjectGp => gp(vmcs)?,
         },

@@ -8,7 +8,7 @@
 //! The exit is an EPT violation on a guest-physical address that no RAM covers (SDM Vol.
 //! 3C §29.3.3.2; qualification bits in §28.2.1, Table 28-7). An EPT violation is
 //! fault-like: RIP still points at the instruction (§28.1) and the VM-exit
-//! instruction-length field is undefined for it (§28.2.5), so the decoded length is what
+//! instruction-length field is undefined for it (§28.2.4), so the decoded length is what
 //! RIP advances by. The caller checks first that the bus covers the address.
 
 use core::fmt;
@@ -25,7 +25,7 @@ use crate::vmx::error::VmxError;
 use crate::vmx::exit::RawExit;
 use crate::vmx::regs::{Gpr, GuestRegisters};
 use crate::vmx::vmcs::VmcsAccess;
-use crate::vmx::vmcs::fields::guest;
+use crate::vmx::vmcs::fields::{exit_info, guest};
 
 /// Why an MMIO access could not be emulated (the VM is stopped with this as its reason).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,13 @@ pub enum MmioError {
         rip: u64,
         /// Why the walk failed.
         walk: PageWalkError,
+    },
+    /// The access was made while the CPU delivered an event (IDT-vectoring information
+    /// valid, SDM Vol. 3C 28.2.3): the IDT, a stack or a TSS lies in a device window. No
+    /// instruction made it, so there is nothing to emulate.
+    EventDelivery {
+        /// The IDT-vectoring information field.
+        vectoring: u32,
     },
     /// The instruction is not one tern emulates.
     Decode {
@@ -53,6 +60,10 @@ impl fmt::Display for MmioError {
                 write!(f, "MMIO instruction fetch at rip {rip:#x}: {walk}")
             }
             Self::Decode { rip, error } => write!(f, "{error} at rip {rip:#x}"),
+            Self::EventDelivery { vectoring } => write!(
+                f,
+                "device memory touched while delivering an event (IDT-vectoring info {vectoring:#x})"
+            ),
         }
     }
 }
@@ -79,6 +90,10 @@ pub fn emulate_mmio_access(
     bus: &mut MmioBus<'_>,
     gpa: u64,
 ) -> Result<Result<MmioAccess, MmioError>, VmxError> {
+    let vectoring = vmcs.read32(exit_info::IDT_VECTORING_INFO)?;
+    if vectoring & (1 << 31) != 0 {
+        return Ok(Err(MmioError::EventDelivery { vectoring }));
+    }
     let cr0 = vmcs.read_natural(guest::CR0)?;
     let cr4 = vmcs.read_natural(guest::CR4)?;
     let efer = vmcs.read64(guest::IA32_EFER)?;

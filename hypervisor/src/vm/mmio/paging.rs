@@ -3,7 +3,7 @@
 //!
 //! Why: an EPT violation reports the guest-physical address of the data access but not
 //! the instruction that made it (SDM Vol. 3C §29.3.3.2; the VM-exit instruction-length
-//! field is not defined for EPT violations, §28.2.5). To emulate the access tern reads
+//! field is not defined for EPT violations, §28.2.4). To emulate the access tern reads
 //! the instruction itself, which lives at a guest *linear* address, so it walks the
 //! guest's paging structures the way the CPU did a moment earlier (SDM Vol. 3A §4.3
 //! 32-bit paging, §4.4 PAE paging, §4.5 4-level paging). Only translation is needed:

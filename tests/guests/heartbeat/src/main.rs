@@ -13,6 +13,7 @@ mod cpu;
 mod escape;
 #[cfg(target_os = "none")]
 mod fpu;
+mod interrupts;
 #[cfg(target_os = "none")]
 mod run;
 #[cfg(target_os = "none")]

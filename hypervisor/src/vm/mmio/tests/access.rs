@@ -4,7 +4,7 @@ use crate::vm::virtio::guest_memory::{FakeGuestMemory, GuestMemory};
 use crate::vmx::regs::GuestRegisters;
 use crate::vmx::vmcs::VmcsAccess;
 use crate::vmx::vmcs::fake::FakeVmcs;
-use crate::vmx::vmcs::fields::guest;
+use crate::vmx::vmcs::fields::{exit_info, guest};
 
 const DEVICE: u64 = 0xfec0_0000;
 /// Where the test code sits: linear 0x40_1000 + x maps to guest-physical 0x9000 + x.
@@ -210,4 +210,23 @@ fn real_mode_fetch_uses_the_cs_base() {
     run(&mut vmcs, &mut regs, &mem, &mut dev, DEVICE + 4).unwrap();
     assert_eq!(dev.writes, [(4, 2, 0x5678)]);
     assert_eq!(rip(&vmcs), 0x102);
+}
+
+#[test]
+fn an_access_during_event_delivery_is_refused() {
+    // mov eax, [rdi] at RIP, but the exit came while delivering vector 0x20.
+    let (mut vmcs, mem) = long_mode_guest(&[0x8b, 0x07]);
+    vmcs.fields
+        .insert(exit_info::IDT_VECTORING_INFO.0, 0x8000_0020);
+    let mut regs = GuestRegisters::default();
+    let mut dev = Recorder::default();
+    let err = run(&mut vmcs, &mut regs, &mem, &mut dev, DEVICE).unwrap_err();
+    assert_eq!(
+        err,
+        MmioError::EventDelivery {
+            vectoring: 0x8000_0020
+        }
+    );
+    assert_eq!(rip(&vmcs), CODE_LINEAR + 0x10);
+    assert_eq!(regs.rax, 0);
 }
