@@ -23,6 +23,8 @@ pub enum MachineError {
     Transition(InvalidTransition),
     /// Migration bookkeeping (dirty tracking) failed.
     Migration(crate::migration::dirty::TrackingError),
+    /// The VM's disk could not be attached (the message says why).
+    Disk(alloc::string::String),
 }
 
 impl fmt::Display for MachineError {
@@ -34,6 +36,7 @@ impl fmt::Display for MachineError {
             Self::Vmx(e) => write!(f, "{e}"),
             Self::Transition(e) => write!(f, "{e}"),
             Self::Migration(e) => write!(f, "{e}"),
+            Self::Disk(e) => write!(f, "disk: {e}"),
         }
     }
 }

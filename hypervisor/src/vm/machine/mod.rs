@@ -11,6 +11,7 @@ use alloc::string::String;
 
 mod devices;
 mod digest;
+mod disk;
 mod error;
 mod managed;
 mod migration;
@@ -37,6 +38,7 @@ use crate::vm::msr::index::IA32_TSC_AUX;
 use crate::vm::pvh::{START_INFO_GPA, build_boot_params, parse_elf};
 use crate::vm::state::{TransitionEffect, VmCommand, VmState, transition};
 use crate::vm::uart16550::{NoInterrupt, Uart16550};
+use crate::vm::virtio_blk::{RamDisk, VirtioBlkMmio};
 use crate::vmx::ept::{EptTables, GUEST_PHYS_LIMIT};
 use crate::vmx::error::VmxError;
 use crate::vmx::frames::{FrameSource, FrameTables};
@@ -89,6 +91,8 @@ pub struct Machine<O: LineOutput> {
     pub(super) slices: u64,
     /// Dirty tracking and throttle while the VM migrates.
     pub(super) migration: MigrationHooks,
+    /// The VM's virtio-blk disk (`[vm] disk =`), if it has one (`disk.rs`).
+    pub(super) disk: Option<VirtioBlkMmio<RamDisk>>,
 }
 
 impl<O: LineOutput> Machine<O> {
@@ -180,6 +184,7 @@ impl<O: LineOutput> Machine<O> {
             tsc_offset: 0,
             slices: 0,
             migration: MigrationHooks::default(),
+            disk: None,
         }
     }
 
@@ -231,6 +236,10 @@ impl<O: LineOutput> Machine<O> {
             image.entry,
             START_INFO_GPA as u32,
         )?);
+        // A reboot resets the disk's transport like a power cycle (its contents stay).
+        if let Some(disk) = self.disk.as_mut() {
+            disk.reset();
+        }
         // A reboot resets the vCPU but not the VM's TSC rate.
         self.emu = VcpuEmulation::at_reset(self.emu.tsc_khz);
         self.counters = ExitCounters::default();
@@ -322,6 +331,7 @@ impl<O: LineOutput> Machine<O> {
         self.slices = self.slices.saturating_add(1);
         let result = self.run_vcpu(vmx, frames, &mut vcpu, slice_ticks);
         self.vcpu = Some(vcpu);
+        self.poll_disk(frames);
         let outcome = result?;
         if let SliceOutcome::Crashed(reason) = outcome {
             self.crash = Some(reason);
