@@ -1,6 +1,7 @@
 //! The guest's parameters, read from the PVH command line: `hb.interval_ms=100 hb.wss_mib=8
 //! hb.dirty_pages_per_sec=1000 hb.dirty_words=512 hb.tsc_khz=2000000
-//! hb.mode=normal|triple_fault|escape|bench`.
+//! hb.mode=normal|triple_fault|escape|bench hb.disk=0|1 hb.disk_blocks=64
+//! hb.disk_writes_per_sec=20`.
 //! `hb.tsc_khz` is an explicit override: normally the rate comes from the hypervisor's CPUID
 //! timing leaf (see [`crate::tsc_rate`]).
 //! Tokens without the `hb.` prefix belong to someone else and are skipped; a bad `hb.` token
@@ -48,6 +49,13 @@ pub struct Params {
     pub tsc_khz: Option<u64>,
     /// What to run.
     pub mode: Mode,
+    /// Disk mode: write and verify self-checking blocks on the virtio-blk disk
+    /// (`virtio_mmio.device=` on the command line says where it is).
+    pub disk: bool,
+    /// Blocks (sectors from 0) the disk mode cycles through.
+    pub disk_blocks: u64,
+    /// Block writes per second of guest time in disk mode.
+    pub disk_writes_per_sec: u64,
 }
 
 impl Default for Params {
@@ -59,6 +67,9 @@ impl Default for Params {
             dirty_words: WORDS_PER_PAGE,
             tsc_khz: None,
             mode: Mode::Normal,
+            disk: false,
+            disk_blocks: 64,
+            disk_writes_per_sec: 20,
         }
     }
 }
@@ -68,6 +79,8 @@ const MAX_INTERVAL_MS: u64 = 3_600_000;
 const MAX_WSS_MIB: u64 = 1 << 20;
 const MAX_DIRTY_RATE: u64 = 1 << 32;
 const MAX_TSC_KHZ: u64 = 1 << 32;
+const MAX_DISK_BLOCKS: u64 = 1 << 20;
+const MAX_DISK_RATE: u64 = 100_000;
 /// 64-bit words in a page.
 const WORDS_PER_PAGE: u64 = 512;
 
@@ -96,6 +109,16 @@ impl Params {
                 }
                 "tsc_khz" => number(MAX_TSC_KHZ, 1).map(|n| params.tsc_khz = Some(n)),
                 "dirty_words" => number(WORDS_PER_PAGE, 1).map(|n| params.dirty_words = n),
+                "disk" => match value {
+                    "0" => Ok(false),
+                    "1" => Ok(true),
+                    _ => Err("disk must be 0 or 1"),
+                }
+                .map(|d| params.disk = d),
+                "disk_blocks" => number(MAX_DISK_BLOCKS, 1).map(|n| params.disk_blocks = n),
+                "disk_writes_per_sec" => {
+                    number(MAX_DISK_RATE, 1).map(|n| params.disk_writes_per_sec = n)
+                }
                 "mode" => match value {
                     "normal" => Ok(Mode::Normal),
                     "triple_fault" => Ok(Mode::TripleFault),
@@ -133,7 +156,8 @@ mod tests {
     fn parses_all_keys_and_skips_foreign_tokens() {
         let (p, w) = parse_collect(
             "console=ttyS0 hb.interval_ms=100 hb.wss_mib=8 hb.dirty_pages_per_sec=1000 \
-             hb.dirty_words=16 hb.tsc_khz=2500000 hb.mode=escape quiet",
+             hb.dirty_words=16 hb.tsc_khz=2500000 hb.mode=escape hb.disk=1 hb.disk_blocks=8 \
+             hb.disk_writes_per_sec=5 quiet",
         );
         assert!(w.is_empty());
         assert_eq!(
@@ -144,7 +168,10 @@ mod tests {
                 dirty_pages_per_sec: 1000,
                 dirty_words: 16,
                 tsc_khz: Some(2_500_000),
-                mode: Mode::Escape
+                mode: Mode::Escape,
+                disk: true,
+                disk_blocks: 8,
+                disk_writes_per_sec: 5,
             }
         );
     }
@@ -153,7 +180,7 @@ mod tests {
     fn bad_tokens_warn_and_keep_defaults() {
         let (p, w) = parse_collect(
             "hb.interval_ms=0 hb.wss_mib=x hb.bogus=1 hb.mode=fast hb.tsc_khz hb.wss_mib=99999999 \
-             hb.dirty_words=0 hb.dirty_words=513",
+             hb.dirty_words=0 hb.dirty_words=513 hb.disk=2 hb.disk_blocks=0",
         );
         assert_eq!(p, Params::default());
         let reasons: Vec<&str> = w.iter().map(|(_, r)| *r).collect();
@@ -167,6 +194,8 @@ mod tests {
                 "expected hb.KEY=VALUE",
                 "value out of range",
                 "value out of range",
+                "value out of range",
+                "disk must be 0 or 1",
                 "value out of range"
             ]
         );

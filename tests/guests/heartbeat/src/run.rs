@@ -4,6 +4,7 @@ use heartbeat::params::{Mode, Params};
 use heartbeat::pattern::{PAGE_SIZE, Sweep, WORDS_PER_PAGE, word, word_generation};
 use heartbeat::tsc_rate::{TscRate, hypervisor_tsc_khz};
 
+use crate::disk::DiskWorkload;
 use crate::start_info::{self, E820_RAM, StartInfoError};
 use crate::{bench, cpu, escape, say, serial};
 
@@ -81,7 +82,14 @@ extern "C" fn hb_main(start_info_paddr: u64) -> ! {
         }
         Mode::Escape => escape::run(&info),
         Mode::Bench => bench::run(tsc.khz),
-        Mode::Normal => run_heartbeat(&params, &info, tsc.khz),
+        Mode::Normal => {
+            let disk = if params.disk {
+                DiskWorkload::start(&params, info.cmdline)
+            } else {
+                None
+            };
+            run_heartbeat(&params, &info, tsc.khz, disk)
+        }
     }
 }
 
@@ -160,7 +168,12 @@ fn verify(base: u64, sweep: &Sweep, dirty_words: u64) -> u64 {
     corrupt
 }
 
-fn run_heartbeat(params: &Params, info: &start_info::BootInfo, tsc_khz: u64) -> ! {
+fn run_heartbeat(
+    params: &Params,
+    info: &start_info::BootInfo,
+    tsc_khz: u64,
+    mut disk: Option<DiskWorkload>,
+) -> ! {
     let (base, pages) = place_working_set(params, info);
     let tsc_hz = u128::from(tsc_khz) * 1000;
     let interval_ticks = u64::try_from(tsc_hz * u128::from(params.interval_ms) / 1000)
@@ -196,10 +209,21 @@ fn run_heartbeat(params: &Params, info: &start_info::BootInfo, tsc_khz: u64) -> 
         dirtied = dirtied.saturating_add(due);
         corrupt_total += verify(base, &sweep, params.dirty_words);
         passes += 1;
+        if let Some(d) = disk.as_mut() {
+            d.step(now.wrapping_sub(start), tsc_hz);
+        }
         if now >= next_beat {
-            say!(
-                "HB seq={seq} tsc={now} dirtied={dirtied} passes={passes} corrupt={corrupt_total}"
-            );
+            match &disk {
+                // Disk mode: the block writes so far and the disk mismatches are added.
+                Some(d) => say!(
+                    "HB seq={seq} tsc={now} dirtied={dirtied} passes={passes} corrupt={} blk={}",
+                    corrupt_total + d.corrupt,
+                    d.writes
+                ),
+                None => say!(
+                    "HB seq={seq} tsc={now} dirtied={dirtied} passes={passes} corrupt={corrupt_total}"
+                ),
+            }
             seq += 1;
             next_beat = next_beat.saturating_add(interval_ticks);
             if next_beat <= now {
