@@ -6,7 +6,8 @@
 //! the composition of all of it with a hardware vCPU, is bare-metal.
 //!
 //! Map: `pvh` (guest ELF + `hvm_start_info`), `guest_ram` (frames backing guest RAM),
-//! `exit_handler` (what each `VmExit` does), `cpuid` and `msr` (policies),
+//! `exit_handler` (what each `VmExit` does), `mmio` (decoding and performing a guest's
+//! access to a device window: page walk, instruction decode, the MMIO bus), `cpuid` and `msr` (policies),
 //! `uart16550` + `console_out` (COM1 and its output to the console), `state` (life
 //! cycle), `console_cmd` (`vm ...` grammar), `exit_counters`, `vpid`, `virtio` +
 //! `virtio_blk` (virtio-mmio block device model; not yet wired to exits).
@@ -28,6 +29,7 @@ pub mod lapic;
 /// A VM on real VT-x (bare metal only).
 #[cfg(target_os = "none")]
 pub mod machine;
+pub mod mmio;
 pub mod msr;
 pub mod pic;
 pub mod pit;

@@ -8,6 +8,7 @@
 //! through [`PortBus`].
 
 use super::cpuid::{CpuidResult, VcpuView, XCR0_OFFERED, guest_cpuid};
+use super::mmio::MmioError;
 use super::msr::{MsrFile, MsrOutcome, xcr0_valid};
 use crate::vmx::error::VmxError;
 use crate::vmx::exit::{
@@ -67,6 +68,8 @@ pub enum CrashReason {
     },
     /// INS/OUTS are not emulated yet.
     StringIo(u16),
+    /// An access to a device's MMIO window that could not be emulated.
+    Mmio(MmioError),
 }
 
 impl core::fmt::Display for CrashReason {
@@ -84,6 +87,7 @@ impl core::fmt::Display for CrashReason {
                 reason::name(*r)
             ),
             Self::StringIo(port) => write!(f, "string I/O on port {port:#x} is not emulated"),
+            Self::Mmio(e) => write!(f, "{e}"),
         }
     }
 }
@@ -177,14 +181,20 @@ pub fn inject_exception(
     vmcs.write32(control::ENTRY_INTERRUPTION_INFO, info)
 }
 
-fn read_gpr(vmcs: &impl VmcsAccess, regs: &GuestRegisters, gpr: Gpr) -> Result<u64, VmxError> {
+/// A GPR by exit-qualification number; RSP comes from the VMCS.
+pub(crate) fn read_gpr(
+    vmcs: &impl VmcsAccess,
+    regs: &GuestRegisters,
+    gpr: Gpr,
+) -> Result<u64, VmxError> {
     match regs.get(gpr) {
         Some(v) => Ok(v),
         None => vmcs.read_natural(guest::RSP),
     }
 }
 
-fn write_gpr(
+/// Set a GPR by exit-qualification number; RSP goes to the VMCS.
+pub(crate) fn write_gpr(
     vmcs: &mut impl VmcsAccess,
     regs: &mut GuestRegisters,
     gpr: Gpr,

@@ -15,6 +15,7 @@ mod disk;
 mod error;
 mod managed;
 mod migration;
+mod mmio_exit;
 mod outside_ram;
 mod pml;
 mod report;
@@ -27,6 +28,7 @@ pub use migration::MigrationHooks;
 pub use snapshot::SnapshotError;
 
 use devices::{Bus, HwHost, host_has_rdtscp, host_has_xsave};
+use mmio_exit::MmioExit;
 
 use crate::arch::cpu::{rdmsr, wrmsr};
 use crate::vm::console_out::{LineOutput, LineSink};
@@ -393,8 +395,14 @@ impl<O: LineOutput> Machine<O> {
                 // Yield the rest of the slice (see `run_slice`).
                 ExitAction::Halted => break SliceOutcome::Halted,
                 ExitAction::Unmapped { gpa, write } => {
-                    if let Err(reason) = self.map_void_page(vmx, frames, gpa, write) {
-                        break SliceOutcome::Crashed(reason);
+                    match self.mmio_exit(vmx, frames, vcpu, gpa)? {
+                        MmioExit::Done => {}
+                        MmioExit::Crash(reason) => break SliceOutcome::Crashed(reason),
+                        MmioExit::NotADevice => {
+                            if let Err(reason) = self.map_void_page(vmx, frames, gpa, write) {
+                                break SliceOutcome::Crashed(reason);
+                            }
+                        }
                     }
                 }
                 // Dirty tracking (see `migration.rs`): record the page, make it writable,
