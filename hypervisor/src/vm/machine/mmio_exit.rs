@@ -9,8 +9,10 @@
 use super::Machine;
 use crate::vm::console_out::LineOutput;
 use crate::vm::exit_handler::CrashReason;
-use crate::vm::mmio::{MmioBus, emulate_mmio_access};
+use crate::vm::mmio::{MmioBus, MmioRegion, emulate_mmio_access};
 use crate::vm::virtio::guest_ram_memory::GuestRamMemory;
+use crate::vm::virtio::mmio_window::VirtioMmioWindow;
+use crate::vm::virtio_blk::placement::{DISK_WINDOW_BYTES, DISK_WINDOW_GPA};
 use crate::vmx::error::VmxError;
 use crate::vmx::frames::FrameSource;
 use crate::vmx::hw::VmxOn;
@@ -35,9 +37,23 @@ impl<O: LineOutput> Machine<O> {
         vcpu: &mut HwVcpu,
         gpa: u64,
     ) -> Result<MmioExit, VmxError> {
-        // The VM's device windows: none yet (the I/O APIC and virtio-mmio windows are
-        // added here as they are wired).
+        // The VM's device windows: the disk's virtio-mmio transport (`disk.rs`); the I/O
+        // APIC's is added here when it is wired.
         let mut bus = MmioBus::new();
+        let mut disk_window = self.disk.as_mut().map(|transport| VirtioMmioWindow {
+            transport,
+            mem: GuestRamMemory::new(&self.ram, frames),
+        });
+        if let Some(window) = disk_window.as_mut() {
+            let region = MmioRegion {
+                base: DISK_WINDOW_GPA,
+                len: DISK_WINDOW_BYTES,
+            };
+            // The bus is empty: one region always fits.
+            if let Err(e) = bus.add(region, window) {
+                log::error!("vm {}: disk window: {e}", self.name);
+            }
+        }
         if gpa < self.ram.size() || !bus.covers(gpa) {
             return Ok(MmioExit::NotADevice);
         }
