@@ -172,15 +172,28 @@ pub struct VirtioBlk {
     last_used: u16,
 }
 
+/// A 32-bit register read as one plain `mov` (what Linux's `readl` is): the hypervisor
+/// emulates MMIO moves only, and a volatile read may otherwise become e.g. a `test` with a
+/// memory operand.
 fn read32(base: u64, offset: u64) -> u32 {
+    let value: u32;
     // SAFETY: `base` is the device window the hypervisor named on the command line; the
     // first 4 GiB are identity-mapped, and an MMIO read has no effect on guest memory.
-    unsafe { core::ptr::read_volatile((base + offset) as *const u32) }
+    unsafe {
+        core::arch::asm!("mov {v:e}, dword ptr [{a}]", a = in(reg) base + offset,
+            v = out(reg) value, options(nostack, readonly))
+    };
+    value
 }
 
+/// A 32-bit register write as one plain `mov` (Linux's `writel`).
 fn write32(base: u64, offset: u64, value: u32) {
-    // SAFETY: as in `read32`; register writes only affect the device.
-    unsafe { core::ptr::write_volatile((base + offset) as *mut u32, value) }
+    // SAFETY: as in `read32`; register writes only affect the device (and, for
+    // QueueNotify, the guest buffers the driver handed it).
+    unsafe {
+        core::arch::asm!("mov dword ptr [{a}], {v:e}", a = in(reg) base + offset,
+            v = in(reg) value, options(nostack))
+    };
 }
 
 fn queue() -> *mut QueueMemory {
