@@ -32,6 +32,8 @@ pub struct MigrationParams {
     pub delta_cache_mib: u64,
     /// A deliberate fault for system tests; [`FaultInjection::None`] unless set.
     pub fault_inject: FaultInjection,
+    /// Storage migration (`migrate -b`): the VM's disks move with it.
+    pub block_migration: bool,
 }
 
 /// How memory is verified before the commit (`migrate_set_parameter verify sample|full`).
@@ -92,6 +94,10 @@ pub enum FaultInjection {
     /// kernel resets the connection before that frame leaves: the destination is left in
     /// doubt with the VM while the source has released it (`migration::in_doubt`).
     DropRelease,
+    /// Storage migration: once per migration the first disk run (of the bulk pass) is
+    /// recorded as sent but never leaves, as blocks lost between the hosts would. The
+    /// destination must refuse to commit (`MissingDiskBlocks`).
+    DropDiskBlock,
 }
 
 impl FaultInjection {
@@ -102,6 +108,7 @@ impl FaultInjection {
             Self::CorruptPage => "corrupt-page",
             Self::DropDirtyBit => "drop-dirty-bit",
             Self::DropRelease => "drop-release",
+            Self::DropDiskBlock => "drop-disk-block",
         }
     }
 
@@ -111,6 +118,7 @@ impl FaultInjection {
             Self::CorruptPage,
             Self::DropDirtyBit,
             Self::DropRelease,
+            Self::DropDiskBlock,
         ]
         .into_iter()
         .find(|f| f.name() == text)
@@ -129,6 +137,7 @@ impl Default for MigrationParams {
             cpu_budget_percent: 50,
             convergence: crate::migration::convergence::ConvergenceMode::AutoConverge,
             fault_inject: FaultInjection::None,
+            block_migration: false,
         }
     }
 }
@@ -408,6 +417,7 @@ mod tests {
                 cpu_budget_percent: 50,
                 convergence: crate::migration::convergence::ConvergenceMode::AutoConverge,
                 fault_inject: FaultInjection::None,
+                block_migration: false,
             }
         );
         assert!(

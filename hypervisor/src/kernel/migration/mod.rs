@@ -184,6 +184,9 @@ impl Migrations {
                 PreSharedKey::new(key),
                 self.cpu.clone(),
                 MAX_INCOMING_BYTES,
+                // No disk backend for incoming VMs yet on bare metal: a VM that brings a
+                // disk is refused before anything moves ("no disk backend with room").
+                0,
                 nonce,
                 now,
             );
