@@ -275,11 +275,13 @@ impl fmt::Display for MigrationParams {
     }
 }
 
-/// `migrate [-c] HOST:PORT [VM]`.
+/// `migrate [-c] [-b] HOST:PORT [VM]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MigrateArgs {
     /// `-c`: cold migration.
     pub cold: bool,
+    /// `-b`: block (storage) migration: the VM's disks move with it.
+    pub block: bool,
     /// Destination IPv4 address.
     pub host: [u8; 4],
     /// Destination TCP port.
@@ -288,15 +290,17 @@ pub struct MigrateArgs {
     pub vm: Option<String>,
 }
 
-const MIGRATE_USAGE: &str = "migrate [-c] HOST:PORT [VM]";
+const MIGRATE_USAGE: &str = "migrate [-c] [-b] HOST:PORT [VM]";
 
 /// Parses the arguments after `migrate`.
 pub fn parse_migrate<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<MigrateArgs, ArgError> {
     let mut cold = false;
+    let mut block = false;
     let mut positional = alloc::vec::Vec::new();
     for arg in args {
         match arg {
             "-c" => cold = true,
+            "-b" => block = true,
             flag if flag.starts_with('-') => return Err(ArgError::Usage(MIGRATE_USAGE)),
             other => positional.push(other),
         }
@@ -309,6 +313,7 @@ pub fn parse_migrate<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Migr
     let (host, port) = parse_host_port(address)?;
     Ok(MigrateArgs {
         cold,
+        block,
         host,
         port,
         vm,
@@ -346,12 +351,15 @@ mod tests {
             a,
             MigrateArgs {
                 cold: true,
+                block: false,
                 host: [10, 0, 0, 2],
                 port: 4444,
                 vm: Some("web1".into())
             }
         );
         assert!(!parse_migrate(["10.0.0.2:1"]).unwrap().cold);
+        let b = parse_migrate(["-b", "10.0.0.2:1", "hb"]).unwrap();
+        assert!(b.block && !b.cold);
         for bad in [
             &["10.0.0.2"][..],
             &["10.0.0.2:0"],

@@ -26,10 +26,10 @@ use crate::vm::vm_set::VmHold;
 pub static MIGRATION_COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "migrate",
-        usage: "[-c] HOST:PORT [VM]",
-        help: "migrate a VM to another tern host (live; -c: cold) and return to the prompt",
+        usage: "[-c] [-b] HOST:PORT [VM]",
+        help: "migrate a VM to another tern host (live; -c: cold; -b: with its disk) and return to the prompt",
         min_args: 1,
-        max_args: 3,
+        max_args: 4,
         handler: migrate,
     },
     CommandSpec {
@@ -117,8 +117,19 @@ fn migrate(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
         let socket = with_net_stack(|stack| stack.tcp_connect(new_socket(), remote))
             .ok_or_else(|| failed(network_unavailable_reason()))?
             .map_err(|e| failed(format!("{e}")))?;
+        let has_disk = with_vms(|set, _| {
+            set.iter()
+                .any(|v| v.machine.name() == vm_name && v.machine.disk().is_some())
+        })
+        .unwrap_or(false);
+        if has_disk && !args.block {
+            return Err(failed(format!(
+                "VM '{vm_name}' has a disk: migrate it with -b (its disk moves with it)"
+            )));
+        }
         let nonce = m.nonce();
-        let (params, cpu) = (m.params, m.cpu.clone());
+        let (mut params, cpu) = (m.params, m.cpu.clone());
+        params.block_migration = args.block;
         let mut paused_here = false;
         let engine = with_vms(|set, ctx| {
             // Until the migration ends the operator's `vm` commands leave this VM alone.
@@ -155,8 +166,9 @@ fn migrate(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
             drop_release: params.fault_inject == FaultInjection::DropRelease,
         });
         Ok(format!(
-            "migrate: {} migration of '{vm_name}' to {remote} started ({})",
+            "migrate: {} migration of '{vm_name}'{} to {remote} started ({})",
             if args.cold { "cold" } else { "live" },
+            if args.block { " with its disk" } else { "" },
             params
         ))
     })?;
@@ -272,7 +284,12 @@ fn migrate_incoming(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
 pub fn info_migrate(out: &mut dyn core::fmt::Write) -> Result<(), CommandError> {
     with_migrations(|m| {
         match (&m.outgoing, &m.last) {
-            (Some(o), _) => writeln!(out, "{}", o.engine.info(now()))?,
+            (Some(o), _) => {
+                writeln!(out, "{}", o.engine.info(now()))?;
+                for line in o.engine.disk_progress() {
+                    writeln!(out, "  {line}")?;
+                }
+            }
             (None, Some(last)) => writeln!(out, "{last}")?,
             (None, None) => writeln!(out, "migration: none yet")?,
         }

@@ -6,6 +6,10 @@
 //! from its own boot module; the VM's creation stays what it was for disk-less VMs.
 
 use alloc::format;
+use alloc::string::String;
+
+use migration_proto::dirty::DirtyBitmap;
+use migration_proto::message::DiskDescriptor;
 
 use super::{Machine, MachineError};
 use crate::vm::console_out::LineOutput;
@@ -14,11 +18,11 @@ use crate::vm::state::VmState;
 use crate::vm::virtio::guest_ram_memory::GuestRamMemory;
 use crate::vm::virtio::mmio::VirtioMmio;
 use crate::vm::virtio_blk::placement::{self, cmdline_with_disk};
-use crate::vm::virtio_blk::{RamDisk, VirtioBlk, VirtioBlkMmio};
+use crate::vm::virtio_blk::{BlockBackend, RamDisk, SECTOR_SIZE, VirtioBlk, VirtioBlkMmio};
 use crate::vmx::frames::FrameSource;
 
 /// The disk's name in log lines and GET_ID: `NAME/vda`.
-fn disk_name(vm: &str) -> alloc::string::String {
+fn disk_name(vm: &str) -> String {
     format!("{vm}/vda")
 }
 
@@ -42,6 +46,67 @@ impl<O: LineOutput> Machine<O> {
         self.disk = Some(VirtioMmio::new(name, device));
         self.boot.cmdline = cmdline;
         Ok(())
+    }
+
+    /// Give an incoming (migrating, paused) VM the disk its source announced; its blocks
+    /// and its device state arrive later.
+    pub fn attach_incoming_disk(&mut self, disk: RamDisk) -> Result<(), MachineError> {
+        if self.disk.is_some() {
+            return Err(MachineError::Disk("the VM has a disk already".into()));
+        }
+        placement::check_ram_fits(self.ram.size())
+            .map_err(|e| MachineError::Disk(format!("{e}")))?;
+        let name = disk_name(&self.name);
+        self.disk = Some(VirtioMmio::new(name.clone(), VirtioBlk::new(disk, &name)));
+        Ok(())
+    }
+
+    /// Storage migration's view of the disk: id 0, `vda`, its size and block size.
+    pub fn disk_descriptor(&self) -> Option<DiskDescriptor> {
+        let backend = self.disk.as_ref()?.device().backend();
+        Some(DiskDescriptor {
+            disk_id: 0,
+            name: "vda".into(),
+            size_bytes: backend.capacity_sectors() * SECTOR_SIZE,
+            block_size: backend.block_size(),
+        })
+    }
+
+    fn disk_range(&self, lba: u64, len: usize) -> Result<core::ops::Range<usize>, String> {
+        let disk = self.disk.as_ref().ok_or_else(|| String::from("no disk"))?;
+        let bs = u64::from(disk.device().backend().block_size());
+        let start = lba.checked_mul(bs);
+        let end = start.and_then(|s| s.checked_add(len as u64));
+        match (start, end) {
+            (Some(s), Some(e)) if e <= disk.device().backend().contents().len() as u64 => {
+                Ok(s as usize..e as usize)
+            }
+            _ => Err(format!(
+                "blocks from {lba} ({len} bytes) past the disk's end"
+            )),
+        }
+    }
+
+    /// Copies blocks of the disk from block `lba` (storage migration's source).
+    pub fn read_disk(&self, lba: u64, out: &mut [u8]) -> Result<(), String> {
+        let range = self.disk_range(lba, out.len())?;
+        let disk = self.disk.as_ref().ok_or_else(|| String::from("no disk"))?;
+        out.copy_from_slice(&disk.device().backend().contents()[range]);
+        Ok(())
+    }
+
+    /// Writes received blocks (storage migration's destination, before the VM runs).
+    pub fn write_disk(&mut self, lba: u64, data: &[u8]) -> Result<(), String> {
+        let range = self.disk_range(lba, data.len())?;
+        let disk = self.disk.as_mut().ok_or_else(|| String::from("no disk"))?;
+        disk.device_mut().backend_mut().contents_mut()[range].copy_from_slice(data);
+        Ok(())
+    }
+
+    /// Blocks written or discarded since the previous harvest (taken and cleared).
+    pub fn harvest_disk_dirty(&mut self) -> Result<DirtyBitmap, String> {
+        let disk = self.disk.as_mut().ok_or_else(|| String::from("no disk"))?;
+        Ok(disk.device_mut().dirty_blocks().take())
     }
 
     /// The VM's disk device, if it has one.
