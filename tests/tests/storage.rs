@@ -68,3 +68,80 @@ fn disk_mode_heartbeat_writes_and_verifies_blocks() -> TestResult {
     );
     Ok(())
 }
+
+/// Host 0's transcript from `marker` on (the last occurrence).
+fn after(transcript: &str, marker: &str) -> String {
+    transcript
+        .rsplit_once(marker)
+        .map_or_else(String::new, |(_, tail)| tail.to_string())
+}
+
+/// One pair, three migrations of the disk-mode heartbeat, in order: without `-b` (refused:
+/// the VM has a disk), `-b` with a block lost on the way (refused before commit: the VM and
+/// its disk run on at the source), then `-b` for real under continuous writes: the beats
+/// and the block sequence continue on the destination, no `CORRUPT` anywhere.
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn migrate_b_moves_the_disk_under_writes_and_a_failure_leaves_it_on_the_source() -> TestResult {
+    use system_tests::migration::{MigrationPair, TIMEOUT};
+    let mut pair = MigrationPair::builder("storage-migrate-b")
+        .cmdline(DISK_CMDLINE)
+        .extra_config(0, "disk = tern/disks/test.img\n")
+        .boot()?;
+
+    let refused = pair.migrate(0, "", "hb")?;
+    assert!(
+        refused.contains("has a disk: migrate it with -b"),
+        "{refused}"
+    );
+
+    pair.set_parameters(0, &["fault-inject drop-disk-block"])?;
+    let answer = pair.migrate(0, "-b", "hb")?;
+    assert!(answer.contains("with its disk"), "{answer}");
+    let failure = pair.expect_failure_on_source()?;
+    assert!(failure.contains("were never received"), "{failure}");
+    let discarded = pair.expect_nothing_kept()?;
+    assert!(discarded.contains("were never received"), "{discarded}");
+    pair.assert_vm_stayed_on_source()?;
+    let before = disk_beats(&pair.hosts[0].console().transcript());
+    pair.expect(0, "[hb] HB seq=", TIMEOUT)?;
+    pair.expect(0, "[hb] HB seq=", TIMEOUT)?;
+    pair.expect(0, "\n", TIMEOUT)?;
+    let source = disk_beats(&pair.hosts[0].console().transcript());
+    assert!(
+        source.last().map(|b| b.1) > before.last().map(|b| b.1),
+        "the disk writes go on at the source: {source:?}"
+    );
+    pair.assert_no_corruption();
+
+    pair.set_parameters(0, &["fault-inject none", "downtime-limit 500"])?;
+    pair.migrate(0, "-b", "hb")?;
+    let completed = pair.expect_completed(0)?;
+    assert!(
+        completed
+            .transcript
+            .contains("migrate: copying disk vda (1024 KiB, 512-byte blocks) with memory"),
+        "{}",
+        completed.transcript
+    );
+    let source_blk = disk_beats(&completed.transcript)
+        .last()
+        .map(|b| b.1)
+        .unwrap_or(0);
+    pair.assert_arrived(1, &completed)?;
+    let destination = pair.hosts[1].console().transcript();
+    assert!(
+        destination.contains("migrate: incoming disk vda (1024 KiB)"),
+        "{destination}"
+    );
+    let arrived = disk_beats(&after(&destination, "running on this host"));
+    assert!(!arrived.is_empty(), "{destination}");
+    let blk: Vec<u64> = arrived.iter().map(|b| b.1).collect();
+    assert!(
+        blk[0] >= source_blk && blk.windows(2).all(|w| w[0] <= w[1]),
+        "the block sequence continues from {source_blk}: {blk:?}"
+    );
+    pair.assert_no_corruption();
+    assert!(!destination.contains("HB-DISK-ERROR"), "{destination}");
+    Ok(())
+}

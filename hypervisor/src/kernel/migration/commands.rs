@@ -113,10 +113,8 @@ fn migrate(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
             }
         })
         .ok_or_else(|| failed("VT-x not available: no VMs"))??;
-        let remote = IpEndpoint::new(IpAddress::Ipv4(Ipv4Addr::from(args.host)), args.port);
-        let socket = with_net_stack(|stack| stack.tcp_connect(new_socket(), remote))
-            .ok_or_else(|| failed(network_unavailable_reason()))?
-            .map_err(|e| failed(format!("{e}")))?;
+        // Checked before connecting: a refused command leaves no connection behind (the
+        // destination serves one incoming connection at a time).
         let has_disk = with_vms(|set, _| {
             set.iter()
                 .any(|v| v.machine.name() == vm_name && v.machine.disk().is_some())
@@ -127,6 +125,10 @@ fn migrate(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
                 "VM '{vm_name}' has a disk: migrate it with -b (its disk moves with it)"
             )));
         }
+        let remote = IpEndpoint::new(IpAddress::Ipv4(Ipv4Addr::from(args.host)), args.port);
+        let socket = with_net_stack(|stack| stack.tcp_connect(new_socket(), remote))
+            .ok_or_else(|| failed(network_unavailable_reason()))?
+            .map_err(|e| failed(format!("{e}")))?;
         let nonce = m.nonce();
         let (mut params, cpu) = (m.params, m.cpu.clone());
         params.block_migration = args.block;
