@@ -2,9 +2,14 @@
 //! virtio-blk disk seeded from the ESP's test image, reached through the virtio-mmio window
 //! tern names on its command line.
 //!
-//! One boot, several assertions: the guest finds the device, its block writes advance
-//! (`blk=` grows) and every read-back matches (no `CORRUPT`), and the guest's console says
-//! where the disk is.
+//! - `disk_mode_heartbeat_writes_and_verifies_blocks` (one Bochs host): the guest finds the
+//!   device, its block writes advance (`blk=` grows), every read-back matches (no `CORRUPT`).
+//! - `migrate_b_...` (one Bochs pair, three migrations): plain `migrate` of a VM with a disk
+//!   is refused; `migrate -b` with a block lost on the way is refused before commit and the
+//!   VM and its disk run on at the source; `migrate -b` under continuous writes completes,
+//!   the beats and the block sequence continue on the destination, no `CORRUPT`.
+//! - `a_bad_disk_image_...` (QEMU, loader only): a missing or partial-sector image stops the
+//!   boot with the config file and line.
 
 use std::time::Duration;
 use system_tests::heartbeat::disk_beats;
@@ -143,5 +148,50 @@ fn migrate_b_moves_the_disk_under_writes_and_a_failure_leaves_it_on_the_source()
     );
     pair.assert_no_corruption();
     assert!(!destination.contains("HB-DISK-ERROR"), "{destination}");
+    Ok(())
+}
+
+/// A disk image the loader cannot use stops the boot with the config file, the `disk`
+/// key's line and the reason, before the hypervisor starts (QEMU: the loader needs no
+/// VT-x): a missing file, then an image that is not whole sectors.
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn a_bad_disk_image_is_refused_at_boot_with_file_and_line() -> TestResult {
+    let config = |disk: &str| {
+        format!(
+            "[host]\nname = alpha\n[vm hb]\nimage = tern/guests/heartbeat.elf\nmemory = 16M\n\
+             disk = {disk}\n"
+        )
+    };
+    for (name, disk, file, reason) in [
+        (
+            "storage-disk-missing",
+            "tern/disks/none.img",
+            None,
+            "[vm hb] disk = tern/disks/none.img: cannot read it from the ESP",
+        ),
+        (
+            "storage-disk-partial",
+            "tern/disks/odd.img",
+            Some(vec![7u8; 1000]),
+            "[vm hb] disk = tern/disks/odd.img: the image is 1000 bytes, not a multiple of \
+             512-byte sectors",
+        ),
+    ] {
+        let mut builder = Emulator::builder(EmulatorKind::Qemu)
+            .name(name)
+            .config(&config(disk));
+        if let Some(bytes) = &file {
+            builder = builder.file(disk, bytes);
+        }
+        let mut host = builder.start()?;
+        let boot = host.kind().boot_timeout();
+        let text = host.console().expect("tern/tern.cfg:6: ", boot)?;
+        assert!(!text.contains(tern::PROMPT), "{text}");
+        let line = host.console().expect("\n", boot)?;
+        assert!(line.contains(reason), "{line}");
+        host.console()
+            .expect_absent(tern::PROMPT, Duration::from_secs(10))?;
+    }
     Ok(())
 }
