@@ -3,7 +3,8 @@
 //! tern names on its command line.
 //!
 //! - `disk_mode_heartbeat_writes_and_verifies_blocks` (one Bochs host): the guest finds the
-//!   device, its block writes advance (`blk=` grows), every read-back matches (no `CORRUPT`).
+//!   device, its block writes advance (`blk=` grows), every read-back matches (no `CORRUPT`),
+//!   `info block` shows the disk with its driver ready.
 //! - `migrate_b_...` (one Bochs pair, three migrations): plain `migrate` of a VM with a disk
 //!   is refused; `migrate -b` with a block lost on the way is refused before commit and the
 //!   VM and its disk run on at the source; `migrate -b` under continuous writes completes,
@@ -70,6 +71,12 @@ fn disk_mode_heartbeat_writes_and_verifies_blocks() -> TestResult {
     assert!(
         !transcript.contains("CORRUPT") && !transcript.contains("HB-DISK-ERROR"),
         "{transcript}"
+    );
+    let info = tern::command(&mut host, "info block")?;
+    assert!(
+        info.contains("hb/vda: 1024 KiB, 512-byte blocks, backend ram")
+            && info.contains("driver ready"),
+        "{info}"
     );
     Ok(())
 }

@@ -270,6 +270,24 @@ pub(super) fn with_vms<R>(
     Some(f(&mut h.set, &mut h.ctx))
 }
 
+/// `info block`: one line per VM disk (`vm::virtio_blk::info`).
+pub fn info_block(out: &mut dyn core::fmt::Write) -> Result<(), CommandError> {
+    let mut guard = VMS.lock();
+    let h = guard.as_mut().ok_or_else(unavailable)?;
+    let mut any = false;
+    for vm in h.set.iter_mut() {
+        let name = alloc::string::String::from(vm.machine.name());
+        if let Some(disk) = vm.machine.disk_mut() {
+            writeln!(out, "{}", disk.block_info(&name, "ram"))?;
+            any = true;
+        }
+    }
+    if !any {
+        writeln!(out, "no VM has a disk ([vm NAME] disk = in tern.cfg)")?;
+    }
+    Ok(())
+}
+
 /// Runs one VM slice per main-loop round.
 pub struct VmPoller;
 

@@ -21,6 +21,7 @@ pub mod config;
 pub mod dirty_blocks;
 pub mod guest_io;
 pub mod in_flight;
+pub mod info;
 pub mod placement;
 pub mod ram_disk;
 pub mod request;
