@@ -38,6 +38,12 @@ impl BxHub {
         })
     }
 
+    /// The hub's UDP base port (port k: the hub receives on `base + 2k + 1`, sends to
+    /// `base + 2k`), for a host-side member such as `gateway::Gateway`.
+    pub fn base(&self) -> u16 {
+        self.base
+    }
+
     /// The NIC for host `index` (0-based): its MAC and hub port.
     pub fn nic(&self, index: u8) -> Result<Nic, HarnessError> {
         if index >= self.ports {

@@ -24,6 +24,7 @@ pub mod console;
 pub mod emulator;
 pub mod error;
 pub mod esp;
+pub mod gateway;
 pub mod heartbeat;
 pub mod machine;
 pub mod migration;

@@ -13,6 +13,7 @@
 //! - [`source`]: the source engine (pre-copy rounds, stop-and-copy, commit, rollback).
 //! - [`destination`]: the destination engine (accept, build, verify, commit, start).
 //! - [`vm_error`]: what a VM operation the engines ask for can fail with.
+//! - [`evacuation`]: `evacuate`: every VM to one peer in turn; the first failure stops it.
 //! - [`in_doubt`]: a commit acknowledged but never released: keep, tell, resolve.
 //! - [`nonce`]: session nonces from RDSEED/RDRAND mixed with TSC, counter and host name.
 //! - [`report`]: `info migrate`, per-round progress lines and the final statistics.
@@ -22,6 +23,7 @@ pub mod cpu_budget;
 pub mod destination;
 pub mod dirty;
 pub mod dirty_limit;
+pub mod evacuation;
 pub mod in_doubt;
 pub mod nonce;
 pub mod params;

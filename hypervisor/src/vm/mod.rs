@@ -18,6 +18,7 @@
 
 pub mod console_cmd;
 pub mod console_out;
+pub mod cpu_model;
 pub mod cpuid;
 pub mod device_state_codec;
 pub mod exit_counters;

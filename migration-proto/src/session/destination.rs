@@ -133,6 +133,12 @@ impl DestinationSession {
         self.incoming.as_ref().map(|i| &i.identity)
     }
 
+    /// The CPU descriptor of the VM being received, once offered (what the guest was
+    /// shown; a snapshot receiver stores it with the VM).
+    pub fn offered_cpu(&self) -> Option<&crate::cpu::CpuDescriptor> {
+        self.incoming.as_ref().map(|i| &i.cpu)
+    }
+
     /// Next event for the caller.
     ///
     /// Frames held back because decoded pages were waiting (see `handle_input`) are decoded
@@ -368,6 +374,7 @@ impl DestinationSession {
                     disks,
                     vcpus_received: vec![false; offer.identity.vcpu_count as usize],
                     identity: offer.identity.clone(),
+                    cpu: offer.cpu,
                     devices: Vec::new(),
                     digest: None,
                     page_digest,

@@ -55,6 +55,8 @@ pub(super) struct Incoming {
     /// Storage migration: the manifest's disks (empty without one).
     pub(super) disks: Vec<IncomingDisk>,
     pub(super) identity: VmIdentity,
+    /// The CPU the guest was shown, as offered (a snapshot records it).
+    pub(super) cpu: crate::cpu::CpuDescriptor,
     pub(super) vcpus_received: Vec<bool>,
     pub(super) devices: Vec<String>,
     /// The source's whole-memory digest, if it sent one.

@@ -236,6 +236,7 @@ pub(crate) struct VmDraft {
     vcpus: Slot<u32>,
     autostart: Slot<bool>,
     disk: Slot<DiskConfig>,
+    cpu: Slot<String>,
 }
 
 impl VmDraft {
@@ -250,6 +251,7 @@ impl VmDraft {
             vcpus: Slot::empty(),
             autostart: Slot::empty(),
             disk: Slot::empty(),
+            cpu: Slot::empty(),
         }
     }
 
@@ -288,6 +290,9 @@ impl VmDraft {
                 let path = e.parse(value::disk_path)?;
                 Ok(DiskConfig { path, line })
             }),
+            "cpu" => self
+                .cpu
+                .fill(s, "cpu", raw, line, |e| e.parse(value::cpu_model)),
             _ => Err(unknown_key(s, key, line)),
         }
     }
@@ -308,6 +313,7 @@ impl VmDraft {
             cmdline: self.cmdline.take().unwrap_or_default(),
             vcpus: self.vcpus.take().unwrap_or(1),
             autostart: self.autostart.take().unwrap_or(true),
+            cpu: self.cpu.take().unwrap_or_else(|| "host".to_string()),
             line: self.header_line,
             disk: self.disk.take(),
         })

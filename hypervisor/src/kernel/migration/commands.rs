@@ -3,26 +3,19 @@
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::net::Ipv4Addr;
 
-use migration_proto::crypto::PreSharedKey;
-use smoltcp::wire::{IpAddress, IpEndpoint};
-
-use super::adapters::SourceVm;
-use super::{MIGRATION, Migrations, Outgoing, now};
-use crate::arch::tsc;
+use super::outgoing::{OutgoingPurpose, choose_vm, evacuate, snapshot, start_outgoing};
+use super::{MIGRATION, Migrations, now};
 use crate::console::{CommandError, CommandSpec, Invocation};
-use crate::kernel::network::{network_unavailable_reason, with_net_stack};
+use crate::kernel::network::with_net_stack;
 use crate::kernel::vms::with_vms;
-use crate::migration::cpu_budget::CpuBudget;
 use crate::migration::in_doubt::{Resolution, parse_resolve};
-use crate::migration::params::{FaultInjection, parse_migrate};
-use crate::migration::source::SourceEngine;
-use crate::migration::tcp::new_socket;
-use crate::vm::state::{VmCommand, VmState};
+use crate::migration::params::parse_migrate;
+use crate::vm::state::VmCommand;
 use crate::vm::vm_set::VmHold;
 
-/// `migrate`, `migrate_cancel`, `migrate_set_parameter`, `migrate_incoming`.
+/// `migrate`, `snapshot`, `evacuate`, `migrate_cancel`, `migrate_set_parameter`,
+/// `migrate_resolve`, `migrate_incoming`.
 pub static MIGRATION_COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "migrate",
@@ -31,6 +24,22 @@ pub static MIGRATION_COMMANDS: &[CommandSpec] = &[
         min_args: 1,
         max_args: 4,
         handler: migrate,
+    },
+    CommandSpec {
+        name: "snapshot",
+        usage: "[-c] HOST:PORT [VM]",
+        help: "save a copy of a VM to a snapshot receiver or tern host; the VM keeps running here (-c: paused while copying)",
+        min_args: 1,
+        max_args: 3,
+        handler: snapshot,
+    },
+    CommandSpec {
+        name: "evacuate",
+        usage: "HOST:PORT",
+        help: "migrate every VM of this host to another tern host, one after another",
+        min_args: 1,
+        max_args: 1,
+        handler: evacuate,
     },
     CommandSpec {
         name: "migrate_cancel",
@@ -66,11 +75,11 @@ pub static MIGRATION_COMMANDS: &[CommandSpec] = &[
     },
 ];
 
-fn failed(text: impl Into<String>) -> CommandError {
+pub(super) fn failed(text: impl Into<String>) -> CommandError {
     CommandError::Failed(text.into())
 }
 
-fn with_migrations<R>(
+pub(super) fn with_migrations<R>(
     f: impl FnOnce(&mut Migrations) -> Result<R, CommandError>,
 ) -> Result<R, CommandError> {
     let mut guard = MIGRATION.lock();
@@ -84,110 +93,37 @@ fn migrate(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
     let args = parse_migrate(inv.args.iter().map(String::as_str))
         .map_err(|e| CommandError::BadArgument(e.to_string()))?;
     let message = with_migrations(|m| {
-        let key = m
-            .key
-            .ok_or_else(|| failed("no [migration] key configured: migration is disabled"))?;
-        if m.outgoing.is_some() {
-            return Err(failed("a migration is already running (info migrate)"));
-        }
-        let vm_name = with_vms(|set, _| {
-            if let Some(name) = &args.vm
-                && let Some(hold) = set.hold_of(name)
-            {
-                return Err(failed(format!("VM '{name}' is {}", hold.refusal())));
-            }
-            let running: Vec<String> = set
-                .iter()
-                .filter(|v| matches!(v.machine.state(), VmState::Running | VmState::Paused))
-                .filter(|v| set.hold_of(v.machine.name()).is_none())
-                .map(|v| String::from(v.machine.name()))
-                .collect();
-            match &args.vm {
-                Some(name) if running.iter().any(|n| n == name) => Ok(name.clone()),
-                Some(name) => Err(failed(format!("no running VM named '{name}'"))),
-                None if running.len() == 1 => Ok(running[0].clone()),
-                None if running.is_empty() => Err(failed("no running VM to migrate")),
-                None => Err(failed(
-                    "several VMs run here: name one (migrate HOST:PORT VM)",
-                )),
-            }
-        })
-        .ok_or_else(|| failed("VT-x not available: no VMs"))??;
-        // Checked before connecting: a refused command leaves no connection behind (the
-        // destination serves one incoming connection at a time).
-        let has_disk = with_vms(|set, _| {
-            set.iter()
-                .any(|v| v.machine.name() == vm_name && v.machine.disk().is_some())
-        })
-        .unwrap_or(false);
-        if has_disk && !args.block {
-            return Err(failed(format!(
-                "VM '{vm_name}' has a disk: migrate it with -b (its disk moves with it)"
-            )));
-        }
-        let remote = IpEndpoint::new(IpAddress::Ipv4(Ipv4Addr::from(args.host)), args.port);
-        let socket = with_net_stack(|stack| stack.tcp_connect(new_socket(), remote))
-            .ok_or_else(|| failed(network_unavailable_reason()))?
-            .map_err(|e| failed(format!("{e}")))?;
-        let nonce = m.nonce();
-        let (mut params, cpu) = (m.params, m.cpu.clone());
-        params.block_migration = args.block;
-        let mut paused_here = false;
-        let engine = with_vms(|set, ctx| {
-            // Until the migration ends the operator's `vm` commands leave this VM alone.
-            set.hold(&vm_name, VmHold::MigratingOut);
-            let hv = set.get_mut(&vm_name)?;
-            let mut vm = SourceVm {
-                machine: &mut hv.machine,
-                ctx,
-                paused_here: &mut paused_here,
-            };
-            Some(SourceEngine::new(
-                &mut vm,
-                PreSharedKey::new(key),
-                cpu,
-                params,
-                args.cold,
-                nonce,
-                now(),
-            ))
-        })
-        .flatten()
-        .ok_or_else(|| failed("the VM vanished"))?;
-        let mut engine = engine;
-        match Migrations::endpoints(socket, true) {
-            Some(endpoints) => engine.set_endpoints(endpoints),
-            None => log::warn!("migration: outgoing connection without IPv4 endpoints"),
-        }
-        m.outgoing = Some(Outgoing {
-            engine,
-            budget: CpuBudget::new(params.cpu_budget_percent, tsc::uptime_ns() / 1000),
-            socket,
-            vm: vm_name.clone(),
-            paused_here,
-            drop_release: params.fault_inject == FaultInjection::DropRelease,
-        });
-        Ok(format!(
-            "migrate: {} migration of '{vm_name}'{} to {remote} started ({})",
-            if args.cold { "cold" } else { "live" },
-            if args.block { " with its disk" } else { "" },
-            params
-        ))
+        m.refuse_while_evacuating()?;
+        let vm_name = choose_vm(args.vm.as_deref(), "migrate")?;
+        start_outgoing(
+            m,
+            &vm_name,
+            (args.host, args.port),
+            args.cold,
+            args.block,
+            OutgoingPurpose::Migrate,
+        )
     })?;
     writeln!(inv.out, "{message}")?;
     Ok(())
 }
 
 fn migrate_cancel(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
-    with_migrations(|m| {
-        let out = m
-            .outgoing
-            .as_mut()
-            .ok_or_else(|| failed("no outgoing migration"))?;
-        out.engine.cancel(now());
-        Ok(())
+    let lines = with_migrations(|m| {
+        if let Some(out) = m.outgoing.as_mut() {
+            out.engine.cancel(now());
+            return Ok(alloc::vec![String::from("migrate: cancelling")]);
+        }
+        // An evacuation between two attempts at a refused VM: stop it here.
+        let lines = m.cancel_evacuation_retry();
+        if lines.is_empty() {
+            return Err(failed("no outgoing migration"));
+        }
+        Ok(lines)
     })?;
-    writeln!(inv.out, "migrate: cancelling")?;
+    for line in lines {
+        writeln!(inv.out, "{line}")?;
+    }
     Ok(())
 }
 
@@ -294,6 +230,9 @@ pub fn info_migrate(out: &mut dyn core::fmt::Write) -> Result<(), CommandError> 
             }
             (None, Some(last)) => writeln!(out, "{last}")?,
             (None, None) => writeln!(out, "migration: none yet")?,
+        }
+        if let Some(run) = &m.evacuation {
+            writeln!(out, "{}", run.evacuation.status_line())?;
         }
         match &m.incoming {
             Some(i) => writeln!(out, "incoming: {}", i.engine.state_name())?,

@@ -1,6 +1,7 @@
 //! Migration inside the kernel: the listener on `[migration] port`, one outgoing and one
 //! incoming migration advanced by a main-loop poller, and the console commands `migrate`,
-//! `migrate_cancel`, `migrate_set_parameter`, `migrate_incoming` and `info migrate`.
+//! `snapshot`, `evacuate` (`outgoing.rs`), `migrate_cancel`, `migrate_set_parameter`,
+//! `migrate_incoming` and `info migrate`.
 //!
 //! Why it looks like this: all decisions live in `crate::migration` (host-tested engines);
 //! this file only finds the VM, the socket and the clock, and hands them to the engines each
@@ -9,6 +10,7 @@
 
 mod adapters;
 pub(super) mod commands;
+mod outgoing;
 
 pub use commands::MIGRATION_COMMANDS;
 
@@ -25,6 +27,7 @@ use smoltcp::socket::tcp;
 use spin::Mutex;
 
 use self::adapters::{IncomingMachine, KernelFactory, NoVmFactory, SourceVm};
+use self::outgoing::{EvacuationRun, OutgoingPurpose};
 use super::host::Host;
 use super::main_loop::{PollResult, Poller};
 use super::network::with_net_stack;
@@ -55,6 +58,8 @@ struct Outgoing {
     paused_here: bool,
     /// Testing switch `fault-inject drop-release` was on when this migration started.
     drop_release: bool,
+    /// Migrate, snapshot, or one VM of an evacuation.
+    purpose: OutgoingPurpose,
 }
 
 struct Incoming {
@@ -65,11 +70,14 @@ struct Incoming {
 struct Migrations {
     params: MigrationParams,
     key: Option<[u8; 32]>,
+    /// What this host offers an incoming VM (the whole offer, `host` model).
     cpu: CpuDescriptor,
     host_name: String,
     sessions: u64,
     next_vpid: u16,
     outgoing: Option<Outgoing>,
+    /// `evacuate`: the VMs still to move, the peer they go to, a pending retry.
+    evacuation: Option<EvacuationRun>,
     incoming: Option<Incoming>,
     listener: Option<(SocketHandle, u16)>,
     listen_port: Option<u16>,
@@ -103,11 +111,12 @@ pub fn start(host: &Host) -> Option<Box<dyn Poller>> {
     let mut m = Migrations {
         params,
         key: config.migration.key,
-        cpu: adapters::cpu_descriptor(),
+        cpu: adapters::cpu_descriptor(super::cpu_models::host_offer()),
         host_name: config.host.name.clone(),
         sessions: 0,
         next_vpid: 0x100,
         outgoing: None,
+        evacuation: None,
         incoming: None,
         listener: None,
         listen_port: config.migration.key.map(|_| config.migration.port),
@@ -170,6 +179,12 @@ impl Migrations {
     fn poll(&mut self) -> PollResult {
         let now = now();
         let mut busy = false;
+        if self.outgoing.is_none() && self.evacuation.is_some() {
+            busy = true;
+            for line in self.retry_evacuation(now.as_micros()) {
+                say(&line);
+            }
+        }
         if self.outgoing.is_some() {
             busy = true;
             self.poll_outgoing(now);
@@ -313,21 +328,32 @@ impl Migrations {
             return;
         };
         let name = out.vm.clone();
+        let purpose = out.purpose;
         let completed = matches!(outcome, SourceOutcome::Completed(_));
+        let keeps_vm = out.engine.keeps_vm();
         with_vms(|set, ctx| {
             set.release_hold(&name);
-            if completed {
+            if completed && !keeps_vm {
                 // The destination owns the VM now: release ours.
                 if let Some(hv) = set.remove(&name) {
                     hv.machine.destroy(&mut ctx.vmx, &mut ctx.frames);
                 }
             }
         });
-        say(&source_verdict(&name, completed));
+        if keeps_vm {
+            say(&snapshot_verdict(&name, completed));
+        } else {
+            say(&source_verdict(&name, completed));
+        }
         self.last = Some(out.engine.info(now));
         let socket = out.socket;
         self.outgoing = None;
         self.linger(socket);
+        if purpose == OutgoingPurpose::Evacuate {
+            for line in self.evacuation_vm_ended(outcome, now.as_micros()) {
+                say(&line);
+            }
+        }
     }
 
     fn poll_incoming(&mut self, now: Instant) {
@@ -375,6 +401,18 @@ impl Migrations {
             self.incoming = None;
             self.linger(socket);
         }
+    }
+}
+
+/// The source's last line of a snapshot: the VM runs here whatever happened.
+fn snapshot_verdict(vm: &str, completed: bool) -> String {
+    if completed {
+        format!(
+            "snapshot: VM '{vm}' saved (the receiver committed a copy); it keeps running on \
+             this host"
+        )
+    } else {
+        format!("snapshot: VM '{vm}' not saved; it keeps running on this host")
     }
 }
 

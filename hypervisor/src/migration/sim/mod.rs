@@ -7,6 +7,7 @@ mod guest;
 mod in_doubt;
 mod link;
 mod scenarios;
+mod snapshot;
 mod storage;
 
 use std::string::String;
@@ -44,6 +45,8 @@ enum Fault {
 struct Setup {
     params: MigrationParams,
     cold: bool,
+    /// A snapshot: the source keeps its VM after the commit.
+    keep_vm: bool,
     source_key: [u8; 32],
     destination_key: [u8; 32],
     source_cpu: CpuDescriptor,
@@ -63,6 +66,7 @@ impl Setup {
                 ..MigrationParams::default()
             },
             cold: false,
+            keep_vm: false,
             source_key: [7; 32],
             destination_key: [7; 32],
             source_cpu: CpuDescriptor::default(),
@@ -98,6 +102,9 @@ fn migrate(guest: &mut FakeGuest, mut setup: Setup) -> Run {
         [1; 32],
         at(0),
     );
+    if setup.keep_vm {
+        source.keep_vm_after_commit();
+    }
     let mut destination: Option<DestinationEngine<FakeIncoming>> = Some(DestinationEngine::new(
         PreSharedKey::new(setup.destination_key),
         setup.destination_cpu.clone(),

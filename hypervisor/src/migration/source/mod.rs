@@ -69,7 +69,8 @@ enum Phase {
 /// How a migration ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SourceOutcome {
-    /// The destination owns the VM: destroy the (paused) local copy.
+    /// The destination owns the VM: destroy the (paused) local copy. For a snapshot
+    /// (`keep_vm_after_commit`) the destination holds a copy and the VM runs on here.
     Completed(FinalStats),
     /// The VM was resumed here, intact; the error says why the migration failed.
     Failed(SourceError),
@@ -118,6 +119,10 @@ pub struct SourceEngine {
     pages_allowed: bool,
     /// Storage migration (`migrate -b`): each disk's copy state (empty otherwise).
     disks: Vec<disks::DiskCopy>,
+    /// Snapshot: the source keeps (and resumes) its VM after the commit.
+    keeps_vm: bool,
+    /// Snapshot: when the VM was resumed (once the commit was sent).
+    resumed_at: Option<Instant>,
 }
 
 impl SourceEngine {
@@ -186,6 +191,8 @@ impl SourceEngine {
             round_data_pages: 0,
             pages_allowed: true,
             disks,
+            keeps_vm: false,
+            resumed_at: None,
         }
     }
 
@@ -210,6 +217,19 @@ impl SourceEngine {
     /// VM's pages always move.
     pub fn allow_page_work(&mut self, allowed: bool) {
         self.pages_allowed = allowed;
+    }
+
+    /// Snapshot mode (`snapshot` console command): after `Completed` the VM stays on this
+    /// host and runs on, resumed here if the migration paused it. The protocol is
+    /// unchanged (the destination sees an ordinary migration and commits a copy): whether
+    /// the source keeps running its VM is the source's business once the copy committed.
+    pub fn keep_vm_after_commit(&mut self) {
+        self.keeps_vm = true;
+    }
+
+    /// Whether this is a snapshot (the VM stays here after the commit).
+    pub fn keeps_vm(&self) -> bool {
+        self.keeps_vm
     }
 
     /// Whether the VM is paused by this migration (stop-and-copy, or cold).
@@ -378,12 +398,7 @@ impl SourceEngine {
 
     /// Any failure before the commit: the VM runs on here as if nothing had happened.
     fn rollback(&mut self, vm: &mut impl MigratableVm, why: SourceError) {
-        if self.tracking {
-            vm.stop_dirty_tracking();
-            self.tracking = false;
-        }
-        vm.set_throttle(0);
-        vm.set_dirty_limit(None);
+        self.release_vm(vm);
         if self.paused_by_us {
             vm.resume();
             self.paused_by_us = false;
@@ -409,17 +424,24 @@ impl SourceEngine {
         self.rollback(vm, why);
     }
 
-    fn on_completed(&mut self, vm: &mut impl MigratableVm, now: Instant) {
+    /// Ends what the migration did to the VM besides pausing it: tracking, throttle, limit.
+    fn release_vm(&mut self, vm: &mut impl MigratableVm) {
         if self.tracking {
             vm.stop_dirty_tracking();
             self.tracking = false;
         }
         vm.set_throttle(0);
         vm.set_dirty_limit(None);
+    }
+
+    fn on_completed(&mut self, vm: &mut impl MigratableVm, now: Instant) {
+        self.release_vm(vm);
         self.stats.total_us = now.saturating_since(self.started).as_micros() as u64;
+        // A snapshot's VM ran again from `resumed_at`; a migrated VM is down until now.
+        let down_until = self.resumed_at.unwrap_or(now);
         self.stats.downtime_us = self
             .paused_at
-            .map_or(0, |p| now.saturating_since(p).as_micros() as u64);
+            .map_or(0, |p| down_until.saturating_since(p).as_micros() as u64);
         self.stats.rounds = self.round + 1;
         self.lines.push_back(alloc::format!("{}", self.stats));
         if let (Some(paused), Some(queued), Some(committed)) =
@@ -437,6 +459,10 @@ impl SourceEngine {
                 },
                 ms(committed, now)
             ));
+        }
+        if self.keeps_vm && self.paused_by_us {
+            vm.resume();
+            self.paused_by_us = false;
         }
         self.phase = Phase::Finished;
         self.outcome = Some(SourceOutcome::Completed(self.stats));

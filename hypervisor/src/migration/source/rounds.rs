@@ -345,7 +345,7 @@ impl SourceEngine {
             return Ok(());
         }
         // Version 3: the page digest the session kept is the verification; commit now.
-        self.commit(None, now)
+        self.commit(vm, None, now)
     }
 
     /// Whether the commit carries a whole-memory digest (`verify full`, or a version-2
@@ -354,7 +354,12 @@ impl SourceEngine {
         self.params.verify == VerifyMode::Full || !self.session.uses_page_digest()
     }
 
-    fn commit(&mut self, digest: Option<[u8; 32]>, now: Instant) -> Result<(), SourceError> {
+    fn commit(
+        &mut self,
+        vm: &mut impl MigratableVm,
+        digest: Option<[u8; 32]>,
+        now: Instant,
+    ) -> Result<(), SourceError> {
         self.session
             .commit(digest, now)
             .map_err(SourceStep::Commit.refused())?;
@@ -363,6 +368,18 @@ impl SourceEngine {
             "migrate: state and digest sent, waiting for the destination's commit",
         ));
         self.phase = Phase::AwaitingCommit;
+        if self.keeps_vm && self.paused_by_us {
+            // A snapshot: everything the copy holds is encoded in the session's output,
+            // and this host keeps the VM whatever the receiver answers, so the VM need not
+            // wait for the commit (a file receiver writes and re-reads the file first).
+            self.release_vm(vm);
+            vm.resume();
+            self.paused_by_us = false;
+            self.resumed_at = Some(now);
+            self.lines.push_back(String::from(
+                "snapshot: copy complete on this side; the VM runs on while the receiver commits",
+            ));
+        }
         Ok(())
     }
 
@@ -388,6 +405,6 @@ impl SourceEngine {
             return Ok(());
         }
         let digest = digester.finalize();
-        self.commit(Some(digest), now)
+        self.commit(vm, Some(digest), now)
     }
 }

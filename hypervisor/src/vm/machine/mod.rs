@@ -21,7 +21,7 @@ mod pml;
 mod report;
 mod snapshot;
 
-pub use devices::COM1;
+pub use devices::{COM1, host_cpuid, host_offer};
 pub use error::MachineError;
 pub use managed::{MachineContext, ManagedMachine};
 pub use migration::MigrationHooks;
@@ -32,6 +32,7 @@ use mmio_exit::MmioExit;
 
 use crate::arch::cpu::{rdmsr, wrmsr};
 use crate::vm::console_out::{LineOutput, LineSink};
+use crate::vm::cpu_model::FeatureMasks;
 use crate::vm::exit_counters::ExitCounters;
 use crate::vm::exit_handler::{CrashReason, ExitAction, HostCpu, VcpuEmulation, handle_exit};
 use crate::vm::guest_ram::GuestRam;
@@ -176,7 +177,7 @@ impl<O: LineOutput> Machine<O> {
             ept,
             vpid,
             vcpu: None,
-            emu: VcpuEmulation::at_reset(tsc_khz),
+            emu: VcpuEmulation::at_reset(tsc_khz, FeatureMasks::all()),
             uart: Uart16550::new(NoInterrupt, LineSink::new(name, out)),
             counters: ExitCounters::default(),
             void_frame: None,
@@ -242,8 +243,8 @@ impl<O: LineOutput> Machine<O> {
         if let Some(disk) = self.disk.as_mut() {
             disk.reset();
         }
-        // A reboot resets the vCPU but not the VM's TSC rate.
-        self.emu = VcpuEmulation::at_reset(self.emu.tsc_khz);
+        // A reboot resets the vCPU but not the VM's TSC rate or CPU model.
+        self.emu = VcpuEmulation::at_reset(self.emu.tsc_khz, self.emu.features);
         self.counters = ExitCounters::default();
         self.crash = None;
         self.syscall_msrs = [0; SWITCHED_ON_VCPU_CHANGE.len()];

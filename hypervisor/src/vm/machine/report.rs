@@ -49,6 +49,12 @@ impl<O: LineOutput> Machine<O> {
         if let Some(reason) = self.crash {
             writeln!(out, "  crashed: {reason}")?;
         }
+        let offer = super::devices::host_offer();
+        writeln!(
+            out,
+            "  cpu model: {}",
+            crate::vm::cpu_model::model_name(&self.emu.features, &offer)
+        )?;
         for (reason, name, count) in self.counters.nonzero() {
             writeln!(out, "  exit {reason:>2} {name:<24} {count}")?;
         }
