@@ -127,7 +127,14 @@ fn prepare() -> Result<Prepared, LoaderError> {
         "config path",
     )?;
 
-    for (i, vm) in config.vms.iter().enumerate() {
+    let module_count = config.vms.len() + config.vms.iter().filter(|v| v.disk.is_some()).count();
+    if module_count > boot_proto::MAX_MODULES {
+        return Err(LoaderError::TooManyModules {
+            count: module_count,
+        });
+    }
+    let mut modules = 0usize;
+    for vm in &config.vms {
         let image = esp.read(&vm.image).map_err(|status| LoaderError::VmImage {
             config: CONFIG_PATH.to_string(),
             line: vm.line,
@@ -136,15 +143,22 @@ fn prepare() -> Result<Prepared, LoaderError> {
             status,
         })?;
         let placed = place(memory_type::MODULE, &image, "a guest image")?;
-        boot_info.modules[i] = Module::new(&vm.name, placed.phys, placed.len);
+        boot_info.modules[modules] = Module::new(&vm.name, placed.phys, placed.len);
+        modules += 1;
         println!(
             "tern loader: VM '{}': {} ({} KiB)",
             vm.name,
             vm.image,
             image.len() / 1024
         );
+        if let Some(disk) = &vm.disk {
+            let placed = load_disk(&mut esp, vm, disk)?;
+            let name = boot_proto::config::disk_module_name(&vm.name);
+            boot_info.modules[modules] = Module::new(&name, placed.phys, placed.len);
+            modules += 1;
+        }
     }
-    boot_info.module_count = config.vms.len() as u32;
+    boot_info.module_count = modules as u32;
 
     let elf_bytes = esp
         .read(HYPERVISOR_PATH)
@@ -203,6 +217,41 @@ fn prepare() -> Result<Prepared, LoaderError> {
         stack_top,
         pml4,
     })
+}
+
+/// Reads VM `vm`'s disk image and places it as a module, after checking that it can be a
+/// disk (whole sectors, not empty, not larger than a RAM disk may be).
+fn load_disk(
+    esp: &mut Esp,
+    vm: &boot_proto::config::VmConfig,
+    disk: &boot_proto::config::DiskConfig,
+) -> Result<PhysSlice, LoaderError> {
+    let bytes = esp
+        .read(&disk.path)
+        .map_err(|status| LoaderError::DiskRead {
+            config: CONFIG_PATH.to_string(),
+            line: disk.line,
+            vm: vm.name.clone(),
+            path: disk.path.clone(),
+            status,
+        })?;
+    boot_proto::config::check_disk_image_len(bytes.len() as u64).map_err(|error| {
+        LoaderError::DiskImage {
+            config: CONFIG_PATH.to_string(),
+            line: disk.line,
+            vm: vm.name.clone(),
+            path: disk.path.clone(),
+            error,
+        }
+    })?;
+    let placed = place(memory_type::MODULE, &bytes, "a disk image")?;
+    println!(
+        "tern loader: VM '{}': disk {} ({} KiB)",
+        vm.name,
+        disk.path,
+        bytes.len() / 1024
+    );
+    Ok(placed)
 }
 
 /// ACPI 2.0 RSDP if the firmware has one, else ACPI 1.0, else 0.

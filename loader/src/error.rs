@@ -25,8 +25,26 @@ pub enum LoaderError {
         image: String,
         status: uefi::Status,
     },
+    /// A VM's disk image could not be read (names the config line of `disk`).
+    DiskRead {
+        config: String,
+        line: u32,
+        vm: String,
+        path: String,
+        status: uefi::Status,
+    },
+    /// A VM's disk image was read but cannot be a disk (empty, partial sector, too large).
+    DiskImage {
+        config: String,
+        line: u32,
+        vm: String,
+        path: String,
+        error: boot_proto::config::DiskImageError,
+    },
     /// Too many VMs for the boot-info module table.
     TooManyVms { count: usize },
+    /// VM images and disk images together exceed the boot-info module table.
+    TooManyModules { count: usize },
     /// The hypervisor ELF is malformed.
     HypervisorElf { path: String, reason: String },
     /// Firmware refused an allocation.
@@ -61,6 +79,28 @@ impl fmt::Display for LoaderError {
             } => write!(
                 f,
                 "{config}:{line}: [vm {vm}] image = {image}: cannot read it from the ESP ({status:?})"
+            ),
+            LoaderError::DiskRead {
+                config,
+                line,
+                vm,
+                path,
+                status,
+            } => write!(
+                f,
+                "{config}:{line}: [vm {vm}] disk = {path}: cannot read it from the ESP ({status:?})"
+            ),
+            LoaderError::DiskImage {
+                config,
+                line,
+                vm,
+                path,
+                error,
+            } => write!(f, "{config}:{line}: [vm {vm}] disk = {path}: {error}"),
+            LoaderError::TooManyModules { count } => write!(
+                f,
+                "{count} VM and disk images configured, at most {} are supported",
+                boot_proto::MAX_MODULES
             ),
             LoaderError::TooManyVms { count } => write!(
                 f,

@@ -347,6 +347,20 @@ fn sample_messages(mem: &[u8]) -> Vec<Message> {
             block_size: 512,
             data: vec![9; 512],
         }),
+        Message::DiskManifest(DiskManifest {
+            disks: vec![DiskDescriptor {
+                disk_id: 0,
+                name: "vda".into(),
+                size_bytes: 1 << 20,
+                block_size: 512,
+            }],
+        }),
+        Message::DiskDigest(DiskDigestMessage {
+            disk_id: 0,
+            size_bytes: 1 << 20,
+            region_bytes: 1 << 20,
+            regions: vec![0x0123_4567_89ab_cdef],
+        }),
         Message::MemoryDigest(MemoryDigestMessage {
             memory_bytes: FUZZ_MEMORY_BYTES as u64,
             digest: [8; 32],

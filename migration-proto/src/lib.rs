@@ -118,6 +118,7 @@ pub mod cpu;
 pub mod crypto;
 pub mod digest;
 pub mod dirty;
+pub mod disk_digest;
 pub mod framing;
 #[cfg(feature = "std")]
 pub mod fuzz;

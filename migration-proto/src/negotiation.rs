@@ -62,8 +62,14 @@ impl Capabilities {
     pub const DELTA_PAGES: Capabilities = Capabilities(1 << 3);
     /// Reserved: post-copy page requests from the destination (not implemented yet).
     pub const POST_COPY: Capabilities = Capabilities(1 << 4);
-    /// Disk blocks are migrated with the VM (`DiskBlocks` messages).
+    /// Retired: offered by builds before storage migration existed, which accepted
+    /// `DiskBlocks` with no rule about them. Never negotiated any more (a peer offering it
+    /// alone gets no disk migration); see [`Capabilities::DISK_MIGRATION`].
     pub const DISK_BLOCKS: Capabilities = Capabilities(1 << 5);
+    /// Storage migration (version 3): `DiskManifest` before the `Offer`, `DiskBlocks`
+    /// of the disks it names, a `DiskDigest` per disk before `Commit`
+    /// (docs/migration-protocol.md section 4b).
+    pub const DISK_MIGRATION: Capabilities = Capabilities(1 << 6);
 
     /// The capabilities this crate implements.
     pub const IMPLEMENTED: Capabilities = Capabilities(
@@ -71,7 +77,7 @@ impl Capabilities {
             | Self::LZ4_PAGES.0
             | Self::ENCRYPTION.0
             | Self::DELTA_PAGES.0
-            | Self::DISK_BLOCKS.0,
+            | Self::DISK_MIGRATION.0,
     );
 
     /// From raw bits (unknown bits kept; intersect with `IMPLEMENTED` to drop them).
@@ -112,13 +118,14 @@ impl Capabilities {
 
 impl fmt::Display for Capabilities {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [(Capabilities, &str); 6] = [
+        const NAMES: [(Capabilities, &str); 7] = [
             (Capabilities::ZERO_PAGES, "zero-pages"),
             (Capabilities::LZ4_PAGES, "lz4-pages"),
             (Capabilities::ENCRYPTION, "encryption"),
             (Capabilities::DELTA_PAGES, "delta-pages"),
             (Capabilities::POST_COPY, "post-copy"),
             (Capabilities::DISK_BLOCKS, "disk-blocks"),
+            (Capabilities::DISK_MIGRATION, "disk-migration"),
         ];
         let mut first = true;
         let mut rest = self.0;

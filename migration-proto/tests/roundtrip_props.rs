@@ -274,6 +274,47 @@ fn message() -> impl Strategy<Value = Message> {
                     data: vec![fill; blocks * block_size as usize],
                 })
             ),
+        proptest::collection::vec(
+            (
+                any::<u32>(),
+                "[a-z0-9]{1,64}",
+                1u64..1 << 20,
+                prop_oneof![Just(512u32), Just(4096u32)]
+            ),
+            1..=16
+        )
+        .prop_map(|disks| {
+            let mut seen = Vec::new();
+            let disks = disks
+                .into_iter()
+                .filter(|(id, ..)| {
+                    let fresh = !seen.contains(id);
+                    seen.push(*id);
+                    fresh
+                })
+                .map(|(disk_id, name, blocks, block_size)| DiskDescriptor {
+                    disk_id,
+                    name,
+                    size_bytes: blocks * u64::from(block_size),
+                    block_size,
+                })
+                .collect();
+            Message::DiskManifest(DiskManifest { disks })
+        }),
+        (any::<u32>(), 1u64..1 << 34, 20u32..24, any::<u128>()).prop_map(
+            |(disk_id, size_bytes, shift, seed)| {
+                let region_bytes = 1u32 << shift;
+                let count = size_bytes.div_ceil(u64::from(region_bytes)) as usize;
+                Message::DiskDigest(DiskDigestMessage {
+                    disk_id,
+                    size_bytes,
+                    region_bytes,
+                    regions: (0..count as u128)
+                        .map(|i| seed.wrapping_mul(i + 1))
+                        .collect(),
+                })
+            }
+        ),
         (any::<u64>(), any::<[u8; 32]>()).prop_map(|(memory_bytes, digest)| Message::MemoryDigest(
             MemoryDigestMessage {
                 memory_bytes,

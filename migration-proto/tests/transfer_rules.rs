@@ -47,16 +47,6 @@ fn small_migration_completes_and_releases() {
         src.send_vcpu_state(&vcpu_state(0), T0).unwrap();
         src.send_vcpu_state(&vcpu_state(1), T0).unwrap();
         src.send_device_state(&device_state(), T0).unwrap();
-        src.send_disk_blocks(
-            &DiskBlocks {
-                disk_id: 0,
-                first_lba: 8,
-                block_size: 512,
-                data: vec![3; 1024],
-            },
-            T0,
-        )
-        .unwrap();
         src.commit(Some(digest_memory(&mem)), T0).unwrap();
         pump(&mut src, &mut dst, T0);
         let mut dst_mem = vec![0u8; MEM as usize];
@@ -272,18 +262,19 @@ fn a_device_state_sent_twice_is_refused_by_the_source() {
 }
 
 /// Found while writing the `sealed_session` fuzz harness's rules: the destination took
-/// `DiskBlocks` (and handed them to its caller) in a session where DISK_BLOCKS was not
-/// negotiated, although the source never sends them then.
+/// `DiskBlocks` (and handed them to its caller) in a session where the disk capability
+/// (then DISK_BLOCKS, now DISK_MIGRATION) was not negotiated, although the source never
+/// sends them then.
 #[test]
 fn disk_blocks_without_the_capability_are_refused() {
     for offered_by_destination in [true, false] {
         let mut config = destination_config();
         if !offered_by_destination {
-            config.offered = Capabilities::IMPLEMENTED.difference(Capabilities::DISK_BLOCKS);
+            config.offered = Capabilities::IMPLEMENTED.difference(Capabilities::DISK_MIGRATION);
         }
         let mut dst = DestinationSession::new(config, [2; 32], T0);
         let offered = if offered_by_destination {
-            Capabilities::IMPLEMENTED.difference(Capabilities::DISK_BLOCKS)
+            Capabilities::IMPLEMENTED.difference(Capabilities::DISK_MIGRATION)
         } else {
             Capabilities::IMPLEMENTED
         };
@@ -299,7 +290,7 @@ fn disk_blocks_without_the_capability_are_refused() {
         );
         assert_eq!(
             dst_failure(&mut dst),
-            SessionError::EncodingNotNegotiated(Capabilities::DISK_BLOCKS)
+            SessionError::EncodingNotNegotiated(Capabilities::DISK_MIGRATION)
         );
         assert!(
             !destination_events(&mut dst)

@@ -19,6 +19,15 @@ pub fn migration_config(index: usize, key: &str, vm_memory: Option<&str>, cmdlin
     text
 }
 
+/// Like [`migration_config`] with a VM, in disk mode: `hb` has the ESP's test disk
+/// (`tern/disks/test.img`) and `hb.disk=1` is added to `cmdline`.
+pub fn disk_config(index: usize, key: &str, vm_memory: &str, cmdline: &str) -> String {
+    let cmdline = format!("{cmdline} hb.disk=1");
+    let mut text = migration_config(index, key, Some(vm_memory), cmdline.trim());
+    text.push_str("disk = tern/disks/test.img\n");
+    text
+}
+
 /// The sequence number of the next `[hb] HB seq=N` line on host `index`.
 pub fn next_beat(pair: &mut Pair, index: usize, timeout: Duration) -> Result<u64, HarnessError> {
     pair.expect(index, "[hb] HB seq=", timeout)?;
@@ -38,11 +47,37 @@ pub fn beats(transcript: &str) -> Vec<u64> {
         .collect()
 }
 
+/// `(seq, blk)` of every disk-mode beat line (`[hb] HB seq=N ... blk=W`) in `transcript`,
+/// in order; beat lines without `blk=` (not in disk mode) are skipped.
+pub fn disk_beats(transcript: &str) -> Vec<(u64, u64)> {
+    transcript
+        .split("[hb] HB seq=")
+        .skip(1)
+        .filter_map(|t| {
+            let line = t.lines().next()?;
+            let seq = line.split_whitespace().next()?.parse().ok()?;
+            let blk = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("blk="))?
+                .parse()
+                .ok()?;
+            Some((seq, blk))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn beats_are_read_in_order_and_garbage_is_skipped() {
         let t = "x [hb] HB seq=3 tsc=1\n[hb] HB seq=oops\n[hb] HB seq=4 tsc=2";
         assert_eq!(super::beats(t), vec![3, 4]);
+    }
+
+    #[test]
+    fn disk_beats_pair_seq_and_blk() {
+        let t = "[hb] HB seq=3 tsc=1 corrupt=0 blk=40\r\n[hb] HB seq=4 tsc=2 corrupt=0\n\
+                 [hb] HB seq=5 tsc=3 corrupt=0 blk=x\n[hb] HB seq=6 tsc=4 corrupt=1 blk=61\n";
+        assert_eq!(super::disk_beats(t), vec![(3, 40), (6, 61)]);
     }
 }

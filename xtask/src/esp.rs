@@ -5,6 +5,7 @@
 //! tern/hypervisor.elf      the hypervisor
 //! tern/tern.cfg            the host config
 //! tern/guests/NAME.elf     guest images
+//! tern/disks/test.img      a 1 MiB raw test disk (`[vm NAME] disk =`), see [`test_disk_image`]
 //! ```
 //!
 //! A directory (not only an image) because both emulators boot one directly (Bochs vvfat,
@@ -22,6 +23,23 @@ pub const HYPERVISOR_PATH: &str = "tern/hypervisor.elf";
 pub const CONFIG_PATH: &str = "tern/tern.cfg";
 /// Guest image directory on the ESP.
 pub const GUEST_DIR: &str = "tern/guests";
+
+/// The test disk's path on the ESP.
+pub const TEST_DISK_PATH: &str = "tern/disks/test.img";
+/// The test disk's size: 2048 sectors.
+pub const TEST_DISK_BYTES: usize = 1 << 20;
+
+/// The test disk's contents: every 512-byte sector starts with `TERNDISK` and its sector
+/// number (u64 little-endian), the rest is zero. A guest that reads a sector back can tell
+/// it came from the right place; the heartbeat's disk mode overwrites sectors as it runs.
+pub fn test_disk_image() -> Vec<u8> {
+    let mut image = vec![0u8; TEST_DISK_BYTES];
+    for (sector, chunk) in image.chunks_exact_mut(512).enumerate() {
+        chunk[..8].copy_from_slice(b"TERNDISK");
+        chunk[8..16].copy_from_slice(&(sector as u64).to_le_bytes());
+    }
+    image
+}
 
 /// What goes onto the ESP.
 pub struct EspContents {
@@ -54,6 +72,10 @@ pub fn assemble(dir: &Path, contents: &EspContents) -> Result<()> {
         std::fs::copy(source, &target)
             .with_context(|| format!("copy {} to {}", source.display(), target.display()))?;
     }
+    let disk = dir.join(TEST_DISK_PATH);
+    create_parent(&disk)?;
+    std::fs::write(&disk, test_disk_image())
+        .with_context(|| format!("write {}", disk.display()))?;
     write_config(dir, &contents.config)
 }
 
@@ -70,5 +92,21 @@ fn create_parent(path: &Path) -> Result<()> {
             std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))
         }
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_disk_is_whole_sectors_each_naming_itself() {
+        let image = test_disk_image();
+        assert_eq!(image.len(), TEST_DISK_BYTES);
+        assert_eq!(image.len() % 512, 0);
+        let last = &image[image.len() - 512..];
+        assert_eq!(&last[..8], b"TERNDISK");
+        assert_eq!(last[8..16], 2047u64.to_le_bytes());
+        assert!(last[16..].iter().all(|&b| b == 0));
     }
 }

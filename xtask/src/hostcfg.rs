@@ -72,6 +72,8 @@ pub struct VmConfig {
     pub memory: String,
     /// Kernel command line.
     pub cmdline: String,
+    /// Raw disk image path on the ESP (`disk =`), if the VM has a disk.
+    pub disk: Option<String>,
 }
 
 /// A host config.
@@ -109,6 +111,7 @@ impl HostConfig {
                 image: format!("tern/guests/{guest}.elf"),
                 memory: VM_MEMORY.to_string(),
                 cmdline: default_cmdline(guest),
+                disk: None,
             })
             .collect();
         HostConfig {
@@ -145,6 +148,9 @@ impl HostConfig {
                 "\n[vm {}]\nimage = {}\nmemory = {}\ncmdline = \"{}\"\nautostart = yes\n",
                 vm.name, vm.image, vm.memory, vm.cmdline
             );
+            if let Some(disk) = &vm.disk {
+                let _ = writeln!(out, "disk = {disk}");
+            }
         }
         out
     }

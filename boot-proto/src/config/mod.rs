@@ -136,6 +136,78 @@ pub struct VmConfig {
     pub cpu: String,
     /// Line of the `[vm NAME]` header, for later messages about this VM.
     pub line: u32,
+    /// `disk = PATH`: the VM's virtio-blk disk, a raw image on the ESP (none if not given).
+    pub disk: Option<DiskConfig>,
+}
+
+/// `[vm NAME] disk = PATH`: a raw disk image the loader reads from the ESP and the
+/// hypervisor turns into the VM's RAM disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskConfig {
+    /// Path of the raw image on the ESP, as written (`/` or `\` separators).
+    pub path: String,
+    /// Line of the `disk` key, for the loader's and the hypervisor's messages about it.
+    pub line: u32,
+}
+
+/// Largest disk image, in bytes: RAM disks live in the hypervisor's heap (at most 32 MiB,
+/// shared with everything else), so a disk may take half of it at most.
+pub const MAX_DISK_BYTES: u64 = 16 << 20;
+
+/// Disk images are whole 512-byte sectors (virtio-blk's unit, VIRTIO 1.2 5.2.6).
+pub const DISK_SECTOR_BYTES: u64 = 512;
+
+/// Why a disk image file cannot be a VM's disk (the loader names the file and the line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskImageError {
+    /// The file is empty.
+    Empty,
+    /// The file's length is not a whole number of sectors.
+    PartialSector {
+        /// The file's length in bytes.
+        len: u64,
+    },
+    /// The file is larger than [`MAX_DISK_BYTES`].
+    TooLarge {
+        /// The file's length in bytes.
+        len: u64,
+    },
+}
+
+impl core::fmt::Display for DiskImageError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Empty => write!(f, "the image is empty"),
+            Self::PartialSector { len } => write!(
+                f,
+                "the image is {len} bytes, not a multiple of {DISK_SECTOR_BYTES}-byte sectors"
+            ),
+            Self::TooLarge { len } => write!(
+                f,
+                "the image is {len} bytes, more than the {} MiB a RAM disk may have",
+                MAX_DISK_BYTES >> 20
+            ),
+        }
+    }
+}
+
+/// Checks a disk image's length: whole sectors, not empty, at most [`MAX_DISK_BYTES`].
+pub fn check_disk_image_len(len: u64) -> Result<(), DiskImageError> {
+    if len == 0 {
+        Err(DiskImageError::Empty)
+    } else if len > MAX_DISK_BYTES {
+        Err(DiskImageError::TooLarge { len })
+    } else if !len.is_multiple_of(DISK_SECTOR_BYTES) {
+        Err(DiskImageError::PartialSector { len })
+    } else {
+        Ok(())
+    }
+}
+
+/// Name of the boot-info module holding VM `vm`'s disk image: `vm` plus `.disk` (a VM name
+/// has no `.`, so it cannot collide with a VM's own image module, which is named `vm`).
+pub fn disk_module_name(vm: &str) -> String {
+    alloc::format!("{vm}.disk")
 }
 
 /// Parses a config file's text. Stops at the first error.

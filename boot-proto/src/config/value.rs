@@ -164,16 +164,31 @@ pub(crate) fn memory_size(text: &str) -> Result<u64, &'static str> {
 /// A path on the ESP: components separated by `/` or `\` (one optional leading separator),
 /// none empty, `.` or `..`, and no character FAT forbids (`"*:<>?|`).
 pub(crate) fn image_path(text: &str) -> Result<String, &'static str> {
-    const EXPECTED: &str =
-        "a file path on the ESP like tern/guests/hb.elf, without '..', '.' or empty components";
+    esp_path(
+        text,
+        "a file path on the ESP like tern/guests/hb.elf, without '..', '.' or empty components",
+    )
+}
+
+/// A disk image path on the ESP (`[vm] disk`): the rules of [`image_path`].
+pub(crate) fn disk_path(text: &str) -> Result<String, &'static str> {
+    esp_path(
+        text,
+        "a file path on the ESP like tern/disks/hb.img, without '..', '.' or empty components",
+    )
+}
+
+/// A path on the ESP: components separated by `/` or `\`, one optional leading separator,
+/// no empty, `.` or `..` component, no character FAT forbids; `expected` on any violation.
+fn esp_path(text: &str, expected: &'static str) -> Result<String, &'static str> {
     let relative = text.strip_prefix(['/', '\\']).unwrap_or(text);
     let bad_char = |c: char| matches!(c, '"' | '*' | ':' | '<' | '>' | '?' | '|');
     if relative.is_empty() || relative.contains(bad_char) {
-        return Err(EXPECTED);
+        return Err(expected);
     }
     let bad_component = |c: &str| c.is_empty() || c == "." || c == "..";
     if relative.split(['/', '\\']).any(bad_component) {
-        return Err(EXPECTED);
+        return Err(expected);
     }
     Ok(text.to_string())
 }

@@ -29,9 +29,14 @@ use crate::memory::{FRAME_SIZE, global, phys_to_ptr};
 use crate::vm::console_out::LineOutput;
 use crate::vm::machine::{Machine, MachineContext, ManagedMachine};
 use crate::vm::state::{VmCommand, VmState};
+use crate::vm::virtio_blk::placement::DISK_WINDOW_GPA;
+use crate::vm::virtio_blk::{BlockBackend, RamDisk};
 use crate::vm::vm_set::{SliceResult, VmSet};
 use crate::vmx::frames::FrameSource;
 use crate::vmx::hw;
+
+/// Block size of RAM disks made from images: the sector, the unit images are checked in.
+const SECTOR_BYTES: u32 = 512;
 
 /// A slice is 1/SLICE_DIVISOR s of host TSC: 2 ms.
 pub const SLICE_DIVISOR: u64 = 500;
@@ -185,22 +190,68 @@ fn create_vm(
     .map_err(|e| format!("{e}"))?;
     machine.set_cpu_features(features);
     vm_host.canaries.push(new_canary(&mut ctx.frames)?);
+    if let Some(disk) = &vm.disk {
+        let attached = ram_disk(host, &vm.name)
+            .and_then(|d| machine.attach_disk(d).map_err(|e| format!("{e}")));
+        if let Err(e) = attached {
+            machine.destroy(&mut ctx.vmx, &mut ctx.frames);
+            return Err(format!(
+                "disk {} (tern.cfg line {}): {e}",
+                disk.path, disk.line
+            ));
+        }
+    }
     if vm.autostart {
         machine
             .command(&mut ctx.vmx, &mut ctx.frames, VmCommand::Start)
             .map_err(|e| format!("start: {e}"))?;
     }
+    let disk_line = machine.disk().map(|d| {
+        let sectors = d.device().backend().capacity_sectors();
+        format!(", disk vda {} KiB at {DISK_WINDOW_GPA:#x}", sectors / 2)
+    });
     log::info!(
-        "vm {}: {} MiB, cpu {}, {}",
+        "vm {}: {} MiB, cpu {}{}, {}",
         vm.name,
         vm.memory_bytes >> 20,
         vm.cpu,
+        disk_line.unwrap_or_default(),
         machine.state().name()
     );
     vm_host
         .set
         .add(ManagedMachine::new(machine))
         .map_err(|vm| format!("a VM named '{}' exists already", vm.machine.name()))
+}
+
+/// The RAM disk of VM `vm`, seeded from its `NAME.disk` module (copied into the heap: the
+/// module stays as the loader placed it).
+fn ram_disk(host: &Host, vm: &str) -> Result<RamDisk, String> {
+    let name = boot_proto::config::disk_module_name(vm);
+    let module = host
+        .boot_info
+        .modules()
+        .iter()
+        .find(|m| m.name() == Some(name.as_str()))
+        .ok_or_else(|| format!("the loader passed no disk module named '{name}'"))?;
+    boot_proto::config::check_disk_image_len(module.len).map_err(|e| format!("{e}"))?;
+    let end = module.phys.checked_add(module.len);
+    if end.is_none_or(|end| end > global::identity_limit()) {
+        return Err(format!(
+            "disk module at {:#x} is outside the identity map",
+            module.phys
+        ));
+    }
+    // SAFETY: the loader placed the module in memory it reserved for it (never handed to the
+    // frame allocator) and inside the identity map (checked above); it is never written.
+    let image: &[u8] =
+        unsafe { core::slice::from_raw_parts(phys_to_ptr::<u8>(module.phys), module.len as usize) };
+    let mut bytes = Vec::new();
+    bytes
+        .try_reserve_exact(image.len())
+        .map_err(|_| format!("out of heap for a {} KiB RAM disk", image.len() / 1024))?;
+    bytes.extend_from_slice(image);
+    RamDisk::from_image(bytes, SECTOR_BYTES, false).map_err(|e| format!("{e}"))
 }
 
 fn new_canary(frames: &mut KernelFrames) -> Result<u64, String> {
@@ -229,6 +280,24 @@ pub(super) fn with_vms<R>(
     let mut guard = VMS.lock();
     let h = guard.as_mut()?;
     Some(f(&mut h.set, &mut h.ctx))
+}
+
+/// `info block`: one line per VM disk (`vm::virtio_blk::info`).
+pub fn info_block(out: &mut dyn core::fmt::Write) -> Result<(), CommandError> {
+    let mut guard = VMS.lock();
+    let h = guard.as_mut().ok_or_else(unavailable)?;
+    let mut any = false;
+    for vm in h.set.iter_mut() {
+        let name = alloc::string::String::from(vm.machine.name());
+        if let Some(disk) = vm.machine.disk_mut() {
+            writeln!(out, "{}", disk.block_info(&name, "ram"))?;
+            any = true;
+        }
+    }
+    if !any {
+        writeln!(out, "no VM has a disk ([vm NAME] disk = in tern.cfg)")?;
+    }
+    Ok(())
 }
 
 /// Runs one VM slice per main-loop round.

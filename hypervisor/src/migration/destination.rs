@@ -24,7 +24,7 @@ use alloc::vec;
 use migration_proto::cpu::CpuDescriptor;
 use migration_proto::crypto::PreSharedKey;
 use migration_proto::digest::MemoryDigester;
-use migration_proto::message::{DeviceState, VcpuState, VmIdentity};
+use migration_proto::message::{DeviceState, DiskDescriptor, VcpuState, VmIdentity};
 use migration_proto::session::{
     DestinationConfig, DestinationEvent, DestinationSession, DestinationState, GuestMemory,
     Instant, SessionError,
@@ -48,6 +48,18 @@ pub trait IncomingVm {
     fn load_device(&mut self, state: &DeviceState) -> Result<(), VmError>;
     /// Copies guest memory at `gpa` into `out` (for the whole-memory digest).
     fn read_memory(&mut self, gpa: u64, out: &mut [u8]) -> Result<(), VmError>;
+    /// Storage migration: gives the VM an empty disk like `disk` (before any block).
+    fn create_disk(&mut self, disk: &DiskDescriptor) -> Result<(), VmError> {
+        Err(VmError::Disk(format!(
+            "this host cannot receive disk {} (no disk backend)",
+            disk.name
+        )))
+    }
+    /// Storage migration: writes whole blocks of disk `disk_id` from block `lba` (the
+    /// session checked the range against the manifest).
+    fn write_disk(&mut self, disk_id: u32, _lba: u64, _data: &[u8]) -> Result<(), VmError> {
+        Err(VmError::Disk(format!("no disk {disk_id} here")))
+    }
 }
 
 /// An incoming VM's RAM as the session's page-granular `GuestMemory`.
@@ -99,14 +111,18 @@ pub struct DestinationEngine<V> {
 
 impl<V: IncomingVm> DestinationEngine<V> {
     /// Serves one accepted connection.
+    /// `max_disk_bytes` is the room this host has for incoming disks (storage migration;
+    /// 0 refuses any VM that brings a disk, before anything moves).
     pub fn new(
         key: PreSharedKey,
         cpu: CpuDescriptor,
         max_memory_bytes: u64,
+        max_disk_bytes: u64,
         nonce: [u8; 32],
         now: Instant,
     ) -> Self {
-        let config = DestinationConfig::new(key, cpu, max_memory_bytes);
+        let mut config = DestinationConfig::new(key, cpu, max_memory_bytes);
+        config.max_disk_bytes = max_disk_bytes;
         DestinationEngine {
             session: DestinationSession::new(config, nonce, now),
             vm: None,
@@ -225,9 +241,30 @@ impl<V: IncomingVm> DestinationEngine<V> {
     ) -> Result<(), DestinationError> {
         match event {
             DestinationEvent::Offer(identity) => {
-                match factory.create(&identity) {
+                let disks = self
+                    .session
+                    .disk_manifest()
+                    .map(|m| m.disks.clone())
+                    .unwrap_or_default();
+                let built = factory.create(&identity).and_then(|mut vm| {
+                    for disk in &disks {
+                        if let Err(e) = vm.create_disk(disk) {
+                            factory.discard(vm);
+                            return Err(e);
+                        }
+                    }
+                    Ok(vm)
+                });
+                match built {
                     Ok(vm) => {
                         self.vm = Some(vm);
+                        for disk in &disks {
+                            self.lines.push_back(format!(
+                                "migrate: incoming disk {} ({} KiB), receiving with memory",
+                                disk.name,
+                                disk.size_bytes / 1024
+                            ));
+                        }
                         self.session.accept_offer(now)?;
                         self.lines.push_back(format!(
                             "migrate: incoming VM '{}' ({} MiB), receiving",
@@ -277,7 +314,13 @@ impl<V: IncomingVm> DestinationEngine<V> {
                     .ok_or(DestinationError::BeforeVm("device state"))?;
                 vm.load_device(&state)?;
             }
-            DestinationEvent::DiskBlocks(_) => return Err(DestinationError::DiskBlocksUnsupported),
+            DestinationEvent::DiskBlocks(blocks) => {
+                let vm = self
+                    .vm
+                    .as_mut()
+                    .ok_or(DestinationError::BeforeVm("disk blocks"))?;
+                vm.write_disk(blocks.disk_id, blocks.first_lba, &blocks.data)?;
+            }
             DestinationEvent::CommitRequested {
                 expected_digest: Some(_),
             } => {

@@ -32,6 +32,8 @@ pub struct MigrationParams {
     pub delta_cache_mib: u64,
     /// A deliberate fault for system tests; [`FaultInjection::None`] unless set.
     pub fault_inject: FaultInjection,
+    /// Storage migration (`migrate -b`): the VM's disks move with it.
+    pub block_migration: bool,
 }
 
 /// How memory is verified before the commit (`migrate_set_parameter verify sample|full`).
@@ -92,6 +94,10 @@ pub enum FaultInjection {
     /// kernel resets the connection before that frame leaves: the destination is left in
     /// doubt with the VM while the source has released it (`migration::in_doubt`).
     DropRelease,
+    /// Storage migration: once per migration the first disk run (of the bulk pass) is
+    /// recorded as sent but never leaves, as blocks lost between the hosts would. The
+    /// destination must refuse to commit (`MissingDiskBlocks`).
+    DropDiskBlock,
 }
 
 impl FaultInjection {
@@ -102,6 +108,7 @@ impl FaultInjection {
             Self::CorruptPage => "corrupt-page",
             Self::DropDirtyBit => "drop-dirty-bit",
             Self::DropRelease => "drop-release",
+            Self::DropDiskBlock => "drop-disk-block",
         }
     }
 
@@ -111,6 +118,7 @@ impl FaultInjection {
             Self::CorruptPage,
             Self::DropDirtyBit,
             Self::DropRelease,
+            Self::DropDiskBlock,
         ]
         .into_iter()
         .find(|f| f.name() == text)
@@ -129,6 +137,7 @@ impl Default for MigrationParams {
             cpu_budget_percent: 50,
             convergence: crate::migration::convergence::ConvergenceMode::AutoConverge,
             fault_inject: FaultInjection::None,
+            block_migration: false,
         }
     }
 }
@@ -266,11 +275,13 @@ impl fmt::Display for MigrationParams {
     }
 }
 
-/// `migrate [-c] HOST:PORT [VM]`.
+/// `migrate [-c] [-b] HOST:PORT [VM]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MigrateArgs {
     /// `-c`: cold migration.
     pub cold: bool,
+    /// `-b`: block (storage) migration: the VM's disks move with it.
+    pub block: bool,
     /// Destination IPv4 address.
     pub host: [u8; 4],
     /// Destination TCP port.
@@ -279,15 +290,17 @@ pub struct MigrateArgs {
     pub vm: Option<String>,
 }
 
-const MIGRATE_USAGE: &str = "migrate [-c] HOST:PORT [VM]";
+const MIGRATE_USAGE: &str = "migrate [-c] [-b] HOST:PORT [VM]";
 
 /// Parses the arguments after `migrate`.
 pub fn parse_migrate<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<MigrateArgs, ArgError> {
     let mut cold = false;
+    let mut block = false;
     let mut positional = alloc::vec::Vec::new();
     for arg in args {
         match arg {
             "-c" => cold = true,
+            "-b" => block = true,
             flag if flag.starts_with('-') => return Err(ArgError::Usage(MIGRATE_USAGE)),
             other => positional.push(other),
         }
@@ -300,6 +313,7 @@ pub fn parse_migrate<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Migr
     let (host, port) = parse_host_port(address)?;
     Ok(MigrateArgs {
         cold,
+        block,
         host,
         port,
         vm,
@@ -337,12 +351,15 @@ mod tests {
             a,
             MigrateArgs {
                 cold: true,
+                block: false,
                 host: [10, 0, 0, 2],
                 port: 4444,
                 vm: Some("web1".into())
             }
         );
         assert!(!parse_migrate(["10.0.0.2:1"]).unwrap().cold);
+        let b = parse_migrate(["-b", "10.0.0.2:1", "hb"]).unwrap();
+        assert!(b.block && !b.cold);
         for bad in [
             &["10.0.0.2"][..],
             &["10.0.0.2:0"],
@@ -408,6 +425,7 @@ mod tests {
                 cpu_budget_percent: 50,
                 convergence: crate::migration::convergence::ConvergenceMode::AutoConverge,
                 fault_inject: FaultInjection::None,
+                block_migration: false,
             }
         );
         assert!(

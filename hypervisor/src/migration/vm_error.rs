@@ -68,6 +68,8 @@ pub enum VmError {
     Build(String),
     /// This host cannot run VMs at all (why: e.g. no VT-x).
     NoVirtualization(String),
+    /// A disk could not be read, harvested, created or written (the message says which).
+    Disk(String),
 }
 
 impl fmt::Display for VmError {
@@ -106,6 +108,7 @@ impl fmt::Display for VmError {
             VmError::TooManyVcpus(count) => write!(f, "{count} vCPUs (1 supported)"),
             VmError::Build(e) => write!(f, "building the VM: {e}"),
             VmError::NoVirtualization(why) => write!(f, "this host cannot run VMs: {why}"),
+            VmError::Disk(why) => write!(f, "disk: {why}"),
         }
     }
 }

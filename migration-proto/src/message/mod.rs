@@ -5,6 +5,7 @@
 //! ranges, and insists that the payload is consumed exactly.
 
 mod control;
+mod disk;
 mod handshake;
 mod vcpu;
 
@@ -15,6 +16,10 @@ pub use control::{
     Abort, AbortReason, DeviceState, DiskBlocks, MAX_ABORT_DETAIL_LEN, MAX_DEVICE_ID_LEN,
     MAX_DEVICE_STATE_LEN, MAX_DISK_RUN_LEN, MemoryDigestMessage, PageDigestMessage, Progress,
     RoundStats,
+};
+pub use disk::{
+    DiskDescriptor, DiskDigestMessage, DiskManifest, MAX_DISK_NAME_LEN, MAX_DISK_REGIONS,
+    MAX_DISKS, MIN_DISK_REGION_BYTES,
 };
 pub use handshake::{
     AuthProof, Hello, HelloReply, MAX_VCPUS, MAX_VM_NAME_LEN, NONCE_LEN, Offer, PROOF_LEN,
@@ -61,6 +66,10 @@ pub enum Message {
     DeviceState(DeviceState),
     /// A run of disk blocks.
     DiskBlocks(DiskBlocks),
+    /// The disks that migrate with the VM (before the `Offer`).
+    DiskManifest(DiskManifest),
+    /// One disk's per-region digest (before `Commit`).
+    DiskDigest(DiskDigestMessage),
     /// Digest of the source memory.
     MemoryDigest(MemoryDigestMessage),
     /// Progress report / keep-alive.
@@ -93,6 +102,8 @@ impl Message {
             Message::VcpuState(_) => MessageType::VcpuState,
             Message::DeviceState(_) => MessageType::DeviceState,
             Message::DiskBlocks(_) => MessageType::DiskBlocks,
+            Message::DiskManifest(_) => MessageType::DiskManifest,
+            Message::DiskDigest(_) => MessageType::DiskDigest,
             Message::MemoryDigest(_) => MessageType::MemoryDigest,
             Message::Progress(_) => MessageType::Progress,
             Message::PageDigest(_) => MessageType::PageDigest,
@@ -112,6 +123,8 @@ impl Message {
             Message::VcpuState(s) => s.validate(),
             Message::DeviceState(d) => d.validate(),
             Message::DiskBlocks(d) => d.validate(),
+            Message::DiskManifest(m) => m.validate(),
+            Message::DiskDigest(d) => d.validate(),
             Message::Pages(p) => crate::page_codec::check_run_shape(p.first_gpa, p.data.len())
                 .map_err(|_| DecodeError::InvalidValue {
                     field: "pages.shape",
@@ -147,6 +160,8 @@ impl Message {
             Message::VcpuState(m) => m.encode(&mut w),
             Message::DeviceState(m) => m.encode(&mut w),
             Message::DiskBlocks(m) => m.encode(&mut w),
+            Message::DiskManifest(m) => m.encode(&mut w),
+            Message::DiskDigest(m) => m.encode(&mut w),
             Message::MemoryDigest(m) => m.encode(&mut w),
             Message::Progress(m) => m.encode(&mut w),
             Message::PageDigest(m) => m.encode(&mut w),
@@ -174,6 +189,8 @@ impl Message {
             MessageType::VcpuState => Message::VcpuState(Box::new(VcpuState::decode(&mut r)?)),
             MessageType::DeviceState => Message::DeviceState(DeviceState::decode(&mut r)?),
             MessageType::DiskBlocks => Message::DiskBlocks(DiskBlocks::decode(&mut r)?),
+            MessageType::DiskManifest => Message::DiskManifest(DiskManifest::decode(&mut r)?),
+            MessageType::DiskDigest => Message::DiskDigest(DiskDigestMessage::decode(&mut r)?),
             MessageType::MemoryDigest => {
                 Message::MemoryDigest(MemoryDigestMessage::decode(&mut r)?)
             }

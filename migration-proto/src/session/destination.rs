@@ -10,7 +10,8 @@ use alloc::vec::Vec;
 use crate::crypto::{self, Role};
 use crate::digest::{Digest, constant_time_eq};
 use crate::dirty::DirtyBitmap;
-use crate::message::{Abort, HelloReply, Message, NONCE_LEN, VmIdentity};
+use crate::disk_digest::DiskDigestTable;
+use crate::message::{Abort, DiskManifest, HelloReply, Message, NONCE_LEN, VmIdentity};
 use crate::negotiation::Capabilities;
 use crate::page_codec::PageRunView;
 use crate::page_digest::{PageDigestKey, PageDigestTable};
@@ -19,7 +20,7 @@ use crate::wire::{MessageType, PAGE_SIZE, Writer};
 use super::deadlines::Deadlines;
 use super::guest_memory::{GuestMemory, apply_run};
 use super::link::Link;
-use super::receiving::{Incoming, on_receiving};
+use super::receiving::{Incoming, IncomingDisk, on_receiving};
 use super::{DestinationConfig, DestinationEvent, DestinationState};
 use super::{Instant, SessionError, UsageError};
 
@@ -44,6 +45,8 @@ pub struct DestinationSession {
     delta_scratch: Vec<u8>,
     /// Handshake and per-frame deadlines (see `deadlines`).
     deadlines: Deadlines,
+    /// Storage migration: the source's disk manifest, once it arrived (before the `Offer`).
+    disk_manifest: Option<DiskManifest>,
 }
 
 /// Whether decoding into events stops at `MAX_PENDING_PAGE_BYTES`.
@@ -77,7 +80,14 @@ impl DestinationSession {
             page_digest_key: None,
             delta_scratch: Vec::new(),
             deadlines: Deadlines::new(now),
+            disk_manifest: None,
         }
+    }
+
+    /// The disks the source announced (storage migration), once the manifest arrived: the
+    /// caller creates a backend for each before it accepts the offer.
+    pub fn disk_manifest(&self) -> Option<&DiskManifest> {
+        self.disk_manifest.as_ref()
     }
 
     /// Gives the `data` of a `DestinationEvent::Pages` back once it was copied into guest
@@ -253,11 +263,9 @@ impl DestinationSession {
                     .offered
                     .intersection(self.config.offered)
                     .intersection(Capabilities::IMPLEMENTED);
-                if version < MessageType::DiskBlocks.since_version() {
-                    caps = caps.difference(Capabilities::DISK_BLOCKS);
-                }
                 if version < MessageType::PageDigest.since_version() {
                     caps = caps.difference(Capabilities::DELTA_PAGES);
+                    caps = caps.difference(Capabilities::DISK_MIGRATION);
                 }
                 let missing = hello.required.union(self.config.required).difference(caps);
                 if !missing.is_empty() {
@@ -302,6 +310,28 @@ impl DestinationSession {
                 self.state = S::AwaitingOffer;
                 Ok(())
             }
+            (S::AwaitingOffer, Message::DiskManifest(manifest), _) => {
+                if !self.link.caps.contains(Capabilities::DISK_MIGRATION) {
+                    return Err(SessionError::EncodingNotNegotiated(
+                        Capabilities::DISK_MIGRATION,
+                    ));
+                }
+                if self.disk_manifest.is_some() {
+                    return Err(SessionError::Duplicate("disk manifest"));
+                }
+                let needed = manifest
+                    .disks
+                    .iter()
+                    .fold(0u64, |sum, d| sum.saturating_add(d.size_bytes));
+                if needed > self.config.max_disk_bytes {
+                    return Err(SessionError::NoRoomForDisks {
+                        needed,
+                        available: self.config.max_disk_bytes,
+                    });
+                }
+                self.disk_manifest = Some(manifest);
+                Ok(())
+            }
             (S::AwaitingOffer, Message::Offer(offer), _) => {
                 let limit = self.config.max_memory_bytes;
                 if offer.identity.memory_bytes > limit {
@@ -325,7 +355,23 @@ impl DestinationSession {
                     )?),
                     None => None,
                 };
+                let mut disks = Vec::new();
+                if let (Some(manifest), Some(key)) = (&self.disk_manifest, &self.page_digest_key) {
+                    for disk in &manifest.disks {
+                        let table = DiskDigestTable::try_new(key.clone(), disk).ok_or(
+                            SessionError::OutOfMemory {
+                                what: "disk digest",
+                                bytes: DiskDigestTable::bytes_for(disk),
+                            },
+                        )?;
+                        disks.push(IncomingDisk {
+                            table,
+                            source_digest: None,
+                        });
+                    }
+                }
                 self.incoming = Some(Incoming {
+                    disks,
                     vcpus_received: vec![false; offer.identity.vcpu_count as usize],
                     identity: offer.identity.clone(),
                     cpu: offer.cpu,
@@ -340,11 +386,11 @@ impl DestinationSession {
                 self.state = S::AwaitingDecision;
                 Ok(())
             }
-            (S::Receiving, Message::DiskBlocks(_), _)
-                if !self.link.caps.contains(Capabilities::DISK_BLOCKS) =>
+            (S::Receiving, Message::DiskBlocks(_) | Message::DiskDigest(_), _)
+                if !self.link.caps.contains(Capabilities::DISK_MIGRATION) =>
             {
                 Err(SessionError::EncodingNotNegotiated(
-                    Capabilities::DISK_BLOCKS,
+                    Capabilities::DISK_MIGRATION,
                 ))
             }
             (S::Receiving, msg, Some(inc)) => {

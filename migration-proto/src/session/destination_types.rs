@@ -28,6 +28,9 @@ pub struct DestinationConfig {
     pub cpu: CpuDescriptor,
     /// Largest VM memory this host accepts.
     pub max_memory_bytes: u64,
+    /// Bytes of disk this host can take for the incoming VM (storage migration; 0: none).
+    /// A manifest needing more is refused before the `Offer` is accepted.
+    pub max_disk_bytes: u64,
     /// How long the source may stay silent while we wait for it.
     pub idle_timeout: Duration,
     /// Budget for the whole handshake, from the connection to a checked offer.
@@ -49,6 +52,7 @@ impl DestinationConfig {
             required: Capabilities::NONE,
             cpu,
             max_memory_bytes,
+            max_disk_bytes: 0,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             frame_timeout: DEFAULT_FRAME_TIMEOUT,

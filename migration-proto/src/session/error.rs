@@ -123,6 +123,47 @@ pub enum SessionError {
     /// Version 3: the destination's page-digest accumulator differs from the source's: some
     /// page in the destination's memory is not the page the source sent last.
     PageDigestMismatch,
+    /// The manifest's disks need more room than this host has for incoming disks.
+    NoRoomForDisks {
+        /// Bytes the disks need.
+        needed: u64,
+        /// Bytes this host can take.
+        available: u64,
+    },
+    /// Disk blocks, a disk digest or a manifest entry names a disk the manifest does not
+    /// have (or a disk message arrived with no manifest).
+    UnknownDisk(u32),
+    /// Disk blocks of another block size than the disk's, or outside the disk.
+    DiskBlocksOutOfRange {
+        /// The disk.
+        disk_id: u32,
+        /// First block address of the run.
+        first_lba: u64,
+        /// Bytes in the run.
+        len: u64,
+    },
+    /// A disk digest whose size or region size is not the manifest disk's.
+    DiskDigestShape(u32),
+    /// `Commit` without the digest of every disk in the manifest.
+    MissingDiskDigest(u32),
+    /// `Commit` while some blocks of a disk were never received.
+    MissingDiskBlocks {
+        /// The disk.
+        disk_id: u32,
+        /// Blocks never received.
+        missing: u64,
+        /// The first of them.
+        first_lba: u64,
+    },
+    /// A region of a disk differs from what the source sent last.
+    DiskDigestMismatch {
+        /// The disk.
+        disk_id: u32,
+        /// The region's first byte on the disk.
+        offset: u64,
+        /// The region's length.
+        len: u64,
+    },
     /// This host has no memory left for the session's bookkeeping (a local failure).
     OutOfMemory {
         /// What could not be allocated.
@@ -173,13 +214,13 @@ impl SessionError {
             }
             SessionError::AuthenticationFailed => AbortReason::AuthenticationFailed,
             SessionError::CpuIncompatible(_) => AbortReason::CpuIncompatible,
-            SessionError::VmTooLarge { .. } | SessionError::OutOfMemory { .. } => {
-                AbortReason::ResourceExhausted
-            }
+            SessionError::VmTooLarge { .. }
+            | SessionError::OutOfMemory { .. }
+            | SessionError::NoRoomForDisks { .. } => AbortReason::ResourceExhausted,
             SessionError::Rejected(_) => AbortReason::Rejected,
-            SessionError::DigestMismatch { .. } | SessionError::PageDigestMismatch => {
-                AbortReason::DigestMismatch
-            }
+            SessionError::DigestMismatch { .. }
+            | SessionError::PageDigestMismatch
+            | SessionError::DiskDigestMismatch { .. } => AbortReason::DigestMismatch,
             SessionError::Timeout { .. } | SessionError::TooSlow { .. } => AbortReason::Timeout,
             SessionError::GuestMemoryUnavailable { .. } => AbortReason::Internal,
             SessionError::Cancelled | SessionError::PeerCancelled => AbortReason::Unspecified,
@@ -281,6 +322,46 @@ impl fmt::Display for SessionError {
                 f,
                 "page digest mismatch: destination memory differs from what the source sent"
             ),
+            SessionError::NoRoomForDisks { needed, available } => write!(
+                f,
+                "no disk backend with room: the VM's disks need {needed} bytes, this host has \
+                 {available} for incoming disks"
+            ),
+            SessionError::UnknownDisk(id) => write!(f, "disk {id} is not in the disk manifest"),
+            SessionError::DiskBlocksOutOfRange {
+                disk_id,
+                first_lba,
+                len,
+            } => write!(
+                f,
+                "disk {disk_id}: blocks from {first_lba} ({len} bytes) do not fit the disk or its \
+                 block size"
+            ),
+            SessionError::DiskDigestShape(id) => write!(
+                f,
+                "disk {id}: digest for another disk size or region size than the manifest's"
+            ),
+            SessionError::MissingDiskDigest(id) => {
+                write!(f, "commit requested without the digest of disk {id}")
+            }
+            SessionError::MissingDiskBlocks {
+                disk_id,
+                missing,
+                first_lba,
+            } => write!(
+                f,
+                "commit requested while {missing} blocks of disk {disk_id} were never received \
+                 (first: block {first_lba})"
+            ),
+            SessionError::DiskDigestMismatch {
+                disk_id,
+                offset,
+                len,
+            } => write!(
+                f,
+                "disk digest mismatch: disk {disk_id} bytes {offset:#x}+{len:#x} differ from what \
+                 the source sent"
+            ),
             SessionError::OutOfMemory { what, bytes } => {
                 write!(f, "out of host memory for the {what} ({bytes} bytes)")
             }
@@ -358,6 +439,22 @@ pub enum UsageError {
         /// The first of them.
         first_pfn: usize,
     },
+    /// `commit` while blocks of a disk were never sent (the bulk pass is not finished).
+    DiskNotCopied {
+        /// The disk.
+        disk_id: u32,
+        /// The first block never sent.
+        first_lba: u64,
+    },
+    /// `commit` while blocks declared dirty (`mark_disk_dirty`) were not sent again.
+    StaleDiskBlocks {
+        /// The disk.
+        disk_id: u32,
+        /// Blocks dirty and not re-sent.
+        count: usize,
+        /// The first of them.
+        first_lba: usize,
+    },
     /// `commit` without a whole-memory digest in a version-2 session (which has no page
     /// digest to verify with).
     DigestRequired,
@@ -389,6 +486,19 @@ impl fmt::Display for UsageError {
             UsageError::StalePages { count, first_pfn } => write!(
                 f,
                 "commit with {count} dirty pages not sent again (first: page {first_pfn:#x})"
+            ),
+            UsageError::DiskNotCopied { disk_id, first_lba } => write!(
+                f,
+                "commit before every block of disk {disk_id} was sent (first missing: {first_lba})"
+            ),
+            UsageError::StaleDiskBlocks {
+                disk_id,
+                count,
+                first_lba,
+            } => write!(
+                f,
+                "commit with {count} dirty blocks of disk {disk_id} not sent again (first: \
+                 {first_lba})"
             ),
             UsageError::DigestRequired => write!(
                 f,

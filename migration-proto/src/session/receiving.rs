@@ -6,14 +6,54 @@ use alloc::vec::Vec;
 
 use crate::digest::{Digest, constant_time_eq};
 use crate::dirty::DirtyBitmap;
-use crate::message::{Message, PageDigestMessage, VmIdentity};
+use crate::disk_digest::DiskDigestTable;
+use crate::message::{DiskDigestMessage, Message, PageDigestMessage, VmIdentity};
 use crate::page_digest::PageDigestTable;
 use crate::wire::PAGE_SIZE;
 
 use super::{DestinationEvent, DestinationState, SessionError};
 
+/// One manifest disk being received: our block hashes, and the source's digest once it
+/// arrived.
+pub(super) struct IncomingDisk {
+    pub(super) table: DiskDigestTable,
+    pub(super) source_digest: Option<DiskDigestMessage>,
+}
+
+impl IncomingDisk {
+    /// Storage migration's checks at `Commit`: the digest arrived, every block arrived,
+    /// every region's accumulator equals the source's.
+    fn check(&self) -> Result<(), SessionError> {
+        let disk = self.table.disk();
+        let Some(theirs) = &self.source_digest else {
+            return Err(SessionError::MissingDiskDigest(disk.disk_id));
+        };
+        if let Some(first_lba) = self.table.first_uncovered() {
+            return Err(SessionError::MissingDiskBlocks {
+                disk_id: disk.disk_id,
+                missing: disk.blocks() - self.table.covered(),
+                first_lba,
+            });
+        }
+        let region_bytes = u64::from(disk.region_bytes());
+        for (i, (ours, theirs)) in self.table.regions().iter().zip(&theirs.regions).enumerate() {
+            if !constant_time_eq(&ours.to_le_bytes(), &theirs.to_le_bytes()) {
+                let offset = i as u64 * region_bytes;
+                return Err(SessionError::DiskDigestMismatch {
+                    disk_id: disk.disk_id,
+                    offset,
+                    len: region_bytes.min(disk.size_bytes - offset),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What the destination knows about the VM being received.
 pub(super) struct Incoming {
+    /// Storage migration: the manifest's disks (empty without one).
+    pub(super) disks: Vec<IncomingDisk>,
     pub(super) identity: VmIdentity,
     /// The CPU the guest was shown, as offered (a snapshot records it).
     pub(super) cpu: crate::cpu::CpuDescriptor,
@@ -30,7 +70,9 @@ pub(super) struct Incoming {
 impl Incoming {
     /// Whether a digest arrived: nothing that it would not cover may follow.
     pub(super) fn sealed(&self) -> bool {
-        self.digest.is_some() || self.source_page_digest.is_some()
+        self.digest.is_some()
+            || self.source_page_digest.is_some()
+            || self.disks.iter().any(|d| d.source_digest.is_some())
     }
 
     /// Version 3 checks at `Commit`: the source's accumulator arrived, every page arrived at
@@ -66,6 +108,7 @@ pub(super) fn on_receiving(
     match msg {
         Message::RoundEnd(stats) => events.push_back(DestinationEvent::RoundEnd(stats)),
         Message::Progress(p) => events.push_back(DestinationEvent::Progress(p)),
+        // A disk digest seals its blocks too; several disk digests may follow each other.
         Message::VcpuState(_) | Message::DeviceState(_) | Message::DiskBlocks(_) if sealed => {
             return Err(SessionError::AfterCommit(msg.msg_type()));
         }
@@ -90,7 +133,52 @@ pub(super) fn on_receiving(
             inc.devices.push(d.id.clone());
             events.push_back(DestinationEvent::DeviceState(d));
         }
-        Message::DiskBlocks(b) => events.push_back(DestinationEvent::DiskBlocks(b)),
+        Message::DiskBlocks(b) => {
+            let Some(disk) = inc
+                .disks
+                .iter_mut()
+                .find(|d| d.table.disk().disk_id == b.disk_id)
+            else {
+                return Err(SessionError::UnknownDisk(b.disk_id));
+            };
+            let desc = disk.table.disk();
+            let count = (b.data.len() / b.block_size as usize) as u64;
+            if b.block_size != desc.block_size
+                || b.first_lba
+                    .checked_add(count)
+                    .is_none_or(|end| end > desc.blocks())
+            {
+                return Err(SessionError::DiskBlocksOutOfRange {
+                    disk_id: b.disk_id,
+                    first_lba: b.first_lba,
+                    len: b.data.len() as u64,
+                });
+            }
+            disk.table.record_run(b.first_lba, &b.data);
+            events.push_back(DestinationEvent::DiskBlocks(b));
+        }
+        Message::DiskDigest(d) => {
+            if inc.source_page_digest.is_some() || inc.digest.is_some() {
+                return Err(SessionError::AfterCommit(
+                    crate::wire::MessageType::DiskDigest,
+                ));
+            }
+            let Some(disk) = inc
+                .disks
+                .iter_mut()
+                .find(|x| x.table.disk().disk_id == d.disk_id)
+            else {
+                return Err(SessionError::UnknownDisk(d.disk_id));
+            };
+            if disk.source_digest.is_some() {
+                return Err(SessionError::Duplicate("disk digest"));
+            }
+            let desc = disk.table.disk();
+            if d.size_bytes != desc.size_bytes || d.region_bytes != desc.region_bytes() {
+                return Err(SessionError::DiskDigestShape(d.disk_id));
+            }
+            disk.source_digest = Some(d);
+        }
         Message::PageDigest(d) => {
             if inc.page_digest.is_none() {
                 // Only reachable if the version check above let a v3 message into v2.
@@ -138,6 +226,9 @@ pub(super) fn on_receiving(
                 });
             }
             inc.check_page_digest()?;
+            for disk in &inc.disks {
+                disk.check()?;
+            }
             *state = DestinationState::AwaitingDigestCheck;
             events.push_back(DestinationEvent::CommitRequested {
                 expected_digest: inc.digest,

@@ -4,7 +4,9 @@ use core::time::Duration;
 
 use crate::cpu::CpuDescriptor;
 use crate::crypto::{Endpoints, PreSharedKey};
-use crate::message::VmIdentity;
+use alloc::vec::Vec;
+
+use crate::message::{DiskDescriptor, VmIdentity};
 use crate::negotiation::{Capabilities, VersionRange};
 
 use super::{DEFAULT_IDLE_TIMEOUT, DEFAULT_OUTPUT_LIMIT, SessionError};
@@ -36,6 +38,9 @@ pub struct SourceConfig {
     /// The connection's endpoints as this host sees them (version 3 binds the handshake
     /// to them: `crypto::Endpoints`).
     pub endpoints: Option<Endpoints>,
+    /// Disks that migrate with the VM (storage migration): non-empty makes DISK_MIGRATION
+    /// required and sends them as the `DiskManifest` before the `Offer`.
+    pub disks: Vec<DiskDescriptor>,
 }
 
 impl SourceConfig {
@@ -53,6 +58,7 @@ impl SourceConfig {
             output_limit: DEFAULT_OUTPUT_LIMIT,
             delta_cache_bytes: 0,
             endpoints: None,
+            disks: Vec::new(),
         }
     }
 }

@@ -66,6 +66,12 @@ pub enum MessageType {
     Progress = 0x0016,
     /// Source -> destination: the page-digest accumulator (protocol version 3 and later).
     PageDigest = 0x0017,
+    /// Source -> destination, before the `Offer`: the disks that migrate (version 3 with
+    /// DISK_MIGRATION).
+    DiskManifest = 0x0018,
+    /// Source -> destination, before `Commit`: one disk's per-region digest (version 3
+    /// with DISK_MIGRATION).
+    DiskDigest = 0x0019,
     /// Source -> destination: everything was sent, verify and take over.
     Commit = 0x0020,
     /// Destination -> source: verified; the VM is now the destination's.
@@ -80,7 +86,7 @@ pub enum MessageType {
 
 impl MessageType {
     /// Every message type, for tests and the fuzz driver.
-    pub const ALL: [MessageType; 18] = [
+    pub const ALL: [MessageType; 20] = [
         MessageType::Hello,
         MessageType::HelloReply,
         MessageType::Auth,
@@ -99,6 +105,10 @@ impl MessageType {
         MessageType::Release,
         MessageType::Abort,
         MessageType::Cancel,
+        // Added with storage migration; at the end so the fuzz corpus's selectors of the
+        // others stay what they were.
+        MessageType::DiskManifest,
+        MessageType::DiskDigest,
     ];
 
     /// Parses a wire code.
@@ -119,7 +129,7 @@ impl MessageType {
     pub fn since_version(self) -> u16 {
         match self {
             MessageType::DiskBlocks => 2,
-            MessageType::PageDigest => 3,
+            MessageType::PageDigest | MessageType::DiskManifest | MessageType::DiskDigest => 3,
             _ => 1,
         }
     }

@@ -5,8 +5,8 @@ use alloc::format;
 use alloc::string::{String, ToString};
 
 use super::super::{
-    ConfigError, ConfigErrorKind, DEFAULT_MIGRATION_PORT, DEFAULT_MTU, HostConfig, MAX_CMDLINE_LEN,
-    MAX_IMAGE_PATH_LEN, MigrationConfig, NetConfig, NetMode, VmConfig,
+    ConfigError, ConfigErrorKind, DEFAULT_MIGRATION_PORT, DEFAULT_MTU, DiskConfig, HostConfig,
+    MAX_CMDLINE_LEN, MAX_IMAGE_PATH_LEN, MigrationConfig, NetConfig, NetMode, VmConfig,
 };
 use super::super::{bounds, value};
 use super::slot::{Slot, unknown_key};
@@ -235,6 +235,7 @@ pub(crate) struct VmDraft {
     cmdline: Slot<String>,
     vcpus: Slot<u32>,
     autostart: Slot<bool>,
+    disk: Slot<DiskConfig>,
     cpu: Slot<String>,
 }
 
@@ -249,6 +250,7 @@ impl VmDraft {
             cmdline: Slot::empty(),
             vcpus: Slot::empty(),
             autostart: Slot::empty(),
+            disk: Slot::empty(),
             cpu: Slot::empty(),
         }
     }
@@ -283,6 +285,11 @@ impl VmDraft {
             "autostart" => self
                 .autostart
                 .fill(s, "autostart", raw, line, |e| e.parse(value::boolean)),
+            "disk" => self.disk.fill(s, "disk", raw, line, |e| {
+                e.check_len(MAX_IMAGE_PATH_LEN)?;
+                let path = e.parse(value::disk_path)?;
+                Ok(DiskConfig { path, line })
+            }),
             "cpu" => self
                 .cpu
                 .fill(s, "cpu", raw, line, |e| e.parse(value::cpu_model)),
@@ -308,6 +315,7 @@ impl VmDraft {
             autostart: self.autostart.take().unwrap_or(true),
             cpu: self.cpu.take().unwrap_or_else(|| "host".to_string()),
             line: self.header_line,
+            disk: self.disk.take(),
         })
     }
 }

@@ -138,10 +138,19 @@ fn random_mutations_of_the_example_never_panic() {
                 .copied()
                 .unwrap_or(0)
                 .max(at);
+            // Cuts end at a char boundary too: at most `n` bytes after `at`.
+            let cut = |n: usize| {
+                boundaries
+                    .iter()
+                    .copied()
+                    .filter(|&b| b >= at && b <= end.min(at + n))
+                    .max()
+                    .unwrap_or(at)
+            };
             match rng.below(4) {
                 0 => text.insert_str(at, rng.pick(FRAGMENTS)),
-                1 => text.replace_range(at..end.min(at + 8), ""),
-                2 => text.replace_range(at..end.min(at + 3), rng.pick(FRAGMENTS)),
+                1 => text.replace_range(at..cut(8), ""),
+                2 => text.replace_range(at..cut(3), rng.pick(FRAGMENTS)),
                 _ => {
                     // Duplicate a line elsewhere.
                     let lines: Vec<&str> = text.lines().collect();

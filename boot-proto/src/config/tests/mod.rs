@@ -1,6 +1,7 @@
 //! Host tests of the config parser: the documented example, defaults, every error kind and
 //! its message, and a deterministic fuzz run that checks nothing panics.
 
+mod disk;
 mod errors;
 mod fuzz;
 mod mtu;
@@ -36,6 +37,7 @@ memory = 64M
 cmdline = "hb.interval_ms=100 hb.wss_mib=8 # not a comment"
 vcpus = 1
 autostart = yes
+disk = tern/disks/hb1.img     # raw image, whole 512-byte sectors, at most 16 MiB
 
 [vm hb2]
 image = \tern\guests\heartbeat.elf
@@ -92,6 +94,10 @@ fn full_example_parses_to_every_field() {
                     autostart: true,
                     cpu: "host".to_string(),
                     line: 18,
+                    disk: Some(DiskConfig {
+                        path: "tern/disks/hb1.img".to_string(),
+                        line: 24,
+                    }),
                 },
                 VmConfig {
                     name: "hb2".to_string(),
@@ -101,7 +107,8 @@ fn full_example_parses_to_every_field() {
                     vcpus: 1,
                     autostart: false,
                     cpu: "host".to_string(),
-                    line: 25,
+                    line: 26,
+                    disk: None,
                 },
             ],
         }

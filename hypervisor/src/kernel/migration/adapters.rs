@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 
 use migration_proto::cpu::{CpuDescriptor, CpuidEntry};
 use migration_proto::dirty::DirtyBitmap;
-use migration_proto::message::{DeviceState, VcpuState, VmIdentity};
+use migration_proto::message::{DeviceState, DiskDescriptor, VcpuState, VmIdentity};
 
 use crate::arch::random::{self, HardwareRandom};
 use crate::arch::tsc;
@@ -25,6 +25,7 @@ use crate::vm::cpuid::{VcpuView, XCR0_OFFERED, guest_cpuid};
 use crate::vm::machine::{Machine, MachineContext};
 use crate::vm::state::{VmCommand, VmState};
 use crate::vm::vcpu_state::entry_checks::{GuestStateLimits, check_guest_state};
+use crate::vm::virtio_blk::RamDisk;
 
 use super::super::vms::{ConsoleLines, KernelFrames};
 
@@ -34,6 +35,8 @@ pub const UART_DEVICE: &str = "com1";
 pub const CONSOLE_LINE_DEVICE: &str = "com1-line";
 /// Device-state id of the TSC rate the VM shows its guest (CPUID 0x4000_0010): u32 kHz LE.
 pub const TSC_RATE_DEVICE: &str = "tsc-rate";
+/// Device-state id of the VM's virtio-blk disk (transport, queues, requests in flight).
+pub const DISK_DEVICE: &str = "vda";
 /// Device-state id of the VM's CPU model: its feature masks (`FeatureMasks::to_bytes`).
 pub const CPU_MODEL_DEVICE: &str = "cpu-model";
 
@@ -137,8 +140,26 @@ impl MigratableVm for SourceVm<'_> {
         Ok(vec![state])
     }
 
+    fn disks(&self) -> Vec<DiskDescriptor> {
+        self.machine.disk_descriptor().into_iter().collect()
+    }
+
+    fn read_disk(&mut self, _disk_id: u32, lba: u64, out: &mut [u8]) -> Result<(), VmError> {
+        self.machine.read_disk(lba, out).map_err(VmError::Disk)
+    }
+
+    fn harvest_disk_dirty(&mut self, _disk_id: u32) -> Result<DirtyBitmap, VmError> {
+        self.machine.harvest_disk_dirty().map_err(VmError::Disk)
+    }
+
     fn device_states(&mut self) -> Result<Vec<DeviceState>, VmError> {
-        let mut states = vec![
+        let mut states = self
+            .machine
+            .disk()
+            .map(|d| d.device_state(DISK_DEVICE))
+            .into_iter()
+            .collect::<Vec<_>>();
+        states.extend([
             DeviceState {
                 id: UART_DEVICE.into(),
                 version: 1,
@@ -159,7 +180,7 @@ impl MigratableVm for SourceVm<'_> {
                 version: 1,
                 data: self.machine.cpu_features().to_bytes(),
             },
-        ];
+        ]);
         // After `tsc-rate`: the destination loads these on the VM's clock.
         states.extend(
             self.machine
@@ -222,6 +243,13 @@ impl IncomingVm for IncomingMachine {
                 self.machine.set_arriving_tsc_khz(khz);
                 Ok(())
             }
+            (DISK_DEVICE, _) => {
+                let disk = self.machine.disk_mut().ok_or_else(|| {
+                    VmError::Disk("state for a disk the source did not announce".into())
+                })?;
+                disk.restore_device_state(state)
+                    .map_err(|e| VmError::Disk(format!("incoming virtio-blk state: {e}")))
+            }
             (CPU_MODEL_DEVICE, 1) => {
                 let features =
                     FeatureMasks::from_bytes(&state.data).ok_or(VmError::CpuModelLength {
@@ -251,6 +279,33 @@ impl IncomingVm for IncomingMachine {
         self.machine
             .read_ram(&KernelFrames, gpa, out)
             .map_err(VmError::ReadMemory)
+    }
+
+    fn create_disk(&mut self, disk: &DiskDescriptor) -> Result<(), VmError> {
+        if disk.disk_id != 0 || disk.block_size != 512 {
+            return Err(VmError::Disk(format!(
+                "disk {} ({} {}-byte blocks): this host takes one disk of 512-byte blocks",
+                disk.name,
+                disk.blocks(),
+                disk.block_size
+            )));
+        }
+        let len =
+            usize::try_from(disk.size_bytes).map_err(|_| VmError::Disk("disk too large".into()))?;
+        let mut bytes = Vec::new();
+        bytes
+            .try_reserve_exact(len)
+            .map_err(|_| VmError::Disk(format!("out of heap for a {} KiB RAM disk", len / 1024)))?;
+        bytes.resize(len, 0);
+        let ram_disk = RamDisk::from_image(bytes, disk.block_size, false)
+            .map_err(|e| VmError::Disk(format!("{e}")))?;
+        self.machine
+            .attach_incoming_disk(ram_disk)
+            .map_err(|e| VmError::Disk(format!("{e}")))
+    }
+
+    fn write_disk(&mut self, _disk_id: u32, lba: u64, data: &[u8]) -> Result<(), VmError> {
+        self.machine.write_disk(lba, data).map_err(VmError::Disk)
     }
 }
 

@@ -19,10 +19,10 @@ use crate::vm::vm_set::VmHold;
 pub static MIGRATION_COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "migrate",
-        usage: "[-c] HOST:PORT [VM]",
-        help: "migrate a VM to another tern host (live; -c: cold) and return to the prompt",
+        usage: "[-c] [-b] HOST:PORT [VM]",
+        help: "migrate a VM to another tern host (live; -c: cold; -b: with its disk) and return to the prompt",
         min_args: 1,
-        max_args: 3,
+        max_args: 4,
         handler: migrate,
     },
     CommandSpec {
@@ -100,6 +100,7 @@ fn migrate(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
             &vm_name,
             (args.host, args.port),
             args.cold,
+            args.block,
             OutgoingPurpose::Migrate,
         )
     })?;
@@ -221,7 +222,12 @@ fn migrate_incoming(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
 pub fn info_migrate(out: &mut dyn core::fmt::Write) -> Result<(), CommandError> {
     with_migrations(|m| {
         match (&m.outgoing, &m.last) {
-            (Some(o), _) => writeln!(out, "{}", o.engine.info(now()))?,
+            (Some(o), _) => {
+                writeln!(out, "{}", o.engine.info(now()))?;
+                for line in o.engine.disk_progress() {
+                    writeln!(out, "  {line}")?;
+                }
+            }
             (None, Some(last)) => writeln!(out, "{last}")?,
             (None, None) => writeln!(out, "migration: none yet")?,
         }

@@ -199,6 +199,7 @@ impl Migrations {
                 PreSharedKey::new(key),
                 self.cpu.clone(),
                 MAX_INCOMING_BYTES,
+                incoming_disk_room(),
                 nonce,
                 now,
             );
@@ -494,4 +495,13 @@ impl Poller for MigrationPoller {
             None => PollResult::Idle,
         }
     }
+}
+
+/// Room for an incoming VM's disk: RAM disks live in the heap, so half of what is free of
+/// it, at most `MAX_DISK_BYTES` (the largest disk a config may give a VM). A manifest
+/// needing more is refused before anything moves.
+fn incoming_disk_room() -> u64 {
+    let (used, size) = crate::memory::heap::usage();
+    let free = size.saturating_sub(used) as u64;
+    (free / 2).min(boot_proto::config::MAX_DISK_BYTES)
 }

@@ -92,11 +92,15 @@ pub(super) fn choose_vm(name: Option<&str>, command: &str) -> Result<String, Com
 }
 
 /// Connects to `to` and starts the source engine for `vm_name`; returns the console line.
+/// `block`: storage migration (`migrate -b`; evacuation always): the VM's disk moves too. A
+/// VM with a disk is refused without it, before connecting (a refused command must leave
+/// no connection behind: the destination serves one at a time).
 pub(super) fn start_outgoing(
     m: &mut Migrations,
     vm_name: &str,
     to: ([u8; 4], u16),
     cold: bool,
+    block: bool,
     purpose: OutgoingPurpose,
 ) -> Result<String, CommandError> {
     let key = m
@@ -108,12 +112,23 @@ pub(super) fn start_outgoing(
     if let Some(Some(hold)) = with_vms(|set, _| set.hold_of(vm_name)) {
         return Err(failed(format!("VM '{vm_name}' is {}", hold.refusal())));
     }
+    let has_disk = with_vms(|set, _| {
+        set.iter()
+            .any(|v| v.machine.name() == vm_name && v.machine.disk().is_some())
+    })
+    .unwrap_or(false);
+    if has_disk && !block {
+        return Err(failed(format!(
+            "VM '{vm_name}' has a disk: migrate it with -b (its disk moves with it)"
+        )));
+    }
     let remote = IpEndpoint::new(IpAddress::Ipv4(Ipv4Addr::from(to.0)), to.1);
     let socket = with_net_stack(|stack| stack.tcp_connect(new_socket(), remote))
         .ok_or_else(|| failed(network_unavailable_reason()))?
         .map_err(|e| failed(format!("{e}")))?;
     let nonce = m.nonce();
-    let params = m.params;
+    let mut params = m.params;
+    params.block_migration = block && has_disk;
     let mut paused_here = false;
     let engine = with_vms(|set, ctx| {
         // Until the migration ends the operator's `vm` commands leave this VM alone.
@@ -166,9 +181,14 @@ pub(super) fn start_outgoing(
         OutgoingPurpose::Migrate | OutgoingPurpose::Evacuate => "migrate",
     };
     Ok(format!(
-        "{prefix}: {} {} of '{vm_name}' to {remote} started ({})",
+        "{prefix}: {} {} of '{vm_name}'{} to {remote} started ({})",
         if cold { "cold" } else { "live" },
         purpose.word(),
+        if params.block_migration {
+            " with its disk"
+        } else {
+            ""
+        },
         params
     ))
 }
@@ -189,6 +209,7 @@ pub(super) fn snapshot(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
             &vm_name,
             (args.host, args.port),
             args.cold,
+            false,
             OutgoingPurpose::Snapshot,
         )
     })?;
@@ -289,7 +310,7 @@ impl Migrations {
             return Vec::new();
         };
         let to = run.to;
-        match start_outgoing(self, &vm, to, false, OutgoingPurpose::Evacuate) {
+        match start_outgoing(self, &vm, to, false, true, OutgoingPurpose::Evacuate) {
             Ok(_) => {
                 // Its "started" line was printed on the first attempt.
                 self.evacuation = Some(run);
@@ -329,7 +350,7 @@ impl Migrations {
             lines.push(run.evacuation.finished(result));
         }
         while let Some(vm) = run.evacuation.next_vm() {
-            match start_outgoing(self, &vm, run.to, false, OutgoingPurpose::Evacuate) {
+            match start_outgoing(self, &vm, run.to, false, true, OutgoingPurpose::Evacuate) {
                 Ok(line) => {
                     lines.push(line);
                     self.evacuation = Some(run);

@@ -34,8 +34,6 @@ pub enum DestinationError {
     },
     /// A state or the memory digest was needed before the VM was built.
     BeforeVm(&'static str),
-    /// The source sent disk blocks; tern has no disk to put them on yet.
-    DiskBlocksUnsupported,
 }
 
 impl fmt::Display for DestinationError {
@@ -50,7 +48,6 @@ impl fmt::Display for DestinationError {
                 write!(f, "pages at {first_gpa:#x} before the VM exists")
             }
             DestinationError::BeforeVm(what) => write!(f, "{what} before the VM exists"),
-            DestinationError::DiskBlocksUnsupported => f.write_str("disk blocks are not supported"),
         }
     }
 }

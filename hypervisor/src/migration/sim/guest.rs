@@ -12,7 +12,9 @@ use std::vec;
 use std::vec::Vec;
 
 use migration_proto::dirty::DirtyBitmap;
-use migration_proto::message::{DeviceState, VcpuState, VmIdentity};
+use migration_proto::message::{DeviceState, DiskDescriptor, VcpuState, VmIdentity};
+
+use super::disk::{BLOCK, FakeDisk};
 
 use crate::migration::destination::{IncomingVm, IncomingVmFactory};
 use crate::migration::dirty::DirtyTrackingMode;
@@ -72,6 +74,8 @@ pub struct FakeGuest {
     now_ms: u64,
     /// The RIP its vCPU state carries (a peer could send anything).
     pub rip: u64,
+    /// Its disk, if it has one (storage migration).
+    pub disk: Option<FakeDisk>,
 }
 
 impl FakeGuest {
@@ -96,11 +100,15 @@ impl FakeGuest {
             dirty_limit: None,
             now_ms: 0,
             rip: 0x10_0000,
+            disk: None,
         }
     }
 
     pub fn from_incoming(vm: FakeIncoming) -> Self {
         let vcpu = vm.vcpu.expect("committed VM without vCPU state");
+        let disk = vm
+            .disk
+            .map(|bytes| FakeDisk::received(bytes, vcpu.gprs[3], vcpu.gprs[4]));
         FakeGuest {
             memory: vm.memory,
             paused: false,
@@ -117,6 +125,7 @@ impl FakeGuest {
             dirty_limit: None,
             now_ms: 0,
             rip: vcpu.rip,
+            disk,
         }
     }
 
@@ -172,6 +181,9 @@ impl FakeGuest {
             let writes = word(&self.memory, 1) + 1;
             self.memory[8..16].copy_from_slice(&writes.to_le_bytes());
             self.mark(pfn);
+        }
+        if let Some(disk) = self.disk.as_mut() {
+            disk.tick();
         }
     }
 
@@ -273,7 +285,38 @@ impl MigratableVm for FakeGuest {
         state.gprs[0] = self.rng;
         state.gprs[1] = self.carry;
         state.gprs[2] = self.centipages_per_ms;
+        if let Some(disk) = &self.disk {
+            state.gprs[3] = disk.writes;
+            state.gprs[4] = disk.writes_per_ms;
+        }
         Ok(vec![state])
+    }
+
+    fn disks(&self) -> Vec<DiskDescriptor> {
+        self.disk.iter().map(FakeDisk::descriptor).collect()
+    }
+
+    fn read_disk(&mut self, disk_id: u32, lba: u64, out: &mut [u8]) -> Result<(), VmError> {
+        let disk = self
+            .disk
+            .as_ref()
+            .filter(|_| disk_id == 0)
+            .ok_or_else(|| VmError::Disk(std::format!("no disk {disk_id}")))?;
+        let at = lba as usize * BLOCK;
+        let src = disk
+            .bytes
+            .get(at..at + out.len())
+            .ok_or_else(|| VmError::Disk(std::format!("blocks from {lba} past the end")))?;
+        out.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn harvest_disk_dirty(&mut self, disk_id: u32) -> Result<DirtyBitmap, VmError> {
+        self.disk
+            .as_mut()
+            .filter(|_| disk_id == 0)
+            .map(|d| d.dirty.take())
+            .ok_or_else(|| VmError::Disk(std::format!("no disk {disk_id}")))
     }
 
     fn device_states(&mut self) -> Result<Vec<DeviceState>, VmError> {
@@ -299,6 +342,8 @@ pub struct FakeIncoming {
     /// Simulates a bad RAM cell: this byte reads back flipped through `read_memory` (what
     /// the whole-memory digest of `verify full` reads).
     pub flip_byte: Option<usize>,
+    /// The disk being received (storage migration).
+    pub disk: Option<Vec<u8>>,
 }
 
 impl IncomingVm for FakeIncoming {
@@ -330,6 +375,21 @@ impl IncomingVm for FakeIncoming {
         Ok(())
     }
 
+    fn create_disk(&mut self, disk: &DiskDescriptor) -> Result<(), VmError> {
+        self.disk = Some(vec![0; disk.size_bytes as usize]);
+        Ok(())
+    }
+
+    fn write_disk(&mut self, _disk_id: u32, lba: u64, data: &[u8]) -> Result<(), VmError> {
+        let disk = self
+            .disk
+            .as_mut()
+            .ok_or_else(|| VmError::Disk("no disk".into()))?;
+        let at = lba as usize * BLOCK;
+        disk[at..at + data.len()].copy_from_slice(data);
+        Ok(())
+    }
+
     fn read_memory(&mut self, gpa: u64, out: &mut [u8]) -> Result<(), VmError> {
         let start = gpa as usize;
         out.copy_from_slice(&self.memory[start..start + out.len()]);
@@ -346,6 +406,8 @@ impl IncomingVm for FakeIncoming {
 /// Builds incoming VMs within a memory budget.
 pub struct FakeFactory {
     pub limit_bytes: u64,
+    /// Room for incoming disks (storage migration).
+    pub disk_limit_bytes: u64,
     /// Memory this host can still allocate for guests.
     pub free_bytes: u64,
     pub created: usize,
@@ -357,6 +419,7 @@ impl Default for FakeFactory {
     fn default() -> Self {
         FakeFactory {
             limit_bytes: 1 << 30,
+            disk_limit_bytes: 1 << 30,
             free_bytes: 1 << 30,
             created: 0,
             discarded: 0,
@@ -379,6 +442,7 @@ impl IncomingVmFactory for FakeFactory {
             vcpu: None,
             devices: Vec::new(),
             flip_byte: self.flip_byte,
+            disk: None,
         })
     }
 

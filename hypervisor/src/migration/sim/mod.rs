@@ -2,11 +2,13 @@
 //! checks itself, an in-memory link with a bandwidth and fault injection, and a driver that
 //! advances both engines one simulated millisecond at a time.
 
+mod disk;
 mod guest;
 mod in_doubt;
 mod link;
 mod scenarios;
 mod snapshot;
+mod storage;
 
 use std::string::String;
 use std::vec::Vec;
@@ -107,6 +109,7 @@ fn migrate(guest: &mut FakeGuest, mut setup: Setup) -> Run {
         PreSharedKey::new(setup.destination_key),
         setup.destination_cpu.clone(),
         setup.factory.limit_bytes,
+        setup.factory.disk_limit_bytes,
         [2; 32],
         at(0),
     ));

@@ -10,12 +10,12 @@ use migration_proto::cpu::CpuDescriptor;
 
 const PAGES: usize = 2048; // 8 MiB
 
-fn dump(run: &Run) -> String {
+pub(super) fn dump(run: &Run) -> String {
     run.lines.join("\n")
 }
 
 /// Some console line of the migration contains `text`.
-fn assert_line(run: &Run, text: &str) {
+pub(super) fn assert_line(run: &Run, text: &str) {
     assert!(
         run.lines.iter().any(|l| l.contains(text)),
         "no line with {text:?}:\n{}",
@@ -25,7 +25,7 @@ fn assert_line(run: &Run, text: &str) {
 
 /// The VM moved: the source's copy is paused and stays so, the destination's continues
 /// the heartbeat exactly where the source stopped and verifies.
-fn assert_moved(source: &FakeGuest, run: Run) -> FakeGuest {
+pub(super) fn assert_moved(source: &FakeGuest, run: Run) -> FakeGuest {
     let SourceOutcome::Completed(stats) = &run.source else {
         panic!("not completed: {:?}\n{}", run.source, dump(&run));
     };
@@ -61,7 +61,7 @@ fn assert_moved(source: &FakeGuest, run: Run) -> FakeGuest {
 }
 
 /// The migration failed: the VM runs on the source, intact, and nothing stayed behind.
-fn assert_stayed(guest: &mut FakeGuest, run: &Run) {
+pub(super) fn assert_stayed(guest: &mut FakeGuest, run: &Run) {
     let SourceOutcome::Failed(why) = &run.source else {
         panic!("should have failed:\n{}", dump(run));
     };

@@ -58,6 +58,8 @@ pub enum SourceStep {
     DeviceState(String),
     /// Sending `Commit`.
     Commit,
+    /// Queueing a run of disk blocks (storage migration).
+    DiskBlocks,
 }
 
 impl fmt::Display for SourceStep {
@@ -71,6 +73,7 @@ impl fmt::Display for SourceStep {
             SourceStep::VcpuState => f.write_str("vCPU state"),
             SourceStep::DeviceState(id) => write!(f, "device state {id}"),
             SourceStep::Commit => f.write_str("commit"),
+            SourceStep::DiskBlocks => f.write_str("sending disk blocks"),
         }
     }
 }

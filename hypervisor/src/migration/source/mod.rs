@@ -11,6 +11,7 @@
 //! polled from the host's main loop with the current time; it never blocks and never reads
 //! a clock, so the host simulation in `migration::sim` drives it exactly like the kernel.
 
+mod disks;
 mod error;
 mod rounds;
 mod vm;
@@ -116,6 +117,8 @@ pub struct SourceEngine {
     /// Whether page work is allowed this poll (`cpu-budget`; ignored while the VM is
     /// paused).
     pages_allowed: bool,
+    /// Storage migration (`migrate -b`): each disk's copy state (empty otherwise).
+    disks: Vec<disks::DiskCopy>,
     /// Snapshot: the source keeps (and resumes) its VM after the commit.
     keeps_vm: bool,
     /// Snapshot: when the VM was resumed (once the commit was sent).
@@ -140,6 +143,12 @@ impl SourceEngine {
         config.output_limit = SESSION_OUTPUT_LIMIT;
         config.delta_cache_bytes =
             usize::try_from(params.delta_cache_mib << 20).unwrap_or(usize::MAX);
+        let disks: Vec<disks::DiskCopy> = if params.block_migration {
+            vm.disks().into_iter().map(disks::DiskCopy::new).collect()
+        } else {
+            Vec::new()
+        };
+        config.disks = disks.iter().map(|d| d.disk.clone()).collect();
         if cold {
             vm.pause();
         }
@@ -181,6 +190,7 @@ impl SourceEngine {
             wire_bytes_per_page: 0,
             round_data_pages: 0,
             pages_allowed: true,
+            disks,
             keeps_vm: false,
             resumed_at: None,
         }
@@ -266,6 +276,7 @@ impl SourceEngine {
                 round: self.round + 1,
                 bytes_sent: self.stats.wire_bytes,
                 bytes_remaining: remaining_pages * PAGE_SIZE as u64
+                    + self.disks.iter().map(|d| d.remaining_bytes()).sum::<u64>()
                     + self.session.pending_output().len() as u64,
                 ..self.last_info
             },

@@ -46,6 +46,7 @@ impl SourceEngine {
             vm.start_dirty_tracking(self.params.dirty_tracking)?;
             self.tracking = true;
         }
+        self.start_disks(vm)?;
         self.lines.push_back(format!(
             "migrate: accepted by the destination, sending {} pages ({})",
             pages,
@@ -78,13 +79,18 @@ impl SourceEngine {
                 return Ok(());
             };
             let Some((pfn, count)) = bitmap.runs_from(*next_pfn, MAX_PAGES_PER_FRAME).next() else {
-                if !*final_copy && !self.session.pending_output().is_empty() {
+                let final_copy = *final_copy;
+                // The round's disk blocks follow its pages (storage migration).
+                if !self.send_disk_blocks(vm, now)? {
+                    return Ok(());
+                }
+                if !final_copy && !self.session.pending_output().is_empty() {
                     // End a live round only once its pages are on the wire: the round's
                     // throughput is then honest, and switching over does not start the
                     // downtime behind a queue of already-stale pages.
                     return Ok(());
                 }
-                return if *final_copy {
+                return if final_copy {
                     self.finish_transfer(vm, now)
                 } else {
                     self.end_of_round(vm, now)
@@ -139,7 +145,9 @@ impl SourceEngine {
         let samples = self.read_samples(vm)?;
         let mut dirty = vm.harvest_dirty()?;
         self.check_samples(&samples, &dirty)?;
-        let dirty_pages = dirty.count() as u64;
+        // Dirty disk blocks count as the pages they would fill: the stop phase sends both.
+        let disk_bytes = self.harvest_disks(vm, false)?;
+        let dirty_pages = dirty.count() as u64 + disk_bytes.div_ceil(PAGE_SIZE as u64);
         let round = self
             .session
             .end_round(dirty_pages, now)
@@ -195,8 +203,9 @@ impl SourceEngine {
                 self.paused_by_us = true;
                 self.paused_at = Some(now);
                 self.stats.estimated_downtime_us = expected;
-                // Pages written between the harvest and the pause.
+                // Pages and blocks written between the harvest and the pause.
                 dirty.merge(&vm.harvest_dirty()?);
+                self.harvest_disks(vm, true)?;
                 vm.stop_dirty_tracking();
                 self.tracking = false;
                 if self.params.fault_inject == FaultInjection::DropDirtyBit {

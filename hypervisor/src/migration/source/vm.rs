@@ -3,7 +3,7 @@
 use alloc::vec::Vec;
 
 use migration_proto::dirty::DirtyBitmap;
-use migration_proto::message::{DeviceState, VcpuState, VmIdentity};
+use migration_proto::message::{DeviceState, DiskDescriptor, VcpuState, VmIdentity};
 
 use crate::migration::dirty::DirtyTrackingMode;
 use crate::migration::vm_error::VmError;
@@ -39,4 +39,21 @@ pub trait MigratableVm {
     fn vcpu_states(&mut self) -> Result<Vec<VcpuState>, VmError>;
     /// State of every device model of the (paused) VM.
     fn device_states(&mut self) -> Result<Vec<DeviceState>, VmError>;
+    /// The VM's disks, for storage migration (`migrate -b`); none by default.
+    fn disks(&self) -> Vec<DiskDescriptor> {
+        Vec::new()
+    }
+    /// Copies whole blocks of disk `disk_id` from block `lba` into `out`.
+    fn read_disk(&mut self, disk_id: u32, _lba: u64, _out: &mut [u8]) -> Result<(), VmError> {
+        Err(VmError::Disk(alloc::format!(
+            "this VM has no disk {disk_id}"
+        )))
+    }
+    /// Blocks of disk `disk_id` written since the previous harvest (the disk model marks
+    /// them at submission, always; a harvest takes and clears the set).
+    fn harvest_disk_dirty(&mut self, disk_id: u32) -> Result<DirtyBitmap, VmError> {
+        Err(VmError::Disk(alloc::format!(
+            "this VM has no disk {disk_id}"
+        )))
+    }
 }

@@ -25,6 +25,8 @@ pub enum MachineError {
     Migration(crate::migration::dirty::TrackingError),
     /// No heap memory for the vCPU's XSAVE area.
     Xsave(crate::vm::xsave::XsaveAllocError),
+    /// The VM's disk could not be attached (the message says why).
+    Disk(alloc::string::String),
 }
 
 impl fmt::Display for MachineError {
@@ -37,6 +39,7 @@ impl fmt::Display for MachineError {
             Self::Transition(e) => write!(f, "{e}"),
             Self::Migration(e) => write!(f, "{e}"),
             Self::Xsave(e) => write!(f, "{e}"),
+            Self::Disk(e) => write!(f, "disk: {e}"),
         }
     }
 }

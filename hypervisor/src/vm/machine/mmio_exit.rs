@@ -14,9 +14,10 @@ use crate::vm::board::{ApicWindow, IoApicWindow};
 use crate::vm::console_out::LineOutput;
 use crate::vm::exit_handler::CrashReason;
 use crate::vm::exit_handler::HostCpu;
-use crate::vm::mmio::MmioRegion;
-use crate::vm::mmio::{MmioBus, emulate_mmio_access};
+use crate::vm::mmio::{MmioBus, MmioRegion, emulate_mmio_access};
 use crate::vm::virtio::guest_ram_memory::GuestRamMemory;
+use crate::vm::virtio::mmio_window::VirtioMmioWindow;
+use crate::vm::virtio_blk::placement::{DISK_WINDOW_BYTES, DISK_WINDOW_GPA};
 use crate::vmx::ept::PAGE_SIZE;
 use crate::vmx::error::VmxError;
 use crate::vmx::frames::FrameSource;
@@ -66,6 +67,20 @@ impl<O: LineOutput> Machine<O> {
         };
         let _ = bus.add(page(ioapic_base), &mut ioapic);
         let _ = bus.add(page(apic_base), &mut apic);
+        // The disk's virtio-mmio transport (`disk.rs`), when the VM has one.
+        let mut disk_window = self.disk.as_mut().map(|transport| VirtioMmioWindow {
+            transport,
+            mem: GuestRamMemory::new(&self.ram, frames),
+        });
+        if let Some(window) = disk_window.as_mut() {
+            let region = MmioRegion {
+                base: DISK_WINDOW_GPA,
+                len: DISK_WINDOW_BYTES,
+            };
+            if let Err(e) = bus.add(region, window) {
+                log::error!("vm {}: disk window: {e}", self.name);
+            }
+        }
         if !bus.covers(gpa) {
             return Ok(MmioExit::NotADevice);
         }

@@ -11,6 +11,7 @@ use alloc::string::String;
 
 mod devices;
 mod digest;
+mod disk;
 mod error;
 mod guest_fpu;
 mod interrupt_path;
@@ -46,6 +47,7 @@ use crate::vm::msr::index::IA32_TSC_AUX;
 use crate::vm::pvh::{START_INFO_GPA, build_boot_params, parse_elf};
 use crate::vm::state::{TransitionEffect, VmCommand, VmState, transition};
 use crate::vm::uart16550::{NoInterrupt, Uart16550};
+use crate::vm::virtio_blk::{RamDisk, VirtioBlkMmio};
 use crate::vmx::ept::{EptTables, GUEST_PHYS_LIMIT};
 use crate::vmx::error::VmxError;
 use crate::vmx::frames::{FrameSource, FrameTables};
@@ -106,6 +108,8 @@ pub struct Machine<O: LineOutput> {
     pub(super) halted: Option<GuestInterruptibility>,
     /// Polls that found the vCPU asleep in HLT and did not enter it (`vm info`).
     pub(super) halt_skips: u64,
+    /// The VM's virtio-blk disk (`[vm] disk =`), if it has one (`disk.rs`).
+    pub(super) disk: Option<VirtioBlkMmio<RamDisk>>,
 }
 
 impl<O: LineOutput> Machine<O> {
@@ -205,6 +209,7 @@ impl<O: LineOutput> Machine<O> {
             board: Board::new(tsc_khz, ram_bytes, 0, 0),
             halted: None,
             halt_skips: 0,
+            disk: None,
         }
     }
 
@@ -256,6 +261,10 @@ impl<O: LineOutput> Machine<O> {
             image.entry,
             START_INFO_GPA as u32,
         )?);
+        // A reboot resets the disk's transport like a power cycle (its contents stay).
+        if let Some(disk) = self.disk.as_mut() {
+            disk.reset();
+        }
         // A reboot resets the vCPU but not the VM's TSC rate or CPU model.
         self.emu = VcpuEmulation::at_reset(self.emu.tsc_khz, self.emu.features);
         self.counters = ExitCounters::default();
@@ -362,6 +371,7 @@ impl<O: LineOutput> Machine<O> {
         self.slices = self.slices.saturating_add(1);
         let result = self.run_vcpu(vmx, frames, &mut vcpu, slice_ticks);
         self.vcpu = Some(vcpu);
+        self.poll_disk(frames);
         let outcome = result?;
         if let SliceOutcome::Crashed(reason) = outcome {
             self.crash = Some(reason);

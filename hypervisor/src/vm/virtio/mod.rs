@@ -19,5 +19,6 @@ pub mod guest_ram_memory;
 pub mod mmio;
 pub mod mmio_layout;
 pub mod mmio_state;
+pub mod mmio_window;
 pub mod queue_error;
 pub mod split_queue;

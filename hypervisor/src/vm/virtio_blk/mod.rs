@@ -6,7 +6,7 @@
 //! fake guest driver sets up queues in a fake RAM and drives the real transport registers,
 //! malformed chains of every kind end in DEVICE_NEEDS_RESET with one log line, and the
 //! state saves and restores mid-request. Wiring to VM exits (an EPT-unmapped MMIO window)
-//! and to the migration stream is not done yet (see docs/ARCHITECTURE.md).
+//! and to the migration stream: `vm::machine::disk`, `migration::source::disks`.
 //!
 //! Map: `config` (feature bits, limits, config space 5.2.4), `request` (framing a chain
 //! into header/data/status, 5.2.6), `in_flight` (which requests reach the backend, and
@@ -21,6 +21,8 @@ pub mod config;
 pub mod dirty_blocks;
 pub mod guest_io;
 pub mod in_flight;
+pub mod info;
+pub mod placement;
 pub mod ram_disk;
 pub mod request;
 pub mod state;

@@ -10,7 +10,10 @@ use alloc::vec::Vec;
 
 use crate::crypto::{self, Role};
 use crate::dirty::DirtyBitmap;
-use crate::message::{Abort, AuthProof, Hello, MAX_VCPUS, Message, NONCE_LEN, Offer, Progress};
+use crate::disk_digest::DiskDigestTable;
+use crate::message::{
+    Abort, AuthProof, DiskManifest, Hello, MAX_VCPUS, Message, NONCE_LEN, Offer, Progress,
+};
 use crate::negotiation::{Capabilities, VersionRange};
 use crate::page_codec::{DeltaCache, PageCounts};
 use crate::page_digest::{PageDigestKey, PageDigestTable};
@@ -52,6 +55,17 @@ pub struct SourceSession {
     hello_reply_at: Option<Instant>,
     /// DELTA_PAGES: the copies of sent pages deltas are computed against.
     delta_cache: Option<DeltaCache>,
+    /// Storage migration: one digest table per manifest disk (`disk_digest`), and the
+    /// blocks of each the caller declared dirty and has not sent again.
+    disks: Vec<SourceDisk>,
+    /// Testing only: the next disk run is hashed but never sent (a block lost on the way).
+    drop_next_disk_run: bool,
+}
+
+/// One disk of the manifest on the source side.
+pub(super) struct SourceDisk {
+    pub(super) table: DiskDigestTable,
+    pub(super) stale: DirtyBitmap,
 }
 
 impl SourceSession {
@@ -61,12 +75,20 @@ impl SourceSession {
     /// A configuration that breaks a protocol limit (VM name, memory size, vCPU count, CPU
     /// descriptor size) yields a session that is `Failed` from the start with
     /// `SessionError::InvalidConfig`, before anything is sent.
-    pub fn new(config: SourceConfig, nonce: [u8; NONCE_LEN], now: Instant) -> Self {
+    pub fn new(mut config: SourceConfig, nonce: [u8; NONCE_LEN], now: Instant) -> Self {
+        let manifest = (!config.disks.is_empty()).then(|| DiskManifest {
+            disks: config.disks.clone(),
+        });
         let invalid = config
             .identity
             .validate()
             .and_then(|()| config.cpu.validate())
+            .and_then(|()| manifest.as_ref().map_or(Ok(()), DiskManifest::validate))
             .err();
+        if manifest.is_some() {
+            // Disks cannot be left behind: a destination without storage migration refuses.
+            config.required = config.required.union(Capabilities::DISK_MIGRATION);
+        }
         let hello = Hello {
             versions: config.versions,
             offered: config.offered,
@@ -95,6 +117,8 @@ impl SourceSession {
             corrupt_next_run: false,
             hello_reply_at: None,
             delta_cache: None,
+            disks: Vec::new(),
+            drop_next_disk_run: false,
         };
         if let Some(e) = invalid {
             session.state = SourceState::Failed;
@@ -260,6 +284,9 @@ impl SourceSession {
                     // No memory for the cache only means no deltas.
                     self.delta_cache = DeltaCache::try_new(self.config.delta_cache_bytes);
                 }
+                if !self.config.disks.is_empty() {
+                    self.start_disks(PageDigestKey(keys.page_digest), now)?;
+                }
                 let offer = Offer {
                     identity: self.config.identity.clone(),
                     cpu: self.config.cpu.clone(),
@@ -288,6 +315,27 @@ impl SourceSession {
                 msg_type: msg.msg_type(),
             }),
         }
+    }
+
+    /// Storage migration: a digest table per disk, and the manifest (before the `Offer`).
+    fn start_disks(&mut self, key: PageDigestKey, now: Instant) -> Result<(), SessionError> {
+        for disk in &self.config.disks {
+            let table =
+                DiskDigestTable::try_new(key.clone(), disk).ok_or(SessionError::OutOfMemory {
+                    what: "disk digest",
+                    bytes: DiskDigestTable::bytes_for(disk),
+                })?;
+            let blocks = usize::try_from(disk.blocks()).unwrap_or(0);
+            self.disks.push(SourceDisk {
+                table,
+                stale: DirtyBitmap::new(blocks),
+            });
+        }
+        let manifest = DiskManifest {
+            disks: self.config.disks.clone(),
+        };
+        self.send(&Message::DiskManifest(manifest), now);
+        Ok(())
     }
 
     /// Sends a message built by the session itself (always within limits).

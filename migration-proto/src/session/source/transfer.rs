@@ -6,12 +6,12 @@ use alloc::vec::Vec;
 use crate::digest::Digest;
 use crate::dirty::DirtyBitmap;
 use crate::message::{
-    DeviceState, DiskBlocks, MemoryDigestMessage, Message, PageDigestMessage, Progress, RoundStats,
-    VcpuState,
+    DeviceState, DiskBlocks, DiskDigestMessage, MemoryDigestMessage, Message, PageDigestMessage,
+    Progress, RoundStats, VcpuState,
 };
 use crate::negotiation::Capabilities;
 use crate::page_codec::PageCounts;
-use crate::wire::{MessageType, PAGE_SIZE};
+use crate::wire::PAGE_SIZE;
 
 use super::{RoundTally, SourceSession};
 use crate::session::{Instant, SourceState, UsageError};
@@ -192,23 +192,84 @@ impl SourceSession {
         Ok(())
     }
 
-    /// Sends a run of disk blocks (needs protocol version 2 and `DISK_BLOCKS`).
+    /// Sends a run of blocks of a manifest disk (storage migration: DISK_MIGRATION) read
+    /// from the disk at `first_lba`. Each block's hash is recorded for the disk digest and
+    /// the blocks stop being stale.
     pub fn send_disk_blocks(
         &mut self,
         blocks: &DiskBlocks,
         now: Instant,
     ) -> Result<(), UsageError> {
         self.require("send disk blocks", SourceState::Transferring)?;
-        if self.link.version < MessageType::DiskBlocks.since_version() {
-            return Err(UsageError::NotInVersion(MessageType::DiskBlocks));
-        }
-        if !self.link.caps.contains(Capabilities::DISK_BLOCKS) {
-            return Err(UsageError::NotNegotiated(Capabilities::DISK_BLOCKS));
+        if !self.link.caps.contains(Capabilities::DISK_MIGRATION) {
+            return Err(UsageError::NotNegotiated(Capabilities::DISK_MIGRATION));
         }
         self.require_room()?;
         blocks.validate().map_err(UsageError::Invalid)?;
+        let disk = self
+            .disks
+            .iter_mut()
+            .find(|d| d.table.disk().disk_id == blocks.disk_id)
+            .ok_or(UsageError::OutOfRange)?;
+        let desc = disk.table.disk();
+        let count = (blocks.data.len() / blocks.block_size as usize) as u64;
+        if blocks.block_size != desc.block_size
+            || blocks
+                .first_lba
+                .checked_add(count)
+                .is_none_or(|end| end > desc.blocks())
+        {
+            return Err(UsageError::OutOfRange);
+        }
+        disk.table.record_run(blocks.first_lba, &blocks.data);
+        for lba in blocks.first_lba..blocks.first_lba + count {
+            disk.stale.clear(lba as usize);
+        }
+        if core::mem::take(&mut self.drop_next_disk_run) {
+            return Ok(());
+        }
+        if core::mem::take(&mut self.corrupt_next_run) {
+            let mut copy = blocks.clone();
+            if let Some(byte) = copy.data.last_mut() {
+                *byte ^= 0xa5;
+            }
+            self.send(&Message::DiskBlocks(copy), now);
+            return Ok(());
+        }
         self.send(&Message::DiskBlocks(blocks.clone()), now);
         Ok(())
+    }
+
+    /// Declares the blocks set in `dirty` (a harvest of the disk's dirty-block bitmap, one
+    /// bit per block of the manifest's block size) changed since they were last sent:
+    /// `commit` is refused until each was sent again.
+    pub fn mark_disk_dirty(&mut self, disk_id: u32, dirty: &DirtyBitmap) -> Result<(), UsageError> {
+        let disk = self
+            .disks
+            .iter_mut()
+            .find(|d| d.table.disk().disk_id == disk_id)
+            .ok_or(UsageError::OutOfRange)?;
+        if dirty.len() != disk.stale.len() {
+            return Err(UsageError::BitmapSize {
+                pages: dirty.len(),
+                expected: disk.stale.len(),
+            });
+        }
+        disk.stale.merge(dirty);
+        Ok(())
+    }
+
+    /// Blocks of all disks declared dirty and not sent again yet.
+    pub fn stale_disk_blocks(&self) -> usize {
+        self.disks.iter().map(|d| d.stale.count()).sum()
+    }
+
+    /// Testing only (`fault-inject drop-disk-block`): the next disk run is recorded as sent
+    /// but never leaves, as a block lost between the hosts would. The destination must
+    /// refuse to commit (the block is missing there, or a stale copy is).
+    #[doc(hidden)]
+    pub fn drop_next_disk_run_for_testing(&mut self) {
+        self.drop_next_disk_run = true;
     }
 
     /// Ends the transfer and asks the destination to verify and commit. The source still
@@ -239,6 +300,32 @@ impl SourceSession {
         }
         if self.page_digest.is_none() && memory_digest.is_none() {
             return Err(UsageError::DigestRequired);
+        }
+        for disk in &self.disks {
+            let disk_id = disk.table.disk().disk_id;
+            if let Some(first_lba) = disk.table.first_uncovered() {
+                return Err(UsageError::DiskNotCopied { disk_id, first_lba });
+            }
+            if let Some(first_lba) = disk.stale.iter_set().next() {
+                return Err(UsageError::StaleDiskBlocks {
+                    disk_id,
+                    count: disk.stale.count(),
+                    first_lba,
+                });
+            }
+        }
+        let digests: Vec<DiskDigestMessage> = self
+            .disks
+            .iter()
+            .map(|d| DiskDigestMessage {
+                disk_id: d.table.disk().disk_id,
+                size_bytes: d.table.disk().size_bytes,
+                region_bytes: d.table.disk().region_bytes(),
+                regions: d.table.regions().to_vec(),
+            })
+            .collect();
+        for digest in digests {
+            self.send(&Message::DiskDigest(digest), now);
         }
         let memory_bytes = self.config.identity.memory_bytes;
         if let Some(table) = &self.page_digest {

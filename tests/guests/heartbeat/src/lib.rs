@@ -3,7 +3,9 @@
 //! the host (`cargo test -p heartbeat`).
 #![cfg_attr(not(test), no_std)]
 
+pub mod disk_block;
 pub mod gaps;
 pub mod params;
 pub mod pattern;
 pub mod tsc_rate;
+pub mod virtio_mmio_param;

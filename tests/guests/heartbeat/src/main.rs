@@ -10,9 +10,12 @@ mod boot;
 #[cfg(target_os = "none")]
 mod cpu;
 #[cfg(target_os = "none")]
+mod disk;
+#[cfg(target_os = "none")]
 mod escape;
 #[cfg(target_os = "none")]
 mod fpu;
+#[cfg(target_os = "none")]
 mod interrupts;
 #[cfg(target_os = "none")]
 mod run;
@@ -20,6 +23,8 @@ mod run;
 mod serial;
 #[cfg(target_os = "none")]
 mod start_info;
+#[cfg(target_os = "none")]
+mod virtio_blk;
 
 #[cfg(target_os = "none")]
 #[panic_handler]

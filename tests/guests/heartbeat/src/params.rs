@@ -1,6 +1,7 @@
 //! The guest's parameters, read from the PVH command line: `hb.interval_ms=100 hb.wss_mib=8
 //! hb.dirty_pages_per_sec=1000 hb.dirty_words=512 hb.tsc_khz=2000000
-//! hb.mode=normal|triple_fault|escape|bench hb.fpu=N hb.irq=none|pit|ioapic|lapic hb.irq_hz=100`.
+//! hb.mode=normal|triple_fault|escape|bench hb.fpu=N hb.irq=none|pit|ioapic|lapic hb.irq_hz=100
+//! hb.disk=0|1 hb.disk_blocks=64 hb.disk_writes_per_sec=20`.
 //! `hb.tsc_khz` is an explicit override: normally the rate comes from the hypervisor's CPUID
 //! timing leaf (see [`crate::tsc_rate`]).
 //! Tokens without the `hb.` prefix belong to someone else and are skipped; a bad `hb.` token
@@ -81,6 +82,13 @@ pub struct Params {
     pub irq: IrqSource,
     /// Its rate in Hz.
     pub irq_hz: u64,
+    /// Disk mode: write and verify self-checking blocks on the virtio-blk disk
+    /// (`virtio_mmio.device=` on the command line says where it is).
+    pub disk: bool,
+    /// Blocks (sectors from 0) the disk mode cycles through.
+    pub disk_blocks: u64,
+    /// Block writes per second of guest time in disk mode.
+    pub disk_writes_per_sec: u64,
 }
 
 impl Default for Params {
@@ -95,6 +103,9 @@ impl Default for Params {
             fpu_seed: 0,
             irq: IrqSource::None,
             irq_hz: 100,
+            disk: false,
+            disk_blocks: 64,
+            disk_writes_per_sec: 20,
         }
     }
 }
@@ -108,6 +119,8 @@ const MAX_FPU_SEED: u64 = 1 << 32;
 /// The PIT divides 1.193182 MHz by at most 65536 (about 18 Hz) and by at least 2.
 const MIN_IRQ_HZ: u64 = 19;
 const MAX_IRQ_HZ: u64 = 10_000;
+const MAX_DISK_BLOCKS: u64 = 1 << 20;
+const MAX_DISK_RATE: u64 = 100_000;
 /// 64-bit words in a page.
 const WORDS_PER_PAGE: u64 = 512;
 
@@ -156,6 +169,16 @@ impl Params {
                     _ => Err("irq must be none, pit, ioapic or lapic"),
                 }
                 .map(|i| params.irq = i),
+                "disk" => match value {
+                    "0" => Ok(false),
+                    "1" => Ok(true),
+                    _ => Err("disk must be 0 or 1"),
+                }
+                .map(|d| params.disk = d),
+                "disk_blocks" => number(MAX_DISK_BLOCKS, 1).map(|n| params.disk_blocks = n),
+                "disk_writes_per_sec" => {
+                    number(MAX_DISK_RATE, 1).map(|n| params.disk_writes_per_sec = n)
+                }
                 "mode" => match value {
                     "normal" => Ok(Mode::Normal),
                     "triple_fault" => Ok(Mode::TripleFault),
@@ -206,7 +229,8 @@ mod tests {
     fn parses_all_keys_and_skips_foreign_tokens() {
         let (p, w) = parse_collect(
             "console=ttyS0 hb.interval_ms=100 hb.wss_mib=8 hb.dirty_pages_per_sec=1000 \
-             hb.dirty_words=16 hb.tsc_khz=2500000 hb.mode=escape hb.fpu=3 hb.irq=lapic hb.irq_hz=250 quiet",
+             hb.dirty_words=16 hb.tsc_khz=2500000 hb.mode=escape hb.fpu=3 hb.irq=lapic hb.irq_hz=250 \
+             hb.disk=1 hb.disk_blocks=8 hb.disk_writes_per_sec=5 quiet",
         );
         assert!(w.is_empty());
         assert_eq!(
@@ -221,6 +245,9 @@ mod tests {
                 fpu_seed: 3,
                 irq: IrqSource::Lapic,
                 irq_hz: 250,
+                disk: true,
+                disk_blocks: 8,
+                disk_writes_per_sec: 5,
             }
         );
     }
@@ -229,7 +256,8 @@ mod tests {
     fn bad_tokens_warn_and_keep_defaults() {
         let (p, w) = parse_collect(
             "hb.interval_ms=0 hb.wss_mib=x hb.bogus=1 hb.mode=fast hb.tsc_khz hb.wss_mib=99999999 \
-             hb.dirty_words=0 hb.dirty_words=513 hb.fpu=4294967297 hb.fpu=-1 hb.irq=msi hb.irq_hz=18 hb.irq_hz=10001",
+             hb.dirty_words=0 hb.dirty_words=513 hb.fpu=4294967297 hb.fpu=-1 hb.irq=msi hb.irq_hz=18 \
+             hb.irq_hz=10001 hb.disk=2 hb.disk_blocks=0",
         );
         assert_eq!(p, Params::default());
         let reasons: Vec<&str> = w.iter().map(|(_, r)| *r).collect();
@@ -248,6 +276,8 @@ mod tests {
                 "not a decimal number",
                 "irq must be none, pit, ioapic or lapic",
                 "value out of range",
+                "value out of range",
+                "disk must be 0 or 1",
                 "value out of range"
             ]
         );

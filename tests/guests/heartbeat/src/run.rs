@@ -4,6 +4,7 @@ use heartbeat::params::{Mode, Params};
 use heartbeat::pattern::{PAGE_SIZE, Sweep, WORDS_PER_PAGE, word, word_generation};
 use heartbeat::tsc_rate::{TscRate, hypervisor_tsc_khz};
 
+use crate::disk::DiskWorkload;
 use crate::fpu::FpuCheck;
 use crate::start_info::{self, E820_RAM, StartInfoError};
 use crate::{bench, cpu, escape, interrupts, say, serial};
@@ -82,7 +83,14 @@ extern "C" fn hb_main(start_info_paddr: u64) -> ! {
         }
         Mode::Escape => escape::run(&info),
         Mode::Bench => bench::run(tsc.khz),
-        Mode::Normal => run_heartbeat(&params, &info, tsc.khz),
+        Mode::Normal => {
+            let disk = if params.disk {
+                DiskWorkload::start(&params, info.cmdline)
+            } else {
+                None
+            };
+            run_heartbeat(&params, &info, tsc.khz, disk)
+        }
     }
 }
 
@@ -161,7 +169,12 @@ fn verify(base: u64, sweep: &Sweep, dirty_words: u64) -> u64 {
     corrupt
 }
 
-fn run_heartbeat(params: &Params, info: &start_info::BootInfo, tsc_khz: u64) -> ! {
+fn run_heartbeat(
+    params: &Params,
+    info: &start_info::BootInfo,
+    tsc_khz: u64,
+    mut disk: Option<DiskWorkload>,
+) -> ! {
     let (base, pages) = place_working_set(params, info);
     let tsc_hz = u128::from(tsc_khz) * 1000;
     let interval_ticks = u64::try_from(tsc_hz * u128::from(params.interval_ms) / 1000)
@@ -205,16 +218,29 @@ fn run_heartbeat(params: &Params, info: &start_info::BootInfo, tsc_khz: u64) -> 
             fpu.check();
         }
         passes += 1;
+        if let Some(d) = disk.as_mut() {
+            d.step(now.wrapping_sub(start), tsc_hz);
+        }
         if now >= next_beat {
-            if irq.is_some() {
-                say!(
-                    "HB seq={seq} tsc={now} dirtied={dirtied} passes={passes} corrupt={corrupt_total} irqs={}",
+            let corrupt = corrupt_total + disk.as_ref().map_or(0, |d| d.corrupt);
+            // Disk mode adds the block writes so far; interrupt mode the timer ticks taken.
+            match (&disk, irq.is_some()) {
+                (Some(d), true) => say!(
+                    "HB seq={seq} tsc={now} dirtied={dirtied} passes={passes} corrupt={corrupt} blk={} irqs={}",
+                    d.writes,
                     interrupts::ticks()
-                );
-            } else {
-                say!(
-                    "HB seq={seq} tsc={now} dirtied={dirtied} passes={passes} corrupt={corrupt_total}"
-                );
+                ),
+                (Some(d), false) => say!(
+                    "HB seq={seq} tsc={now} dirtied={dirtied} passes={passes} corrupt={corrupt} blk={}",
+                    d.writes
+                ),
+                (None, true) => say!(
+                    "HB seq={seq} tsc={now} dirtied={dirtied} passes={passes} corrupt={corrupt} irqs={}",
+                    interrupts::ticks()
+                ),
+                (None, false) => say!(
+                    "HB seq={seq} tsc={now} dirtied={dirtied} passes={passes} corrupt={corrupt}"
+                ),
             }
             seq += 1;
             next_beat = next_beat.saturating_add(interval_ticks);
