@@ -9,6 +9,10 @@
 //! runs with XCR0 = x87 but uses SSE through FXSR keeps its XMM registers too), and the
 //! guest runs with its own XCR0.
 //!
+//! A host without XSAVE switches x87/SSE with FXSAVE/FXRSTOR in the same area's legacy
+//! region (`XsaveLayout::legacy`), so guests on it keep their registers too and what
+//! travels is the same standard-format area.
+//!
 //! XSAVEOPT is used when CPUID.(0xD,1):EAX[0] offers it (it skips components the guest did
 //! not touch since our XRSTOR, SDM Vol. 1 §13.9). XSAVEC/XSAVES are not: they write the
 //! compacted format, which is not what the protocol carries, and every save would then need
@@ -46,7 +50,15 @@ fn host_has_xsaveopt() -> bool {
 pub fn host_layout() -> XsaveLayout {
     *HOST_LAYOUT.call_once(|| {
         if !host_has_xsave() {
-            return XsaveLayout::none();
+            // FXSR is architectural in 64-bit mode: x87/SSE switched with FXSAVE/FXRSTOR.
+            let legacy = XsaveLayout::legacy(0);
+            let Ok(mut probe) = XsaveArea::at_reset(&legacy) else {
+                return legacy;
+            };
+            // SAFETY: the area is 64-byte aligned and at least 512 bytes; CR0.TS and
+            // CR0.EM are clear in the hypervisor.
+            unsafe { instr::fxsave(probe.as_mut_ptr()) };
+            return XsaveLayout::legacy(probe.mxcsr_mask());
         }
         let layout = XsaveLayout::from_cpuid(XCR0_OFFERED, 0, cpuid);
         let Ok(mut probe) = XsaveArea::at_reset(&layout) else {
@@ -94,7 +106,14 @@ impl GuestFpu {
 
     /// Load the guest's registers and its XCR0 `guest_xcr0` before a VM entry.
     pub(super) fn enter(&mut self, host: &mut HwHost, guest_xcr0: u64) {
-        if self.layout.mask != 0 {
+        if self.layout.fxsr_only {
+            self.area.prepare_fxrstor();
+            // SAFETY: the area is 64-byte aligned and at least 512 bytes; CR0.TS/EM are
+            // clear; its MXCSR was written by FXSAVE on this host, by `XsaveArea::reset`
+            // (0x1f80), or by `XsaveArea::import`, which refuses bits outside this host's
+            // MXCSR_MASK, so FXRSTOR cannot #GP.
+            unsafe { instr::fxrstor(self.area.as_mut_ptr()) };
+        } else if self.layout.mask != 0 {
             host.set_xcr0(self.layout.mask);
             // SAFETY: XSAVE is present (mask != 0), so CR4.OSXSAVE is set; XCR0 is the
             // layout's mask, which the CPU supports; the area is 64-byte aligned and
@@ -112,7 +131,11 @@ impl GuestFpu {
     /// its XCR0.
     pub(super) fn leave(&mut self, host: &mut HwHost) {
         self.cr2 = instr::read_cr2();
-        if self.layout.mask != 0 {
+        if self.layout.fxsr_only {
+            // SAFETY: as in `enter`.
+            unsafe { instr::fxsave(self.area.as_mut_ptr()) };
+            self.area.after_fxsave();
+        } else if self.layout.mask != 0 {
             host.set_xcr0(self.layout.mask);
             // SAFETY: as in `enter`; XSAVEOPT only when CPUID says it exists. The area
             // was last loaded by XRSTOR from this same address, which is what XSAVEOPT's

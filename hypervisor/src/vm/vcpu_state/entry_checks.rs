@@ -259,7 +259,7 @@ fn check_tern_limits(s: &VcpuState, limits: &GuestStateLimits) -> Result<(), Gue
         return fail("XCR0", "not x87 plus components tern offers (SSE, AVX)");
     }
     // XSETBV of a component the host lacks would #GP (SDM Vol. 1 §13.3).
-    if s.xcr0 & !(limits.xsave.mask | 1) != 0 {
+    if s.xcr0 & !limits.xsave.loadable_xcr0() != 0 {
         return fail(
             "XCR0",
             "enables a state component this host does not support",

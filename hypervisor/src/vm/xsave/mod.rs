@@ -41,6 +41,17 @@ pub const MXCSR_AT_RESET: u32 = 0x1f80;
 pub const MXCSR_MASK_DEFAULT: u32 = 0xffbf;
 /// Components 0 (x87) and 1 (SSE) live in the legacy region; 2 and up are extended.
 const FIRST_EXTENDED: u32 = 2;
+/// XSTATE_BV / XCR0 bits of the two legacy components.
+const X87_SSE: u64 = 0b11;
+/// x87 FPU control word at initialisation (FNINIT / XRSTOR of an initial x87 component,
+/// SDM Vol. 1 §8.1.5, §13.6): all exceptions masked, 64-bit precision, round to nearest.
+pub const FCW_AT_INIT: u16 = 0x037f;
+/// Legacy-region bytes of the x87 component (FCW..FDP, ST0-ST7) and of the SSE
+/// component's XMM0-XMM15 (SDM Vol. 1 Table 10-2); MXCSR (24..32) belongs to neither
+/// here, as XRSTOR loads it whatever XSTATE_BV says.
+const X87_HEADER_BYTES: core::ops::Range<usize> = 0..24;
+const X87_REGISTERS: core::ops::Range<usize> = 32..160;
+const XMM_REGISTERS: core::ops::Range<usize> = 160..416;
 /// Extended components tern can describe (bits 2..=18 cover everything up to AMX).
 const MAX_COMPONENT: u32 = 18;
 const SLOTS: usize = (MAX_COMPONENT - FIRST_EXTENDED + 1) as usize;
@@ -61,6 +72,12 @@ pub struct XsaveLayout {
     pub area_len: usize,
     /// The MXCSR bits this host's XRSTOR accepts.
     pub mxcsr_mask: u32,
+    /// A host without XSAVE (every x86-64 CPU has FXSR): x87 and SSE (`mask` 0b11) are
+    /// switched with FXSAVE/FXRSTOR, which use only the legacy region (SDM Vol. 1
+    /// §10.5.1); the header is kept by software ([`XsaveArea::after_fxsave`],
+    /// [`XsaveArea::prepare_fxrstor`]) so the area is still the protocol's standard format.
+    /// XCR0 cannot be changed on such a host: it stays x87 only.
+    pub fxsr_only: bool,
 }
 
 impl XsaveLayout {
@@ -92,18 +109,48 @@ impl XsaveLayout {
             } else {
                 mxcsr_mask
             },
+            fxsr_only: false,
         };
         layout.area_len = layout.standard_len(mask);
         layout
     }
 
-    /// A host without XSAVE: nothing is switched and any incoming area is refused.
+    /// Nothing is switched and any incoming area is refused (a layout for tests and for a
+    /// host whose state tern does not manage).
     pub const fn none() -> Self {
         Self {
             mask: 0,
             extended: [(0, 0); SLOTS],
             area_len: MIN_LEN,
             mxcsr_mask: MXCSR_MASK_DEFAULT,
+            fxsr_only: false,
+        }
+    }
+
+    /// A host without XSAVE: x87 and SSE switched with FXSAVE/FXRSTOR in the legacy region
+    /// of a [`MIN_LEN`] area, with the host's `mxcsr_mask` (0: the default). It accepts
+    /// what an XSAVE host sends of x87/SSE state and refuses AVX state by the usual rules.
+    pub const fn legacy(mxcsr_mask: u32) -> Self {
+        Self {
+            mask: X87_SSE,
+            extended: [(0, 0); SLOTS],
+            area_len: MIN_LEN,
+            mxcsr_mask: if mxcsr_mask == 0 {
+                MXCSR_MASK_DEFAULT
+            } else {
+                mxcsr_mask
+            },
+            fxsr_only: true,
+        }
+    }
+
+    /// The XCR0 values a guest may hold on this host: the switched components, or x87
+    /// alone where XCR0 cannot be written (no XSAVE).
+    pub fn loadable_xcr0(&self) -> u64 {
+        if self.fxsr_only || self.mask == 0 {
+            1
+        } else {
+            self.mask | 1
         }
     }
 
@@ -132,7 +179,7 @@ impl XsaveLayout {
 /// load something other than what was sent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum XsaveRefusal {
-    /// This host does not switch XSAVE state (no XSAVE), so it cannot load any.
+    /// This host does not switch x87/SSE/AVX state at all, so it cannot load any.
     NotSwitched,
     /// Shorter than the legacy region plus the header.
     TooShort,
@@ -155,7 +202,7 @@ impl XsaveRefusal {
     pub fn rule(self) -> &'static str {
         match self {
             Self::NotSwitched => {
-                "this host has no XSAVE and cannot load FPU/SSE/AVX state (must be empty)"
+                "this host does not switch FPU/SSE/AVX state and cannot load any (must be empty)"
             }
             Self::TooShort => "shorter than the legacy region and header (576 bytes)",
             Self::TooLong => "longer than this host's XSAVE area",
@@ -289,6 +336,35 @@ impl XsaveArea {
     /// The MXCSR_MASK field XSAVE stored (0 until a save of SSE/AVX state).
     pub fn mxcsr_mask(&self) -> u32 {
         u32_at(self.bytes(), MXCSR_MASK)
+    }
+
+    /// After FXSAVE64 into the legacy region (a host without XSAVE): mark x87 and SSE as
+    /// saved and clear the rest of the header, so the area is a standard-format area
+    /// holding exactly what FXSAVE wrote.
+    pub fn after_fxsave(&mut self) {
+        let bytes = self.bytes_mut();
+        bytes[LEGACY_LEN..MIN_LEN].fill(0);
+        bytes[XSTATE_BV..XSTATE_BV + 8].copy_from_slice(&X87_SSE.to_le_bytes());
+    }
+
+    /// Before FXRSTOR64 (a host without XSAVE): FXRSTOR ignores XSTATE_BV and loads the
+    /// legacy region as it is, so a component the header marks initial (as XSAVEOPT on a
+    /// peer, or the reset state, leave it) is written out in its initial form first
+    /// (x87: FCW 0x037F and zeros; SSE: XMM registers zero; MXCSR as stored), which is what
+    /// XRSTOR would have loaded (SDM Vol. 1 §13.6). Both are then marked saved.
+    pub fn prepare_fxrstor(&mut self) {
+        let bytes = self.bytes_mut();
+        let xstate_bv = u64_at(bytes, XSTATE_BV);
+        if xstate_bv & 1 == 0 {
+            bytes[X87_HEADER_BYTES].fill(0);
+            bytes[0..2].copy_from_slice(&FCW_AT_INIT.to_le_bytes());
+            bytes[X87_REGISTERS].fill(0);
+        }
+        if xstate_bv & 0b10 == 0 {
+            bytes[XMM_REGISTERS].fill(0);
+        }
+        let marked = xstate_bv | X87_SSE;
+        bytes[XSTATE_BV..XSTATE_BV + 8].copy_from_slice(&marked.to_le_bytes());
     }
 
     /// What travels in the vCPU state: the standard-format area up to the last component

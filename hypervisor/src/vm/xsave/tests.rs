@@ -220,3 +220,60 @@ fn reset_clears_saved_state() {
     assert_eq!(u32_at(area.bytes(), MXCSR), MXCSR_AT_RESET);
     assert_eq!(area.bytes()[160], 0);
 }
+
+#[test]
+fn a_host_without_xsave_takes_x87_and_sse_state_and_refuses_avx() {
+    // The regression: a Westmere-class destination (FXSR, no XSAVE) refused every area a
+    // Tiger Lake source sent for a baseline VM, so such a VM could not migrate at all.
+    let legacy = XsaveLayout::legacy(0xffff);
+    assert_eq!(legacy.mask, 0b11);
+    assert_eq!(legacy.area_len, MIN_LEN);
+    assert_eq!(legacy.loadable_xcr0(), 1, "no XSETBV without XSAVE");
+    let mut a = sent_area();
+    a.truncate(MIN_LEN);
+    a[XSTATE_BV] = 0b11;
+    assert_eq!(validate(&a, &legacy), Ok(()));
+    assert_eq!(
+        validate(&sent_area(), &legacy),
+        Err(XsaveRefusal::UnsupportedComponent)
+    );
+    let mut area = XsaveArea::at_reset(&legacy).unwrap();
+    assert_eq!(area.import(&a, &legacy), Ok(()));
+    assert_eq!(area.bytes()[160], 0x5a, "XMM0 arrived");
+}
+
+#[test]
+fn fxrstor_gets_initial_components_written_out() {
+    let legacy = XsaveLayout::legacy(0xffff);
+    let mut area = XsaveArea::at_reset(&legacy).unwrap();
+    // A reset area marks both initial: FXRSTOR must see FCW 0x037F, not 0 (all x87
+    // exceptions unmasked), and keep MXCSR.
+    area.bytes_mut()[40] = 0x77; // stale ST0 byte
+    area.bytes_mut()[170] = 0x66; // stale XMM0 byte
+    area.prepare_fxrstor();
+    let b = area.bytes();
+    assert_eq!(u16::from_le_bytes([b[0], b[1]]), FCW_AT_INIT);
+    assert_eq!((b[40], b[170]), (0, 0));
+    assert_eq!(u32_at(b, MXCSR), MXCSR_AT_RESET);
+    assert_eq!(u64_at(b, XSTATE_BV), 0b11);
+    // Components marked saved are loaded as they are.
+    area.bytes_mut()[0] = 0x7f;
+    area.bytes_mut()[1] = 0x02;
+    area.bytes_mut()[170] = 0x66;
+    area.prepare_fxrstor();
+    assert_eq!(
+        (area.bytes()[0], area.bytes()[1], area.bytes()[170]),
+        (0x7f, 0x02, 0x66)
+    );
+}
+
+#[test]
+fn after_fxsave_the_area_is_standard_format_with_x87_and_sse() {
+    let legacy = XsaveLayout::legacy(0xffff);
+    let mut area = XsaveArea::at_reset(&legacy).unwrap();
+    area.bytes_mut()[XCOMP_BV] = 0xff; // whatever was there
+    area.after_fxsave();
+    assert_eq!(u64_at(area.bytes(), XSTATE_BV), 0b11);
+    assert!(area.bytes()[XSTATE_BV + 8..MIN_LEN].iter().all(|&b| b == 0));
+    assert_eq!(validate(&area.export(&legacy), &avx_layout()), Ok(()));
+}

@@ -275,6 +275,26 @@ pub unsafe fn xrstor(area: *const u8, mask: u64) {
     unsafe { asm!("xrstor64 [{}]", in(reg) area, in("eax") lo, in("edx") hi, options(nostack)) };
 }
 
+/// FXSAVE64: store the x87 and SSE state to the 512-byte legacy region at `area` (SDM
+/// Vol. 2A FXSAVE; Vol. 1 §10.5.1). For hosts without XSAVE.
+///
+/// # Safety
+/// CR0.TS and CR0.EM clear (else #NM / #UD); `area` 16-byte aligned and 512 writable bytes.
+pub unsafe fn fxsave(area: *mut u8) {
+    // SAFETY: per the function contract.
+    unsafe { asm!("fxsave64 [{}]", in(reg) area, options(nostack)) };
+}
+
+/// FXRSTOR64: load the x87 and SSE state from the 512-byte legacy region at `area`.
+///
+/// # Safety
+/// As for [`fxsave`], and MXCSR in the area must not set a bit the CPU's MXCSR_MASK
+/// reserves (else #GP, SDM Vol. 2A FXRSTOR).
+pub unsafe fn fxrstor(area: *const u8) {
+    // SAFETY: per the function contract.
+    unsafe { asm!("fxrstor64 [{}]", in(reg) area, options(nostack)) };
+}
+
 /// Read CR2 (the last page-fault linear address; VMX does not switch it, SDM Vol. 3C
 /// §27.3, so it holds the guest's value after an exit).
 pub fn read_cr2() -> u64 {

@@ -466,3 +466,29 @@ fn an_xsave_area_on_a_host_without_xsave_is_refused() {
         "XSETBV of SSE would #GP on this host"
     );
 }
+
+#[test]
+fn x87_and_sse_state_loads_on_a_host_without_xsave() {
+    // A baseline VM from an XSAVE host to an FXSR-only host (the cpu_models system test).
+    let mut s = capture(&pvh(), [0; 6]);
+    let mut legacy = limits();
+    legacy.xsave = crate::vm::xsave::XsaveLayout::legacy(0xffff);
+    let mut area = sent_xsave();
+    area.truncate(576);
+    area[512] = 0b11;
+    s.xsave = area;
+    assert_eq!(check_guest_state(&s, &legacy), Ok(()));
+    s.xsave = sent_xsave();
+    assert_eq!(
+        check_guest_state(&s, &legacy).map_err(|e| e.field),
+        Err("XSAVE area"),
+        "AVX state cannot load there"
+    );
+    s.xsave.clear();
+    s.xcr0 = 0b11;
+    assert_eq!(
+        check_guest_state(&s, &legacy).map_err(|e| e.field),
+        Err("XCR0"),
+        "no XSETBV on that host"
+    );
+}
