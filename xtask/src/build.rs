@@ -8,7 +8,7 @@ use crate::esp::{self, EspContents};
 use crate::hostcfg::{HostConfig, NetConfig};
 use crate::progress::Step;
 use crate::workspace::{BARE_TARGET, GUESTS, UEFI_TARGET, Workspace, cargo};
-use crate::{image, prereq};
+use crate::{image, linux_image, prereq};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::process::Command;
@@ -36,6 +36,12 @@ pub struct Binaries {
 pub fn build(ws: &Workspace, options: &BuildOptions) -> Result<Binaries> {
     prereq::ensure(ws)?;
     let binaries = compile(ws, options.debug)?;
+    let linux = linux_image::build(ws)?;
+    eprintln!(
+        "[xtask] Linux guest: {} + {}",
+        linux.kernel.display(),
+        linux.initrd.display()
+    );
     let guest_names: Vec<String> = binaries
         .guests
         .iter()

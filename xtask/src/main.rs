@@ -14,6 +14,7 @@ mod esp;
 mod fuzz;
 mod hostcfg;
 mod image;
+mod linux_image;
 mod prereq;
 mod progress;
 mod run;
