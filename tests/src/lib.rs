@@ -25,6 +25,7 @@ pub mod emulator;
 pub mod error;
 pub mod esp;
 pub mod heartbeat;
+pub mod linux;
 pub mod machine;
 pub mod migration;
 pub mod net;

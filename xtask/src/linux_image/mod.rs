@@ -122,6 +122,8 @@ fn initramfs(kernel_tree: &Path, busybox_tree: &Path) -> Result<Vec<u8>> {
         EntryKind::CharDevice { major: 5, minor: 1 },
     )?;
     archive.add("bin/busybox", 0o755, EntryKind::File(&busybox))?;
+    // The one applet link /init needs before `busybox --install` made the others.
+    archive.add("bin/sh", 0o777, EntryKind::Symlink("busybox"))?;
     archive.add("init", 0o755, EntryKind::File(init_script::INIT.as_bytes()))?;
     let mut made: Vec<String> = Vec::new();
     for (module, bytes) in &modules {
