@@ -21,6 +21,7 @@ pub mod cpuid;
 pub mod device_state_codec;
 pub mod exit_counters;
 pub mod exit_handler;
+pub mod guest_acpi;
 pub mod guest_ram;
 pub mod interrupts;
 pub mod ioapic;
