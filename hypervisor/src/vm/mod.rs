@@ -26,6 +26,7 @@ pub mod guest_ram;
 pub mod interrupts;
 pub mod ioapic;
 pub mod lapic;
+pub mod linux_boot;
 /// A VM on real VT-x (bare metal only).
 #[cfg(target_os = "none")]
 pub mod machine;
