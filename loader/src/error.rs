@@ -22,9 +22,29 @@ pub enum LoaderError {
         config: String,
         line: u32,
         vm: String,
+        /// `image`, `kernel` or `initrd`.
+        key: &'static str,
         image: String,
         status: uefi::Status,
     },
+    /// A VM's `kernel` is not a Linux kernel tern can boot.
+    VmKernel {
+        config: String,
+        line: u32,
+        vm: String,
+        kernel: String,
+        reason: boot_proto::bzimage::BzImageError,
+    },
+    /// A Linux VM's kernel and initrd do not fit its `memory`.
+    VmTooSmall {
+        config: String,
+        line: u32,
+        vm: String,
+        need: u64,
+        have: u64,
+    },
+    /// More images (kernels and initrds count separately) than the boot info holds.
+    TooManyImages { count: usize },
     /// Too many VMs for the boot-info module table.
     TooManyVms { count: usize },
     /// The hypervisor ELF is malformed.
@@ -56,11 +76,37 @@ impl fmt::Display for LoaderError {
                 config,
                 line,
                 vm,
+                key,
                 image,
                 status,
             } => write!(
                 f,
-                "{config}:{line}: [vm {vm}] image = {image}: cannot read it from the ESP ({status:?})"
+                "{config}:{line}: [vm {vm}] {key} = {image}: cannot read it from the ESP ({status:?})"
+            ),
+            LoaderError::VmKernel {
+                config,
+                line,
+                vm,
+                kernel,
+                reason,
+            } => write!(f, "{config}:{line}: [vm {vm}] kernel = {kernel}: {reason}"),
+            LoaderError::VmTooSmall {
+                config,
+                line,
+                vm,
+                need,
+                have,
+            } => write!(
+                f,
+                "{config}:{line}: [vm {vm}] memory = {} MiB is too small: its kernel (with its \
+                 decompression room) and initrd need at least {} MiB",
+                have >> 20,
+                need.div_ceil(1 << 20)
+            ),
+            LoaderError::TooManyImages { count } => write!(
+                f,
+                "{count} guest images (kernels and initrds count apart), at most {} are supported",
+                boot_proto::MAX_MODULES
             ),
             LoaderError::TooManyVms { count } => write!(
                 f,

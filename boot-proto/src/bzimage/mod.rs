@@ -258,6 +258,19 @@ impl BzImage {
         })
     }
 
+    /// The least guest RAM (from guest-physical 0) that holds this kernel at its preferred
+    /// address with its `init_size`, and an initrd of `initrd_len` bytes above it (both
+    /// page-rounded): what the hypervisor's Linux layout needs, so that the loader can
+    /// refuse a VM whose memory is too small before anything boots.
+    pub fn memory_needed(&self, initrd_len: u64) -> u64 {
+        let page_up = |n: u64| n.saturating_add(0xfff) & !0xfff;
+        let kernel_end = page_up(self.pref_address.saturating_add(self.init_size));
+        match initrd_len {
+            0 => kernel_end,
+            len => kernel_end.saturating_add(page_up(len)),
+        }
+    }
+
     /// The protected-mode kernel: what is copied to the load address.
     pub fn kernel<'a>(&self, file: &'a [u8]) -> Option<&'a [u8]> {
         file.get(self.kernel_offset..)

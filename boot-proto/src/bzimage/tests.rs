@@ -140,3 +140,11 @@ fn the_debian_kernel_parses() {
     assert!(k.init_size > k.kernel_len as u64);
     assert_ne!(k.xloadflags & XLF_CAN_BE_LOADED_ABOVE_4G, 0);
 }
+
+#[test]
+fn memory_needed_counts_kernel_room_and_initrd_in_pages() {
+    let k = BzImage::parse(&image()).unwrap();
+    assert_eq!(k.memory_needed(0), 0x100_0000 + 0x4000);
+    assert_eq!(k.memory_needed(1), 0x100_0000 + 0x4000 + 0x1000);
+    assert_eq!(k.memory_needed(0x1001), 0x100_0000 + 0x4000 + 0x2000);
+}
