@@ -65,7 +65,7 @@ impl LinuxLayout {
         if kernel_end > ram {
             return Err(LinuxBootError::DoesNotFit {
                 what: "the kernel (its init_size from its load address)",
-                need: kernel_end,
+                need: kernel.memory_needed(0),
                 have: ram,
             });
         }
@@ -85,7 +85,7 @@ impl LinuxLayout {
             .filter(|&start| start >= kernel_end)
             .ok_or(LinuxBootError::DoesNotFit {
                 what: "the initrd above the kernel",
-                need: (kernel_end + initrd_len).div_ceil(INITRD_ALIGN) * INITRD_ALIGN,
+                need: kernel.memory_needed(initrd_len),
                 have: ram,
             })?;
         Ok(LinuxLayout {

@@ -55,6 +55,17 @@ fn kernel_at_its_preferred_address_initrd_at_the_top() {
     assert!(128 * MIB - (l.initrd_gpa + l.initrd_len) < 0x1000);
 }
 
+proptest! {
+    /// The loader's check (`BzImage::memory_needed`) and the layout agree exactly.
+    #[test]
+    fn memory_needed_is_exactly_what_the_layout_needs(initrd in 0u64..(64 * MIB), extra_pages in 0u64..4) {
+        let k = kernel();
+        let need = k.memory_needed(initrd);
+        prop_assert!(LinuxLayout::plan(&k, initrd, need + extra_pages * 0x1000).is_ok());
+        prop_assert!(LinuxLayout::plan(&k, initrd, need - 0x1000).is_err());
+    }
+}
+
 #[test]
 fn initrd_stays_below_initrd_addr_max() {
     let mut f = bzimage();
