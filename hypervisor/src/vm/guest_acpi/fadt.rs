@@ -45,7 +45,8 @@ pub fn fadt(facs_gpa: u32, dsdt_gpa: u32) -> Vec<u8> {
     put(109, &IAPC_BOOT_ARCH.to_le_bytes());
     put(112, &FADT_FLAGS.to_le_bytes());
     put(131, &[5]); // FADT minor version (6.5)
-    put(132, &u64::from(facs_gpa).to_le_bytes()); // X_FIRMWARE_CTRL
+    // X_FIRMWARE_CTRL (132) stays 0: one FACS pointer, the 32-bit one (§5.2.9: when both
+    // are set the 64-bit one wins, and Linux lists the FACS twice).
     put(140, &u64::from(dsdt_gpa).to_le_bytes()); // X_DSDT
     put(268, b"TERNTERN"); // hypervisor vendor identity
     sdt::table(*b"FACP", 6, &b)
