@@ -320,3 +320,24 @@ fn the_debian_kernel_and_initrd_fit_a_128_mib_vm() {
     let err = LinuxBoot::prepare(&kernel, &initrd, "console=ttyS0", 48 * MIB, &[]).unwrap_err();
     assert!(matches!(err, LinuxBootError::DoesNotFit { .. }), "{err}");
 }
+
+proptest! {
+    /// Whatever the kernel header says (any byte of it changed) and whatever the RAM size,
+    /// preparing a boot never panics, and a plan it accepts writes only inside RAM, never
+    /// twice to one byte, and nothing into the kernel's decompression room.
+    #[test]
+    fn no_header_or_ram_size_makes_a_bad_plan(
+        changes in proptest::collection::vec((0x1f1usize..0x26c, any::<u8>()), 0..6),
+        ram_mib in 1u64..512,
+        initrd_len in 0usize..0x4_0000,
+    ) {
+        let mut file = bzimage();
+        for (at, value) in changes {
+            file[at] = value;
+        }
+        let initrd = vec![0u8; initrd_len];
+        if let Ok(boot) = LinuxBoot::prepare(&file, &initrd, "console=ttyS0", ram_mib * MIB, &[]) {
+            assert_disjoint_inside(&boot, ram_mib * MIB);
+        }
+    }
+}
