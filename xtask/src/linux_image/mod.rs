@@ -8,7 +8,7 @@
 //! build/linux/initrd.cpio               newc archive (cpio.rs): busybox, /init, modules
 //! ```
 //!
-//! The archive is uncompressed: it is about 3 MiB, the kernel unpacks it without a
+//! The archive is uncompressed: it is about 2 MiB, the kernel unpacks it without a
 //! decompressor, and a loader that copies it into guest memory has nothing to inflate.
 
 mod cpio;

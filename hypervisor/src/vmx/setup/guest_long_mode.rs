@@ -29,8 +29,8 @@ pub fn write_linux64_guest_state(
     regs: &mut GuestRegisters,
 ) -> Result<(), VmxError> {
     use guest::*;
-    // RIP fits 32 bits here only by accident of the layout; the PVH writer takes the u32
-    // and the real RIP is written below.
+    // The PVH state first (its entry and EBX are placeholders: RIP and the registers are
+    // written below).
     write_pvh_guest_state(vmcs, cfg, 0, 0, regs)?;
     vmcs.write16(CS_SELECTOR, BOOT_CS)?;
     vmcs.write32(CS_ACCESS_RIGHTS, CODE64_ACCESS)?;
