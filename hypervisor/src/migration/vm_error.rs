@@ -12,6 +12,7 @@
 use alloc::string::String;
 use core::fmt;
 
+use crate::vm::device_state_codec::StateError;
 use crate::vm::guest_ram::GuestRamError;
 use crate::vm::uart16550::state::RestoreError as UartRestoreError;
 use crate::vm::vcpu_state::entry_checks::GuestStateError;
@@ -42,6 +43,9 @@ pub enum VmError {
         /// Bytes received.
         bytes: usize,
     },
+    /// An incoming interrupt-controller or timer state (`lapic0`, `ioapic`, `pic`, `pit`,
+    /// `rtc`, `events0`) was refused by its model.
+    DeviceState(StateError),
     /// A device state this VM has no model for (or not in this version).
     UnknownDevice {
         /// The device-state id.
@@ -75,6 +79,7 @@ impl fmt::Display for VmError {
             VmError::TscRateLength { bytes } => {
                 write!(f, "incoming TSC rate: {bytes} bytes, expected 4")
             }
+            VmError::DeviceState(e) => write!(f, "incoming device state: {e}"),
             VmError::UnknownDevice { id, version } => {
                 write!(f, "unknown device state '{id}' version {version}")
             }

@@ -5,16 +5,20 @@
 //! CPUID bits a guest sees, which MSRs it may touch) are pure functions. Only `machine`,
 //! the composition of all of it with a hardware vCPU, is bare-metal.
 //!
-//! Map: `pvh` (guest ELF + `hvm_start_info`), `guest_ram` (frames backing guest RAM),
-//! `exit_handler` (what each `VmExit` does), `cpuid` and `msr` (policies),
-//! `uart16550` + `console_out` (COM1 and its output to the console), `state` (life
-//! cycle), `console_cmd` (`vm ...` grammar), `exit_counters`, `vpid`, `virtio` +
-//! `virtio_blk` (virtio-mmio block device model; not yet wired to exits).
-//! Interrupt and timer models (pure, saved as versioned device state, not yet wired to the
-//! exit handlers): `lapic`, `ioapic`, `pic`, `pit`, `rtc`, `interrupts` (routing, the
-//! event injector and their one-vCPU composition), `device_state_codec` (their shared
-//! byte encoding).
+//! Map: `board` (the PC board: interrupt controllers, PIT, RTC, their ports, MSRs, MMIO
+//! windows and wiring before each entry), `pvh` (guest ELF + `hvm_start_info`),
+//! `guest_ram` (frames backing guest RAM), `exit_handler` (what each `VmExit` does),
+//! `mmio` (decoding and performing a guest's access to a device window: page walk,
+//! instruction decode, the MMIO bus), `cpuid` and `msr` (policies), `uart16550` +
+//! `console_out` (COM1 and its output to the console), `state` (life cycle),
+//! `console_cmd` (`vm ...` grammar), `exit_counters`, `vpid`, `virtio` + `virtio_blk`
+//! (virtio-mmio block device model; not yet wired to exits).
+//! Interrupt and timer models (pure, saved as versioned device state): `lapic`, `ioapic`,
+//! `pic`, `pit`, `rtc`, `interrupts` (routing, the event injector and their one-vCPU
+//! composition), `device_state_codec` (their shared byte encoding); `board` wires them to
+//! ports, MSRs, MMIO windows and VM entry.
 
+pub mod board;
 pub mod console_cmd;
 pub mod console_out;
 pub mod cpuid;
@@ -30,6 +34,7 @@ pub mod linux_boot;
 /// A VM on real VT-x (bare metal only).
 #[cfg(target_os = "none")]
 pub mod machine;
+pub mod mmio;
 pub mod msr;
 pub mod pic;
 pub mod pit;

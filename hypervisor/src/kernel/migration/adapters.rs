@@ -18,6 +18,7 @@ use crate::migration::dirty::DirtyTrackingMode;
 use crate::migration::nonce::{NonceInputs, session_nonce};
 use crate::migration::source::MigratableVm;
 use crate::migration::vm_error::VmError;
+use crate::vm::board::Board;
 use crate::vm::cpuid::{CpuidResult, VcpuView, XCR0_OFFERED, guest_cpuid};
 use crate::vm::machine::{Machine, MachineContext};
 use crate::vm::state::{VmCommand, VmState};
@@ -133,7 +134,7 @@ impl MigratableVm for SourceVm<'_> {
     }
 
     fn device_states(&mut self) -> Result<Vec<DeviceState>, VmError> {
-        Ok(vec![
+        let mut states = vec![
             DeviceState {
                 id: UART_DEVICE.into(),
                 version: 1,
@@ -149,7 +150,19 @@ impl MigratableVm for SourceVm<'_> {
                 version: 1,
                 data: self.machine.tsc_khz().to_le_bytes().to_vec(),
             },
-        ])
+        ];
+        // After `tsc-rate`: the destination loads these on the VM's clock.
+        states.extend(
+            self.machine
+                .board_devices()
+                .into_iter()
+                .map(|d| DeviceState {
+                    id: d.id.into(),
+                    version: d.version.into(),
+                    data: d.data,
+                }),
+        );
+        Ok(states)
     }
 }
 
@@ -200,6 +213,10 @@ impl IncomingVm for IncomingMachine {
                 self.machine.set_arriving_tsc_khz(khz);
                 Ok(())
             }
+            (id, version) if Board::owns_device(id, version) => self
+                .machine
+                .load_board_device(id, &state.data)
+                .map_err(VmError::DeviceState),
             (id, version) => Err(VmError::UnknownDevice {
                 id: id.into(),
                 version,

@@ -8,6 +8,7 @@
 //! through [`PortBus`].
 
 use super::cpuid::{CpuidResult, VcpuView, XCR0_OFFERED, guest_cpuid};
+use super::mmio::MmioError;
 use super::msr::{MsrFile, MsrOutcome, xcr0_valid};
 use crate::vmx::error::VmxError;
 use crate::vmx::exit::{
@@ -49,6 +50,19 @@ pub trait PortBus {
     fn write(&mut self, port: u16, size: u8, value: u32) -> bool;
 }
 
+/// MSRs owned by a device model (the local APIC's IA32_APIC_BASE, x2APIC registers and
+/// IA32_TSC_DEADLINE), asked before the MSR policy in [`MsrFile`].
+pub trait DeviceMsrs {
+    /// RDMSR at guest TSC `tsc`; `None` if no device owns `msr`.
+    fn read_msr(&mut self, _msr: u32, _tsc: u64) -> Option<MsrOutcome> {
+        None
+    }
+    /// WRMSR at guest TSC `tsc`; `None` if no device owns `msr`.
+    fn write_msr(&mut self, _msr: u32, _value: u64, _tsc: u64) -> Option<MsrOutcome> {
+        None
+    }
+}
+
 /// Why a VM cannot continue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashReason {
@@ -67,6 +81,8 @@ pub enum CrashReason {
     },
     /// INS/OUTS are not emulated yet.
     StringIo(u16),
+    /// An access to a device's MMIO window that could not be emulated.
+    Mmio(MmioError),
 }
 
 impl core::fmt::Display for CrashReason {
@@ -84,6 +100,7 @@ impl core::fmt::Display for CrashReason {
                 reason::name(*r)
             ),
             Self::StringIo(port) => write!(f, "string I/O on port {port:#x} is not emulated"),
+            Self::Mmio(e) => write!(f, "{e}"),
         }
     }
 }
@@ -177,14 +194,20 @@ pub fn inject_exception(
     vmcs.write32(control::ENTRY_INTERRUPTION_INFO, info)
 }
 
-fn read_gpr(vmcs: &impl VmcsAccess, regs: &GuestRegisters, gpr: Gpr) -> Result<u64, VmxError> {
+/// A GPR by exit-qualification number; RSP comes from the VMCS.
+pub(crate) fn read_gpr(
+    vmcs: &impl VmcsAccess,
+    regs: &GuestRegisters,
+    gpr: Gpr,
+) -> Result<u64, VmxError> {
     match regs.get(gpr) {
         Some(v) => Ok(v),
         None => vmcs.read_natural(guest::RSP),
     }
 }
 
-fn write_gpr(
+/// Set a GPR by exit-qualification number; RSP goes to the VMCS.
+pub(crate) fn write_gpr(
     vmcs: &mut impl VmcsAccess,
     regs: &mut GuestRegisters,
     gpr: Gpr,
@@ -207,7 +230,7 @@ pub fn handle_exit(
     emu: &mut VcpuEmulation,
     cfg: &VmxConfig,
     host: &mut impl HostCpu,
-    ports: &mut impl PortBus,
+    ports: &mut (impl PortBus + DeviceMsrs),
 ) -> Result<ExitAction, VmxError> {
     let gp = |vmcs: &mut _| inject_exception(vmcs, vector::GENERAL_PROTECTION, Some(0));
     let ud = |vmcs: &mut _| inject_exception(vmcs, vector::INVALID_OPCODE, None);
@@ -231,14 +254,20 @@ pub fn handle_exit(
             return Ok(ExitAction::Halted);
         }
         VmExit::Io(io) => return handle_io(io, raw, vmcs, regs, ports),
-        VmExit::Rdmsr { msr } => match emu.msrs.read(msr, host.guest_tsc()) {
+        VmExit::Rdmsr { msr } => match ports
+            .read_msr(msr, host.guest_tsc())
+            .unwrap_or_else(|| emu.msrs.read(msr, host.guest_tsc()))
+        {
             MsrOutcome::Value(v) => {
                 regs.set_edx_eax(v);
                 advance_rip(vmcs, raw)?;
             }
             MsrOutcome::InjectGp => gp(vmcs)?,
         },
-        VmExit::Wrmsr { msr, value } => match emu.msrs.write(msr, value) {
+        VmExit::Wrmsr { msr, value } => match ports
+            .write_msr(msr, value, host.guest_tsc())
+            .unwrap_or_else(|| emu.msrs.write(msr, value))
+        {
             MsrOutcome::Value(_) => advance_rip(vmcs, raw)?,
             MsrOutcome::InjectGp => gp(vmcs)?,
         },

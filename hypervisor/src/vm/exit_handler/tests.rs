@@ -33,6 +33,26 @@ impl HostCpu for FakeHost {
 #[derive(Default)]
 struct Ports {
     written: Vec<(u16, u8, u32)>,
+    /// WRMSRs of IA32_APIC_BASE the device accepted.
+    apic_base_writes: Vec<u64>,
+}
+
+/// A device that owns IA32_APIC_BASE (0x1b): reads 0xfee00900, refuses writes with bit 0.
+impl DeviceMsrs for Ports {
+    fn read_msr(&mut self, msr: u32, _tsc: u64) -> Option<MsrOutcome> {
+        (msr == 0x1b).then_some(MsrOutcome::Value(0xfee0_0900))
+    }
+
+    fn write_msr(&mut self, msr: u32, value: u64, _tsc: u64) -> Option<MsrOutcome> {
+        if msr != 0x1b {
+            return None;
+        }
+        if value & 1 != 0 {
+            return Some(MsrOutcome::InjectGp);
+        }
+        self.apic_base_writes.push(value);
+        Some(MsrOutcome::Value(value))
+    }
 }
 
 impl PortBus for Ports {
@@ -170,6 +190,36 @@ fn msr_allow_list_and_gp_injection() {
         "#GP(0)"
     );
     assert_eq!(r.rip(), rip, "faulting instruction not skipped");
+}
+
+#[test]
+fn device_msrs_are_asked_before_the_msr_policy() {
+    let mut r = Rig::new();
+    r.regs.rcx = 0x1b;
+    let rip = r.rip();
+    r.exit(31, 0);
+    assert_eq!((r.regs.rdx, r.regs.rax), (0, 0xfee0_0900));
+    assert_eq!(r.rip(), rip + 2);
+    // WRMSR the device accepts: advanced; one it refuses: #GP, not skipped.
+    r.regs.rax = 0xfee0_0d00;
+    r.regs.rdx = 0;
+    r.exit(32, 0);
+    assert_eq!(r.ports.apic_base_writes, [0xfee0_0d00]);
+    assert_eq!(r.injected(), None);
+    let rip = r.rip();
+    r.regs.rax = 0xfee0_0d01;
+    r.exit(32, 0);
+    assert_eq!(
+        r.injected(),
+        Some((1 << 31) | (1 << 11) | (3 << 8) | 13),
+        "#GP(0)"
+    );
+    assert_eq!(r.rip(), rip);
+    // Other MSRs still reach the policy.
+    r.vmcs.write32(control::ENTRY_INTERRUPTION_INFO, 0).unwrap();
+    r.regs.rcx = 0x10;
+    r.exit(31, 0);
+    assert_eq!((r.regs.rdx, r.regs.rax), (0x1, 0x2345_6789));
 }
 
 #[test]

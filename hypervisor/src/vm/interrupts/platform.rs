@@ -113,6 +113,22 @@ impl PlatformInterrupts {
         }
     }
 
+    /// A 32-bit guest write to the I/O APIC page at `offset`; a redirection entry that is
+    /// unmasked while its level line is asserted delivers at once.
+    pub fn ioapic_mmio_write(&mut self, offset: u32, value: u32) {
+        let (lapic, injector) = (&mut self.lapic, &mut self.injector);
+        self.ioapic
+            .mmio_write(offset, value, &mut |m| deliver(lapic, injector, m));
+    }
+
+    /// A 32-bit guest write to the xAPIC page at `offset`, guest TSC `now`; an EOI of a
+    /// level-triggered vector reaches the I/O APIC. IPIs to other vCPUs are dropped (a
+    /// one-vCPU VM has none) and returned for the caller to count.
+    pub fn lapic_mmio_write(&mut self, offset: u32, value: u32, now: u64) -> Option<Ipi> {
+        let out = self.lapic.mmio_write(offset, value, now);
+        self.lapic_output(out)
+    }
+
     /// The NMI wire on LINT1 (e.g. an operator "nmi" command).
     pub fn signal_lint1(&mut self) {
         if self.lapic.signal_lint(LvtEntry::Lint1) == Some(DeliveryMode::Nmi) {

@@ -1,32 +1,53 @@
-//! What a VM's exits reach on the host side: the port bus with COM1, and the host CPU
+//! What a VM's exits reach on the host side: the port bus with COM1 and the board, and the host CPU
 //! services (CPUID, TSC, XCR0) the portable exit handlers ask for.
 
+use crate::vm::board::Board;
 use crate::vm::console_out::{LineOutput, LineSink};
 use crate::vm::cpuid::CpuidResult;
-use crate::vm::exit_handler::{HostCpu, PortBus};
+use crate::vm::exit_handler::{DeviceMsrs, HostCpu, PortBus};
+use crate::vm::msr::MsrOutcome;
 use crate::vm::uart16550::{self, NoInterrupt, Uart16550};
 use crate::vmx::hw::instr;
 
 /// COM1's base port.
 pub const COM1: u16 = 0x3f8;
 
-/// The port bus of a VM: COM1 only; other ports read as all ones and ignore writes.
-pub(super) struct Bus<'a, O: LineOutput>(pub(super) &'a mut Uart16550<NoInterrupt, LineSink<O>>);
+/// The port bus of a VM: COM1 and the board (PIC, PIT, port 0x61, RTC); other ports read
+/// as all ones and ignore writes. Also the APIC's MSRs. `now` is the guest TSC at the exit.
+pub(super) struct Bus<'a, O: LineOutput> {
+    pub(super) uart: &'a mut Uart16550<NoInterrupt, LineSink<O>>,
+    pub(super) board: &'a mut Board,
+    pub(super) now: u64,
+}
 
 impl<O: LineOutput> PortBus for Bus<'_, O> {
-    fn read(&mut self, port: u16, _size: u8) -> Option<u32> {
-        let offset = port.checked_sub(COM1)?;
-        (offset < uart16550::PORT_COUNT).then(|| u32::from(self.0.read(offset as u8)))
-    }
-
-    fn write(&mut self, port: u16, _size: u8, value: u32) -> bool {
+    fn read(&mut self, port: u16, size: u8) -> Option<u32> {
         match port.checked_sub(COM1) {
             Some(offset) if offset < uart16550::PORT_COUNT => {
-                self.0.write(offset as u8, value.to_le_bytes()[0]);
+                Some(u32::from(self.uart.read(offset as u8)))
+            }
+            _ => self.board.port_read(port, size, self.now),
+        }
+    }
+
+    fn write(&mut self, port: u16, size: u8, value: u32) -> bool {
+        match port.checked_sub(COM1) {
+            Some(offset) if offset < uart16550::PORT_COUNT => {
+                self.uart.write(offset as u8, value.to_le_bytes()[0]);
                 true
             }
-            _ => false,
+            _ => self.board.port_write(port, size, value, self.now),
         }
+    }
+}
+
+impl<O: LineOutput> DeviceMsrs for Bus<'_, O> {
+    fn read_msr(&mut self, msr: u32, tsc: u64) -> Option<MsrOutcome> {
+        self.board.msr_read(msr, tsc)
+    }
+
+    fn write_msr(&mut self, msr: u32, value: u64, tsc: u64) -> Option<MsrOutcome> {
+        self.board.msr_write(msr, value, tsc)
     }
 }
 

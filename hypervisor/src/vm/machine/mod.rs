@@ -13,8 +13,10 @@ mod boot_image;
 mod devices;
 mod digest;
 mod error;
+mod interrupt_path;
 mod managed;
 mod migration;
+mod mmio_exit;
 mod outside_ram;
 mod pml;
 mod report;
@@ -29,12 +31,15 @@ pub use migration::MigrationHooks;
 pub use snapshot::SnapshotError;
 
 use devices::{Bus, HwHost, host_has_rdtscp, host_has_xsave};
+use mmio_exit::MmioExit;
 
 use crate::arch::cpu::{rdmsr, wrmsr};
+use crate::vm::board::Board;
 use crate::vm::console_out::{LineOutput, LineSink};
 use crate::vm::exit_counters::ExitCounters;
 use crate::vm::exit_handler::{CrashReason, ExitAction, HostCpu, VcpuEmulation, handle_exit};
 use crate::vm::guest_ram::GuestRam;
+use crate::vm::interrupts::injector::GuestInterruptibility;
 use crate::vm::msr::SWITCHED_ON_VCPU_CHANGE;
 use crate::vm::msr::index::IA32_TSC_AUX;
 use crate::vm::state::{TransitionEffect, VmCommand, VmState, transition};
@@ -85,6 +90,12 @@ pub struct Machine<O: LineOutput> {
     pub(super) slices: u64,
     /// Dirty tracking and throttle while the VM migrates.
     pub(super) migration: MigrationHooks,
+    /// Interrupt controllers, PIT and RTC (see `interrupt_path.rs`).
+    pub(super) board: Board,
+    /// The vCPU sleeps in HLT, with the interruptibility it halted with.
+    pub(super) halted: Option<GuestInterruptibility>,
+    /// Polls that found the vCPU asleep in HLT and did not enter it (`vm info`).
+    pub(super) halt_skips: u64,
 }
 
 impl<O: LineOutput> Machine<O> {
@@ -156,6 +167,7 @@ impl<O: LineOutput> Machine<O> {
         tsc_khz: u32,
         out: O,
     ) -> Self {
+        let ram_bytes = ram.size();
         Self {
             name: name.into(),
             state,
@@ -175,6 +187,9 @@ impl<O: LineOutput> Machine<O> {
             tsc_offset: 0,
             slices: 0,
             migration: MigrationHooks::default(),
+            board: Board::new(tsc_khz, ram_bytes, 0, 0),
+            halted: None,
+            halt_skips: 0,
         }
     }
 
@@ -213,6 +228,14 @@ impl<O: LineOutput> Machine<O> {
         self.syscall_msrs = [0; SWITCHED_ON_VCPU_CHANGE.len()];
         self.tsc_offset = 0;
         self.slices = 0;
+        let now = HwHost {
+            xsave: false,
+            tsc_offset: 0,
+        }
+        .guest_tsc();
+        self.board = Board::new(self.emu.tsc_khz, size, now, 0);
+        self.halted = None;
+        self.halt_skips = 0;
         Ok(())
     }
 
@@ -273,11 +296,9 @@ impl<O: LineOutput> Machine<O> {
 
     /// Run the vCPU for at most `slice_ticks` TSC ticks.
     ///
-    /// HLT ends the slice early: with no interrupt controller model yet nothing could ever
-    /// wake a halted vCPU, so HLT is treated as "yield the rest of this slice" and the vCPU
-    /// continues after the HLT at its next slice (a wake-up without an interrupt, which
-    /// guests that halt in a loop tolerate; a guest that halts forever costs one exit per
-    /// round). The heartbeat guest never halts while beating.
+    /// HLT ends the slice early, and the vCPU then sleeps: later slices return
+    /// [`SliceOutcome::Halted`] without entering the guest until an interrupt or NMI can
+    /// wake it (`interrupt_path.rs`); timers are brought up to date at each such poll.
     pub fn run_slice(
         &mut self,
         vmx: &mut VmxOn,
@@ -289,6 +310,14 @@ impl<O: LineOutput> Machine<O> {
         }
         if self.throttle_skips_slice() {
             // Auto-converge: this slice is taken away from the guest.
+            return Ok(SliceOutcome::Halted);
+        }
+        let now = HwHost {
+            xsave: false,
+            tsc_offset: self.tsc_offset,
+        }
+        .guest_tsc();
+        if self.sleeps(now) {
             return Ok(SliceOutcome::Halted);
         }
         let Some(mut vcpu) = self.vcpu.take() else {
@@ -343,23 +372,40 @@ impl<O: LineOutput> Machine<O> {
             if elapsed >= slice_ticks {
                 break SliceOutcome::Ran { exits };
             }
-            let (exit, raw) = vcpu.run_slice(vmx, slice_ticks - elapsed)?;
+            let budget = self.before_entry(vmx, vcpu, host.guest_tsc(), slice_ticks - elapsed)?;
+            let (exit, raw) = vcpu.run_slice(vmx, budget)?;
             exits += 1;
             self.counters.record(raw.basic_reason());
+            if let Err(reason) = self.after_exit(vmx, vcpu, raw.qualification)? {
+                break SliceOutcome::Crashed(reason);
+            }
             let cfg = vmx.config;
             let emu = &mut self.emu;
-            let uart = &mut self.uart;
+            let mut bus = Bus {
+                uart: &mut self.uart,
+                board: &mut self.board,
+                now: host.guest_tsc(),
+            };
             let action = vcpu.with_vmcs(vmx, |vmcs, regs| {
-                handle_exit(exit, &raw, vmcs, regs, emu, &cfg, &mut host, &mut Bus(uart))
+                handle_exit(exit, &raw, vmcs, regs, emu, &cfg, &mut host, &mut bus)
             })?;
             match action {
                 ExitAction::Continue => {}
                 ExitAction::SliceEnd => break SliceOutcome::Ran { exits },
-                // Yield the rest of the slice (see `run_slice`).
-                ExitAction::Halted => break SliceOutcome::Halted,
+                // Sleep until an interrupt or timer wakes the vCPU (`interrupt_path.rs`).
+                ExitAction::Halted => {
+                    self.enter_halt(vmx, vcpu)?;
+                    break SliceOutcome::Halted;
+                }
                 ExitAction::Unmapped { gpa, write } => {
-                    if let Err(reason) = self.map_void_page(vmx, frames, gpa, write) {
-                        break SliceOutcome::Crashed(reason);
+                    match self.mmio_exit(vmx, frames, vcpu, gpa)? {
+                        MmioExit::Done => {}
+                        MmioExit::Crash(reason) => break SliceOutcome::Crashed(reason),
+                        MmioExit::NotADevice => {
+                            if let Err(reason) = self.map_void_page(vmx, frames, gpa, write) {
+                                break SliceOutcome::Crashed(reason);
+                            }
+                        }
                     }
                 }
                 // Dirty tracking (see `migration.rs`): record the page, make it writable,

@@ -49,6 +49,17 @@ impl<O: LineOutput> Machine<O> {
         if let Some(reason) = self.crash {
             writeln!(out, "  crashed: {reason}")?;
         }
+        writeln!(
+            out,
+            "  halt: {} skipped={} irq0={}",
+            if self.halted.is_some() {
+                "asleep"
+            } else {
+                "awake"
+            },
+            self.halt_skips,
+            self.board.irq0_pulses
+        )?;
         for (reason, name, count) in self.counters.nonzero() {
             writeln!(out, "  exit {reason:>2} {name:<24} {count}")?;
         }

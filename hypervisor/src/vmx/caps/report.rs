@@ -84,6 +84,31 @@ pub struct VmxCapabilities {
     pub preemption_timer: bool,
     /// IA32_VMX_MISC bits 4:0: the timer counts down once per 2^rate TSC ticks (SDM App. A.6).
     pub preemption_timer_rate: u8,
+    /// Interrupt-virtualization features (reported, not yet used: tern emulates the
+    /// APIC behind EPT violations and injects on entry).
+    pub apic: ApicVirtualization,
+}
+
+/// The APIC-virtualization controls the CPU allows (SDM Vol. 3C §25.6.1-25.6.2, chapter 30
+/// "APIC Virtualization and Virtual Interrupts"; App. A.3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ApicVirtualization {
+    /// Primary allowed-1 bit 2: interrupt-window exiting.
+    pub interrupt_window_exiting: bool,
+    /// Pin allowed-1 bit 5: virtual NMIs (needed for NMI-window exiting).
+    pub virtual_nmis: bool,
+    /// Primary allowed-1 bit 21: use TPR shadow.
+    pub tpr_shadow: bool,
+    /// Secondary allowed-1 bit 0: virtualize APIC accesses.
+    pub virtualize_apic_accesses: bool,
+    /// Secondary allowed-1 bit 4: virtualize x2APIC mode.
+    pub virtualize_x2apic: bool,
+    /// Secondary allowed-1 bit 8: APIC-register virtualization.
+    pub apic_register_virtualization: bool,
+    /// Secondary allowed-1 bit 9: virtual-interrupt delivery.
+    pub virtual_interrupt_delivery: bool,
+    /// Pin allowed-1 bit 7: process posted interrupts.
+    pub posted_interrupts: bool,
 }
 
 impl VmxCapabilities {
@@ -126,6 +151,16 @@ impl VmxCapabilities {
             invvpid: vpid && ept_vpid & ept_vpid::INVVPID != 0,
             preemption_timer: allowed1(pin, 6),
             preemption_timer_rate: (misc & 0x1f) as u8,
+            apic: ApicVirtualization {
+                interrupt_window_exiting: allowed1(primary, 2),
+                virtual_nmis: allowed1(pin, 5),
+                tpr_shadow: allowed1(primary, 21),
+                virtualize_apic_accesses: allowed1(secondary, 0),
+                virtualize_x2apic: allowed1(secondary, 4),
+                apic_register_virtualization: allowed1(secondary, 8),
+                virtual_interrupt_delivery: allowed1(secondary, 9),
+                posted_interrupts: allowed1(pin, 7),
+            },
         }
     }
 }
@@ -207,6 +242,19 @@ impl VmxStatus {
             yes_no(caps.ept_2m_pages),
             yes_no(caps.invept),
             yes_no(caps.invvpid)
+        )?;
+        let apic = caps.apic;
+        writeln!(
+            out,
+            "  interrupts: window exiting {}, virtual NMIs {}, TPR shadow {}, APIC-access virtualization {}, x2APIC virtualization {}, APIC-register virtualization {}, virtual-interrupt delivery {}, posted interrupts {}",
+            yes_no(apic.interrupt_window_exiting),
+            yes_no(apic.virtual_nmis),
+            yes_no(apic.tpr_shadow),
+            yes_no(apic.virtualize_apic_accesses),
+            yes_no(apic.virtualize_x2apic),
+            yes_no(apic.apic_register_virtualization),
+            yes_no(apic.virtual_interrupt_delivery),
+            yes_no(apic.posted_interrupts)
         )?;
         writeln!(
             out,

@@ -12,6 +12,8 @@ mod cpu;
 #[cfg(target_os = "none")]
 mod escape;
 #[cfg(target_os = "none")]
+mod interrupts;
+#[cfg(target_os = "none")]
 mod run;
 #[cfg(target_os = "none")]
 mod serial;

@@ -1,6 +1,6 @@
 //! The guest's parameters, read from the PVH command line: `hb.interval_ms=100 hb.wss_mib=8
 //! hb.dirty_pages_per_sec=1000 hb.dirty_words=512 hb.tsc_khz=2000000
-//! hb.mode=normal|triple_fault|escape|bench`.
+//! hb.mode=normal|triple_fault|escape|bench hb.irq=none|pit|ioapic|lapic hb.irq_hz=100`.
 //! `hb.tsc_khz` is an explicit override: normally the rate comes from the hypervisor's CPUID
 //! timing leaf (see [`crate::tsc_rate`]).
 //! Tokens without the `hb.` prefix belong to someone else and are skipped; a bad `hb.` token
@@ -31,6 +31,32 @@ impl Mode {
     }
 }
 
+/// Which timer interrupt the normal mode takes between its passes (it HLTs after each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IrqSource {
+    /// No interrupts: the guest polls the TSC and never halts (the default).
+    None,
+    /// PIT counter 0 (rate generator) through the 8259 on IRQ0.
+    Pit,
+    /// PIT counter 0 through the I/O APIC (ISA IRQ0 = GSI 2) to the local APIC, the 8259s
+    /// masked: the path an OS with an MADT takes.
+    IoApic,
+    /// The local APIC timer in periodic mode, programmed through the xAPIC page.
+    Lapic,
+}
+
+impl IrqSource {
+    /// The spelling used on the command line and in `HB-START`.
+    pub fn name(self) -> &'static str {
+        match self {
+            IrqSource::None => "none",
+            IrqSource::Pit => "pit",
+            IrqSource::IoApic => "ioapic",
+            IrqSource::Lapic => "lapic",
+        }
+    }
+}
+
 /// The guest's parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Params {
@@ -48,6 +74,10 @@ pub struct Params {
     pub tsc_khz: Option<u64>,
     /// What to run.
     pub mode: Mode,
+    /// The timer interrupt of the normal mode.
+    pub irq: IrqSource,
+    /// Its rate in Hz.
+    pub irq_hz: u64,
 }
 
 impl Default for Params {
@@ -59,6 +89,8 @@ impl Default for Params {
             dirty_words: WORDS_PER_PAGE,
             tsc_khz: None,
             mode: Mode::Normal,
+            irq: IrqSource::None,
+            irq_hz: 100,
         }
     }
 }
@@ -68,10 +100,23 @@ const MAX_INTERVAL_MS: u64 = 3_600_000;
 const MAX_WSS_MIB: u64 = 1 << 20;
 const MAX_DIRTY_RATE: u64 = 1 << 32;
 const MAX_TSC_KHZ: u64 = 1 << 32;
+/// The PIT divides 1.193182 MHz by at most 65536 (about 18 Hz) and by at least 2.
+const MIN_IRQ_HZ: u64 = 19;
+const MAX_IRQ_HZ: u64 = 10_000;
 /// 64-bit words in a page.
 const WORDS_PER_PAGE: u64 = 512;
 
+/// The 8254's input clock (Hz).
+pub const PIT_HZ: u64 = 1_193_182;
+
 impl Params {
+    /// PIT counter 0's reload value for `irq_hz` (rounded, 2..=65535).
+    pub fn pit_reload(&self) -> u16 {
+        let hz = self.irq_hz.max(1);
+        // Clamped to the counter's range, so the cast cannot truncate.
+        ((PIT_HZ + hz / 2) / hz).clamp(2, 65_535) as u16
+    }
+
     /// Parse `cmdline`; each rejected `hb.` token is passed to `warn` with the reason.
     pub fn parse(cmdline: &str, mut warn: impl FnMut(&str, &'static str)) -> Self {
         let mut params = Self::default();
@@ -96,6 +141,15 @@ impl Params {
                 }
                 "tsc_khz" => number(MAX_TSC_KHZ, 1).map(|n| params.tsc_khz = Some(n)),
                 "dirty_words" => number(WORDS_PER_PAGE, 1).map(|n| params.dirty_words = n),
+                "irq_hz" => number(MAX_IRQ_HZ, MIN_IRQ_HZ).map(|n| params.irq_hz = n),
+                "irq" => match value {
+                    "none" => Ok(IrqSource::None),
+                    "pit" => Ok(IrqSource::Pit),
+                    "ioapic" => Ok(IrqSource::IoApic),
+                    "lapic" => Ok(IrqSource::Lapic),
+                    _ => Err("irq must be none, pit, ioapic or lapic"),
+                }
+                .map(|i| params.irq = i),
                 "mode" => match value {
                     "normal" => Ok(Mode::Normal),
                     "triple_fault" => Ok(Mode::TripleFault),
@@ -125,6 +179,19 @@ mod tests {
     }
 
     #[test]
+    fn pit_reload_rounds_and_clamps() {
+        let at = |irq_hz| Params {
+            irq_hz,
+            ..Params::default()
+        };
+        assert_eq!(at(100).pit_reload(), 11_932);
+        assert_eq!(at(1000).pit_reload(), 1193);
+        assert_eq!(at(19).pit_reload(), 62_799);
+        assert_eq!(at(1).pit_reload(), 65_535);
+        assert_eq!(at(10_000_000).pit_reload(), 2);
+    }
+
+    #[test]
     fn defaults_when_empty() {
         assert_eq!(parse_collect(""), (Params::default(), vec![]));
     }
@@ -133,7 +200,7 @@ mod tests {
     fn parses_all_keys_and_skips_foreign_tokens() {
         let (p, w) = parse_collect(
             "console=ttyS0 hb.interval_ms=100 hb.wss_mib=8 hb.dirty_pages_per_sec=1000 \
-             hb.dirty_words=16 hb.tsc_khz=2500000 hb.mode=escape quiet",
+             hb.dirty_words=16 hb.tsc_khz=2500000 hb.mode=escape hb.irq=lapic hb.irq_hz=250 quiet",
         );
         assert!(w.is_empty());
         assert_eq!(
@@ -144,7 +211,9 @@ mod tests {
                 dirty_pages_per_sec: 1000,
                 dirty_words: 16,
                 tsc_khz: Some(2_500_000),
-                mode: Mode::Escape
+                mode: Mode::Escape,
+                irq: IrqSource::Lapic,
+                irq_hz: 250,
             }
         );
     }
@@ -153,7 +222,7 @@ mod tests {
     fn bad_tokens_warn_and_keep_defaults() {
         let (p, w) = parse_collect(
             "hb.interval_ms=0 hb.wss_mib=x hb.bogus=1 hb.mode=fast hb.tsc_khz hb.wss_mib=99999999 \
-             hb.dirty_words=0 hb.dirty_words=513",
+             hb.dirty_words=0 hb.dirty_words=513 hb.irq=msi hb.irq_hz=18 hb.irq_hz=10001",
         );
         assert_eq!(p, Params::default());
         let reasons: Vec<&str> = w.iter().map(|(_, r)| *r).collect();
@@ -166,6 +235,9 @@ mod tests {
                 "mode must be normal, triple_fault, escape or bench",
                 "expected hb.KEY=VALUE",
                 "value out of range",
+                "value out of range",
+                "value out of range",
+                "irq must be none, pit, ioapic or lapic",
                 "value out of range",
                 "value out of range"
             ]

@@ -5,7 +5,7 @@ use heartbeat::pattern::{PAGE_SIZE, Sweep, WORDS_PER_PAGE, word, word_generation
 use heartbeat::tsc_rate::{TscRate, hypervisor_tsc_khz};
 
 use crate::start_info::{self, E820_RAM, StartInfoError};
-use crate::{bench, cpu, escape, say, serial};
+use crate::{bench, cpu, escape, interrupts, say, serial};
 
 unsafe extern "C" {
     static __image_start: u8;
@@ -174,6 +174,10 @@ fn run_heartbeat(params: &Params, info: &start_info::BootInfo, tsc_khz: u64) -> 
         "HB-WSS base={base:#x} pages={pages} bytes={}",
         pages * PAGE_SIZE
     );
+    let irq = interrupts::start(params, tsc_khz);
+    if let Some((source, count)) = irq {
+        say!("HB-IRQ source={source} hz={} count={count}", params.irq_hz);
+    }
     let start = cpu::rdtsc();
     let mut next_beat = start;
     let mut seq = 0u64;
@@ -197,9 +201,16 @@ fn run_heartbeat(params: &Params, info: &start_info::BootInfo, tsc_khz: u64) -> 
         corrupt_total += verify(base, &sweep, params.dirty_words);
         passes += 1;
         if now >= next_beat {
-            say!(
-                "HB seq={seq} tsc={now} dirtied={dirtied} passes={passes} corrupt={corrupt_total}"
-            );
+            if irq.is_some() {
+                say!(
+                    "HB seq={seq} tsc={now} dirtied={dirtied} passes={passes} corrupt={corrupt_total} irqs={}",
+                    interrupts::ticks()
+                );
+            } else {
+                say!(
+                    "HB seq={seq} tsc={now} dirtied={dirtied} passes={passes} corrupt={corrupt_total}"
+                );
+            }
             seq += 1;
             next_beat = next_beat.saturating_add(interval_ticks);
             if next_beat <= now {
@@ -207,6 +218,10 @@ fn run_heartbeat(params: &Params, info: &start_info::BootInfo, tsc_khz: u64) -> 
                 // printing a burst of beats.
                 next_beat = now.saturating_add(interval_ticks);
             }
+        }
+        if irq.is_some() {
+            // Idle until the next tick: the hypervisor should not run this vCPU meanwhile.
+            interrupts::wait();
         }
     }
 }

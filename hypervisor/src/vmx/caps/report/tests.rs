@@ -115,3 +115,34 @@ fn feature_control_and_not_available_lines() {
         assert!(!s.contains('\n') && !s.contains("VT-x: available"));
     }
 }
+
+#[test]
+fn apic_virtualization_controls_are_decoded_and_listed() {
+    let msrs = [
+        (msr::VMX_BASIC, 1 << 55 | 0x1000 << 32 | 0x4),
+        (msr::TRUE_PINBASED_CTLS, ctls(&[0, 5, 6, 7])),
+        (msr::TRUE_PROCBASED_CTLS, ctls(&[2, 7, 21, 31])),
+        (msr::PROCBASED_CTLS2, ctls(&[0, 1, 8])),
+        (msr::EPT_VPID_CAP, 1 << 6),
+        (msr::VMX_MISC, 0),
+    ];
+    let caps = probe(&msrs);
+    let a = caps.apic;
+    assert!(a.interrupt_window_exiting && a.virtual_nmis && a.tpr_shadow && a.posted_interrupts);
+    assert!(a.virtualize_apic_accesses && a.apic_register_virtualization);
+    assert!(!a.virtual_interrupt_delivery && !a.virtualize_x2apic);
+    let status = VmxStatus::Available {
+        caps,
+        feature_control: FeatureControl::decode(5),
+    };
+    let mut s = String::new();
+    status.write_details(&mut s).unwrap();
+    assert!(
+        s.contains(
+            "  interrupts: window exiting yes, virtual NMIs yes, TPR shadow yes, APIC-access \
+             virtualization yes, x2APIC virtualization no, APIC-register virtualization yes, \
+             virtual-interrupt delivery no, posted interrupts yes\n"
+        ),
+        "{s}"
+    );
+}
