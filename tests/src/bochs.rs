@@ -1,7 +1,13 @@
 //! Bochs configuration (`bochsrc`) for a tern host. Every line here was measured on Bochs 2.7
 //! (Debian) with OVMF; see `shared/TESTBED.md` and the notes below.
 //!
-//! - `cpu: model=tigerlake` is the model with VMX + EPT + PML + EPT A/D emulated.
+//! - `cpu: model=tigerlake` is the model with VMX + EPT + PML + EPT A/D emulated (the
+//!   default, [`DEFAULT_CPU`]). Other models (measured on Bochs 2.7 by booting tern with the
+//!   heartbeat guest): `core2_penryn_t9600` has no EPT and `corei5_lynnfield_750` no
+//!   unrestricted guest (VMXON refused, no VMs); `corei5_arrandale_m520`,
+//!   `corei7_sandy_bridge_2600k` and `corei7_ivy_bridge_3770k` run VMs with EPT but no PML
+//!   and no EPT A/D bits; `corei7_haswell_4770`, `broadwell_ult` and `corei3_cnl` add EPT
+//!   A/D; `corei7_skylake_x`, `corei7_icelake_u` and `tigerlake` also have PML.
 //! - The debugger-enabled Debian build needs `-rc FILE` with `c` (continue) and stdin from
 //!   /dev/null; `display_library: rfb, options="timeout=0"` is the headless display that is
 //!   built in (no `nogui`).
@@ -30,6 +36,9 @@ pub const POWER_OFF_MESSAGE: &str = "ACPI control: soft power off";
 /// (the guest TSC advances one per instruction regardless); TESTBED says keep it <= 50M.
 pub const IPS: u32 = 50_000_000;
 
+/// The Bochs CPU model unless a machine says otherwise.
+pub const DEFAULT_CPU: &str = "tigerlake";
+
 /// The bochsrc text for `machine`.
 pub fn config_text(machine: &Machine) -> Result<String, HarnessError> {
     if machine.direct_kernel.is_some() {
@@ -42,9 +51,10 @@ pub fn config_text(machine: &Machine) -> Result<String, HarnessError> {
     let log = machine.work_dir.join("bochs.log");
     // `write!` into a String cannot fail; collect the lines with `push_str` to say so.
     let _ = writeln!(rc, "megs: {}", machine.memory_mib);
+    let cpu = machine.bochs_cpu.as_deref().unwrap_or(DEFAULT_CPU);
     let _ = writeln!(
         rc,
-        "cpu: model=tigerlake, count=1, ips={IPS}, reset_on_triple_fault=0"
+        "cpu: model={cpu}, count=1, ips={IPS}, reset_on_triple_fault=0"
     );
     let _ = writeln!(rc, "romimage: file={OVMF}, address=0xffe00000");
     let _ = writeln!(rc, "vgaromimage: file={VGABIOS}");

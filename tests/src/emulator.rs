@@ -38,6 +38,7 @@ pub struct EmulatorBuilder {
     memory_mib: Option<u32>,
     nic: Option<Nic>,
     extra: String,
+    bochs_cpu: Option<String>,
     image: Option<PathBuf>,
     direct_kernel: Option<DirectKernel>,
 }
@@ -118,6 +119,12 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Bochs only: emulate this CPU model instead of [`crate::bochs::DEFAULT_CPU`].
+    pub fn bochs_cpu(mut self, model: &str) -> Self {
+        self.bochs_cpu = Some(model.to_string());
+        self
+    }
+
     /// Extra bochsrc lines or QEMU arguments.
     pub fn extra(mut self, text: &str) -> Self {
         self.extra = text.to_string();
@@ -155,6 +162,7 @@ impl EmulatorBuilder {
         }
         machine.nic = self.nic;
         machine.extra = self.extra;
+        machine.bochs_cpu = self.bochs_cpu;
         machine.direct_kernel = self.direct_kernel;
         if let Some(image) = &self.image {
             let copy = dir.join("disk.img");
@@ -242,6 +250,7 @@ impl Emulator {
             memory_mib: None,
             nic: None,
             extra: String::new(),
+            bochs_cpu: None,
             image: None,
             direct_kernel: None,
         }

@@ -144,6 +144,8 @@ pub struct Machine {
     /// Extra lines appended to the Bochs config, or extra QEMU arguments (whitespace
     /// separated).
     pub extra: String,
+    /// Bochs only: the CPU model (`cpu: model=...`); `None` is [`crate::bochs::DEFAULT_CPU`].
+    pub bochs_cpu: Option<String>,
     /// QEMU only: boot this ELF directly by the PVH convention (`-kernel`, `-append`) instead
     /// of the firmware and the ESP: how a test guest runs without tern, for comparison.
     pub direct_kernel: Option<DirectKernel>,
@@ -180,6 +182,7 @@ impl Machine {
             serial,
             nic: None,
             extra: String::new(),
+            bochs_cpu: None,
             direct_kernel: None,
         }
     }

@@ -8,7 +8,7 @@
 //! nobody printed `CORRUPT`. Written once, a test reads as its scenario and its own checks.
 
 use crate::heartbeat::{self, beats, migration_config};
-use crate::pair::{Pair, host_ip};
+use crate::pair::{Pair, PairHost, host_ip};
 use crate::{EmulatorKind, HarnessError, TestResult};
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
@@ -50,6 +50,7 @@ pub struct MigrationPairBuilder {
     cmdline: String,
     host_memory_mib: [u32; 2],
     extra_config: [String; 2],
+    bochs_cpu: [Option<String>; 2],
 }
 
 impl MigrationPairBuilder {
@@ -77,6 +78,12 @@ impl MigrationPairBuilder {
         self
     }
 
+    /// Host `index` emulates this Bochs CPU model (default tigerlake).
+    pub fn bochs_cpu(mut self, index: usize, model: &str) -> Self {
+        self.bochs_cpu[index] = Some(model.to_string());
+        self
+    }
+
     /// Config text appended to host `index`'s (e.g. a second `[vm]`).
     pub fn extra_config(mut self, index: usize, text: &str) -> Self {
         self.extra_config[index].push_str(text);
@@ -91,12 +98,16 @@ impl MigrationPairBuilder {
             text.push_str(&self.extra_config[index]);
             text
         };
-        let pair = Pair::boot_with_memory(
+        let host = |index: usize| {
+            PairHost::new(config(index))
+                .memory_mib(self.host_memory_mib[index])
+                .bochs_cpu(self.bochs_cpu[index].as_deref())
+        };
+        let pair = Pair::boot_hosts(
             EmulatorKind::Bochs,
             &self.name,
             &crate::work_root(),
-            [config(0), config(1)],
-            self.host_memory_mib,
+            [host(0), host(1)],
         )?;
         let mut pair = MigrationPair {
             pair,
@@ -138,6 +149,7 @@ impl MigrationPair {
             cmdline: HB_CMDLINE.to_string(),
             host_memory_mib: [crate::machine::DEFAULT_MEMORY_MIB; 2],
             extra_config: [String::new(), String::new()],
+            bochs_cpu: [None, None],
         }
     }
 

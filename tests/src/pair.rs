@@ -21,6 +21,8 @@ pub struct PairHost {
     pub memory_mib: u32,
     /// Files added to this host's ESP copy: (path relative to the ESP root, contents).
     pub files: Vec<(String, Vec<u8>)>,
+    /// Bochs only: the emulated CPU model (`None`: the default, tigerlake).
+    pub bochs_cpu: Option<String>,
 }
 
 impl PairHost {
@@ -30,7 +32,14 @@ impl PairHost {
             config: config.into(),
             memory_mib: crate::machine::DEFAULT_MEMORY_MIB,
             files: Vec::new(),
+            bochs_cpu: None,
         }
+    }
+
+    /// Bochs only: emulate this CPU model.
+    pub fn bochs_cpu(mut self, model: Option<&str>) -> Self {
+        self.bochs_cpu = model.map(str::to_string);
+        self
     }
 
     /// Host RAM in MiB.
@@ -157,6 +166,9 @@ impl Pair {
                 .nic(nics[index]);
             for (relative, contents) in &host.files {
                 builder = builder.file(relative, contents);
+            }
+            if let Some(model) = &host.bochs_cpu {
+                builder = builder.bochs_cpu(model);
             }
             builder.start()
         };

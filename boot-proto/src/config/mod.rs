@@ -132,6 +132,8 @@ pub struct VmConfig {
     pub vcpus: u32,
     /// Whether the hypervisor starts the VM at boot.
     pub autostart: bool,
+    /// CPU model the guest sees (`cpu`, default `host`), lower-cased.
+    pub cpu: String,
     /// Line of the `[vm NAME]` header, for later messages about this VM.
     pub line: u32,
 }

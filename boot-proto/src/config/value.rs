@@ -177,3 +177,14 @@ pub(crate) fn image_path(text: &str) -> Result<String, &'static str> {
     }
     Ok(text.to_string())
 }
+
+/// A CPU model name (`[vm] cpu`): `host` or a baseline's name, 1-32 characters of
+/// `a-z 0-9 _ -` (either case; kept lower-cased). Whether the hypervisor knows the model is
+/// checked when it creates the VM, which lists the models it has.
+pub(crate) fn cpu_model(text: &str) -> Result<String, &'static str> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if text.is_empty() || text.len() > 32 || !text.chars().all(ok) {
+        return Err("host or a CPU model name like tigerlake (1-32 of a-z 0-9 _ -)");
+    }
+    Ok(text.to_ascii_lowercase())
+}

@@ -16,6 +16,9 @@ pub const PROMPT: &str = "tern> ";
 pub struct Shell {
     editor: LineEditor,
     registry: CommandRegistry,
+    /// Whether to print the prompt after a command: not when the command handed the
+    /// console to a VM (`vm console`, [`super::attach`]).
+    prompt_gate: fn() -> bool,
 }
 
 impl Shell {
@@ -23,7 +26,13 @@ impl Shell {
         Shell {
             editor: LineEditor::new(),
             registry,
+            prompt_gate: || true,
         }
+    }
+
+    /// After each command, print the prompt only if `gate` says so.
+    pub fn set_prompt_gate(&mut self, gate: fn() -> bool) {
+        self.prompt_gate = gate;
     }
 
     pub fn registry(&self) -> &CommandRegistry {
@@ -52,7 +61,9 @@ impl Shell {
             LineEvent::Line(l) => String::from(l),
         };
         self.run_line(&line, out);
-        let _ = out.write_str(PROMPT);
+        if (self.prompt_gate)() {
+            let _ = out.write_str(PROMPT);
+        }
     }
 
     /// Runs one command line; errors become one `error: ...` line.
@@ -127,6 +138,19 @@ mod tests {
                         tern> hello \"x\r\nerror: unterminated quote\n\
                         tern> \r\ntern> ";
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn a_closed_prompt_gate_leaves_the_console_to_the_command() {
+        let mut reg = CommandRegistry::new();
+        reg.register(TEST);
+        let mut shell = Shell::new(reg);
+        shell.set_prompt_gate(|| false);
+        let mut out = String::new();
+        for &b in b"hello\r" {
+            shell.feed(b, &mut out);
+        }
+        assert_eq!(out, "hello\r\nhello world\n");
     }
 
     #[test]

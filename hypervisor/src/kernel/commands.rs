@@ -26,8 +26,8 @@ pub fn registry() -> CommandRegistry {
 pub static KERNEL_COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "info",
-        usage: "[migrate]",
-        help: "host, CPU, VT-x, memory and uptime; `info migrate`: migration status",
+        usage: "[migrate | cpu-models]",
+        help: "host, CPU, VT-x, memory and uptime; `info migrate`: migration status; `info cpu-models`: the CPU models VMs can have here",
         min_args: 0,
         max_args: 1,
         handler: info,
@@ -54,9 +54,10 @@ fn info(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
     match inv.args.first().map(alloc::string::String::as_str) {
         None => {}
         Some("migrate") => return super::migration::commands::info_migrate(inv.out),
+        Some("cpu-models") => return super::cpu_models::info_cpu_models(inv.out),
         Some(other) => {
             return Err(CommandError::BadArgument(alloc::format!(
-                "info {other}: unknown (try `info` or `info migrate`)"
+                "info {other}: unknown (try `info`, `info migrate` or `info cpu-models`)"
             )));
         }
     }

@@ -17,6 +17,8 @@ pub mod commands;
 #[cfg(target_os = "none")]
 pub mod console_poller;
 #[cfg(target_os = "none")]
+pub mod cpu_models;
+#[cfg(target_os = "none")]
 pub mod entry;
 #[cfg(target_os = "none")]
 pub mod host;

@@ -23,6 +23,7 @@ use super::host::Host;
 use super::main_loop::{PollResult, Poller};
 use super::selfcheck::{CANARY_BYTES, fill_canary, first_canary_mismatch, write_line};
 use crate::arch::serial;
+use crate::console::attach::attach_banner;
 use crate::console::{CommandError, CommandSpec, Invocation};
 use crate::memory::{FRAME_SIZE, global, phys_to_ptr};
 use crate::vm::console_out::LineOutput;
@@ -65,6 +66,14 @@ impl LineOutput for ConsoleLines {
     fn line(&mut self, vm: &str, line: &str) {
         let text = format!("[{vm}] {line}\n");
         serial::write_bytes(text.as_bytes());
+    }
+
+    fn is_attached(&self, vm: &str) -> bool {
+        super::console_poller::ATTACHMENT.lock().is_attached(vm)
+    }
+
+    fn raw(&mut self, _vm: &str, bytes: &[u8]) {
+        serial::write_bytes(bytes);
     }
 }
 
@@ -153,6 +162,7 @@ fn create_vm(
     // The guest learns the TSC rate from CPUID 0x4000_0010 (`vm::cpuid`); its command line
     // is the operator's, untouched.
     let tsc_khz = u32::try_from(host.tsc_hz / 1000).unwrap_or(u32::MAX);
+    let features = super::cpu_models::vm_features(&vm.cpu)?;
     let ctx = &mut vm_host.ctx;
     vm_host.canaries.push(new_canary(&mut ctx.frames)?);
     let mut machine = Machine::create(
@@ -167,6 +177,7 @@ fn create_vm(
         ConsoleLines,
     )
     .map_err(|e| format!("{e}"))?;
+    machine.set_cpu_features(features);
     vm_host.canaries.push(new_canary(&mut ctx.frames)?);
     if vm.autostart {
         machine
@@ -174,9 +185,10 @@ fn create_vm(
             .map_err(|e| format!("start: {e}"))?;
     }
     log::info!(
-        "vm {}: {} MiB, {}",
+        "vm {}: {} MiB, cpu {}, {}",
         vm.name,
         vm.memory_bytes >> 20,
+        vm.cpu,
         machine.state().name()
     );
     vm_host
@@ -266,6 +278,14 @@ pub static VM_COMMANDS: &[CommandSpec] = &[
         handler: vm_command,
     },
     CommandSpec {
+        name: "vm console",
+        usage: "NAME",
+        help: "attach this console to VM NAME's serial port (Ctrl-] returns to tern>)",
+        min_args: 1,
+        max_args: 1,
+        handler: vm_console,
+    },
+    CommandSpec {
         name: "selfcheck",
         usage: "",
         help: "BLAKE3 digests of the hypervisor's code, the canaries and idle VMs' RAM",
@@ -298,6 +318,28 @@ fn vm_command(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
     let h = guard.as_mut().ok_or_else(unavailable)?;
     h.set.execute(&mut h.ctx, &args, inv.out)?;
     Ok(())
+}
+
+fn vm_console(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
+    let name = inv.args.first().map(String::as_str).unwrap_or("");
+    {
+        let mut guard = VMS.lock();
+        let h = guard.as_mut().ok_or_else(unavailable)?;
+        if h.set.get_mut(name).is_none() {
+            return Err(CommandError::Failed(format!("no VM named '{name}'")));
+        }
+    }
+    writeln!(inv.out, "{}", attach_banner(name))?;
+    super::console_poller::ATTACHMENT.lock().attach(name);
+    Ok(())
+}
+
+/// Console keystrokes for VM `name`'s UART; how many it took, or `None` if there is no
+/// such VM (any more).
+pub(super) fn serial_input(name: &str, bytes: &[u8]) -> Option<usize> {
+    let mut guard = VMS.lock();
+    let vm = guard.as_mut()?.set.get_mut(name)?;
+    Some(vm.machine.serial_input(bytes))
 }
 
 unsafe extern "C" {

@@ -46,6 +46,13 @@ pub enum VmError {
     /// An incoming interrupt-controller or timer state (`lapic0`, `ioapic`, `pic`, `pit`,
     /// `rtc`, `events0`) was refused by its model.
     DeviceState(StateError),
+    /// The incoming `cpu-model` state is not the feature masks of `vm::cpu_model`.
+    CpuModelLength {
+        /// Bytes received.
+        bytes: usize,
+    },
+    /// The incoming VM's CPU model shows features this host cannot offer (their names).
+    CpuFeaturesMissing(alloc::vec::Vec<&'static str>),
     /// A device state this VM has no model for (or not in this version).
     UnknownDevice {
         /// The device-state id.
@@ -80,6 +87,18 @@ impl fmt::Display for VmError {
                 write!(f, "incoming TSC rate: {bytes} bytes, expected 4")
             }
             VmError::DeviceState(e) => write!(f, "incoming device state: {e}"),
+            VmError::CpuModelLength { bytes } => write!(
+                f,
+                "incoming CPU model: {bytes} bytes, expected {}",
+                crate::vm::cpu_model::MASKED_REGISTERS.len() * 4
+            ),
+            VmError::CpuFeaturesMissing(names) => {
+                write!(f, "the VM's CPU model needs features this host lacks:")?;
+                for name in names {
+                    write!(f, " {name}")?;
+                }
+                Ok(())
+            }
             VmError::UnknownDevice { id, version } => {
                 write!(f, "unknown device state '{id}' version {version}")
             }

@@ -1,6 +1,8 @@
 //! Guest serial output to the hypervisor console: bytes from a VM's UART are collected into
 //! lines and each line is handed on with the VM's name, so that several VMs' output stays
-//! readable on one console (`[vm1] HB seq=3 ...`).
+//! readable on one console (`[vm1] HB seq=3 ...`). A VM the operator attached to with
+//! `vm console` ([`LineOutput::is_attached`]) gets its bytes shown raw instead: a guest's
+//! shell prompt, line editing and escape sequences need the bytes as they are.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -15,6 +17,14 @@ pub trait LineOutput {
     /// One line of output from VM `vm` (without the newline; not necessarily UTF-8-clean:
     /// invalid bytes are replaced).
     fn line(&mut self, vm: &str, line: &str);
+
+    /// Whether VM `vm`'s output currently goes out raw ([`raw`](Self::raw)).
+    fn is_attached(&self, _vm: &str) -> bool {
+        false
+    }
+
+    /// Output bytes of an attached VM, unchanged.
+    fn raw(&mut self, _vm: &str, _bytes: &[u8]) {}
 }
 
 /// A [`SerialSink`] that assembles lines and passes them to `O` with the VM name.
@@ -64,6 +74,15 @@ impl<O: LineOutput> LineSink<O> {
 
 impl<O: LineOutput> SerialSink for LineSink<O> {
     fn write_byte(&mut self, byte: u8) {
+        if self.out.is_attached(&self.vm) {
+            // The line begun before the operator attached comes first, as it was.
+            if !self.buffer.is_empty() {
+                self.out.raw(&self.vm, &self.buffer);
+                self.buffer.clear();
+            }
+            self.out.raw(&self.vm, &[byte]);
+            return;
+        }
         match byte {
             b'\n' => {
                 self.flush();
@@ -112,6 +131,45 @@ mod tests {
         s.write_byte(0xff);
         s.write_byte(b'\n');
         assert!(s.output_mut().0.last().unwrap().ends_with("xxx\u{fffd}"));
+    }
+
+    /// Prefixed lines, or raw bytes while `attached`.
+    #[derive(Default)]
+    struct Console {
+        attached: bool,
+        text: String,
+    }
+
+    impl LineOutput for Console {
+        fn line(&mut self, vm: &str, line: &str) {
+            self.text.push_str(&alloc::format!("[{vm}] {line}\n"));
+        }
+        fn is_attached(&self, _vm: &str) -> bool {
+            self.attached
+        }
+        fn raw(&mut self, _vm: &str, bytes: &[u8]) {
+            self.text.push_str(&String::from_utf8_lossy(bytes));
+        }
+    }
+
+    #[test]
+    fn an_attached_vm_is_shown_raw_and_lines_resume_after() {
+        let mut s = LineSink::new("hb", Console::default());
+        for b in b"one\r\ntw" {
+            s.write_byte(*b);
+        }
+        s.output_mut().attached = true;
+        for b in b"o\r\n$ \x1b[1m" {
+            s.write_byte(*b);
+        }
+        s.output_mut().attached = false;
+        for b in b"three\n" {
+            s.write_byte(*b);
+        }
+        assert_eq!(
+            s.output_mut().text,
+            "[hb] one\ntwo\r\n$ \x1b[1m[hb] three\n"
+        );
     }
 
     #[test]

@@ -1,18 +1,36 @@
-//! What a guest sees from CPUID: the host's answer filtered through an explicit policy.
+//! What a guest sees from CPUID: the host's answer filtered through an explicit policy and
+//! the VM's CPU model ([`super::cpu_model`]).
 //!
 //! Why a policy and not pass-through: a guest must not see features the hypervisor does
 //! not virtualize (VMX itself — no nested virtualization —, SMX, performance monitoring,
-//! the local APIC until it is modelled, MONITOR/MWAIT, ...) or it will use them and fault,
-//! and a VM that migrates must see the same CPU on both hosts. Leaves outside the allow-list
-//! read as zero. The function is pure: host values in, guest values out.
+//! MONITOR/MWAIT, TSX, AVX-512 whose state is not switched, ...) or it will use them and
+//! fault, and a VM that migrates must see the same CPU on both hosts. Feature bits come from
+//! the allow-list in `migration_proto::cpu::features` masked by the VM's model; leaves
+//! outside the policy read as zero (leaf 0xA: no PMU). The function is pure: host values
+//! in, guest values out.
 //!
-//! **Timing leaf.** A guest cannot calibrate its TSC reliably under a hypervisor (its timers
-//! are virtual, its slices are interrupted), so tern tells it the rate the way VMware and
-//! KVM/QEMU (`vmware-cpuid-freq`) do: leaf 0x4000_0000 EAX names the highest hypervisor leaf
-//! (0x4000_0010), and leaf 0x4000_0010 EAX is the TSC frequency in kHz, EBX the local-APIC
-//! timer (bus) frequency in kHz: 0, as tern models no local APIC yet. The rate is a fact of
-//! the VM ([`VcpuView::tsc_khz`]), not of the host it happens to run on: a migrated VM keeps
-//! the value it was shown at boot (it travels in the vCPU state).
+//! **Topology.** One logical processor per package: leaf 1 EBX says one, leaf 4 has no
+//! sharing, leaves 0xB and 0x1F describe one SMT level and one core level of width 1 with
+//! the vCPU's x2APIC ID (SDM Vol. 2A CPUID, "V2 Extended Topology Enumeration Leaf").
+//!
+//! **Timing.** A guest cannot calibrate its TSC reliably under a hypervisor (its timers
+//! are virtual, its slices are interrupted), so tern tells it the rates three ways:
+//! * leaf 0x15 (SDM Vol. 2A, "Time Stamp Counter and Nominal Core Crystal Clock
+//!   Information"): ECX is the crystal in Hz, the TSC runs at ECX * EBX / EAX. Tern says the
+//!   crystal is the local-APIC timer clock and EBX/EAX = TSC kHz / timer kHz. This is what
+//!   Linux's `native_calibrate_tsc` reads on an Intel CPU with max leaf >= 0x15: with ECX
+//!   non-zero it marks the TSC frequency *known* (no refinement against the PIT/HPET) and
+//!   sets `lapic_timer_period` from the crystal, so the APIC timer is not calibrated either;
+//! * leaf 0x16 EAX/EBX (base/max MHz) and ECX (bus MHz), Linux's `cpu_khz_from_cpuid`;
+//! * the hypervisor leaves the way VMware and KVM/QEMU (`vmware-cpuid-freq`) do: leaf
+//!   0x4000_0000 EAX names the highest hypervisor leaf (0x4000_0010), and leaf 0x4000_0010
+//!   EAX is the TSC frequency in kHz, EBX the local-APIC timer (bus) frequency in kHz.
+//!
+//! The TSC rate is a fact of the VM ([`VcpuView::tsc_khz`]), not of the host it happens to
+//! run on: a migrated VM keeps the value it was shown at boot (it travels with the VM).
+
+use super::cpu_model::{EMULATED, FeatureMasks};
+use migration_proto::cpu::CpuidRegister;
 
 /// The four output registers of CPUID.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,97 +52,25 @@ pub const HYPERVISOR_MAX_LEAF: u32 = TIMING_LEAF;
 /// The timing leaf: EAX = TSC kHz, EBX = LAPIC timer kHz (the VMware convention, also
 /// KVM/QEMU's `vmware-cpuid-freq`).
 pub const TIMING_LEAF: u32 = 0x4000_0010;
-/// Highest basic leaf the guest is told about.
-const MAX_BASIC_LEAF: u32 = 0xd;
+/// Highest basic leaf the guest is told about: the V2 topology leaf. Leaves between the ones
+/// [`guest_cpuid`] fills in read as zero ("not supported").
+const MAX_BASIC_LEAF: u32 = 0x1f;
+/// The local-APIC timer (bus / crystal) clock every VM is shown, in kHz: 1 GHz, a 1 ns
+/// tick, as KVM's default APIC bus. The local-APIC model must count at this rate.
+pub const APIC_TIMER_KHZ: u32 = 1_000_000;
+/// XSAVE area sizes (SDM Vol. 1 §13.4: legacy region 512 + header 64; AVX state at 576,
+/// 256 bytes, Table 13-1 / CPUID.(0xd,2)).
+const XSAVE_LEGACY_AND_HEADER: u32 = 576;
+const XSAVE_AVX_BYTES: u32 = 256;
 /// Highest extended leaf the guest is told about.
 const MAX_EXTENDED_LEAF: u32 = 0x8000_0008;
 
-mod bits {
-    // CPUID.1:ECX (SDM Vol. 2A, Table 3-10).
-    pub const ECX_MONITOR: u32 = 1 << 3;
-    pub const ECX_DS_CPL: u32 = 1 << 4;
-    pub const ECX_VMX: u32 = 1 << 5;
-    pub const ECX_SMX: u32 = 1 << 6;
-    pub const ECX_EST: u32 = 1 << 7;
-    pub const ECX_TM2: u32 = 1 << 8;
-    pub const ECX_SDBG: u32 = 1 << 11;
-    pub const ECX_XTPR: u32 = 1 << 14;
-    pub const ECX_PDCM: u32 = 1 << 15;
-    pub const ECX_PCID: u32 = 1 << 17;
-    pub const ECX_DCA: u32 = 1 << 18;
-    pub const ECX_X2APIC: u32 = 1 << 21;
-    pub const ECX_TSC_DEADLINE: u32 = 1 << 24;
-    pub const ECX_OSXSAVE: u32 = 1 << 27;
-    pub const ECX_HYPERVISOR: u32 = 1 << 31;
-    // CPUID.1:EDX (Table 3-11).
-    pub const EDX_VME: u32 = 1 << 1;
-    pub const EDX_MCE: u32 = 1 << 7;
-    pub const EDX_APIC: u32 = 1 << 9;
-    pub const EDX_MTRR: u32 = 1 << 12;
-    pub const EDX_MCA: u32 = 1 << 14;
-    pub const EDX_PSN: u32 = 1 << 18;
-    pub const EDX_DS: u32 = 1 << 21;
-    pub const EDX_ACPI: u32 = 1 << 22;
-    pub const EDX_HTT: u32 = 1 << 28;
-    pub const EDX_TM: u32 = 1 << 29;
-    pub const EDX_PBE: u32 = 1 << 31;
-    // CPUID.(7,0):EBX/ECX/EDX (Table 3-8).
-    pub const L7_EBX_SGX: u32 = 1 << 2;
-    pub const L7_EBX_HLE: u32 = 1 << 4;
-    pub const L7_EBX_INVPCID: u32 = 1 << 10;
-    pub const L7_EBX_RTM: u32 = 1 << 11;
-    pub const L7_EBX_RDT_M: u32 = 1 << 12;
-    pub const L7_EBX_MPX: u32 = 1 << 14;
-    pub const L7_EBX_RDT_A: u32 = 1 << 15;
-    pub const L7_EBX_PT: u32 = 1 << 25;
-    pub const L7_ECX_WAITPKG: u32 = 1 << 5;
-    pub const L7_ECX_PKU: u32 = 1 << 3;
-    pub const L7_ECX_OSPKE: u32 = 1 << 4;
-    pub const L7_ECX_TME: u32 = 1 << 13;
-    pub const L7_ECX_SGX_LC: u32 = 1 << 30;
-    pub const L7_EDX_ARCH_CAPS_AND_SPEC: u32 = (1 << 26) | (1 << 27) | (1 << 29) | (1 << 31);
-}
+/// CPUID.1:ECX bits that are not model features (SDM Vol. 2A, Table 3-10).
+const ECX_OSXSAVE: u32 = 1 << 27;
+const ECX_HYPERVISOR: u32 = 1 << 31;
+/// CPUID.8000_0007H:EDX.InvariantTSC.
+const EDX_INVARIANT_TSC: u32 = 1 << 8;
 
-/// ECX bits of leaf 1 hidden from guests.
-const LEAF1_ECX_HIDDEN: u32 = bits::ECX_MONITOR
-    | bits::ECX_DS_CPL
-    | bits::ECX_VMX
-    | bits::ECX_SMX
-    | bits::ECX_EST
-    | bits::ECX_TM2
-    | bits::ECX_SDBG
-    | bits::ECX_XTPR
-    | bits::ECX_PDCM
-    | bits::ECX_PCID
-    | bits::ECX_DCA
-    | bits::ECX_X2APIC
-    | bits::ECX_TSC_DEADLINE
-    | bits::ECX_OSXSAVE;
-/// EDX bits of leaf 1 hidden from guests (no APIC/MTRR/machine-check models yet).
-const LEAF1_EDX_HIDDEN: u32 = bits::EDX_VME
-    | bits::EDX_MCE
-    | bits::EDX_APIC
-    | bits::EDX_MTRR
-    | bits::EDX_MCA
-    | bits::EDX_PSN
-    | bits::EDX_DS
-    | bits::EDX_ACPI
-    | bits::EDX_HTT
-    | bits::EDX_TM
-    | bits::EDX_PBE;
-const LEAF7_EBX_HIDDEN: u32 = bits::L7_EBX_SGX
-    | bits::L7_EBX_HLE
-    | bits::L7_EBX_INVPCID
-    | bits::L7_EBX_RTM
-    | bits::L7_EBX_RDT_M
-    | bits::L7_EBX_MPX
-    | bits::L7_EBX_RDT_A
-    | bits::L7_EBX_PT;
-const LEAF7_ECX_HIDDEN: u32 = bits::L7_ECX_WAITPKG
-    | bits::L7_ECX_PKU
-    | bits::L7_ECX_OSPKE
-    | bits::L7_ECX_TME
-    | bits::L7_ECX_SGX_LC;
 /// XCR0 components offered: x87, SSE, AVX (see [`crate::vm::msr::xcr0_valid`]).
 pub const XCR0_OFFERED: u64 = 0b111;
 
@@ -137,6 +83,10 @@ pub struct VcpuView {
     pub cr4_osxsave: bool,
     /// The TSC frequency this VM is shown, in kHz (the timing leaf's EAX; 0 = unknown).
     pub tsc_khz: u32,
+    /// The local-APIC timer frequency this VM is shown, in kHz (0 = unknown).
+    pub apic_timer_khz: u32,
+    /// The feature bits of the VM's CPU model on this host.
+    pub features: FeatureMasks,
 }
 
 /// Relative TSC rate differences below this (parts per million) are calibration noise: two
@@ -171,19 +121,57 @@ pub fn arriving_tsc_khz(incoming_khz: u32, host_khz: u32) -> TscRateOnArrival {
     }
 }
 
+fn register(r: CpuidResult, reg: CpuidRegister) -> u32 {
+    match reg {
+        CpuidRegister::Eax => r.eax,
+        CpuidRegister::Ebx => r.ebx,
+        CpuidRegister::Ecx => r.ecx,
+        CpuidRegister::Edx => r.edx,
+    }
+}
+
+/// The host's bits of a feature register that the model shows, plus the model's features
+/// tern emulates whatever the host has.
+fn masked(leaf: u32, reg: CpuidRegister, host: CpuidResult, features: &FeatureMasks) -> u32 {
+    let model = features.mask(leaf, 0, reg).unwrap_or(0);
+    let emulated = FeatureMasks::from_names(EMULATED)
+        .mask(leaf, 0, reg)
+        .unwrap_or(0);
+    (register(host, reg) & model) | (model & emulated)
+}
+
+/// Leaves 0xB and 0x1F for a single logical processor: level 0 SMT, level 1 core, both of
+/// width 1 (shift 0), then the invalid level; EDX is the x2APIC ID at every subleaf.
+fn topology(subleaf: u32, apic_id: u8) -> CpuidResult {
+    let (ebx, level_type) = match subleaf {
+        0 => (1, 1), // SMT
+        1 => (1, 2), // core
+        _ => (0, 0), // invalid: ends the enumeration
+    };
+    CpuidResult {
+        eax: 0,
+        ebx,
+        ecx: (level_type << 8) | (subleaf & 0xff),
+        edx: u32::from(apic_id),
+    }
+}
+
 /// The guest's answer to CPUID(`leaf`, `subleaf`) given the host's answer `host` to the
 /// same query.
 pub fn guest_cpuid(leaf: u32, subleaf: u32, host: CpuidResult, vcpu: VcpuView) -> CpuidResult {
+    use CpuidRegister::{Ebx, Ecx, Edx};
     let zero = CpuidResult::default();
+    let f = &vcpu.features;
+    let avx = f.has("avx");
     match leaf {
         0 => CpuidResult {
-            eax: host.eax.min(MAX_BASIC_LEAF),
+            eax: MAX_BASIC_LEAF,
             ..host
         },
         1 => {
-            let mut ecx = (host.ecx & !LEAF1_ECX_HIDDEN) | bits::ECX_HYPERVISOR;
-            if vcpu.cr4_osxsave && host.ecx & bits::ECX_OSXSAVE != 0 {
-                ecx |= bits::ECX_OSXSAVE;
+            let mut ecx = masked(1, Ecx, host, f) | ECX_HYPERVISOR;
+            if vcpu.cr4_osxsave && f.has("xsave") {
+                ecx |= ECX_OSXSAVE;
             }
             CpuidResult {
                 eax: host.eax,
@@ -191,7 +179,7 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, host: CpuidResult, vcpu: VcpuView) -
                 // our APIC ID (31:24).
                 ebx: (host.ebx & 0xffff) | (1 << 16) | (u32::from(vcpu.apic_id) << 24),
                 ecx,
-                edx: host.edx & !LEAF1_EDX_HIDDEN,
+                edx: masked(1, Edx, host, f),
             }
         }
         2 => host,
@@ -203,17 +191,40 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, host: CpuidResult, vcpu: VcpuView) -
         },
         7 if subleaf == 0 => CpuidResult {
             eax: 0, // no further subleaves
-            ebx: host.ebx & !LEAF7_EBX_HIDDEN,
-            ecx: host.ecx & !LEAF7_ECX_HIDDEN,
-            edx: host.edx & !bits::L7_EDX_ARCH_CAPS_AND_SPEC,
+            ebx: masked(7, Ebx, host, f),
+            ecx: masked(7, Ecx, host, f),
+            edx: masked(7, Edx, host, f),
         },
-        0xd if subleaf == 0 => CpuidResult {
-            eax: host.eax & (XCR0_OFFERED as u32),
-            edx: 0,
-            ..host
-        },
+        0xb | 0x1f => topology(subleaf, vcpu.apic_id),
+        0xd if subleaf == 0 && f.has("xsave") => {
+            let offered = (XCR0_OFFERED & f.xcr0()) as u32;
+            CpuidResult {
+                eax: host.eax & offered,
+                // EBX follows the XCR0 in force, which is the guest's while it runs.
+                ebx: host.ebx,
+                ecx: XSAVE_LEGACY_AND_HEADER + if avx { XSAVE_AVX_BYTES } else { 0 },
+                edx: 0,
+            }
+        }
         0xd if subleaf == 1 => zero, // no XSAVEOPT/XSAVEC/XSAVES/XFD offered
-        0xd if subleaf == 2 && host.eax != 0 => host, // AVX state size/offset
+        0xd if subleaf == 2 && avx && host.eax != 0 => host, // AVX state size/offset
+        0x15 if vcpu.tsc_khz != 0 && vcpu.apic_timer_khz != 0 => {
+            match vcpu.apic_timer_khz.checked_mul(1000) {
+                Some(crystal_hz) => CpuidResult {
+                    eax: vcpu.apic_timer_khz,
+                    ebx: vcpu.tsc_khz,
+                    ecx: crystal_hz,
+                    edx: 0,
+                },
+                None => zero,
+            }
+        }
+        0x16 if vcpu.tsc_khz != 0 => CpuidResult {
+            eax: vcpu.tsc_khz / 1000,
+            ebx: vcpu.tsc_khz / 1000,
+            ecx: vcpu.apic_timer_khz / 1000,
+            edx: 0,
+        },
         0x4000_0000 => {
             let sig = HYPERVISOR_SIGNATURE;
             let word = |i: usize| u32::from_le_bytes([sig[i], sig[i + 1], sig[i + 2], sig[i + 3]]);
@@ -224,164 +235,36 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, host: CpuidResult, vcpu: VcpuView) -
                 edx: word(8),
             }
         }
-        // Local-APIC timer frequency (EBX) stays 0 until a local APIC is modelled.
         TIMING_LEAF => CpuidResult {
             eax: vcpu.tsc_khz,
+            ebx: vcpu.apic_timer_khz,
             ..zero
         },
         0x8000_0000 => CpuidResult {
             eax: host.eax.min(MAX_EXTENDED_LEAF),
             ..host
         },
-        0x8000_0001..=MAX_EXTENDED_LEAF => host,
+        0x8000_0001 => CpuidResult {
+            eax: host.eax,
+            ebx: 0,
+            ecx: masked(0x8000_0001, Ecx, host, f),
+            edx: masked(0x8000_0001, Edx, host, f),
+        },
+        // Brand string and cache descriptors are informative.
+        0x8000_0002..=0x8000_0006 => host,
+        // Only the invariant-TSC bit: power management is not virtualized.
+        0x8000_0007 => CpuidResult {
+            edx: host.edx & EDX_INVARIANT_TSC,
+            ..zero
+        },
+        // Address widths only (EBX holds WBNOINVD and speculation-control bits).
+        0x8000_0008 => CpuidResult {
+            eax: host.eax,
+            ..zero
+        },
         _ => zero,
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const VIEW: VcpuView = VcpuView {
-        apic_id: 0,
-        cr4_osxsave: false,
-        tsc_khz: 0,
-    };
-    const ALL: CpuidResult = CpuidResult {
-        eax: u32::MAX,
-        ebx: u32::MAX,
-        ecx: u32::MAX,
-        edx: u32::MAX,
-    };
-
-    #[test]
-    fn leaf1_hides_vmx_and_sets_hypervisor_bit() {
-        let r = guest_cpuid(1, 0, ALL, VIEW);
-        assert_eq!(r.ecx & (1 << 5), 0, "VMX hidden");
-        assert_eq!(r.ecx & (1 << 27), 0, "OSXSAVE follows guest CR4");
-        assert_ne!(r.ecx & (1 << 31), 0, "hypervisor present");
-        assert_eq!(r.edx & (1 << 9), 0, "no APIC model yet");
-        assert_eq!(r.ebx >> 16, 0x0001, "APIC ID 0, one logical CPU");
-        let r = guest_cpuid(
-            1,
-            0,
-            ALL,
-            VcpuView {
-                apic_id: 3,
-                cr4_osxsave: true,
-                tsc_khz: 0,
-            },
-        );
-        assert_ne!(r.ecx & (1 << 27), 0);
-        assert_eq!(r.ebx >> 24, 3);
-        // Bits the host does not have are never invented.
-        let r = guest_cpuid(
-            1,
-            0,
-            CpuidResult::default(),
-            VcpuView {
-                apic_id: 0,
-                cr4_osxsave: true,
-                tsc_khz: 0,
-            },
-        );
-        assert_eq!(r.ecx, 1 << 31);
-    }
-
-    #[test]
-    fn hypervisor_leaf_and_unknown_leaves() {
-        let r = guest_cpuid(0x4000_0000, 0, ALL, VIEW);
-        let mut sig = [0u8; 12];
-        sig[0..4].copy_from_slice(&r.ebx.to_le_bytes());
-        sig[4..8].copy_from_slice(&r.ecx.to_le_bytes());
-        sig[8..12].copy_from_slice(&r.edx.to_le_bytes());
-        assert_eq!(&sig, HYPERVISOR_SIGNATURE);
-        assert_eq!(r.eax, 0x4000_0010);
-        assert_eq!(
-            guest_cpuid(0x4000_0001, 0, ALL, VIEW),
-            CpuidResult::default()
-        );
-        assert_eq!(
-            guest_cpuid(0x4000_0011, 0, ALL, VIEW),
-            CpuidResult::default()
-        );
-        assert_eq!(guest_cpuid(0x14, 0, ALL, VIEW), CpuidResult::default());
-        assert_eq!(
-            guest_cpuid(0x8000_0020, 0, ALL, VIEW),
-            CpuidResult::default()
-        );
-        assert_eq!(guest_cpuid(0, 0, ALL, VIEW).eax, MAX_BASIC_LEAF);
-        assert_eq!(
-            guest_cpuid(0x8000_0000, 0, ALL, VIEW).eax,
-            MAX_EXTENDED_LEAF
-        );
-    }
-
-    #[test]
-    fn leaf7_and_xsave_are_filtered() {
-        let r = guest_cpuid(7, 0, ALL, VIEW);
-        assert_eq!(r.eax, 0);
-        assert_eq!(r.ebx & (1 << 2), 0, "SGX hidden");
-        assert_eq!(r.ecx & (1 << 5), 0, "WAITPKG hidden");
-        assert_eq!(guest_cpuid(7, 1, ALL, VIEW), CpuidResult::default());
-        assert_eq!(guest_cpuid(0xd, 0, ALL, VIEW).eax, 0b111);
-        assert_eq!(guest_cpuid(0xd, 1, ALL, VIEW), CpuidResult::default());
-    }
-
-    #[test]
-    fn timing_leaf_reports_the_vms_tsc_rate_not_the_hosts() {
-        let view = VcpuView {
-            tsc_khz: 2_400_000,
-            ..VIEW
-        };
-        // Whatever the host answers for the leaf (real CPUs repeat the highest basic leaf
-        // for out-of-range queries), the guest sees its own rate and no LAPIC rate.
-        let r = guest_cpuid(TIMING_LEAF, 0, ALL, view);
-        assert_eq!(
-            r,
-            CpuidResult {
-                eax: 2_400_000,
-                ..CpuidResult::default()
-            }
-        );
-        assert_eq!(
-            guest_cpuid(TIMING_LEAF, 7, CpuidResult::default(), view).eax,
-            2_400_000,
-            "the subleaf does not matter"
-        );
-        assert_eq!(guest_cpuid(0x4000_0000, 0, ALL, view).eax, TIMING_LEAF);
-        assert_eq!(
-            guest_cpuid(TIMING_LEAF, 0, ALL, VIEW).eax,
-            0,
-            "unknown rate"
-        );
-    }
-
-    #[test]
-    fn a_migrated_vm_keeps_its_rate_and_a_real_mismatch_is_reported() {
-        // Same crystal, calibration noise (Bochs hosts measure 49 999-50 002 kHz): quiet.
-        assert_eq!(
-            arriving_tsc_khz(50_002, 49_999),
-            TscRateOnArrival {
-                khz: 50_002,
-                guest_clock_permille: None
-            }
-        );
-        // A 3 GHz VM on a 2.4 GHz host: it keeps 3 GHz and its clock runs at 80 %.
-        assert_eq!(
-            arriving_tsc_khz(3_000_000, 2_400_000),
-            TscRateOnArrival {
-                khz: 3_000_000,
-                guest_clock_permille: Some(800)
-            }
-        );
-        // An older sender did not say: the VM is shown this host's rate.
-        assert_eq!(
-            arriving_tsc_khz(0, 2_400_000),
-            TscRateOnArrival {
-                khz: 2_400_000,
-                guest_clock_permille: None
-            }
-        );
-    }
-}
+mod tests;

@@ -21,6 +21,7 @@
 pub mod board;
 pub mod console_cmd;
 pub mod console_out;
+pub mod cpu_model;
 pub mod cpuid;
 pub mod device_state_codec;
 pub mod exit_counters;

@@ -10,7 +10,18 @@
 //!   values that describe the virtual CPU, plus a few stored settings ([`MsrFile`]).
 //! * Everything else: RDMSR/WRMSR injects #GP, exactly what a CPU without the MSR does.
 //!
-//! Pure logic over a small state struct, tested on the host.
+//! Pure logic over a small state struct, tested on the host. The MTRRs are their own
+//! concept ([`mtrr`]).
+//!
+//! Emulated, and why each value (SDM Vol. 4 for the MSRs, Vol. 3A for the features):
+//! * IA32_FEATURE_CONTROL reads locked with VMX off (no nested VMX; a guest that tries to
+//!   enable it gets #GP as on a locked CPU, §23.7).
+//! * IA32_MISC_ENABLE: fast strings, and "BTS unavailable" / "PEBS unavailable" (bits 11,
+//!   12) so a guest does not look for the debug store; writes may only toggle fast strings.
+//! * MSR_PLATFORM_INFO (0xCE) reads 0: no ratio to report, no CPUID faulting (bit 31).
+//! * The MTRRs ([`mtrr`], §11.11) are stored and validated.
+//! * IA32_SPEC_CTRL, IA32_PRED_CMD, IA32_ARCH_CAPABILITIES and the performance counters
+//!   #GP: no CPU model shows them (CPUID.7.0:EDX bits 26, 27, 29 are never set).
 
 /// MSR numbers (SDM Vol. 4).
 pub mod index {
@@ -20,6 +31,7 @@ pub mod index {
     pub const IA32_APIC_BASE: u32 = 0x1b;
     pub const IA32_FEATURE_CONTROL: u32 = 0x3a;
     pub const IA32_BIOS_SIGN_ID: u32 = 0x8b;
+    pub const MSR_PLATFORM_INFO: u32 = 0xce;
     pub const IA32_MTRRCAP: u32 = 0xfe;
     pub const IA32_SYSENTER_CS: u32 = 0x174;
     pub const IA32_SYSENTER_ESP: u32 = 0x175;
@@ -41,7 +53,10 @@ pub mod index {
     pub const IA32_TSC_AUX: u32 = 0xc000_0103;
 }
 
+pub mod mtrr;
+
 use index::*;
+use mtrr::Mtrrs;
 
 /// MSRs the guest accesses without exits because the VMCS loads/saves them.
 pub const PASSTHROUGH_VMCS: [u32; 7] = [
@@ -81,16 +96,18 @@ pub enum MsrOutcome {
 const APIC_BASE_DEFAULT: u64 = 0xfee0_0000 | (1 << 8) | (1 << 11);
 /// IA32_FEATURE_CONTROL as the guest sees it: locked, VMX disabled (no nested VMX).
 const FEATURE_CONTROL_LOCKED: u64 = 1;
-/// IA32_MISC_ENABLE: fast strings (bit 0) only.
-const MISC_ENABLE_DEFAULT: u64 = 1;
+/// IA32_MISC_ENABLE: fast strings (bit 0), BTS unavailable (11), PEBS unavailable (12).
+const MISC_ENABLE_DEFAULT: u64 = 1 | (1 << 11) | (1 << 12);
+/// The IA32_MISC_ENABLE bit a guest may change: fast strings.
+const MISC_ENABLE_WRITABLE: u64 = 1;
 /// IA32_PAT power-on value (SDM Vol. 3A §13.12.4).
 pub const PAT_DEFAULT: u64 = 0x0007_0406_0007_0406;
 
 /// Emulated MSR state of one vCPU (what migration must carry besides the VMCS fields).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MsrFile {
-    /// IA32_MTRR_DEF_TYPE as last written (MTRRs are not enforced: EPT memory types decide).
-    pub mtrr_def_type: u64,
+    /// The MTRRs as last written (not enforced: EPT memory types decide).
+    pub mtrrs: Mtrrs,
     /// IA32_MISC_ENABLE as seen by the guest.
     pub misc_enable: u64,
 }
@@ -98,7 +115,7 @@ pub struct MsrFile {
 impl Default for MsrFile {
     fn default() -> Self {
         Self {
-            mtrr_def_type: 0,
+            mtrrs: Mtrrs::default(),
             misc_enable: MISC_ENABLE_DEFAULT,
         }
     }
@@ -123,34 +140,36 @@ pub fn xcr0_valid(value: u64, offered: u64) -> bool {
 impl MsrFile {
     /// An intercepted RDMSR. `tsc` is the guest's current TSC (host TSC plus offset).
     pub fn read(&self, msr: u32, tsc: u64) -> MsrOutcome {
+        if let Some(v) = self.mtrrs.read(msr) {
+            return MsrOutcome::Value(v);
+        }
         MsrOutcome::Value(match msr {
             IA32_TSC => tsc,
             IA32_PLATFORM_ID | IA32_BIOS_SIGN_ID | IA32_MCG_CAP | IA32_MCG_STATUS => 0,
+            MSR_PLATFORM_INFO => 0,
             IA32_APIC_BASE => APIC_BASE_DEFAULT,
             IA32_FEATURE_CONTROL => FEATURE_CONTROL_LOCKED,
-            // No variable or fixed MTRRs (CPUID hides MTRR too).
-            IA32_MTRRCAP => 0,
-            IA32_MTRR_DEF_TYPE => self.mtrr_def_type,
             IA32_MISC_ENABLE => self.misc_enable,
             _ => return MsrOutcome::InjectGp,
         })
     }
 
-    /// An intercepted WRMSR of `value`.
-    pub fn write(&mut self, msr: u32, value: u64) -> MsrOutcome {
+    /// An intercepted WRMSR of `value`; `phys_bits` is the guest's MAXPHYADDR (CPUID
+    /// 0x8000_0008 EAX[7:0]), the limit of MTRR base and mask fields.
+    pub fn write(&mut self, msr: u32, value: u64, phys_bits: u32) -> MsrOutcome {
+        if mtrr::is_mtrr(msr) {
+            return if self.mtrrs.write(msr, value, phys_bits) {
+                MsrOutcome::Value(value)
+            } else {
+                MsrOutcome::InjectGp
+            };
+        }
         match msr {
             // Microcode update trigger reads: guests write 0 before reading the signature.
             IA32_BIOS_SIGN_ID => {}
-            // Type in bits 7:0 (must be a valid type), bit 10 fixed enable, bit 11 enable.
-            IA32_MTRR_DEF_TYPE => {
-                let reserved = value & !0xcff;
-                if reserved != 0 || !pat_valid(value & 0xff) {
-                    return MsrOutcome::InjectGp;
-                }
-                self.mtrr_def_type = value;
+            IA32_MISC_ENABLE if (value ^ self.misc_enable) & !MISC_ENABLE_WRITABLE == 0 => {
+                self.misc_enable = value;
             }
-            // Writes that leave the value unchanged are accepted (Linux rewrites it).
-            IA32_MISC_ENABLE if value == self.misc_enable => {}
             IA32_MCG_STATUS if value == 0 => {}
             _ => return MsrOutcome::InjectGp,
         }
@@ -170,19 +189,50 @@ mod tests {
         assert_eq!(f.read(IA32_APIC_BASE, 0), MsrOutcome::Value(0xfee0_0900));
         assert_eq!(f.read(0x1234, 0), MsrOutcome::InjectGp);
         assert_eq!(f.read(0x48, 0), MsrOutcome::InjectGp, "SPEC_CTRL is hidden");
+        assert_eq!(
+            f.read(0x10a, 0),
+            MsrOutcome::InjectGp,
+            "ARCH_CAPABILITIES too"
+        );
+        assert_eq!(f.read(IA32_MTRRCAP, 0), MsrOutcome::Value(0x508));
+        assert_eq!(f.read(MSR_PLATFORM_INFO, 0), MsrOutcome::Value(0));
+        assert_eq!(f.read(IA32_MISC_ENABLE, 0), MsrOutcome::Value(0x1801));
     }
 
     #[test]
     fn writes_are_validated() {
         let mut f = MsrFile::default();
-        assert_eq!(f.write(IA32_MTRR_DEF_TYPE, 0xc06), MsrOutcome::Value(0xc06));
+        assert_eq!(
+            f.write(IA32_MTRR_DEF_TYPE, 0xc06, 39),
+            MsrOutcome::Value(0xc06)
+        );
         assert_eq!(f.read(IA32_MTRR_DEF_TYPE, 0), MsrOutcome::Value(0xc06));
-        assert_eq!(f.write(IA32_MTRR_DEF_TYPE, 0x2), MsrOutcome::InjectGp);
-        assert_eq!(f.write(IA32_MTRR_DEF_TYPE, 0x1006), MsrOutcome::InjectGp);
-        assert_eq!(f.write(IA32_FEATURE_CONTROL, 5), MsrOutcome::InjectGp);
-        assert_eq!(f.write(IA32_MISC_ENABLE, 1), MsrOutcome::Value(1));
-        assert_eq!(f.write(IA32_MISC_ENABLE, 0), MsrOutcome::InjectGp);
-        assert_eq!(f.write(0x1234, 0), MsrOutcome::InjectGp);
+        assert_eq!(f.write(IA32_MTRR_DEF_TYPE, 0x2, 39), MsrOutcome::InjectGp);
+        assert_eq!(f.write(IA32_MTRR_DEF_TYPE, 0x7, 39), MsrOutcome::InjectGp);
+        assert_eq!(
+            f.write(IA32_MTRR_DEF_TYPE, 0x1006, 39),
+            MsrOutcome::InjectGp
+        );
+        assert_eq!(
+            f.write(0x201, 0x7f_c000_0800, 39),
+            MsrOutcome::Value(0x7f_c000_0800)
+        );
+        assert_eq!(f.read(0x201, 0), MsrOutcome::Value(0x7f_c000_0800));
+        assert_eq!(f.write(IA32_MTRRCAP, 0x508, 39), MsrOutcome::InjectGp);
+        assert_eq!(f.write(IA32_FEATURE_CONTROL, 5, 39), MsrOutcome::InjectGp);
+        assert_eq!(
+            f.write(IA32_MISC_ENABLE, 0x1801, 39),
+            MsrOutcome::Value(0x1801)
+        );
+        assert_eq!(
+            f.write(IA32_MISC_ENABLE, 0x1800, 39),
+            MsrOutcome::Value(0x1800)
+        );
+        assert_eq!(f.read(IA32_MISC_ENABLE, 0), MsrOutcome::Value(0x1800));
+        assert_eq!(f.write(IA32_MISC_ENABLE, 0, 39), MsrOutcome::InjectGp);
+        assert_eq!(f.write(MSR_PLATFORM_INFO, 0, 39), MsrOutcome::InjectGp);
+        assert_eq!(f.write(0x48, 0, 39), MsrOutcome::InjectGp, "SPEC_CTRL");
+        assert_eq!(f.write(0x1234, 0, 39), MsrOutcome::InjectGp);
     }
 
     #[test]

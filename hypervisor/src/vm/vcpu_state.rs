@@ -19,7 +19,14 @@
 //!   (VM-entry interruption information, §25.8.3); tern injects nothing else.
 //! * MSRs: the [`CARRIED_MSRS`] list, from the VMCS (SYSENTER_*, DEBUGCTL, PAT), the
 //!   emulated MSR file (MTRR_DEF_TYPE, MISC_ENABLE), the vCPU switch (SYSCALL family,
-//!   KERNEL_GS_BASE, TSC_AUX) and the guest TSC (IA32_TSC). XCR0 from the emulation state.
+//!   KERNEL_GS_BASE, TSC_AUX) and the guest TSC (IA32_TSC); then the MTRR ranges
+//!   ([`MTRR_RANGE_MSRS`]: fixed and variable). XCR0 from the emulation state.
+//!
+//! **Versions of the MSR list.** Version 1 is exactly [`CARRIED_MSRS`]; version 2 (this
+//! tern) adds all of [`MTRR_RANGE_MSRS`]. A destination loads either: a version-1 state's
+//! MTRR ranges are the reset values (zero), as the sender never stored any. A state with
+//! some but not all of the range MSRs is refused. An older destination refuses a version-2
+//! state by name ("an MSR tern does not carry"), while the source still owns the VM.
 //! * Not saved by tern today, so sent as 0 / empty and refused when a peer sends anything
 //!   else (loading them is not built): CR2, CR8, DR0-DR3, DR6, the PAE PDPTEs, the XSAVE
 //!   area, a pending NMI.
@@ -29,6 +36,7 @@ use migration_proto::message::{
 };
 
 use super::exit_handler::VcpuEmulation;
+use super::msr::mtrr::{self, Mtrrs, RANGE_MSR_COUNT};
 use super::msr::{MsrFile, SWITCHED_ON_VCPU_CHANGE, index};
 use crate::vmx::error::VmxError;
 use crate::vmx::regs::GuestRegisters;
@@ -71,6 +79,21 @@ pub const CARRIED_MSRS: [(u32, &str); 14] = [
     (index::IA32_KERNEL_GS_BASE, "IA32_KERNEL_GS_BASE"),
     (index::IA32_TSC_AUX, "IA32_TSC_AUX"),
 ];
+
+/// The MTRR range MSRs (fixed, then PHYSBASEn/PHYSMASKn) of the version-2 MSR list.
+pub const MTRR_RANGE_MSRS: [u32; RANGE_MSR_COUNT] = {
+    let mut out = [0; RANGE_MSR_COUNT];
+    let mut i = 0;
+    while i < mtrr::FIXED.len() {
+        out[i] = mtrr::FIXED[i];
+        i += 1;
+    }
+    while i < RANGE_MSR_COUNT {
+        out[i] = mtrr::PHYSBASE0 + (i - mtrr::FIXED.len()) as u32;
+        i += 1;
+    }
+    out
+};
 
 /// The VMCS fields of one segment register, in the protocol's order ES, CS, SS, DS, FS,
 /// GS, LDTR, TR.
@@ -189,7 +212,7 @@ pub fn capture(
         },
         MsrValue {
             index: index::IA32_MTRR_DEF_TYPE,
-            value: e.msrs.mtrr_def_type
+            value: e.msrs.mtrrs.def_type
         },
     ];
     msrs.extend(
@@ -197,6 +220,12 @@ pub fn capture(
             .iter()
             .zip(soft.switched_msrs)
             .map(|(&index, value)| MsrValue { index, value }),
+    );
+    msrs.extend(
+        e.msrs
+            .mtrrs
+            .ranges()
+            .map(|(index, value)| MsrValue { index, value }),
     );
     Ok(VcpuState {
         vcpu_index,
@@ -366,18 +395,37 @@ pub fn apply(
         },
         emulation: VcpuEmulation {
             msrs: MsrFile {
-                mtrr_def_type: msr(index::IA32_MTRR_DEF_TYPE),
+                mtrrs: mtrrs_of(state),
                 misc_enable: msr(index::IA32_MISC_ENABLE),
             },
             xcr0: state.xcr0,
             // The checks bound the index to one APIC ID byte.
             apic_id: u8::try_from(state.vcpu_index).unwrap_or(0),
-            // The VM's TSC rate is not vCPU state: the machine keeps its own (`tsc-rate`).
+            // The VM's TSC rate and CPU model are not vCPU state: the machine keeps its own
+            // (`tsc-rate` and `cpu-model` device states).
             tsc_khz: 0,
+            features: crate::vm::cpu_model::FeatureMasks::all(),
         },
         switched_msrs,
         guest_tsc: msr(index::IA32_TSC),
     })
+}
+
+/// The MTRRs a (checked) state carries: DEF_TYPE always, the ranges when the MSR list is
+/// version 2 (module doc), else their reset values.
+fn mtrrs_of(state: &VcpuState) -> Mtrrs {
+    let mut m = Mtrrs {
+        def_type: msr_value(state, index::IA32_MTRR_DEF_TYPE).unwrap_or(0),
+        ..Mtrrs::default()
+    };
+    for msr in MTRR_RANGE_MSRS {
+        if let Some(v) = msr_value(state, msr) {
+            // The checks held every value to the WRMSR rules with the host's MAXPHYADDR;
+            // 64 here only skips repeating that bound.
+            m.write(msr, v, 64);
+        }
+    }
+    m
 }
 
 #[cfg(test)]

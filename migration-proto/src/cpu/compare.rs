@@ -3,7 +3,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::CpuDescriptor;
+use super::{CpuDescriptor, features};
 
 /// A CPUID output register.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,10 +95,34 @@ impl fmt::Display for Incompatibility {
                 subleaf,
                 register,
                 bits,
-            } => write!(
-                f,
-                "CPUID {leaf:#x}.{subleaf} {register:?} bits {bits:#010x} missing on the destination"
-            ),
+            } => {
+                // Named features in the short form (an abort's detail has 512 bytes for
+                // the whole list); bits without a name as a mask. Leaf 0xd EAX lists XSAVE
+                // components by their XCR0 names.
+                if (*leaf, *subleaf, *register) == (0xd, 0, CpuidRegister::Eax) {
+                    for (i, name) in xcr0_names(u64::from(*bits)).enumerate() {
+                        write!(f, "{}{name}", if i == 0 { "" } else { " " })?;
+                    }
+                    return write!(f, " state missing (CPUID 0xd.0 Eax {bits:#x})");
+                }
+                let named_bits = features::FEATURES
+                    .iter()
+                    .filter(|x| x.leaf == *leaf && x.subleaf == *subleaf && x.register == *register)
+                    .fold(0u32, |m, x| m | x.mask());
+                if bits & !named_bits == 0 {
+                    for (i, name) in features::named(*leaf, *subleaf, *register, *bits).enumerate()
+                    {
+                        write!(f, "{}{name}", if i == 0 { "" } else { " " })?;
+                    }
+                    write!(f, " missing (CPUID {leaf:#x}.{subleaf} {register:?})")
+                } else {
+                    write!(
+                        f,
+                        "CPUID {leaf:#x}.{subleaf} {register:?} bits {bits:#010x} missing on the destination"
+                    )?;
+                    write_names(f, features::named(*leaf, *subleaf, *register, *bits))
+                }
+            }
             Incompatibility::LimitTooSmall {
                 leaf,
                 subleaf,
@@ -110,7 +134,8 @@ impl fmt::Display for Incompatibility {
                 "CPUID {leaf:#x}.{subleaf} {register:?} limit {destination:#x} on the destination is below {source:#x}"
             ),
             Incompatibility::MissingXcr0Bits(bits) => {
-                write!(f, "XCR0 bits {bits:#x} not supported on the destination")
+                write!(f, "XCR0 bits {bits:#x} not supported on the destination")?;
+                write_names(f, xcr0_names(*bits))
             }
             Incompatibility::MissingMsr(index) => {
                 write!(f, "feature MSR {index:#x} missing on the destination")
@@ -123,6 +148,31 @@ impl fmt::Display for Incompatibility {
             }
         }
     }
+}
+
+/// The names of the XSAVE components among `bits`.
+fn xcr0_names(bits: u64) -> impl Iterator<Item = &'static str> {
+    features::XCR0_COMPONENTS
+        .iter()
+        .filter(move |(bit, _)| bits & (1 << bit) != 0)
+        .map(|(_, name)| *name)
+}
+
+/// Appends ` (a, b, c)` when there are names.
+fn write_names<'a>(
+    f: &mut fmt::Formatter<'_>,
+    names: impl Iterator<Item = &'a str>,
+) -> fmt::Result {
+    let mut first = true;
+    for name in names {
+        f.write_str(if first { " (" } else { ", " })?;
+        f.write_str(name)?;
+        first = false;
+    }
+    if !first {
+        f.write_str(")")?;
+    }
+    Ok(())
 }
 
 /// How a register of a known leaf is compared.

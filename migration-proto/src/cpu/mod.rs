@@ -15,6 +15,7 @@ use alloc::vec::Vec;
 use crate::wire::{DecodeError, Reader, Writer};
 
 mod compare;
+pub mod features;
 #[cfg(test)]
 mod tests;
 

@@ -100,3 +100,48 @@ fn duplicate_leaves_are_rejected() {
         Err(DecodeError::Duplicate { .. })
     ));
 }
+
+#[test]
+fn refusals_name_the_missing_features() {
+    let bits = Incompatibility::MissingFeatureBits {
+        leaf: 7,
+        subleaf: 0,
+        register: CpuidRegister::Ebx,
+        bits: (1 << 5) | (1 << 8),
+    };
+    assert_eq!(bits.to_string(), "avx2 bmi2 missing (CPUID 0x7.0 Ebx)");
+    let unnamed = Incompatibility::MissingFeatureBits {
+        leaf: 7,
+        subleaf: 0,
+        register: CpuidRegister::Ebx,
+        bits: 1 << 16,
+    };
+    assert_eq!(
+        unnamed.to_string(),
+        "CPUID 0x7.0 Ebx bits 0x00010000 missing on the destination"
+    );
+    let partly = Incompatibility::MissingFeatureBits {
+        leaf: 7,
+        subleaf: 0,
+        register: CpuidRegister::Ebx,
+        bits: (1 << 16) | (1 << 5),
+    };
+    assert_eq!(
+        partly.to_string(),
+        "CPUID 0x7.0 Ebx bits 0x00010020 missing on the destination (avx2)"
+    );
+    let xsave = Incompatibility::MissingFeatureBits {
+        leaf: 0xd,
+        subleaf: 0,
+        register: CpuidRegister::Eax,
+        bits: 0b111,
+    };
+    assert_eq!(
+        xsave.to_string(),
+        "x87 sse avx state missing (CPUID 0xd.0 Eax 0x7)"
+    );
+    assert_eq!(
+        Incompatibility::MissingXcr0Bits(0x4).to_string(),
+        "XCR0 bits 0x4 not supported on the destination (avx)"
+    );
+}

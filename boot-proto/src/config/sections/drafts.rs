@@ -238,6 +238,7 @@ pub(crate) struct VmDraft {
     cmdline: Slot<String>,
     vcpus: Slot<u32>,
     autostart: Slot<bool>,
+    cpu: Slot<String>,
 }
 
 impl VmDraft {
@@ -253,6 +254,7 @@ impl VmDraft {
             cmdline: Slot::empty(),
             vcpus: Slot::empty(),
             autostart: Slot::empty(),
+            cpu: Slot::empty(),
         }
     }
 
@@ -287,6 +289,9 @@ impl VmDraft {
             "autostart" => self
                 .autostart
                 .fill(s, "autostart", raw, line, |e| e.parse(value::boolean)),
+            "cpu" => self
+                .cpu
+                .fill(s, "cpu", raw, line, |e| e.parse(value::cpu_model)),
             _ => Err(unknown_key(s, key, line)),
         }
     }
@@ -355,6 +360,7 @@ impl VmDraft {
             cmdline: self.cmdline.take().unwrap_or_default(),
             vcpus: self.vcpus.take().unwrap_or(1),
             autostart: self.autostart.take().unwrap_or(true),
+            cpu: self.cpu.take().unwrap_or_else(|| "host".to_string()),
             line: self.header_line,
         })
     }

@@ -68,6 +68,8 @@ const FRAGMENTS: &[&str] = &[
     "cmdline",
     "vcpus",
     "autostart",
+    "cpu",
+    "tigerlake",
     "port",
     "key",
     "64M",

@@ -93,6 +93,7 @@ fn full_example_parses_to_every_field() {
                     cmdline: "hb.interval_ms=100 hb.wss_mib=8 # not a comment".to_string(),
                     vcpus: 1,
                     autostart: true,
+                    cpu: "host".to_string(),
                     line: 18,
                 },
                 VmConfig {
@@ -104,6 +105,7 @@ fn full_example_parses_to_every_field() {
                     cmdline: "".to_string(),
                     vcpus: 1,
                     autostart: false,
+                    cpu: "host".to_string(),
                     line: 25,
                 },
             ],
@@ -175,6 +177,23 @@ fn static_without_gateway_and_empty_quoted_cmdline() {
     );
     assert_eq!(config.vms[0].cmdline, "");
     assert!(!config.vms[0].autostart);
+    assert_eq!(config.vms[0].cpu, "host", "the default CPU model");
+}
+
+#[test]
+fn cpu_model_key() {
+    let vm = |cpu: &str| alloc::format!("{MINIMAL}[vm v]\nimage=v.elf\nmemory=1M\ncpu={cpu}\n");
+    let config = parse(&vm("TigerLake")).expect("parses");
+    assert_eq!(config.vms[0].cpu, "tigerlake");
+    assert_eq!(parse(&vm("host")).expect("parses").vms[0].cpu, "host");
+    for bad in ["", "tiger lake", "a.b", "x".repeat(33).as_str()] {
+        let e = parse(&vm(bad)).expect_err(bad);
+        assert!(
+            e.to_string()
+                .contains("host or a CPU model name like tigerlake"),
+            "{bad}: {e}"
+        );
+    }
 }
 
 #[test]

@@ -13,13 +13,15 @@ use migration_proto::message::{DeviceState, VcpuState, VmIdentity};
 
 use crate::arch::random::{self, HardwareRandom};
 use crate::arch::tsc;
+use crate::kernel::cpu_models::{host_cpuid, host_offer};
 use crate::migration::destination::{IncomingVm, IncomingVmFactory};
 use crate::migration::dirty::DirtyTrackingMode;
 use crate::migration::nonce::{NonceInputs, session_nonce};
 use crate::migration::source::MigratableVm;
 use crate::migration::vm_error::VmError;
 use crate::vm::board::Board;
-use crate::vm::cpuid::{CpuidResult, VcpuView, XCR0_OFFERED, guest_cpuid};
+use crate::vm::cpu_model::FeatureMasks;
+use crate::vm::cpuid::{VcpuView, XCR0_OFFERED, guest_cpuid};
 use crate::vm::machine::{Machine, MachineContext};
 use crate::vm::state::{VmCommand, VmState};
 use crate::vm::vcpu_state::entry_checks::{GuestStateLimits, check_guest_state};
@@ -32,6 +34,8 @@ pub const UART_DEVICE: &str = "com1";
 pub const CONSOLE_LINE_DEVICE: &str = "com1-line";
 /// Device-state id of the TSC rate the VM shows its guest (CPUID 0x4000_0010): u32 kHz LE.
 pub const TSC_RATE_DEVICE: &str = "tsc-rate";
+/// Device-state id of the VM's CPU model: its feature masks (`FeatureMasks::to_bytes`).
+pub const CPU_MODEL_DEVICE: &str = "cpu-model";
 
 /// A VM of this host while it is being sent.
 pub struct SourceVm<'a> {
@@ -150,6 +154,11 @@ impl MigratableVm for SourceVm<'_> {
                 version: 1,
                 data: self.machine.tsc_khz().to_le_bytes().to_vec(),
             },
+            DeviceState {
+                id: CPU_MODEL_DEVICE.into(),
+                version: 1,
+                data: self.machine.cpu_features().to_bytes(),
+            },
         ];
         // After `tsc-rate`: the destination loads these on the VM's clock.
         states.extend(
@@ -211,6 +220,20 @@ impl IncomingVm for IncomingMachine {
                         bytes: state.data.len(),
                     })?;
                 self.machine.set_arriving_tsc_khz(khz);
+                Ok(())
+            }
+            (CPU_MODEL_DEVICE, 1) => {
+                let features =
+                    FeatureMasks::from_bytes(&state.data).ok_or(VmError::CpuModelLength {
+                        bytes: state.data.len(),
+                    })?;
+                // The offer check already refused a descriptor this host cannot match; this
+                // holds even for a peer whose descriptor and model disagree.
+                let missing = features.missing_from(&host_offer());
+                if !missing.is_empty() {
+                    return Err(VmError::CpuFeaturesMissing(missing));
+                }
+                self.machine.set_cpu_features(features);
                 Ok(())
             }
             (id, version) if Board::owns_device(id, version) => self
@@ -298,8 +321,10 @@ impl IncomingVmFactory for NoVmFactory {
     }
 }
 
-/// The CPU this host shows its guests (the same policy `handle_exit` applies to CPUID).
-pub fn cpu_descriptor() -> CpuDescriptor {
+/// The CPU a guest with CPU-model `features` sees (the same policy `handle_exit` applies to
+/// CPUID): what a source offers for its VM, and, with this host's whole offer, what a
+/// destination can give.
+pub fn cpu_descriptor(features: FeatureMasks) -> CpuDescriptor {
     const LEAVES: [u32; 8] = [
         0,
         1,
@@ -313,19 +338,15 @@ pub fn cpu_descriptor() -> CpuDescriptor {
     let view = VcpuView {
         apic_id: 0,
         cr4_osxsave: false,
-        tsc_khz: 0, // the timing leaf is not among LEAVES: the VM's rate travels with it
+        // The rate leaves are not among LEAVES: the VM's rates travel with it.
+        tsc_khz: 0,
+        apic_timer_khz: 0,
+        features,
     };
     let cpuid = LEAVES
         .iter()
         .map(|&leaf| {
-            let r = core::arch::x86_64::__cpuid_count(leaf, 0);
-            let host = CpuidResult {
-                eax: r.eax,
-                ebx: r.ebx,
-                ecx: r.ecx,
-                edx: r.edx,
-            };
-            let g = guest_cpuid(leaf, 0, host, view);
+            let g = guest_cpuid(leaf, 0, host_cpuid(leaf, 0), view);
             CpuidEntry {
                 leaf,
                 subleaf: 0,
@@ -338,7 +359,7 @@ pub fn cpu_descriptor() -> CpuDescriptor {
         .collect();
     CpuDescriptor {
         cpuid,
-        xcr0_supported: XCR0_OFFERED,
+        xcr0_supported: XCR0_OFFERED & features.xcr0(),
         feature_msrs: Vec::new(),
     }
 }

@@ -118,12 +118,15 @@ fn migrate(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
             .ok_or_else(|| failed(network_unavailable_reason()))?
             .map_err(|e| failed(format!("{e}")))?;
         let nonce = m.nonce();
-        let (params, cpu) = (m.params, m.cpu.clone());
+        let params = m.params;
         let mut paused_here = false;
         let engine = with_vms(|set, ctx| {
             // Until the migration ends the operator's `vm` commands leave this VM alone.
             set.hold(&vm_name, VmHold::MigratingOut);
             let hv = set.get_mut(&vm_name)?;
+            // The offer describes the VM's CPU model, not this host: a baseline VM can go
+            // to any host offering the baseline.
+            let cpu = super::adapters::cpu_descriptor(hv.machine.cpu_features());
             let mut vm = SourceVm {
                 machine: &mut hv.machine,
                 ctx,

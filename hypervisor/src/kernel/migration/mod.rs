@@ -65,6 +65,7 @@ struct Incoming {
 struct Migrations {
     params: MigrationParams,
     key: Option<[u8; 32]>,
+    /// What this host offers an incoming VM (the whole offer, `host` model).
     cpu: CpuDescriptor,
     host_name: String,
     sessions: u64,
@@ -103,7 +104,7 @@ pub fn start(host: &Host) -> Option<Box<dyn Poller>> {
     let mut m = Migrations {
         params,
         key: config.migration.key,
-        cpu: adapters::cpu_descriptor(),
+        cpu: adapters::cpu_descriptor(super::cpu_models::host_offer()),
         host_name: config.host.name.clone(),
         sessions: 0,
         next_vpid: 0x100,

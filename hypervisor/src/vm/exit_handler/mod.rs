@@ -7,7 +7,8 @@
 //! [`HostCpu`]; things that need the VM's memory or devices come back as [`ExitAction`]s or
 //! through [`PortBus`].
 
-use super::cpuid::{CpuidResult, VcpuView, XCR0_OFFERED, guest_cpuid};
+use super::cpu_model::FeatureMasks;
+use super::cpuid::{APIC_TIMER_KHZ, CpuidResult, VcpuView, XCR0_OFFERED, guest_cpuid};
 use super::mmio::MmioError;
 use super::msr::{MsrFile, MsrOutcome, xcr0_valid};
 use crate::vmx::error::VmxError;
@@ -144,6 +145,9 @@ pub struct VcpuEmulation {
     /// The TSC frequency (kHz) CPUID's timing leaf reports: the VM's, set when it is
     /// created from the host's calibrated rate and carried along when it migrates.
     pub tsc_khz: u32,
+    /// The feature bits of the VM's CPU model (`vm::cpu_model`); like the TSC rate, the
+    /// VM's for its life.
+    pub features: FeatureMasks,
 }
 
 impl Default for VcpuEmulation {
@@ -153,15 +157,18 @@ impl Default for VcpuEmulation {
             xcr0: 1,
             apic_id: 0,
             tsc_khz: 0,
+            features: FeatureMasks::all(),
         }
     }
 }
 
 impl VcpuEmulation {
-    /// The state of a vCPU at reset, showing `tsc_khz` as its TSC rate.
-    pub fn at_reset(tsc_khz: u32) -> Self {
+    /// The state of a vCPU at reset, showing `tsc_khz` as its TSC rate and `features` as
+    /// its CPU model.
+    pub fn at_reset(tsc_khz: u32, features: FeatureMasks) -> Self {
         Self {
             tsc_khz,
+            features,
             ..Self::default()
         }
     }
@@ -241,6 +248,8 @@ pub fn handle_exit(
                 apic_id: emu.apic_id,
                 cr4_osxsave: cr4_shadow & (1 << 18) != 0,
                 tsc_khz: emu.tsc_khz,
+                apic_timer_khz: APIC_TIMER_KHZ,
+                features: emu.features,
             };
             let r = guest_cpuid(leaf, subleaf, host.cpuid(leaf, subleaf), view);
             regs.rax = r.eax.into();
@@ -266,13 +275,13 @@ pub fn handle_exit(
         },
         VmExit::Wrmsr { msr, value } => match ports
             .write_msr(msr, value, host.guest_tsc())
-            .unwrap_or_else(|| emu.msrs.write(msr, value))
+            .unwrap_or_else(|| emu.msrs.write(msr, value, guest_phys_bits(host)))
         {
             MsrOutcome::Value(_) => advance_rip(vmcs, raw)?,
             MsrOutcome::InjectGp => gp(vmcs)?,
         },
         VmExit::Xsetbv { xcr, value } => {
-            let offered = XCR0_OFFERED & host.supported_xcr0();
+            let offered = XCR0_OFFERED & emu.features.xcr0() & host.supported_xcr0();
             if xcr == 0 && xcr0_valid(value, offered) {
                 emu.xcr0 = value;
                 host.set_xcr0(value);
@@ -345,6 +354,14 @@ pub fn handle_exit(
         }
     }
     Ok(ExitAction::Continue)
+}
+
+/// The guest's MAXPHYADDR: the host's, which CPUID 0x8000_0008 shows it unchanged.
+fn guest_phys_bits(host: &impl HostCpu) -> u32 {
+    match host.cpuid(0x8000_0008, 0).eax & 0xff {
+        0 => 36, // no such leaf: the SDM's default for CPUs without it (§4.1.4)
+        bits => bits,
+    }
 }
 
 fn handle_io(

@@ -136,9 +136,9 @@ fn cpuid_is_filtered_and_rip_advances() {
 }
 
 #[test]
-fn cpuid_timing_leaf_reports_the_vcpus_tsc_rate() {
+fn cpuid_timing_leaf_reports_the_vcpus_tsc_and_apic_timer_rates() {
     let mut r = Rig::new();
-    r.emu = VcpuEmulation::at_reset(50_002);
+    r.emu = VcpuEmulation::at_reset(50_002, crate::vm::cpu_model::FeatureMasks::all());
     r.regs.rax = 0x4000_0000;
     r.exit(10, 0);
     assert_eq!(r.regs.rax, 0x4000_0010, "highest hypervisor leaf");
@@ -147,8 +147,8 @@ fn cpuid_timing_leaf_reports_the_vcpus_tsc_rate() {
     r.exit(10, 0);
     assert_eq!(
         (r.regs.rax, r.regs.rbx),
-        (50_002, 0),
-        "TSC kHz, no LAPIC rate"
+        (50_002, u64::from(crate::vm::cpuid::APIC_TIMER_KHZ)),
+        "TSC kHz, LAPIC timer kHz"
     );
 }
 
@@ -311,4 +311,20 @@ fn xsetbv_is_validated() {
     r.regs.rax = 0b100;
     r.exit(55, 0);
     assert!(r.injected().is_some());
+}
+
+#[test]
+fn cpuid_follows_the_vms_cpu_model() {
+    use crate::vm::cpu_model::CpuModel;
+    let mut r = Rig::new();
+    let nehalem = CpuModel::parse("nehalem")
+        .ok()
+        .and_then(|m| m.masks_on(&crate::vm::cpu_model::FeatureMasks::all()).ok())
+        .expect("nehalem fits a host offering everything");
+    r.emu.features = nehalem;
+    r.regs.rax = 1;
+    r.regs.rcx = 0;
+    r.exit(10, 0);
+    assert_eq!(r.regs.rcx & (1 << 28), 0, "no AVX for a nehalem VM");
+    assert_ne!(r.regs.rcx & (1 << 20), 0, "SSE4.2");
 }

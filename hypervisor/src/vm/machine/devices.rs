@@ -3,6 +3,7 @@
 
 use crate::vm::board::Board;
 use crate::vm::console_out::{LineOutput, LineSink};
+use crate::vm::cpu_model::FeatureMasks;
 use crate::vm::cpuid::CpuidResult;
 use crate::vm::exit_handler::{DeviceMsrs, HostCpu, PortBus};
 use crate::vm::msr::MsrOutcome;
@@ -49,6 +50,28 @@ impl<O: LineOutput> DeviceMsrs for Bus<'_, O> {
     fn write_msr(&mut self, msr: u32, value: u64, tsc: u64) -> Option<MsrOutcome> {
         self.board.msr_write(msr, value, tsc)
     }
+}
+
+/// The host's answer to CPUID(`leaf`, `subleaf`); zero for a basic or extended leaf above
+/// the host's maximum (an Intel CPU would repeat its highest basic leaf there, SDM Vol. 2A
+/// CPUID, which must not be mistaken for feature bits).
+pub fn host_cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
+    let range_max = core::arch::x86_64::__cpuid(leaf & 0x8000_0000).eax;
+    if leaf > range_max {
+        return CpuidResult::default();
+    }
+    let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+    CpuidResult {
+        eax: r.eax,
+        ebx: r.ebx,
+        ecx: r.ecx,
+        edx: r.edx,
+    }
+}
+
+/// What this host can show a guest (`vm::cpu_model`).
+pub fn host_offer() -> FeatureMasks {
+    FeatureMasks::host_offer(host_cpuid)
 }
 
 /// Host CPU services for the exit handlers.

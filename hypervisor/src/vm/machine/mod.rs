@@ -24,7 +24,7 @@ mod snapshot;
 
 use boot_image::BootImage;
 pub use boot_image::GuestImage;
-pub use devices::COM1;
+pub use devices::{COM1, host_cpuid, host_offer};
 pub use error::MachineError;
 pub use managed::{MachineContext, ManagedMachine};
 pub use migration::MigrationHooks;
@@ -36,6 +36,7 @@ use mmio_exit::MmioExit;
 use crate::arch::cpu::{rdmsr, wrmsr};
 use crate::vm::board::Board;
 use crate::vm::console_out::{LineOutput, LineSink};
+use crate::vm::cpu_model::FeatureMasks;
 use crate::vm::exit_counters::ExitCounters;
 use crate::vm::exit_handler::{CrashReason, ExitAction, HostCpu, VcpuEmulation, handle_exit};
 use crate::vm::guest_ram::GuestRam;
@@ -177,7 +178,7 @@ impl<O: LineOutput> Machine<O> {
             ept,
             vpid,
             vcpu: None,
-            emu: VcpuEmulation::at_reset(tsc_khz),
+            emu: VcpuEmulation::at_reset(tsc_khz, FeatureMasks::all()),
             uart: Uart16550::new(NoInterrupt, LineSink::new(name, out)),
             counters: ExitCounters::default(),
             void_frame: None,
@@ -221,8 +222,8 @@ impl<O: LineOutput> Machine<O> {
         let entry = self.boot.load(&self.ram, &*frames)?;
         vmx.invept(self.eptp)?;
         self.vcpu = Some(HwVcpu::new(vmx, frames, self.eptp, self.vpid, &entry)?);
-        // A reboot resets the vCPU but not the VM's TSC rate.
-        self.emu = VcpuEmulation::at_reset(self.emu.tsc_khz);
+        // A reboot resets the vCPU but not the VM's TSC rate or CPU model.
+        self.emu = VcpuEmulation::at_reset(self.emu.tsc_khz, self.emu.features);
         self.counters = ExitCounters::default();
         self.crash = None;
         self.syscall_msrs = [0; SWITCHED_ON_VCPU_CHANGE.len()];

@@ -60,6 +60,12 @@ impl<O: LineOutput> Machine<O> {
             self.halt_skips,
             self.board.irq0_pulses
         )?;
+        let offer = super::devices::host_offer();
+        writeln!(
+            out,
+            "  cpu model: {}",
+            crate::vm::cpu_model::model_name(&self.emu.features, &offer)
+        )?;
         for (reason, name, count) in self.counters.nonzero() {
             writeln!(out, "  exit {reason:>2} {name:<24} {count}")?;
         }

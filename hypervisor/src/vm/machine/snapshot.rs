@@ -55,6 +55,17 @@ impl<O: LineOutput> Machine<O> {
     pub fn set_arriving_tsc_khz(&mut self, incoming_khz: u32) {
         self.emu.tsc_khz = vm_tsc_khz(&self.name, incoming_khz, super::migration::host_tsc_khz());
     }
+
+    /// The feature bits of the VM's CPU model (`vm::cpu_model`), as its guest sees them.
+    pub fn cpu_features(&self) -> crate::vm::cpu_model::FeatureMasks {
+        self.emu.features
+    }
+
+    /// Sets the VM's CPU model: at creation from `cpu =`, or on arrival from the
+    /// `cpu-model` device state. It survives reboots and vCPU-state loads.
+    pub fn set_cpu_features(&mut self, features: crate::vm::cpu_model::FeatureMasks) {
+        self.emu.features = features;
+    }
 }
 
 /// The TSC rate an arriving VM keeps showing its guest (see [`arriving_tsc_khz`]); a
@@ -150,9 +161,10 @@ impl<O: LineOutput> Machine<O> {
         let offset = soft.guest_tsc.wrapping_sub(host_tsc);
         // The TSC rate the guest is shown is the VM's, not part of the vCPU state: it came
         // with the machine (created here) or with the `tsc-rate` device state.
-        let tsc_khz = self.emu.tsc_khz;
+        let (tsc_khz, features) = (self.emu.tsc_khz, self.emu.features);
         self.emu = soft.emulation;
         self.emu.tsc_khz = tsc_khz;
+        self.emu.features = features;
         self.syscall_msrs = soft.switched_msrs;
         self.tsc_offset = offset;
         Ok(())

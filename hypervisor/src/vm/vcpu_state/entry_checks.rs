@@ -13,7 +13,8 @@
 //! other settings are left out. CR0/CR4 arrive as the guest sees them; the checks apply to
 //! the values the VMCS will hold ([`super::vmcs_cr0`], [`super::vmcs_cr4`]), after refusing
 //! bits this host cannot run at all. tern's own limits come first ([`check_tern_limits`]):
-//! the MSR list is exactly [`super::CARRIED_MSRS`], and the state tern cannot load yet
+//! the MSR list is exactly [`super::CARRIED_MSRS`] (plus, in version 2, all of
+//! [`super::MTRR_RANGE_MSRS`], each valid for WRMSR), and the state tern cannot load yet
 //! (CR2, CR8, DR0-DR3, DR6, PDPTEs, XSAVE, a pending NMI) must be empty. The SYSCALL-family MSRs are written with WRMSR **in host mode** before
 //! entry, where a bad value is a host #GP: [`check_switched_msrs`] holds them to the WRMSR
 //! rules (SDM Vol. 4 and the WRMSR reference: canonical addresses, reserved bits 0).
@@ -22,8 +23,9 @@ use core::fmt;
 
 use migration_proto::message::{EventKind, SegmentRegister, VcpuState};
 
-use super::{CARRIED_MSRS, msr_value, vmcs_cr0, vmcs_cr4};
+use super::{CARRIED_MSRS, MTRR_RANGE_MSRS, msr_value, vmcs_cr0, vmcs_cr4};
 use crate::vm::cpuid::XCR0_OFFERED;
+use crate::vm::msr::mtrr;
 use crate::vm::msr::{SWITCHED_ON_VCPU_CHANGE, index, pat_valid, xcr0_valid};
 use crate::vmx::caps::{CR0_PE, CR0_PG};
 use crate::vmx::setup::controls::VmxConfig;
@@ -171,7 +173,7 @@ impl Segment {
 
 /// Checks every guest-state field the VM entry would check (see the module doc).
 pub fn check_guest_state(s: &VcpuState, limits: &GuestStateLimits) -> Result<(), GuestStateError> {
-    check_tern_limits(s)?;
+    check_tern_limits(s, limits)?;
     check_control_registers(s, limits)?;
     check_segments(s)?;
     check_descriptor_tables(s)?;
@@ -185,18 +187,54 @@ pub fn check_guest_state(s: &VcpuState, limits: &GuestStateLimits) -> Result<(),
     check_switched_msrs(&switched)
 }
 
-/// What tern can load at all: exactly the carried MSRs, a one-byte APIC ID, an XCR0 and a
-/// PAT the host can set, and nothing in the fields tern does not save yet (module doc).
-fn check_tern_limits(s: &VcpuState) -> Result<(), GuestStateError> {
+/// The MTRRs: DEF_TYPE and, in a version-2 MSR list, every range MSR, each a value WRMSR
+/// would accept on this host (SDM Vol. 3A §11.11); the ranges come all or none.
+fn check_mtrrs(s: &VcpuState, phys_bits: u32) -> Result<(), GuestStateError> {
+    let def_type = msr_value(s, crate::vm::msr::index::IA32_MTRR_DEF_TYPE).unwrap_or(0);
+    if !mtrr::write_valid(mtrr::DEF_TYPE, def_type, phys_bits) {
+        return fail(
+            "IA32_MTRR_DEF_TYPE",
+            "reserved bits set or not an MTRR memory type (SDM Vol. 3A §11.11.2.1)",
+        );
+    }
+    let present = MTRR_RANGE_MSRS
+        .iter()
+        .filter(|&&m| msr_value(s, m).is_some())
+        .count();
+    if present != 0 && present != MTRR_RANGE_MSRS.len() {
+        return fail("MTRRs", "some but not all MTRR range MSRs in the MSR list");
+    }
+    for msr in MTRR_RANGE_MSRS {
+        if let Some(v) = msr_value(s, msr)
+            && !mtrr::write_valid(msr, v, phys_bits)
+        {
+            return fail(
+                "MTRRs",
+                "a range MSR with reserved bits set or not an MTRR memory type (SDM Vol. 3A §11.11.2)",
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What tern can load at all: exactly the carried MSRs (version 1 or 2, `super`'s module
+/// doc), valid MTRRs, a one-byte APIC ID, an XCR0 and a PAT the host can set, and nothing in
+/// the fields tern does not save yet (module doc).
+fn check_tern_limits(s: &VcpuState, limits: &GuestStateLimits) -> Result<(), GuestStateError> {
     if s.vcpu_index > 0xff {
         return fail("vCPU index", "above 255 (the APIC ID is one byte)");
     }
     for m in &s.msrs {
-        if !CARRIED_MSRS.iter().any(|(index, _)| *index == m.index) {
+        let carried = CARRIED_MSRS.iter().any(|(index, _)| *index == m.index)
+            || MTRR_RANGE_MSRS.contains(&m.index);
+        if !carried {
             return fail(
                 "MSRs",
                 "an MSR tern does not carry (see docs/migration-protocol.md)",
             );
+        }
+        if s.msrs.iter().filter(|o| o.index == m.index).count() > 1 {
+            return fail("MSRs", "an MSR listed twice");
         }
     }
     for (index, name) in CARRIED_MSRS {
@@ -204,6 +242,7 @@ fn check_tern_limits(s: &VcpuState) -> Result<(), GuestStateError> {
             return fail(name, "missing from the MSR list");
         }
     }
+    check_mtrrs(s, limits.phys_addr_bits)?;
     let msr = |index| msr_value(s, index).unwrap_or(0);
     if !pat_valid(msr(index::IA32_PAT)) {
         return fail("IA32_PAT", "a byte is not a memory type (0, 1, 4-7)");

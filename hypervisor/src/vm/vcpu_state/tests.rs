@@ -1,5 +1,6 @@
 use super::*;
 use crate::vm::msr::PAT_DEFAULT;
+use crate::vm::msr::mtrr::Mtrrs;
 use crate::vmx::setup::testing::bochs_like_msrs;
 use crate::vmx::setup::{VmxConfig, write_pvh_guest_state};
 use crate::vmx::vmcs::fake::FakeVmcs;
@@ -76,12 +77,17 @@ fn long_mode_vcpu() -> (FakeVmcs, VcpuSoftware) {
         regs,
         emulation: VcpuEmulation {
             msrs: MsrFile {
-                mtrr_def_type: 0xc06,
+                mtrrs: Mtrrs {
+                    def_type: 0xc06,
+                    fixed: [0x0606_0606_0606_0606; 11],
+                    variable: [(0xc000_0000, 0x7f_c000_0800); 8],
+                },
                 misc_enable: 1,
             },
             xcr0: 0b111,
             apic_id: 0,
             tsc_khz: 0,
+            features: crate::vm::cpu_model::FeatureMasks::all(),
         },
         switched_msrs: [
             0x0023_0010_0000_0000,
@@ -128,7 +134,13 @@ fn capture_carries_the_architectural_state() {
     );
     assert_eq!(msr_value(&s, index::IA32_MTRR_DEF_TYPE), Some(0xc06));
     assert_eq!(msr_value(&s, index::IA32_SYSENTER_CS), Some(0x10));
-    assert_eq!(s.msrs.len(), CARRIED_MSRS.len(), "every carried MSR once");
+    assert_eq!(
+        s.msrs.len(),
+        CARRIED_MSRS.len() + MTRR_RANGE_MSRS.len(),
+        "every carried MSR once, then the MTRR ranges (version 2)"
+    );
+    assert_eq!(msr_value(&s, 0x250), Some(0x0606_0606_0606_0606));
+    assert_eq!(msr_value(&s, 0x20f), Some(0x7f_c000_0800));
     assert_eq!(s.validate(), Ok(()), "the protocol's own rules hold");
     assert_eq!(s.pending_event, None);
 }
@@ -216,4 +228,62 @@ fn the_destination_runs_cr0_cr4_with_its_own_fixed_bits() {
     );
     assert_ne!(target.get(guest::CR4.0).unwrap() & 0x2000, 0, "VMXE forced");
     assert_eq!(target.get(control::CR4_READ_SHADOW.0), Some(0x20));
+}
+
+#[test]
+fn a_version_1_msr_list_loads_with_reset_mtrr_ranges() {
+    let (vmcs, soft) = long_mode_vcpu();
+    let mut state = capture(&vmcs, &soft, 0).unwrap();
+    state.msrs.retain(|m| !MTRR_RANGE_MSRS.contains(&m.index));
+    assert_eq!(state.msrs.len(), CARRIED_MSRS.len());
+    let (mut target, _) = pvh_vmcs();
+    let back = apply(&state, &mut target, &limits()).unwrap();
+    assert_eq!(
+        back.emulation.msrs.mtrrs.def_type, 0xc06,
+        "DEF_TYPE is version 1"
+    );
+    assert_eq!(back.emulation.msrs.mtrrs.fixed, [0; 11]);
+    assert_eq!(back.emulation.msrs.mtrrs.variable, [(0, 0); 8]);
+}
+
+#[test]
+fn mtrr_ranges_come_all_or_none_and_valid() {
+    let (vmcs, soft) = long_mode_vcpu();
+    let state = capture(&vmcs, &soft, 0).unwrap();
+    let refused = |change: &dyn Fn(&mut VcpuState)| {
+        let mut s = state.clone();
+        change(&mut s);
+        let (mut target, _) = pvh_vmcs();
+        match apply(&s, &mut target, &limits()) {
+            Err(ApplyError::Refused(e)) => e.field,
+            other => panic!("accepted: {other:?}"),
+        }
+    };
+    assert_eq!(refused(&|s| s.msrs.retain(|m| m.index != 0x26f)), "MTRRs");
+    let set = |index: u32, value: u64| {
+        move |s: &mut VcpuState| {
+            s.msrs
+                .iter_mut()
+                .filter(|m| m.index == index)
+                .for_each(|m| m.value = value)
+        }
+    };
+    assert_eq!(refused(&set(0x250, 0x0303)), "MTRRs", "type 3 reserved");
+    assert_eq!(
+        refused(&set(0x201, 0x801)),
+        "MTRRs",
+        "mask bits 10:0 reserved"
+    );
+    assert_eq!(
+        refused(&set(0x2ff, 0xc07)),
+        "IA32_MTRR_DEF_TYPE",
+        "UC- is PAT-only"
+    );
+    let mut twice = state.clone();
+    twice.msrs.push(migration_proto::message::MsrValue {
+        index: 0x250,
+        value: 0,
+    });
+    let (mut target, _) = pvh_vmcs();
+    assert!(apply(&twice, &mut target, &limits()).is_err());
 }
