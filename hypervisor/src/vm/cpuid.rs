@@ -292,11 +292,7 @@ pub fn tsc_crystal_ratio(tsc_khz: u32, crystal_khz: u32) -> Option<(u32, u32)> {
         let k = a * k1 + k2;
         if h > max_numerator || k > u64::from(u32::MAX) {
             // The largest semiconvergent that fits, if it beats the last convergent.
-            let t = if h1 == 0 {
-                0
-            } else {
-                (max_numerator - h2) / h1
-            };
+            let t = (max_numerator - h2).checked_div(h1).unwrap_or(0);
             let (sh, sk) = (t * h1 + h2, t * k1 + k2);
             // |n/d - tsc/crystal| * crystal = err(n, d) / d; compared by cross-multiplying.
             let err = |n: u64, d: u64| {

@@ -18,6 +18,7 @@
 //! composition), `device_state_codec` (their shared byte encoding); `board` wires them to
 //! ports, MSRs, MMIO windows and VM entry.
 
+pub mod acpi_pm;
 pub mod board;
 pub mod console_cmd;
 pub mod console_out;

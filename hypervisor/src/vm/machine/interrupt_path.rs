@@ -93,8 +93,8 @@ impl<O: LineOutput> Machine<O> {
 }
 
 impl<O: LineOutput> Machine<O> {
-    /// The board's six device states for migration (`vm/board/state.rs`).
-    pub fn board_devices(&self) -> [SavedDevice; 6] {
+    /// The board's seven device states for migration (`vm/board/state.rs`).
+    pub fn board_devices(&self) -> [SavedDevice; 7] {
         self.board.save_devices()
     }
 
