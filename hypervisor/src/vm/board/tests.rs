@@ -371,7 +371,6 @@ mod migration {
             assert!(Board::owns_device(d.id, u32::from(d.version)));
             dest.load_device(d.id, &d.data).unwrap();
         }
-        let mut source = source;
         source.irq0_pulses = 0;
         assert_eq!(dest, source);
         // Both go on identically.
