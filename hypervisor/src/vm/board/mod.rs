@@ -19,7 +19,7 @@
 //! | MMIO 0xFEC00000 | `ioapic` ([`IoApicWindow`]) |
 //!
 //! and, at [`Board::sync`]: LAPIC timer to guest TSC, one IRQ0 pulse per PIT OUT0 edge,
-//! IRQ8 = RTC IRQF, IRQ4 = UART INTR.
+//! IRQ8 = RTC IRQF, IRQ4 = the UART's line (INTR gated by OUT2, `Uart16550::pc_irq_line`).
 
 pub mod entry;
 pub mod state;

@@ -30,7 +30,7 @@ impl<O: LineOutput> Machine<O> {
         let Some(cpu) = self.halted else {
             return false;
         };
-        self.board.sync(now, self.uart.interrupt_asserted());
+        self.board.sync(now, self.uart.pc_irq_line());
         if self.board.wakes_from_halt(cpu) {
             self.halted = None;
             false
@@ -66,7 +66,7 @@ impl<O: LineOutput> Machine<O> {
         now: u64,
         budget: u64,
     ) -> Result<u64, VmxError> {
-        self.board.sync(now, self.uart.interrupt_asserted());
+        self.board.sync(now, self.uart.pc_irq_line());
         let board = &mut self.board;
         vcpu.with_vmcs(vmx, |vmcs, _| program_entry(board, vmcs).map(|_| ()))?;
         Ok(match self.board.next_deadline() {
