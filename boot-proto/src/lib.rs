@@ -17,6 +17,7 @@
 
 extern crate alloc;
 
+pub mod bzimage;
 pub mod config;
 
 /// `"TERNBOOT"` in little-endian ASCII: the first field of a [`BootInfo`].

@@ -2,9 +2,9 @@
 
 use crate::error::LoaderError;
 use crate::esp::Esp;
-use crate::{handover, hypervisor_elf, memory_map, page_tables};
+use crate::{guest_images, handover, hypervisor_elf, memory_map, page_tables};
 use alloc::string::ToString;
-use boot_proto::{BootInfo, Module, PhysSlice, memory_type};
+use boot_proto::{BootInfo, PhysSlice, memory_type};
 use uefi::boot::{AllocateType, MemoryType};
 use uefi::mem::memory_map::MemoryMap;
 use uefi::{Status, println};
@@ -127,38 +127,32 @@ fn prepare() -> Result<Prepared, LoaderError> {
         "config path",
     )?;
 
-    let module_count = config.vms.len() + config.vms.iter().filter(|v| v.disk.is_some()).count();
-    if module_count > boot_proto::MAX_MODULES {
-        return Err(LoaderError::TooManyModules {
-            count: module_count,
-        });
+    let images: usize = config.vms.iter().map(guest_images::module_count).sum::<usize>()
+        + config.vms.iter().filter(|v| v.disk.is_some()).count();
+    if images > boot_proto::MAX_MODULES {
+        return Err(LoaderError::TooManyImages { count: images });
     }
-    let mut modules = 0usize;
+    let mut count = 0;
     for vm in &config.vms {
-        let image = esp.read(&vm.image).map_err(|status| LoaderError::VmImage {
-            config: CONFIG_PATH.to_string(),
-            line: vm.line,
-            vm: vm.name.clone(),
-            image: vm.image.clone(),
-            status,
-        })?;
-        let placed = place(memory_type::MODULE, &image, "a guest image")?;
-        boot_info.modules[modules] = Module::new(&vm.name, placed.phys, placed.len);
-        modules += 1;
-        println!(
-            "tern loader: VM '{}': {} ({} KiB)",
-            vm.name,
-            vm.image,
-            image.len() / 1024
-        );
+        for file in guest_images::read(&mut esp, CONFIG_PATH, vm)? {
+            let placed = place(memory_type::MODULE, &file.bytes, "a guest image")?;
+            boot_info.modules[count] = guest_images::module(&file, placed);
+            count += 1;
+            println!(
+                "tern loader: VM '{}': {} ({} KiB)",
+                vm.name,
+                file.path,
+                file.bytes.len() / 1024
+            );
+        }
         if let Some(disk) = &vm.disk {
             let placed = load_disk(&mut esp, vm, disk)?;
             let name = boot_proto::config::disk_module_name(&vm.name);
-            boot_info.modules[modules] = Module::new(&name, placed.phys, placed.len);
-            modules += 1;
+            boot_info.modules[count] = boot_proto::Module::new(&name, placed.phys, placed.len);
+            count += 1;
         }
     }
-    boot_info.module_count = modules as u32;
+    boot_info.module_count = count as u32;
 
     let elf_bytes = esp
         .read(HYPERVISOR_PATH)

@@ -22,6 +22,8 @@ pub enum LoaderError {
         config: String,
         line: u32,
         vm: String,
+        /// `image`, `kernel` or `initrd`.
+        key: &'static str,
         image: String,
         status: uefi::Status,
     },
@@ -41,10 +43,26 @@ pub enum LoaderError {
         path: String,
         error: boot_proto::config::DiskImageError,
     },
+    /// A VM's `kernel` is not a Linux kernel tern can boot.
+    VmKernel {
+        config: String,
+        line: u32,
+        vm: String,
+        kernel: String,
+        reason: boot_proto::bzimage::BzImageError,
+    },
+    /// A Linux VM's kernel and initrd do not fit its `memory`.
+    VmTooSmall {
+        config: String,
+        line: u32,
+        vm: String,
+        need: u64,
+        have: u64,
+    },
+    /// More images (kernels, initrds and disks count separately) than the boot info holds.
+    TooManyImages { count: usize },
     /// Too many VMs for the boot-info module table.
     TooManyVms { count: usize },
-    /// VM images and disk images together exceed the boot-info module table.
-    TooManyModules { count: usize },
     /// The hypervisor ELF is malformed.
     HypervisorElf { path: String, reason: String },
     /// Firmware refused an allocation.
@@ -74,11 +92,37 @@ impl fmt::Display for LoaderError {
                 config,
                 line,
                 vm,
+                key,
                 image,
                 status,
             } => write!(
                 f,
-                "{config}:{line}: [vm {vm}] image = {image}: cannot read it from the ESP ({status:?})"
+                "{config}:{line}: [vm {vm}] {key} = {image}: cannot read it from the ESP ({status:?})"
+            ),
+            LoaderError::VmKernel {
+                config,
+                line,
+                vm,
+                kernel,
+                reason,
+            } => write!(f, "{config}:{line}: [vm {vm}] kernel = {kernel}: {reason}"),
+            LoaderError::VmTooSmall {
+                config,
+                line,
+                vm,
+                need,
+                have,
+            } => write!(
+                f,
+                "{config}:{line}: [vm {vm}] memory = {} MiB is too small: its kernel (with its \
+                 decompression room) and initrd need at least {} MiB",
+                have >> 20,
+                need.div_ceil(1 << 20)
+            ),
+            LoaderError::TooManyImages { count } => write!(
+                f,
+                "{count} guest images (kernels, initrds and disks count apart), at most {} are supported",
+                boot_proto::MAX_MODULES
             ),
             LoaderError::DiskRead {
                 config,
@@ -97,11 +141,6 @@ impl fmt::Display for LoaderError {
                 path,
                 error,
             } => write!(f, "{config}:{line}: [vm {vm}] disk = {path}: {error}"),
-            LoaderError::TooManyModules { count } => write!(
-                f,
-                "{count} VM and disk images configured, at most {} are supported",
-                boot_proto::MAX_MODULES
-            ),
             LoaderError::TooManyVms { count } => write!(
                 f,
                 "{count} VMs configured, at most {} are supported",

@@ -21,6 +21,8 @@ mod error;
 #[cfg(target_os = "uefi")]
 mod esp;
 #[cfg(target_os = "uefi")]
+mod guest_images;
+#[cfg(target_os = "uefi")]
 mod handover;
 #[cfg(target_os = "uefi")]
 mod hypervisor_elf;

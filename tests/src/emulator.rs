@@ -57,6 +57,23 @@ impl EmulatorBuilder {
         self.direct_kernel = Some(DirectKernel {
             path: path.into(),
             cmdline: cmdline.to_string(),
+            initrd: None,
+        });
+        self
+    }
+
+    /// QEMU only: boot a Linux bzImage with an initrd by QEMU's own Linux loader
+    /// (`-kernel -initrd -append`), without firmware or tern: the reference run.
+    pub fn direct_linux(
+        mut self,
+        kernel: impl Into<PathBuf>,
+        initrd: impl Into<PathBuf>,
+        cmdline: &str,
+    ) -> Self {
+        self.direct_kernel = Some(DirectKernel {
+            path: kernel.into(),
+            cmdline: cmdline.to_string(),
+            initrd: Some(initrd.into()),
         });
         self
     }

@@ -26,6 +26,7 @@ pub mod error;
 pub mod esp;
 pub mod gateway;
 pub mod heartbeat;
+pub mod linux;
 pub mod machine;
 pub mod migration;
 pub mod net;

@@ -151,13 +151,15 @@ pub struct Machine {
     pub direct_kernel: Option<DirectKernel>,
 }
 
-/// A kernel QEMU boots itself (`-kernel PATH -append CMDLINE`).
+/// A kernel QEMU boots itself (`-kernel PATH [-initrd INITRD] -append CMDLINE`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirectKernel {
-    /// The ELF (with a PVH note).
+    /// The ELF (with a PVH note) or a Linux bzImage.
     pub path: PathBuf,
     /// Its command line.
     pub cmdline: String,
+    /// An initial ramdisk (Linux).
+    pub initrd: Option<PathBuf>,
 }
 
 /// Default host RAM in MiB.

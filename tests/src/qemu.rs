@@ -23,6 +23,9 @@ pub fn command(machine: &Machine) -> Result<Command, HarnessError> {
     cmd.arg("-m").arg(machine.memory_mib.to_string());
     if let Some(kernel) = &machine.direct_kernel {
         cmd.arg("-kernel").arg(&kernel.path);
+        if let Some(initrd) = &kernel.initrd {
+            cmd.arg("-initrd").arg(initrd);
+        }
         cmd.arg("-append").arg(&kernel.cmdline);
     } else {
         cmd.arg("-bios").arg(OVMF);

@@ -8,7 +8,7 @@ use crate::esp::{self, EspContents};
 use crate::hostcfg::{HostConfig, NetConfig};
 use crate::progress::Step;
 use crate::workspace::{BARE_TARGET, GUESTS, UEFI_TARGET, Workspace, cargo};
-use crate::{image, prereq};
+use crate::{image, linux_image, prereq};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::process::Command;
@@ -36,6 +36,12 @@ pub struct Binaries {
 pub fn build(ws: &Workspace, options: &BuildOptions) -> Result<Binaries> {
     prereq::ensure(ws)?;
     let binaries = compile(ws, options.debug)?;
+    let linux = linux_image::build(ws)?;
+    eprintln!(
+        "[xtask] Linux guest: {} + {}",
+        linux.kernel.display(),
+        linux.initrd.display()
+    );
     let guest_names: Vec<String> = binaries
         .guests
         .iter()
@@ -44,7 +50,10 @@ pub fn build(ws: &Workspace, options: &BuildOptions) -> Result<Binaries> {
     let key = hostcfg_key(&options.net)?;
     let config = HostConfig::new(0, options.net.clone(), key, &guest_names);
     let step = Step::start(format!("assemble ESP directory {}", ws.esp_dir().display()));
-    esp::assemble(&ws.esp_dir(), &EspContents::new(&binaries, config.render()))?;
+    let mut contents = EspContents::new(&binaries, config.render());
+    contents.add(esp::LINUX_KERNEL_PATH, linux.kernel.clone());
+    contents.add(esp::LINUX_INITRD_PATH, linux.initrd.clone());
+    esp::assemble(&ws.esp_dir(), &contents)?;
     step.done();
     let step = Step::start(format!("write FAT16 image {}", ws.esp_image().display()));
     image::write_fat_image(&ws.esp_dir(), &ws.esp_image())?;

@@ -6,6 +6,8 @@
 //! tern/tern.cfg            the host config
 //! tern/guests/NAME.elf     guest images
 //! tern/disks/test.img      a 1 MiB raw test disk (`[vm NAME] disk =`), see [`test_disk_image`]
+//! tern/linux/vmlinuz       the Linux test guest's kernel (Debian's, see linux_image)
+//! tern/linux/initrd.cpio   and its initramfs
 //! ```
 //!
 //! A directory (not only an image) because both emulators boot one directly (Bochs vvfat,
@@ -58,6 +60,18 @@ impl EspContents {
             files.push((format!("{GUEST_DIR}/{name}.elf"), path.clone()));
         }
         EspContents { files, config }
+    }
+}
+
+/// Where the Linux test guest's kernel goes on the ESP.
+pub const LINUX_KERNEL_PATH: &str = "tern/linux/vmlinuz";
+/// Where its initramfs goes.
+pub const LINUX_INITRD_PATH: &str = "tern/linux/initrd.cpio";
+
+impl EspContents {
+    /// Also copy `source` to `relative` on the ESP.
+    pub fn add(&mut self, relative: &str, source: PathBuf) {
+        self.files.push((relative.to_string(), source));
     }
 }
 

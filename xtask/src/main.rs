@@ -14,6 +14,7 @@ mod esp;
 mod fuzz;
 mod hostcfg;
 mod image;
+mod linux_image;
 mod prereq;
 mod progress;
 mod run;
@@ -31,8 +32,8 @@ usage: cargo xtask <command> [options]
 
 commands:
   build [--debug] [--net none|dhcp|static|static:ADDR/LEN]
-        check prerequisites, build loader + hypervisor + guests, assemble build/esp/
-        and build/tern-esp.img
+        check prerequisites, build loader + hypervisor + guests, fetch the Linux test
+        guest's Debian packages (build/linux/), assemble build/esp/ and build/tern-esp.img
   run --emu bochs|qemu|kvm [--hosts N] [--config FILE]... [--debug] [--no-build] [--image]
         boot N hosts (console on this terminal for one host; for several, each console
         on a TCP port: attach with `cargo xtask console PORT`)

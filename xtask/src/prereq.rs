@@ -198,7 +198,7 @@ fn rustup_list(args: &[&str]) -> Result<Vec<String>> {
         .collect())
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

@@ -157,7 +157,11 @@ pub fn test(ws: &Workspace, options: &TestOptions) -> Result<()> {
         let mut cmd = cargo_cmd(&args);
         cmd.env(system_tests::ESP_DIR_ENV, ws.esp_dir())
             .env(system_tests::ESP_IMAGE_ENV, ws.esp_image())
-            .env(system_tests::WORK_DIR_ENV, &work);
+            .env(system_tests::WORK_DIR_ENV, &work)
+            .env(
+                system_tests::linux::LINUX_DIR_ENV,
+                crate::linux_image::dir(ws),
+            );
         eprintln!("[xtask] system test transcripts go to {}", work.display());
         outcomes.push(run_step("system tests", cmd));
     }

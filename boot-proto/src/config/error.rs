@@ -129,6 +129,18 @@ pub enum ConfigErrorKind {
         /// The key.
         key: &'static str,
     },
+    /// Both `image` and `kernel` in one `[vm NAME]`: a VM boots one or the other.
+    ImageAndKernel {
+        /// The section.
+        section: String,
+        /// Line of `image`.
+        image_line: u32,
+    },
+    /// `initrd` without `kernel` (a PVH image takes no initrd).
+    InitrdWithoutKernel {
+        /// The section.
+        section: String,
+    },
     /// `vcpus` greater than 1.
     UnsupportedVcpus {
         /// The section.
@@ -223,6 +235,18 @@ impl fmt::Display for ConfigErrorKind {
             Self::NetKeyNeedsStaticMode { key } => {
                 write!(f, "[net] {key} is only allowed with mode = static")
             }
+            Self::ImageAndKernel {
+                section,
+                image_line,
+            } => write!(
+                f,
+                "[{section}] has both image (line {image_line}) and kernel: a VM boots a PVH \
+                 image or a Linux kernel, remove one"
+            ),
+            Self::InitrdWithoutKernel { section } => write!(
+                f,
+                "[{section}] initrd needs kernel = PATH (a PVH image takes no initrd)"
+            ),
             Self::UnsupportedVcpus { section, count } => write!(
                 f,
                 "[{section}] vcpus = {count}: only 1 vCPU per VM is supported yet"

@@ -122,8 +122,8 @@ pub struct MigrationConfig {
 pub struct VmConfig {
     /// 1-32 characters of `[A-Za-z0-9_-]`, unique (ignoring ASCII case) in the file.
     pub name: String,
-    /// Path of the guest image on the ESP, as written (`/` or `\` separators).
-    pub image: String,
+    /// What the VM boots: a PVH ELF (`image`) or a Linux bzImage (`kernel`, `initrd`).
+    pub boot: GuestBoot,
     /// Guest RAM in bytes: a multiple of 4 KiB in 1 MiB..=64 GiB.
     pub memory_bytes: u64,
     /// Kernel command line handed to the guest (empty if not given), at most 1024 bytes.
@@ -208,6 +208,38 @@ pub fn check_disk_image_len(len: u64) -> Result<(), DiskImageError> {
 /// has no `.`, so it cannot collide with a VM's own image module, which is named `vm`).
 pub fn disk_module_name(vm: &str) -> String {
     alloc::format!("{vm}.disk")
+}
+
+/// What a VM boots; paths are on the ESP, as written (`/` or `\` separators).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuestBoot {
+    /// `image = PATH`: an ELF entered by the PVH convention.
+    Pvh {
+        /// The ELF.
+        image: String,
+    },
+    /// `kernel = PATH` (and `initrd = PATH`): a Linux bzImage entered by the Linux x86 boot
+    /// protocol's 64-bit entry.
+    Linux {
+        /// The bzImage.
+        kernel: String,
+        /// Line of the `kernel` key, for messages about the file.
+        kernel_line: u32,
+        /// The initial ramdisk, if any.
+        initrd: Option<String>,
+        /// Line of the `initrd` key (0 without one).
+        initrd_line: u32,
+    },
+}
+
+impl GuestBoot {
+    /// The main image's path: the ELF or the kernel.
+    pub fn main_path(&self) -> &str {
+        match self {
+            GuestBoot::Pvh { image } => image,
+            GuestBoot::Linux { kernel, .. } => kernel,
+        }
+    }
 }
 
 /// Parses a config file's text. Stops at the first error.

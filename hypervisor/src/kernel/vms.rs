@@ -27,13 +27,14 @@ use crate::console::attach::attach_banner;
 use crate::console::{CommandError, CommandSpec, Invocation};
 use crate::memory::{FRAME_SIZE, global, phys_to_ptr};
 use crate::vm::console_out::LineOutput;
-use crate::vm::machine::{Machine, MachineContext, ManagedMachine};
+use crate::vm::machine::{GuestImage, Machine, MachineContext, ManagedMachine};
 use crate::vm::state::{VmCommand, VmState};
 use crate::vm::virtio_blk::placement::DISK_WINDOW_GPA;
 use crate::vm::virtio_blk::{BlockBackend, RamDisk};
 use crate::vm::vm_set::{SliceResult, VmSet};
 use crate::vmx::frames::FrameSource;
 use crate::vmx::hw;
+use boot_proto::config::GuestBoot;
 
 /// Block size of RAM disks made from images: the sector, the unit images are checked in.
 const SECTOR_BYTES: u32 = 512;
@@ -153,23 +154,16 @@ fn create_vm(
     vm: &boot_proto::config::VmConfig,
     vpid: u16,
 ) -> Result<(), String> {
-    let module = host
-        .boot_info
-        .modules()
-        .iter()
-        .find(|m| m.name() == Some(vm.name.as_str()))
-        .ok_or_else(|| format!("the loader passed no image module named '{}'", vm.name))?;
-    let end = module.phys.checked_add(module.len);
-    if end.is_none_or(|end| end > global::identity_limit()) {
-        return Err(format!(
-            "image module at {:#x} is outside the identity map",
-            module.phys
-        ));
-    }
-    // SAFETY: the loader placed the module in memory it reserved for it (never handed to the
-    // frame allocator) and inside the identity map (checked above); it is never written.
-    let elf: &'static [u8] =
-        unsafe { core::slice::from_raw_parts(phys_to_ptr::<u8>(module.phys), module.len as usize) };
+    let image = match &vm.boot {
+        GuestBoot::Pvh { .. } => GuestImage::Pvh(module_bytes(host, &vm.name)?),
+        GuestBoot::Linux { initrd, .. } => GuestImage::Linux {
+            kernel: module_bytes(host, &vm.name)?,
+            initrd: match initrd {
+                Some(_) => module_bytes(host, &format!("{}.initrd", vm.name))?,
+                None => &[],
+            },
+        },
+    };
     // The guest learns the TSC rate from CPUID 0x4000_0010 (`vm::cpuid`); its command line
     // is the operator's, untouched.
     let tsc_khz = u32::try_from(host.tsc_hz / 1000).unwrap_or(u32::MAX);
@@ -180,7 +174,7 @@ fn create_vm(
         &mut ctx.vmx,
         &mut ctx.frames,
         &vm.name,
-        elf,
+        image,
         vm.memory_bytes,
         &vm.cmdline,
         vpid,
@@ -224,28 +218,32 @@ fn create_vm(
         .map_err(|vm| format!("a VM named '{}' exists already", vm.machine.name()))
 }
 
-/// The RAM disk of VM `vm`, seeded from its `NAME.disk` module (copied into the heap: the
-/// module stays as the loader placed it).
-fn ram_disk(host: &Host, vm: &str) -> Result<RamDisk, String> {
-    let name = boot_proto::config::disk_module_name(vm);
+/// The bytes of the loader's module named `name` (a guest image, kernel or initrd).
+fn module_bytes(host: &Host, name: &str) -> Result<&'static [u8], String> {
     let module = host
         .boot_info
         .modules()
         .iter()
-        .find(|m| m.name() == Some(name.as_str()))
-        .ok_or_else(|| format!("the loader passed no disk module named '{name}'"))?;
-    boot_proto::config::check_disk_image_len(module.len).map_err(|e| format!("{e}"))?;
+        .find(|m| m.name() == Some(name))
+        .ok_or_else(|| format!("the loader passed no image module named '{name}'"))?;
     let end = module.phys.checked_add(module.len);
     if end.is_none_or(|end| end > global::identity_limit()) {
         return Err(format!(
-            "disk module at {:#x} is outside the identity map",
+            "image module '{name}' at {:#x} is outside the identity map",
             module.phys
         ));
     }
     // SAFETY: the loader placed the module in memory it reserved for it (never handed to the
     // frame allocator) and inside the identity map (checked above); it is never written.
-    let image: &[u8] =
-        unsafe { core::slice::from_raw_parts(phys_to_ptr::<u8>(module.phys), module.len as usize) };
+    Ok(unsafe { core::slice::from_raw_parts(phys_to_ptr::<u8>(module.phys), module.len as usize) })
+}
+
+/// The RAM disk of VM `vm`, seeded from its `NAME.disk` module (copied into the heap: the
+/// module stays as the loader placed it).
+fn ram_disk(host: &Host, vm: &str) -> Result<RamDisk, String> {
+    let name = boot_proto::config::disk_module_name(vm);
+    let image = module_bytes(host, &name)?;
+    boot_proto::config::check_disk_image_len(image.len() as u64).map_err(|e| format!("{e}"))?;
     let mut bytes = Vec::new();
     bytes
         .try_reserve_exact(image.len())

@@ -211,14 +211,15 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, host: CpuidResult, vcpu: VcpuView) -
         0xd if subleaf == 1 => zero, // no XSAVEOPT/XSAVEC/XSAVES/XFD offered
         0xd if subleaf == 2 && avx && host.eax != 0 => host, // AVX state size/offset
         0x15 if vcpu.tsc_khz != 0 && vcpu.apic_timer_khz != 0 => {
-            match vcpu.apic_timer_khz.checked_mul(1000) {
-                Some(crystal_hz) => CpuidResult {
-                    eax: vcpu.apic_timer_khz,
-                    ebx: vcpu.tsc_khz,
+            let ratio = tsc_crystal_ratio(vcpu.tsc_khz, vcpu.apic_timer_khz);
+            match (vcpu.apic_timer_khz.checked_mul(1000), ratio) {
+                (Some(crystal_hz), Some((numerator, denominator))) => CpuidResult {
+                    eax: denominator,
+                    ebx: numerator,
                     ecx: crystal_hz,
                     edx: 0,
                 },
-                None => zero,
+                _ => zero,
             }
         }
         0x16 if vcpu.tsc_khz != 0 => CpuidResult {
@@ -270,3 +271,54 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, host: CpuidResult, vcpu: VcpuView) -
 
 #[cfg(test)]
 mod tests;
+
+/// Leaf 0x15's TSC/crystal ratio as (numerator EBX, denominator EAX): the closest fraction to
+/// `tsc_khz / crystal_khz` whose numerator keeps `crystal_khz * numerator` within 32 bits.
+/// Linux's `native_calibrate_tsc` multiplies the two in an `unsigned int` (Linux 6.1
+/// arch/x86/kernel/tsc.c): the exact ratio (e.g. 50 003 / 100 000 for Bochs' TSC) would
+/// overflow there and leave the guest believing a 2.7 MHz TSC. The best rational
+/// approximation under that bound (continued fractions, with the last semiconvergent) is
+/// off by far less than a part per million for any TSC rate. `None` if even 1/1 overflows.
+pub fn tsc_crystal_ratio(tsc_khz: u32, crystal_khz: u32) -> Option<(u32, u32)> {
+    if tsc_khz == 0 || crystal_khz == 0 {
+        return None;
+    }
+    let max_numerator = u64::from(u32::MAX / crystal_khz);
+    let (mut p, mut q) = (u64::from(tsc_khz), u64::from(crystal_khz));
+    // Convergents h/k of p/q: (h1, k1) the latest, (h2, k2) the one before.
+    let (mut h1, mut k1, mut h2, mut k2) = (1u64, 0u64, 0u64, 1u64);
+    loop {
+        let a = p / q;
+        let h = a * h1 + h2;
+        let k = a * k1 + k2;
+        if h > max_numerator || k > u64::from(u32::MAX) {
+            // The largest semiconvergent that fits, if it beats the last convergent.
+            let t = (max_numerator - h2).checked_div(h1).unwrap_or(0);
+            let (sh, sk) = (t * h1 + h2, t * k1 + k2);
+            // |n/d - tsc/crystal| * crystal = err(n, d) / d; compared by cross-multiplying.
+            let err = |n: u64, d: u64| {
+                u128::from((n * u64::from(crystal_khz)).abs_diff(d * u64::from(tsc_khz)))
+            };
+            let closer = |(n, d): (u64, u64), (m, e): (u64, u64)| {
+                err(n, d) * u128::from(e) < err(m, e) * u128::from(d)
+            };
+            let best = if sk != 0 && sh != 0 && (k1 == 0 || closer((sh, sk), (h1, k1))) {
+                (sh, sk)
+            } else {
+                (h1, k1)
+            };
+            return match best {
+                (n, d) if n != 0 && d != 0 && n <= max_numerator => {
+                    Some((u32::try_from(n).ok()?, u32::try_from(d).ok()?))
+                }
+                _ => None,
+            };
+        }
+        (h2, k2, h1, k1) = (h1, k1, h, k);
+        let r = p - a * q;
+        if r == 0 {
+            return Some((u32::try_from(h1).ok()?, u32::try_from(k1).ok()?));
+        }
+        (p, q) = (q, r);
+    }
+}

@@ -19,6 +19,7 @@
 //! composition), `device_state_codec` (their shared byte encoding); `board` wires them to
 //! ports, MSRs, MMIO windows and VM entry.
 
+pub mod acpi_pm;
 pub mod board;
 pub mod console_cmd;
 pub mod console_out;
@@ -27,10 +28,12 @@ pub mod cpuid;
 pub mod device_state_codec;
 pub mod exit_counters;
 pub mod exit_handler;
+pub mod guest_acpi;
 pub mod guest_ram;
 pub mod interrupts;
 pub mod ioapic;
 pub mod lapic;
+pub mod linux_boot;
 /// A VM on real VT-x (bare metal only).
 #[cfg(target_os = "none")]
 pub mod machine;

@@ -5,7 +5,8 @@ use alloc::format;
 use alloc::string::{String, ToString};
 
 use super::super::{
-    ConfigError, ConfigErrorKind, DEFAULT_MIGRATION_PORT, DEFAULT_MTU, DiskConfig, HostConfig,
+    ConfigError, ConfigErrorKind, DEFAULT_MIGRATION_PORT, DEFAULT_MTU, DiskConfig, GuestBoot,
+    HostConfig,
     MAX_CMDLINE_LEN, MAX_IMAGE_PATH_LEN, MigrationConfig, NetConfig, NetMode, VmConfig,
 };
 use super::super::{bounds, value};
@@ -231,6 +232,9 @@ pub(crate) struct VmDraft {
     /// `vm NAME`, as messages show it.
     section: String,
     image: Slot<String>,
+    /// `kernel` and `initrd`: see [`VmDraft::boot`].
+    kernel: Slot<String>,
+    initrd: Slot<String>,
     memory_bytes: Slot<u64>,
     cmdline: Slot<String>,
     vcpus: Slot<u32>,
@@ -246,6 +250,8 @@ impl VmDraft {
             header_line,
             section: format!("vm {name}"),
             image: Slot::empty(),
+            kernel: Slot::empty(),
+            initrd: Slot::empty(),
             memory_bytes: Slot::empty(),
             cmdline: Slot::empty(),
             vcpus: Slot::empty(),
@@ -262,6 +268,7 @@ impl VmDraft {
                 e.check_len(MAX_IMAGE_PATH_LEN)?;
                 e.parse(value::image_path)
             }),
+            "kernel" | "initrd" => self.set_linux(key, raw, line),
             "memory" => self
                 .memory_bytes
                 .fill(s, "memory", raw, line, |e| e.parse(value::memory_size)),
@@ -297,18 +304,66 @@ impl VmDraft {
         }
     }
 
-    pub(crate) fn finish(self) -> Result<VmConfig, ConfigError> {
-        let image = self
-            .image
-            .take()
-            .ok_or_else(|| missing(&self.section, "image", self.header_line))?;
+    /// `kernel = PATH`, `initrd = PATH`: the Linux boot keys (issue 9).
+    fn set_linux(&mut self, key: &str, raw: &str, line: u32) -> Result<(), ConfigError> {
+        let s = self.section.as_str();
+        let (slot, key) = match key {
+            "kernel" => (&mut self.kernel, "kernel"),
+            _ => (&mut self.initrd, "initrd"),
+        };
+        slot.fill(s, key, raw, line, |e| {
+            e.check_len(MAX_IMAGE_PATH_LEN)?;
+            e.parse(value::image_path)
+        })
+    }
+
+    /// What the VM boots: exactly one of `image` and `kernel`; `initrd` only with `kernel`.
+    fn boot(&mut self) -> Result<GuestBoot, ConfigError> {
+        let section = || self.section.clone();
+        let image_line = self.image.line();
+        let kernel_line = self.kernel.line();
+        let initrd_line = self.initrd.line();
+        let image = core::mem::replace(&mut self.image, Slot::empty()).take();
+        let kernel = core::mem::replace(&mut self.kernel, Slot::empty()).take();
+        let initrd = core::mem::replace(&mut self.initrd, Slot::empty()).take();
+        match (image, kernel) {
+            (Some(_), Some(_)) => Err(ConfigError::new(
+                kernel_line.unwrap_or(self.header_line),
+                ConfigErrorKind::ImageAndKernel {
+                    section: section(),
+                    image_line: image_line.unwrap_or(self.header_line),
+                },
+            )),
+            (None, None) => Err(missing(
+                &self.section,
+                "image (a PVH ELF) or kernel (a Linux bzImage)",
+                self.header_line,
+            )),
+            (Some(image), None) => match initrd_line {
+                Some(line) => Err(ConfigError::new(
+                    line,
+                    ConfigErrorKind::InitrdWithoutKernel { section: section() },
+                )),
+                None => Ok(GuestBoot::Pvh { image }),
+            },
+            (None, Some(kernel)) => Ok(GuestBoot::Linux {
+                kernel,
+                kernel_line: kernel_line.unwrap_or(self.header_line),
+                initrd,
+                initrd_line: initrd_line.unwrap_or(0),
+            }),
+        }
+    }
+
+    pub(crate) fn finish(mut self) -> Result<VmConfig, ConfigError> {
+        let boot = self.boot()?;
         let memory_bytes = self
             .memory_bytes
             .take()
             .ok_or_else(|| missing(&self.section, "memory", self.header_line))?;
         Ok(VmConfig {
             name: self.name,
-            image,
+            boot,
             memory_bytes,
             cmdline: self.cmdline.take().unwrap_or_default(),
             vcpus: self.vcpus.take().unwrap_or(1),

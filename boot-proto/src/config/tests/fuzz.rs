@@ -63,6 +63,8 @@ const FRAGMENTS: &[&str] = &[
     "mac",
     "memory",
     "image",
+    "kernel",
+    "initrd",
     "cmdline",
     "vcpus",
     "autostart",

@@ -4,6 +4,7 @@
 mod disk;
 mod errors;
 mod fuzz;
+mod linux_keys;
 mod mtu;
 mod value_errors;
 mod values;
@@ -87,7 +88,9 @@ fn full_example_parses_to_every_field() {
             vms: vec![
                 VmConfig {
                     name: "hb1".to_string(),
-                    image: "tern/guests/heartbeat.elf".to_string(),
+                    boot: GuestBoot::Pvh {
+                        image: "tern/guests/heartbeat.elf".to_string(),
+                    },
                     memory_bytes: 64 << 20,
                     cmdline: "hb.interval_ms=100 hb.wss_mib=8 # not a comment".to_string(),
                     vcpus: 1,
@@ -101,7 +104,9 @@ fn full_example_parses_to_every_field() {
                 },
                 VmConfig {
                     name: "hb2".to_string(),
-                    image: "\\tern\\guests\\heartbeat.elf".to_string(),
+                    boot: GuestBoot::Pvh {
+                        image: "\\tern\\guests\\heartbeat.elf".to_string(),
+                    },
                     memory_bytes: 1 << 20,
                     cmdline: "".to_string(),
                     vcpus: 1,
@@ -159,7 +164,7 @@ fn crlf_bom_tabs_quotes_and_key_order_are_accepted() {
     assert_eq!(config.net.mode, NetMode::Dhcp);
     assert_eq!(config.net.mac, Some([2, 0xab, 0xcd, 0, 0, 1]));
     assert_eq!(config.vms.len(), 1);
-    assert_eq!(config.vms[0].image, "/a b/c.elf");
+    assert_eq!(config.vms[0].boot.main_path(), "/a b/c.elf");
     assert_eq!(config.vms[0].memory_bytes, 4 << 30);
     assert_eq!(config.vms[0].line, 3);
 }

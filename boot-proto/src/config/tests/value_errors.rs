@@ -34,8 +34,8 @@ fn missing_keys() {
     check(
         &vm("memory = 1M"),
         3,
-        missing("vm v", "image"),
-        "line 3: [vm v] image is required but missing",
+        missing("vm v", "image (a PVH ELF) or kernel (a Linux bzImage)"),
+        "line 3: [vm v] image (a PVH ELF) or kernel (a Linux bzImage) is required but missing",
     );
     check(
         &vm("image = a"),

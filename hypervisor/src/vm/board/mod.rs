@@ -13,12 +13,13 @@
 //! | ports 0x20/0x21/0xA0/0xA1/0x4D0/0x4D1 | `pic` (8259 pair + ELCR) |
 //! | ports 0x40-0x43, 0x61 | `pit` |
 //! | ports 0x70/0x71 | `rtc` |
+//! | ports 0x600-0x605 (the FADT's PM1a blocks) | `acpi_pm` |
 //! | MSR IA32_APIC_BASE, 0x800-0x8FF, IA32_TSC_DEADLINE | `lapic` (x2APIC faults: #GP) |
 //! | MMIO at the APIC base (0xFEE00000) | `lapic` xAPIC page ([`ApicWindow`]) |
 //! | MMIO 0xFEC00000 | `ioapic` ([`IoApicWindow`]) |
 //!
 //! and, at [`Board::sync`]: LAPIC timer to guest TSC, one IRQ0 pulse per PIT OUT0 edge,
-//! IRQ8 = RTC IRQF, IRQ4 = UART INTR.
+//! IRQ8 = RTC IRQF, IRQ4 = the UART's line (INTR gated by OUT2, `Uart16550::pc_irq_line`).
 
 pub mod entry;
 pub mod state;
@@ -26,6 +27,7 @@ mod windows;
 
 pub use windows::{ApicWindow, IoApicWindow};
 
+use super::acpi_pm::AcpiPm;
 use super::interrupts::injector::{EntryPlan, GuestInterruptibility};
 use super::interrupts::platform::PlatformInterrupts;
 use super::ioapic::DEFAULT_IOAPIC_BASE;
@@ -100,6 +102,8 @@ pub struct Board {
     pub pit: Pit,
     /// The MC146818 RTC and CMOS.
     pub rtc: Rtc,
+    /// The ACPI PM1a event and control blocks.
+    pub acpi_pm: AcpiPm,
     clock: GuestClock,
     /// IRQ0 pulses delivered (`vm info`, tests).
     pub irq0_pulses: u64,
@@ -124,6 +128,7 @@ impl Board {
             irq: PlatformInterrupts::new(lapic),
             pit: Pit::new(),
             rtc: Rtc::new(wall_ns, clock.ns(now), memory),
+            acpi_pm: AcpiPm::default(),
             clock,
             irq0_pulses: 0,
         }
@@ -169,7 +174,7 @@ impl Board {
             } else if matches!(p, 0x70 | 0x71) {
                 self.rtc.read(p, ns)
             } else {
-                0xff
+                self.acpi_pm.read(p).unwrap_or(0xff)
             };
             value |= u32::from(byte) << (8 * u32::from(i));
         }
@@ -196,6 +201,8 @@ impl Board {
                 self.pit.write(p, byte, ns);
             } else if matches!(p, 0x70 | 0x71) {
                 self.rtc.write(p, byte, ns);
+            } else {
+                self.acpi_pm.write(p, byte);
             }
         }
         true
@@ -203,7 +210,10 @@ impl Board {
 
     /// Whether `port` belongs to the board.
     pub fn handles_port(port: u16) -> bool {
-        DualPic::handles_port(port) || Pit::handles_port(port) || matches!(port, 0x70 | 0x71)
+        DualPic::handles_port(port)
+            || Pit::handles_port(port)
+            || matches!(port, 0x70 | 0x71)
+            || AcpiPm::handles_port(port)
     }
 
     /// RDMSR of an APIC MSR at guest TSC `now`; `None` for MSRs that are not the APIC's.

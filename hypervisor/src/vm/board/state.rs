@@ -1,4 +1,4 @@
-//! The board's migration: six device states, one per model, each in its own versioned
+//! The board's migration: seven device states, one per model, each in its own versioned
 //! encoding (`*State::encode`/`decode`, refused field by field on restore).
 //!
 //! Why one state per model rather than one for the board: each model's format is owned
@@ -12,6 +12,8 @@
 use alloc::vec::Vec;
 
 use super::Board;
+use crate::vm::acpi_pm::AcpiPm;
+use crate::vm::acpi_pm::state::{self as acpi_pm_state, AcpiPmState};
 use crate::vm::device_state_codec::StateError;
 use crate::vm::interrupts::injector::EventInjector;
 use crate::vm::interrupts::injector_state::{self, EventInjectorState};
@@ -40,6 +42,8 @@ pub mod id {
     pub const RTC: &str = "rtc";
     /// vCPU 0's pending and in-flight events.
     pub const EVENTS0: &str = "events0";
+    /// The ACPI PM1a blocks (`vm::acpi_pm`).
+    pub const ACPI_PM: &str = "acpi-pm";
 }
 
 /// One saved model: its id, format version and bytes.
@@ -55,7 +59,7 @@ pub struct SavedDevice {
 
 impl Board {
     /// The six states, in the order they are sent.
-    pub fn save_devices(&self) -> [SavedDevice; 6] {
+    pub fn save_devices(&self) -> [SavedDevice; 7] {
         let irq = &self.irq;
         [
             SavedDevice {
@@ -88,6 +92,11 @@ impl Board {
                 version: injector_state::STATE_VERSION,
                 data: irq.injector.save().encode(),
             },
+            SavedDevice {
+                id: id::ACPI_PM,
+                version: acpi_pm_state::STATE_VERSION,
+                data: self.acpi_pm.save().encode(),
+            },
         ]
     }
 
@@ -101,6 +110,7 @@ impl Board {
             id::PIT => v(pit_state::STATE_VERSION),
             id::RTC => v(rtc_state::STATE_VERSION),
             id::EVENTS0 => v(injector_state::STATE_VERSION),
+            id::ACPI_PM => v(acpi_pm_state::STATE_VERSION),
             _ => false,
         }
     }
@@ -121,6 +131,7 @@ impl Board {
             id::EVENTS0 => {
                 irq.injector = EventInjector::restore(&EventInjectorState::decode(data)?)?;
             }
+            id::ACPI_PM => self.acpi_pm = AcpiPm::restore(&AcpiPmState::decode(data)?)?,
             // Callers ask `owns_device` first; an unknown id changes nothing.
             _ => {}
         }

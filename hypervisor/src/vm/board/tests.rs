@@ -345,8 +345,10 @@ mod migration {
     }
 
     #[test]
-    fn six_states_round_trip_into_an_identical_board() {
-        let source = busy();
+    fn seven_states_round_trip_into_an_identical_board() {
+        let mut source = busy();
+        // PM1_EN: PWRBTN_EN, as Linux's ACPI core leaves it.
+        assert!(source.port_write(0x602, 2, 1 << 8, 0));
         let saved = source.save_devices();
         let ids: Vec<&str> = saved.iter().map(|d| d.id).collect();
         assert_eq!(
@@ -357,7 +359,8 @@ mod migration {
                 id::PIC,
                 id::PIT,
                 id::RTC,
-                id::EVENTS0
+                id::EVENTS0,
+                id::ACPI_PM
             ]
         );
         // The destination starts from a fresh board on another TSC rate, learns the VM's
@@ -368,7 +371,6 @@ mod migration {
             assert!(Board::owns_device(d.id, u32::from(d.version)));
             dest.load_device(d.id, &d.data).unwrap();
         }
-        let mut source = source;
         source.irq0_pulses = 0;
         assert_eq!(dest, source);
         // Both go on identically.
@@ -394,5 +396,18 @@ mod migration {
         assert_eq!(b, before);
         assert!(!Board::owns_device(id::LAPIC0, 2));
         assert!(!Board::owns_device("lapic1", 1));
+    }
+
+    #[test]
+    fn pm1a_blocks_keep_enables_and_report_acpi_mode() {
+        let mut b = Board::new(TSC_KHZ, 64 << 20, 0, 0);
+        // ACPI 6.5 4.8.3: PM1_EN at 0x602 keeps RTC_EN, PM1_CNT.SCI_EN reads 1, PM1_STS 0.
+        assert!(b.port_write(0x602, 2, 1 << 10, 0));
+        assert_eq!(b.port_read(0x602, 2, 0), Some(1 << 10));
+        assert!(b.port_write(0x602, 2, 0, 0));
+        assert_eq!(b.port_read(0x602, 2, 0), Some(0));
+        assert_eq!(b.port_read(0x604, 2, 0), Some(1));
+        assert_eq!(b.port_read(0x600, 2, 0), Some(0));
+        assert_eq!(b.port_read(0x606, 1, 0), None);
     }
 }

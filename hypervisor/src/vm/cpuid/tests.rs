@@ -164,28 +164,34 @@ fn linux_reads_leaf_0x15(r: CpuidResult, hz: u64) -> Option<(u64, u64)> {
     if r.eax == 0 || r.ebx == 0 {
         return None;
     }
-    let crystal_khz = u64::from(r.ecx) / 1000;
+    let crystal_khz = r.ecx / 1000;
     if crystal_khz == 0 {
         return None;
     }
+    // `unsigned int` arithmetic, as in the kernel: the product wraps.
+    let crystal_khz = u64::from(crystal_khz);
     Some((
-        crystal_khz * u64::from(r.ebx) / u64::from(r.eax),
+        u64::from(crystal_khz as u32).wrapping_mul(u64::from(r.ebx)) as u32 as u64
+            / u64::from(r.eax),
         crystal_khz * 1000 / hz,
     ))
 }
 
 #[test]
 fn leaf_0x15_gives_linux_the_tsc_and_apic_timer_rates_without_calibration() {
-    for tsc_khz in [50_001, 2_400_000, 3_999_999] {
+    for tsc_khz in [50_001, 50_003, 1_000, 2_400_000, 3_999_999, 9_999_991] {
         let v = VcpuView {
             tsc_khz,
             apic_timer_khz: APIC_TIMER_KHZ,
             ..view()
         };
         let r = guest_cpuid(0x15, 0, ALL, v);
-        assert_eq!(
-            linux_reads_leaf_0x15(r, 250),
-            Some((u64::from(tsc_khz), u64::from(APIC_TIMER_KHZ) * 1000 / 250))
+        let (linux_tsc_khz, period) = linux_reads_leaf_0x15(r, 250).expect("leaf 0x15 filled");
+        assert_eq!(period, u64::from(APIC_TIMER_KHZ) * 1000 / 250);
+        // Within the kHz rounding of Linux's integer division and a part per million.
+        assert!(
+            linux_tsc_khz.abs_diff(u64::from(tsc_khz)) <= 1 + u64::from(tsc_khz) / 1_000_000,
+            "tsc {tsc_khz} kHz read as {linux_tsc_khz}: {r:?}"
         );
         let r16 = guest_cpuid(0x16, 0, ALL, v);
         assert_eq!(r16.eax, tsc_khz / 1000, "base MHz");
@@ -248,4 +254,31 @@ fn a_migrated_vm_keeps_its_rate_and_a_real_mismatch_is_reported() {
             guest_clock_permille: None
         }
     );
+}
+
+#[test]
+fn tsc_crystal_ratio_fits_linuxs_32_bit_product_and_stays_close() {
+    for (tsc, crystal) in [
+        (50_003u32, 100_000u32),
+        (2_400_000, 100_000),
+        (1, 100_000),
+        (u32::MAX, 1),
+        (123_457, 24_000),
+        (3_999_999, 1_000_000),
+    ] {
+        let (n, d) = tsc_crystal_ratio(tsc, crystal).expect("a ratio");
+        assert!(
+            u64::from(crystal) * u64::from(n) <= u64::from(u32::MAX),
+            "{tsc}/{crystal}: {n}/{d}"
+        );
+        let shown = u64::from(crystal) * u64::from(n) / u64::from(d);
+        // Closer than 1 kHz + 1 ppm of the rate.
+        assert!(
+            shown.abs_diff(u64::from(tsc)) <= 1 + u64::from(tsc) / 1_000_000,
+            "{tsc}/{crystal}: {n}/{d} gives {shown}"
+        );
+    }
+    assert_eq!(tsc_crystal_ratio(0, 100_000), None);
+    assert_eq!(tsc_crystal_ratio(50_000, 0), None);
+    assert_eq!(tsc_crystal_ratio(50_000, 100_000), Some((1, 2)));
 }

@@ -13,6 +13,8 @@ use crate::vmx::error::VmxError;
 pub enum MachineError {
     /// The guest image is not a valid PVH ELF for this RAM size.
     Image(PvhError),
+    /// The Linux kernel, initrd or command line cannot boot in this VM.
+    Linux(crate::vm::linux_boot::LinuxBootError),
     /// Guest RAM could not be allocated or written.
     Ram(GuestRamError),
     /// Building the EPT failed.
@@ -33,6 +35,7 @@ impl fmt::Display for MachineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Image(e) => write!(f, "{e}"),
+            Self::Linux(e) => write!(f, "{e}"),
             Self::Ram(e) => write!(f, "{e}"),
             Self::Ept(e) => write!(f, "{e}"),
             Self::Vmx(e) => write!(f, "{e}"),

@@ -30,7 +30,7 @@ impl<O: LineOutput> Machine<O> {
         let Some(cpu) = self.halted else {
             return false;
         };
-        self.board.sync(now, self.uart.interrupt_asserted());
+        self.board.sync(now, self.uart.pc_irq_line());
         if self.board.wakes_from_halt(cpu) {
             self.halted = None;
             false
@@ -66,7 +66,7 @@ impl<O: LineOutput> Machine<O> {
         now: u64,
         budget: u64,
     ) -> Result<u64, VmxError> {
-        self.board.sync(now, self.uart.interrupt_asserted());
+        self.board.sync(now, self.uart.pc_irq_line());
         let board = &mut self.board;
         vcpu.with_vmcs(vmx, |vmcs, _| program_entry(board, vmcs).map(|_| ()))?;
         Ok(match self.board.next_deadline() {
@@ -93,8 +93,8 @@ impl<O: LineOutput> Machine<O> {
 }
 
 impl<O: LineOutput> Machine<O> {
-    /// The board's six device states for migration (`vm/board/state.rs`).
-    pub fn board_devices(&self) -> [SavedDevice; 6] {
+    /// The board's seven device states for migration (`vm/board/state.rs`).
+    pub fn board_devices(&self) -> [SavedDevice; 7] {
         self.board.save_devices()
     }
 

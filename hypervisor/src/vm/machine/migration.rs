@@ -10,8 +10,9 @@ use alloc::vec::Vec;
 
 use migration_proto::dirty::DirtyBitmap;
 
+use super::boot_image::BootImage;
 use super::pml::PmlTracking;
-use super::{BootImage, GuestFpu, Machine, MachineError};
+use super::{GuestFpu, Machine, MachineError};
 use crate::migration::dirty::{DirtyTrackingMode, EptWriteProtect, TrackingError, WriteFault};
 use crate::migration::dirty_limit::DirtyRateLimiter;
 use crate::vm::console_out::LineOutput;
@@ -23,6 +24,7 @@ use crate::vm::uart16550::state::RestoreError;
 use crate::vmx::frames::{FrameSource, FrameTables};
 use crate::vmx::hw::VmxOn;
 use crate::vmx::hw::vcpu::HwVcpu;
+use crate::vmx::setup::GuestEntry;
 
 /// Migration state kept inside a machine.
 #[derive(Debug, Default)]
@@ -63,10 +65,7 @@ impl<O: LineOutput> Machine<O> {
     ) -> Result<Self, MachineError> {
         let fpu = GuestFpu::at_reset().map_err(MachineError::Xsave)?;
         let memory = Self::allocate_memory(frames, ram_bytes)?;
-        let boot = BootImage {
-            elf: &[],
-            cmdline: alloc::string::String::new(),
-        };
+        let boot = BootImage::none();
         let mut machine = Self::assemble(
             vmx,
             name,
@@ -83,8 +82,12 @@ impl<O: LineOutput> Machine<O> {
             .map_ram(frames)
             .and_then(|()| vmx.invept(eptp).map_err(MachineError::from))
             .and_then(|()| {
-                HwVcpu::new(vmx, frames, eptp, vpid, 0, START_INFO_GPA as u32)
-                    .map_err(MachineError::from)
+                // Any entry state: the incoming vCPU state replaces it before the VM runs.
+                let entry = GuestEntry::Pvh {
+                    entry: 0,
+                    start_info: START_INFO_GPA as u32,
+                };
+                HwVcpu::new(vmx, frames, eptp, vpid, &entry).map_err(MachineError::from)
             });
         match vcpu {
             Ok(vcpu) => {

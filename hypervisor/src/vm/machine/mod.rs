@@ -9,6 +9,7 @@
 use alloc::format;
 use alloc::string::String;
 
+mod boot_image;
 mod devices;
 mod digest;
 mod disk;
@@ -23,6 +24,8 @@ mod pml;
 mod report;
 mod snapshot;
 
+use boot_image::BootImage;
+pub use boot_image::GuestImage;
 pub use devices::{COM1, host_cpuid, host_offer};
 pub use error::MachineError;
 use guest_fpu::GuestFpu;
@@ -44,7 +47,6 @@ use crate::vm::guest_ram::GuestRam;
 use crate::vm::interrupts::injector::GuestInterruptibility;
 use crate::vm::msr::SWITCHED_ON_VCPU_CHANGE;
 use crate::vm::msr::index::IA32_TSC_AUX;
-use crate::vm::pvh::{START_INFO_GPA, build_boot_params, parse_elf};
 use crate::vm::state::{TransitionEffect, VmCommand, VmState, transition};
 use crate::vm::uart16550::{NoInterrupt, Uart16550};
 use crate::vm::virtio_blk::{RamDisk, VirtioBlkMmio};
@@ -70,12 +72,6 @@ pub enum SliceOutcome {
     Crashed(CrashReason),
     /// The VM is not in the running state.
     NotRunning,
-}
-
-/// The VM configuration the machine keeps to reboot.
-struct BootImage {
-    elf: &'static [u8],
-    cmdline: String,
 }
 
 /// One VM on VT-x.
@@ -113,8 +109,8 @@ pub struct Machine<O: LineOutput> {
 }
 
 impl<O: LineOutput> Machine<O> {
-    /// Create a VM named `name` with `ram_bytes` of RAM booting the PVH ELF `elf` with
-    /// `cmdline` (passed to the guest exactly as given); its guest output goes to `out`, line
+    /// Create a VM named `name` with `ram_bytes` of RAM booting `image` (a PVH ELF or a Linux
+    /// kernel + initrd) with `cmdline` (passed to the guest exactly as given); its guest output goes to `out`, line
     /// by line. `vpid` must be unique among live VMs (1..=0xffff). `tsc_khz` is the TSC rate
     /// the VM is shown through CPUID (the host's calibrated rate); it stays the VM's for its
     /// life, across reboots and migrations. The VM starts in [`VmState::Created`].
@@ -123,21 +119,20 @@ impl<O: LineOutput> Machine<O> {
         vmx: &mut VmxOn,
         frames: &mut impl FrameSource,
         name: &str,
-        elf: &'static [u8],
+        image: GuestImage,
         ram_bytes: u64,
         cmdline: &str,
         vpid: u16,
         tsc_khz: u32,
         out: O,
     ) -> Result<Self, MachineError> {
-        parse_elf(elf, ram_bytes).map_err(MachineError::Image)?;
-        build_boot_params(ram_bytes, cmdline).map_err(MachineError::Image)?;
         let fpu = GuestFpu::at_reset().map_err(MachineError::Xsave)?;
-        let memory = Self::allocate_memory(frames, ram_bytes)?;
         let boot = BootImage {
-            elf,
+            image,
             cmdline: cmdline.into(),
         };
+        boot.check(ram_bytes)?;
+        let memory = Self::allocate_memory(frames, ram_bytes)?;
         let mut machine = Self::assemble(
             vmx,
             name,
@@ -238,29 +233,9 @@ impl<O: LineOutput> Machine<O> {
         self.ram
             .fill(frames, 0, size, 0)
             .map_err(MachineError::Ram)?;
-        let image = parse_elf(self.boot.elf, size).map_err(MachineError::Image)?;
-        let ram = &self.ram;
-        let src = &*frames;
-        image
-            .load(
-                self.boot.elf,
-                |gpa, bytes| ram.write(src, gpa, bytes),
-                |gpa, len| ram.fill(src, gpa, len, 0),
-            )
-            .map_err(MachineError::Image)?;
-        let params = build_boot_params(size, &self.boot.cmdline).map_err(MachineError::Image)?;
-        self.ram
-            .write(frames, params.gpa, &params.bytes)
-            .map_err(MachineError::Ram)?;
+        let entry = self.boot.load(&self.ram, &*frames)?;
         vmx.invept(self.eptp)?;
-        self.vcpu = Some(HwVcpu::new(
-            vmx,
-            frames,
-            self.eptp,
-            self.vpid,
-            image.entry,
-            START_INFO_GPA as u32,
-        )?);
+        self.vcpu = Some(HwVcpu::new(vmx, frames, self.eptp, self.vpid, &entry)?);
         // A reboot resets the disk's transport like a power cycle (its contents stay).
         if let Some(disk) = self.disk.as_mut() {
             disk.reset();

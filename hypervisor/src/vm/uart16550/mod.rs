@@ -188,6 +188,13 @@ impl<I: InterruptLine, S: SerialSink> Uart16550<I, S> {
         self.irq_level
     }
 
+    /// The ISA IRQ line as a PC board wires this UART: INTR gated by MCR.OUT2 (the PC/AT
+    /// serial adapter enables its IRQ driver with OUT2; Linux's 8250 driver sets it when it
+    /// uses the interrupt). A UART whose driver polls with OUT2 clear raises no IRQ.
+    pub fn pc_irq_line(&self) -> bool {
+        self.irq_level && self.regs.mcr & MCR_OUT2 != 0
+    }
+
     /// Current receive capacity: with FIFOs enabled 16 bytes, else the single holding
     /// register.
     pub fn rx_capacity(&self) -> usize {
@@ -372,8 +379,8 @@ impl<I: InterruptLine, S: SerialSink> Uart16550<I, S> {
 
     fn update_interrupt(&mut self) {
         // OUT2 gates the IRQ onto the bus on PC-compatible boards; guests (Linux included)
-        // set it before they expect interrupts. We model the chip's INTR output instead,
-        // which is what a PIC/IOAPIC model wants, and leave OUT2 gating to the board model.
+        // set it before they expect interrupts. This is the chip's INTR output;
+        // `pc_irq_line` adds the OUT2 gate for the board.
         let level = self.pending_interrupt() != IIR_NONE;
         if level != self.irq_level {
             self.irq_level = level;

@@ -264,3 +264,16 @@ proptest! {
         prop_assert_eq!(r.interrupt_asserted(), u.interrupt_asserted());
     }
 }
+
+#[test]
+fn the_pc_irq_line_is_intr_gated_by_out2() {
+    let (mut u, _irq) = uart();
+    u.write(reg::IER, IER_RX_AVAILABLE);
+    assert_eq!(u.receive(b"a"), 1);
+    assert!(u.interrupt_asserted());
+    assert!(!u.pc_irq_line(), "OUT2 clear: the IRQ driver is off");
+    u.write(reg::MCR, MCR_OUT2);
+    assert!(u.pc_irq_line());
+    assert_eq!(u.read(reg::DATA), b'a');
+    assert!(!u.pc_irq_line(), "INTR dropped");
+}

@@ -13,7 +13,8 @@ use crate::vmx::exit::{RawExit, VmExit};
 use crate::vmx::frames::FrameSource;
 use crate::vmx::regs::GuestRegisters;
 use crate::vmx::setup::{
-    ControlAddresses, HostState, tss_base, write_controls, write_host_state, write_pvh_guest_state,
+    ControlAddresses, GuestEntry, HostState, tss_base, write_controls, write_guest_entry_state,
+    write_host_state,
 };
 use crate::vmx::vmcs::VmcsAccess;
 use crate::vmx::vmcs::fields::guest;
@@ -81,15 +82,14 @@ fn bitmap<'a>(frames: &impl FrameSource, phys: u64) -> &'a mut [u8; BITMAP_BYTES
 }
 
 impl HwVcpu {
-    /// Create a vCPU whose guest starts at the PVH `entry` with `start_info` in EBX,
+    /// Create a vCPU whose guest starts as `entry` says (PVH or Linux 64-bit),
     /// translating through `eptp`, tagged with `vpid` (1..=0xffff, unique per VM).
     pub fn new(
         vmx: &mut VmxOn,
         frames: &mut impl FrameSource,
         eptp: u64,
         vpid: u16,
-        entry: u32,
-        start_info: u32,
+        entry: &GuestEntry,
     ) -> Result<Self, VmxError> {
         let mut allocated = [0u64; 3];
         for slot in allocated.iter_mut() {
@@ -143,7 +143,7 @@ impl HwVcpu {
         let setup = vmx.load(&mut vcpu.vmcs).and_then(|mut loaded| {
             write_controls(&mut loaded, &cfg, &addrs)?;
             write_host_state(&mut loaded, &host)?;
-            write_pvh_guest_state(&mut loaded, &cfg, entry, start_info, &mut regs)
+            write_guest_entry_state(&mut loaded, &cfg, entry, &mut regs)
         });
         if let Err(e) = setup.and_then(|()| vmx.invvpid(vpid)) {
             // Best effort: the VMCS is being discarded because of `e`, which we report.

@@ -6,10 +6,46 @@
 pub mod controls;
 pub mod cr;
 pub mod guest;
+pub mod guest_long_mode;
 pub mod host;
 
 pub use controls::{CapabilityMsrs, ControlAddresses, VmxConfig, write_controls};
 pub use guest::write_pvh_guest_state;
+pub use guest_long_mode::write_linux64_guest_state;
+
+use crate::vm::linux_boot::Entry64;
+use crate::vmx::error::VmxError;
+use crate::vmx::regs::GuestRegisters;
+use crate::vmx::vmcs::VmcsAccess;
+
+/// How a fresh vCPU enters its guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestEntry {
+    /// PVH: 32-bit protected mode at `entry`, EBX = `start_info`.
+    Pvh {
+        /// Entry point.
+        entry: u32,
+        /// `hvm_start_info` address.
+        start_info: u32,
+    },
+    /// The Linux boot protocol's 64-bit entry.
+    Linux64(Entry64),
+}
+
+/// Write the guest state of `entry` (and the matching registers into `regs`).
+pub fn write_guest_entry_state(
+    vmcs: &mut impl VmcsAccess,
+    cfg: &VmxConfig,
+    entry: &GuestEntry,
+    regs: &mut GuestRegisters,
+) -> Result<(), VmxError> {
+    match entry {
+        GuestEntry::Pvh { entry, start_info } => {
+            write_pvh_guest_state(vmcs, cfg, *entry, *start_info, regs)
+        }
+        GuestEntry::Linux64(e) => write_linux64_guest_state(vmcs, cfg, e, regs),
+    }
+}
 pub use host::{HostState, tss_base, write_host_state};
 
 #[cfg(test)]

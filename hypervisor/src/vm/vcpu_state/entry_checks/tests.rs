@@ -87,10 +87,46 @@ fn refused_state(base: &FakeVmcs, change: impl FnOnce(&mut VcpuState), name: &st
     }
 }
 
+/// The Linux 64-bit boot protocol's entry state (`vm::linux_boot`).
+fn linux64() -> FakeVmcs {
+    let cfg = config();
+    let mut vmcs = FakeVmcs::default();
+    vmcs.write32(control::ENTRY_CONTROLS, cfg.entry).unwrap();
+    let entry = crate::vm::linux_boot::Entry64 {
+        rip: 0x100_0200,
+        rsi: 0x7000,
+        cr3: 0x1000,
+        gdt_base: 0x8000,
+        gdt_limit: 31,
+    };
+    let mut regs = GuestRegisters::default();
+    crate::vmx::setup::write_linux64_guest_state(&mut vmcs, &cfg, &entry, &mut regs).unwrap();
+    assert_eq!(regs.rsi, 0x7000);
+    vmcs
+}
+
 #[test]
 fn states_tern_produces_pass() {
     assert_eq!(check(&pvh()), Ok(()));
     assert_eq!(check(&long_mode()), Ok(()));
+    assert_eq!(check(&linux64()), Ok(()));
+}
+
+#[test]
+fn the_linux_entry_is_in_ia32e_mode_with_the_boot_selectors() {
+    let v = linux64();
+    assert_eq!(v.get(CS_SELECTOR.0), Some(0x10));
+    assert_eq!(v.get(DS_SELECTOR.0), Some(0x18));
+    assert_eq!(v.get(RIP.0), Some(0x100_0200));
+    assert_eq!(v.get(CR3.0), Some(0x1000));
+    assert_eq!(v.get(IA32_EFER.0), Some(0x500));
+    let entry = v.get(control::ENTRY_CONTROLS.0).unwrap();
+    assert_ne!(
+        entry & u64::from(crate::vmx::setup::controls::bits::ENTRY_IA32E_MODE_GUEST),
+        0
+    );
+    // A 64-bit CS with D set is refused (SDM §27.3.1.2): the check sees the difference.
+    refused(linux64(), CS_ACCESS_RIGHTS.0, 0xe09b, "CS");
 }
 
 #[test]
