@@ -127,7 +127,11 @@ fn prepare() -> Result<Prepared, LoaderError> {
         "config path",
     )?;
 
-    let images: usize = config.vms.iter().map(guest_images::module_count).sum::<usize>()
+    let images: usize = config
+        .vms
+        .iter()
+        .map(guest_images::module_count)
+        .sum::<usize>()
         + config.vms.iter().filter(|v| v.disk.is_some()).count();
     if images > boot_proto::MAX_MODULES {
         return Err(LoaderError::TooManyImages { count: images });

@@ -6,8 +6,7 @@ use alloc::string::{String, ToString};
 
 use super::super::{
     ConfigError, ConfigErrorKind, DEFAULT_MIGRATION_PORT, DEFAULT_MTU, DiskConfig, GuestBoot,
-    HostConfig,
-    MAX_CMDLINE_LEN, MAX_IMAGE_PATH_LEN, MigrationConfig, NetConfig, NetMode, VmConfig,
+    HostConfig, MAX_CMDLINE_LEN, MAX_IMAGE_PATH_LEN, MigrationConfig, NetConfig, NetMode, VmConfig,
 };
 use super::super::{bounds, value};
 use super::slot::{Slot, unknown_key};
