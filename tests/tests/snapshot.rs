@@ -51,17 +51,16 @@ fn boot(hub: &BxHub, index: u8, name: &str, config: &str) -> Result<Emulator, Ha
     Ok(host)
 }
 
-/// Waits until `host` printed `count` whole beats after the last `after`; returns them.
-/// The last number in the transcript may be half a line, so it is never among them.
+/// Waits until `host` printed `count` whole beats after the last `after`; returns them
+/// ([`beats`] only counts complete lines).
 fn beats_after(host: &mut Emulator, after: &str, count: usize) -> Result<Vec<u64>, HarnessError> {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let text = host.console().transcript();
-        let mut found = text
+        let found = text
             .rsplit_once(after)
             .map_or_else(Vec::new, |(_, t)| beats(t));
-        if found.len() > count || Instant::now() > deadline {
-            found.pop();
+        if found.len() >= count || Instant::now() > deadline {
             return Ok(found);
         }
         thread::sleep(Duration::from_secs(5));
