@@ -110,6 +110,7 @@ fn snapshot_stop_the_host_restore_on_another() -> TestResult {
         key: key(),
         output: file.clone(),
         max_memory_bytes: 1 << 30,
+        max_disk_bytes: 1 << 30,
         binding: EndpointBinding::FromRelay,
     };
     let receiving =
