@@ -57,18 +57,24 @@ pub fn beats(transcript: &str) -> Vec<u64> {
 /// `(seq, blk)` of every complete disk-mode beat line (`[hb] HB seq=N ... blk=W`) in
 /// `transcript`, in order; beat lines without `blk=` (not in disk mode) are skipped.
 pub fn disk_beats(transcript: &str) -> Vec<(u64, u64)> {
+    beat_field(transcript, "blk")
+}
+
+/// `(seq, value)` of every complete beat line of `transcript` with a numeric `FIELD=value`
+/// (`blk`, `irqs`, ...), in order; lines without it are skipped.
+pub fn beat_field(transcript: &str, field: &str) -> Vec<(u64, u64)> {
     complete_lines(transcript)
         .split("[hb] HB seq=")
         .skip(1)
         .filter_map(|t| {
             let line = t.lines().next()?;
             let seq = line.split_whitespace().next()?.parse().ok()?;
-            let blk = line
+            let value = line
                 .split_whitespace()
-                .find_map(|w| w.strip_prefix("blk="))?
+                .find_map(|w| w.strip_prefix(field)?.strip_prefix('='))?
                 .parse()
                 .ok()?;
-            Some((seq, blk))
+            Some((seq, value))
         })
         .collect()
 }
@@ -98,5 +104,13 @@ mod tests {
         let t = "[hb] HB seq=3 tsc=1 corrupt=0 blk=40\r\n[hb] HB seq=4 tsc=2 corrupt=0\n\
                  [hb] HB seq=5 tsc=3 corrupt=0 blk=x\n[hb] HB seq=6 tsc=4 corrupt=1 blk=61\n";
         assert_eq!(super::disk_beats(t), vec![(3, 40), (6, 61)]);
+    }
+
+    #[test]
+    fn beat_field_reads_the_named_field_only() {
+        let t =
+            "[hb] HB seq=3 blk=40 irqs=7\n[hb] HB seq=4 irqsx=9 blk=41\n[hb] HB seq=5 irqs=12\n";
+        assert_eq!(super::beat_field(t, "irqs"), vec![(3, 7), (5, 12)]);
+        assert_eq!(super::beat_field(t, "blk"), vec![(3, 40), (4, 41)]);
     }
 }
