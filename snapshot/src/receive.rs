@@ -453,3 +453,54 @@ fn write_and_check(snapshot: &Snapshot, path: &Path) -> Result<u64, FormatError>
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The most a tern host can describe: every CPUID leaf the comparison looks at (the
+    /// leaves `kernel/migration/adapters.rs::cpu_descriptor` sends and more) with every
+    /// bit set, every XCR0 bit, and every feature MSR a CPU model may list, all bits set.
+    fn richest_intel_source() -> CpuDescriptor {
+        let mut cpu = receiver_cpu();
+        for leaf in &mut cpu.cpuid {
+            if leaf.leaf != 0 {
+                (leaf.eax, leaf.ebx, leaf.ecx, leaf.edx) = (u32::MAX, u32::MAX, u32::MAX, u32::MAX);
+            }
+        }
+        cpu.cpuid[0].eax = u32::MAX;
+        cpu
+    }
+
+    #[test]
+    fn the_receiver_accepts_any_cpu_a_tern_host_describes() {
+        assert_eq!(richest_intel_source().compare(&receiver_cpu()), Vec::new());
+        // What tern sends today: no feature MSRs at all, the eight leaves at subleaf 0.
+        let mut today = richest_intel_source();
+        today.feature_msrs.clear();
+        today.cpuid.retain(|l| l.subleaf == 0);
+        assert_eq!(today.compare(&receiver_cpu()), Vec::new());
+    }
+
+    #[test]
+    fn the_receiver_cpu_is_a_valid_descriptor() {
+        receiver_cpu()
+            .validate()
+            .expect("the receiver's CPU descriptor passes the protocol's own checks");
+    }
+
+    #[test]
+    fn a_feature_msr_the_receiver_does_not_list_is_refused_by_name() {
+        // If tern starts sending another feature MSR, this is how it fails: the
+        // receiver's list in `receiver_cpu` must then grow.
+        let mut source = richest_intel_source();
+        source.feature_msrs.push(FeatureMsr {
+            index: 0x345,
+            value: 1,
+        });
+        assert_eq!(
+            source.compare(&receiver_cpu()),
+            vec![migration_proto::cpu::Incompatibility::MissingMsr(0x345)]
+        );
+    }
+}
