@@ -18,7 +18,7 @@ use super::error::{bad_decode, bad_record};
 use super::{
     DeviceEntry, DiskEntry, END_DIGEST_LEN, FORMAT_VERSION, FormatError, MAGIC, MAX_DEVICES,
     MAX_DISK_BYTES, MAX_MEMORY_BYTES, MAX_ORIGIN_LEN, OLDEST_FORMAT_VERSION, PREAMBLE_LEN,
-    RECORD_HEADER_LEN, RecordKind, Snapshot, SnapshotDisk, SnapshotHeader, digest_disk,
+    RECORD_HEADER_LEN, RecordKind, Snapshot, SnapshotHeader,
 };
 
 /// One record as found in the file.
@@ -252,7 +252,7 @@ impl Snapshot {
             at: PREAMBLE_LEN,
         };
         let (header, identity, cpu) = header_and_vm(&mut records, version)?;
-        let mut disks = IncomingDisks::new(&header.disks)?;
+        let mut disks = super::disk::IncomingDisks::new(&header.disks)?;
         let memory_bytes =
             usize::try_from(identity.memory_bytes).map_err(|_| FormatError::OutOfMemory {
                 bytes: identity.memory_bytes,
@@ -313,7 +313,7 @@ impl Snapshot {
                     devices.push(state);
                 }
                 RecordKind::Disk if vcpus.is_empty() && devices.is_empty() => {
-                    disks.store(&record)?;
+                    disks.store(at, record.payload)?;
                 }
                 kind => return Err(bad_record(at, format!("{kind:?} record out of place"))),
             }
@@ -352,108 +352,6 @@ impl Snapshot {
     /// Reads, checks and decodes the snapshot at `path`.
     pub fn read_file(path: &Path) -> Result<Snapshot, FormatError> {
         Snapshot::from_bytes(&read_checked(path)?)
-    }
-}
-
-/// The disks being decoded: contents, and which blocks a record already stored.
-struct IncomingDisks {
-    disks: Vec<(SnapshotDisk, Vec<bool>)>,
-    /// A DISK record was seen (PAGES records must come before).
-    any_stored: bool,
-}
-
-impl IncomingDisks {
-    /// Zeroed contents for every disk of the header, allocated fallibly.
-    fn new(entries: &[DiskEntry]) -> Result<IncomingDisks, FormatError> {
-        let mut disks = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let d = &entry.descriptor;
-            let out_of_memory = FormatError::OutOfMemory {
-                bytes: d.size_bytes,
-            };
-            let bytes = usize::try_from(d.size_bytes).map_err(|_| out_of_memory)?;
-            let data = crate::zeroed::zeroed_buffer(bytes).ok_or(FormatError::OutOfMemory {
-                bytes: d.size_bytes,
-            })?;
-            let blocks = usize::try_from(d.blocks()).unwrap_or(usize::MAX);
-            let mut stored = Vec::new();
-            stored
-                .try_reserve_exact(blocks)
-                .map_err(|_| FormatError::OutOfMemory {
-                    bytes: blocks as u64,
-                })?;
-            stored.resize(blocks, false);
-            disks.push((
-                SnapshotDisk {
-                    descriptor: d.clone(),
-                    data,
-                },
-                stored,
-            ));
-        }
-        Ok(IncomingDisks {
-            disks,
-            any_stored: false,
-        })
-    }
-
-    /// Places one DISK record's blocks: a disk of the header, its block size, inside the
-    /// disk, each block stored once.
-    fn store(&mut self, record: &Record<'_>) -> Result<(), FormatError> {
-        let at = record.offset;
-        self.any_stored = true;
-        let Message::DiskBlocks(run) = decode_message(record, MessageType::DiskBlocks)? else {
-            return Err(bad_record(at, "not a disk block run"));
-        };
-        let (disk, stored) = self
-            .disks
-            .iter_mut()
-            .find(|(d, _)| d.descriptor.disk_id == run.disk_id)
-            .ok_or_else(|| bad_record(at, format!("disk {} is not in the header", run.disk_id)))?;
-        let d = &disk.descriptor;
-        if run.block_size != d.block_size {
-            return Err(bad_record(
-                at,
-                format!(
-                    "blocks of {} bytes for disk {} of {}-byte blocks",
-                    run.block_size, d.name, d.block_size
-                ),
-            ));
-        }
-        let block = d.block_size as usize;
-        let first = usize::try_from(run.first_lba).unwrap_or(usize::MAX);
-        let count = run.data.len() / block;
-        let slots = first
-            .checked_add(count)
-            .and_then(|end| stored.get_mut(first..end))
-            .ok_or_else(|| bad_record(at, format!("block run outside disk {}", d.name)))?;
-        if slots.iter().any(|s| *s) {
-            return Err(bad_record(
-                at,
-                format!("block of disk {} stored twice", d.name),
-            ));
-        }
-        slots.fill(true);
-        let start = first * block;
-        disk.data
-            .get_mut(start..start + run.data.len())
-            .ok_or_else(|| bad_record(at, format!("block run outside disk {}", d.name)))?
-            .copy_from_slice(&run.data);
-        Ok(())
-    }
-
-    /// The decoded disks, each checked against the header's content digest.
-    fn finish(self, entries: &[DiskEntry]) -> Result<Vec<SnapshotDisk>, FormatError> {
-        let mut out = Vec::with_capacity(self.disks.len());
-        for ((disk, _), entry) in self.disks.into_iter().zip(entries) {
-            if !constant_time_eq(&digest_disk(&disk.descriptor, &disk.data), &entry.digest) {
-                return Err(FormatError::DiskDigestMismatch {
-                    disk: disk.descriptor.name,
-                });
-            }
-            out.push(disk);
-        }
-        Ok(out)
     }
 }
 
