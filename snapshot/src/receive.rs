@@ -73,6 +73,12 @@ impl fmt::Display for ReceiveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ReceiveError::Io(e) => write!(f, "{e}"),
+            ReceiveError::Session(e @ SessionError::NoRoomForDisks { needed, .. }) => write!(
+                f,
+                "migration failed: {e}; no snapshot written (this receiver takes \
+                 --max-disk MIB of disks: give it at least {} MiB)",
+                needed.div_ceil(1 << 20)
+            ),
             ReceiveError::Session(e) => write!(f, "migration failed: {e}; no snapshot written"),
             ReceiveError::File(e) => {
                 write!(f, "snapshot file: {e}; the source was told to keep its VM")

@@ -232,6 +232,9 @@ fn disks_above_the_receivers_limit_are_refused_before_any_page() {
         matches!(received, Err(ReceiveError::Session(_))),
         "{received:?}"
     );
+    let told = received.expect_err("refused").to_string();
+    assert!(told.contains("--max-disk MIB"), "{told}");
+    assert!(told.contains("at least 2 MiB"), "{told}");
     assert!(!path.exists());
 }
 
