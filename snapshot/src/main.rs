@@ -12,7 +12,9 @@ use snapshot::send::send_snapshot;
 
 const USAGE: &str = "usage:
   tern-snapshot receive --listen ADDR:PORT --key-file KEYFILE -o FILE [--max-memory MIB]
-      wait for one migration from a tern host and save the VM to FILE
+                        [--max-disk MIB]
+      wait for one migration from a tern host and save the VM (and its disks) to FILE;
+      both limits default to 4096 MiB (the receiver holds the VM in its memory)
   tern-snapshot send FILE HOST:PORT --key-file KEYFILE
       restore the VM in FILE on the tern host listening at HOST:PORT
   tern-snapshot info FILE
@@ -79,6 +81,22 @@ impl Options {
     }
 }
 
+/// A size option in MiB (default 4096), at most 1 TiB.
+fn mebibytes(o: &Options, name: &str) -> Result<u64, Usage> {
+    match o.get(name) {
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|mib| *mib <= 1 << 20)
+            .ok_or_else(|| {
+                Usage(format!(
+                    "{name} '{text}' is not a number of MiB (at most 1048576)"
+                ))
+            }),
+        None => Ok(4096),
+    }
+}
+
 fn address(text: &str) -> Result<SocketAddr, Usage> {
     text.to_socket_addrs()
         .ok()
@@ -112,6 +130,7 @@ fn run(args: &[String]) -> Result<Result<(), String>, Usage> {
                     "--key-file",
                     "-o",
                     "--max-memory",
+                    "--max-disk",
                     "--testing-relay",
                 ],
             )?;
@@ -120,12 +139,8 @@ fn run(args: &[String]) -> Result<Result<(), String>, Usage> {
             }
             let listen = address(o.require("--listen")?)?;
             let output = PathBuf::from(o.require("-o")?);
-            let max_mib = match o.get("--max-memory") {
-                Some(text) => text
-                    .parse::<u64>()
-                    .map_err(|_| Usage(format!("--max-memory '{text}' is not a number of MiB")))?,
-                None => 4096,
-            };
+            let max_mib = mebibytes(&o, "--max-memory")?;
+            let max_disk_mib = mebibytes(&o, "--max-disk")?;
             let key = match read_key_file(Path::new(o.require("--key-file")?)) {
                 Ok(key) => key,
                 Err(e) => return Ok(Err(e.to_string())),
@@ -139,6 +154,7 @@ fn run(args: &[String]) -> Result<Result<(), String>, Usage> {
                 key,
                 output,
                 max_memory_bytes: max_mib << 20,
+                max_disk_bytes: max_disk_mib << 20,
                 binding: binding(&o)?,
             };
             Ok(receive_one(&listener, &options, &mut say)

@@ -4,7 +4,10 @@
 //! The source cannot tell it from a tern host: same handshake, same checks of every page
 //! and state, same commit. The difference is what happens at `CommitRequested`: the file
 //! is written beside its final name, made durable, read back and verified (digest and
-//! memory), renamed, and only then is the commit acknowledged. A source that migrates (not
+//! memory), renamed, and only then is the commit acknowledged. A VM with disks arrives as
+//! in storage migration (`migrate -b`): the manifest before the offer (refused when the
+//! disks exceed `max_disk_bytes`), the blocks with the pages, the disks' per-region digests
+//! checked by the session before `CommitRequested`; the file holds the disks too. A source that migrates (not
 //! snapshots) to this program therefore gives its VM up only once the file is safe.
 
 use std::fmt;
@@ -21,7 +24,7 @@ use migration_proto::session::{
     DestinationConfig, DestinationEvent, DestinationSession, SessionError,
 };
 
-use crate::format::{FormatError, Snapshot, SnapshotHeader};
+use crate::format::{FormatError, Snapshot, SnapshotDisk, SnapshotHeader};
 use crate::link::{self, Clock, Received};
 
 /// What `receive` needs.
@@ -32,6 +35,8 @@ pub struct ReceiveOptions {
     pub output: PathBuf,
     /// Largest VM accepted.
     pub max_memory_bytes: u64,
+    /// Most bytes of disk (all the VM's disks together) accepted; 0 refuses VMs with disks.
+    pub max_disk_bytes: u64,
     /// Where the handshake's endpoints come from (`Socket` but in tests through a relay).
     pub binding: link::EndpointBinding,
 }
@@ -68,6 +73,12 @@ impl fmt::Display for ReceiveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ReceiveError::Io(e) => write!(f, "{e}"),
+            ReceiveError::Session(e @ SessionError::NoRoomForDisks { needed, .. }) => write!(
+                f,
+                "migration failed: {e}; no snapshot written (this receiver takes \
+                 --max-disk MIB of disks: give it at least {} MiB)",
+                needed.div_ceil(1 << 20)
+            ),
             ReceiveError::Session(e) => write!(f, "migration failed: {e}; no snapshot written"),
             ReceiveError::File(e) => {
                 write!(f, "snapshot file: {e}; the source was told to keep its VM")
@@ -140,6 +151,7 @@ struct Incoming {
     memory: Vec<u8>,
     vcpus: Vec<migration_proto::message::VcpuState>,
     devices: Vec<migration_proto::message::DeviceState>,
+    disks: Vec<SnapshotDisk>,
     origin: String,
     written: Option<u64>,
     acknowledged: bool,
@@ -158,11 +170,12 @@ pub fn receive_one(
     stream.set_nonblocking(true)?;
     stream.set_nodelay(true)?;
     let clock = Clock::start();
-    let config = DestinationConfig::new(
+    let mut config = DestinationConfig::new(
         options.key.clone(),
         receiver_cpu(),
         options.max_memory_bytes,
     );
+    config.max_disk_bytes = options.max_disk_bytes;
     let mut session = DestinationSession::new(config, link::nonce()?, clock.now());
     if let Some(endpoints) = endpoints {
         session.set_endpoints(endpoints);
@@ -173,6 +186,7 @@ pub fn receive_one(
         memory: Vec::new(),
         vcpus: Vec::new(),
         devices: Vec::new(),
+        disks: Vec::new(),
         origin: peer.to_string(),
         written: None,
         acknowledged: false,
@@ -273,11 +287,44 @@ fn on_event(
                 return Ok(());
             };
             vm.memory = memory;
+            // The session refused a manifest larger than `max_disk_bytes` already.
+            let manifest = session.disk_manifest().map(|m| m.disks.clone());
+            vm.disks.clear();
+            for descriptor in manifest.unwrap_or_default() {
+                let bytes = usize::try_from(descriptor.size_bytes).unwrap_or(usize::MAX);
+                let Some(data) = crate::zeroed::zeroed_buffer(bytes) else {
+                    let _ = session.reject_offer(
+                        &format!(
+                            "the snapshot receiver has no memory for disk {} ({} bytes)",
+                            descriptor.name, descriptor.size_bytes
+                        ),
+                        now,
+                    );
+                    return Ok(());
+                };
+                vm.disks.push(SnapshotDisk { descriptor, data });
+            }
+            let disks: Vec<String> = vm
+                .disks
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{} {} MiB",
+                        d.descriptor.name,
+                        d.descriptor.size_bytes >> 20
+                    )
+                })
+                .collect();
             say(&format!(
-                "receive: offer of VM '{}' ({} MiB, {} vCPU), accepted",
+                "receive: offer of VM '{}' ({} MiB, {} vCPU{}), accepted",
                 identity.name,
                 identity.memory_bytes >> 20,
-                identity.vcpu_count
+                identity.vcpu_count,
+                if disks.is_empty() {
+                    String::new()
+                } else {
+                    format!(", disks: {}", disks.join(", "))
+                }
             ));
             vm.identity = Some(identity);
             vm.cpu = session.offered_cpu().cloned().unwrap_or_default();
@@ -295,8 +342,29 @@ fn on_event(
         }
         DestinationEvent::VcpuState(state) => vm.vcpus.push(*state),
         DestinationEvent::DeviceState(state) => vm.devices.push(state),
-        DestinationEvent::DiskBlocks(_) => {
-            session.abort_locally("the snapshot file (format 1) holds no disks", now);
+        DestinationEvent::DiskBlocks(run) => {
+            // The session checked the disk id, block size and range against the manifest.
+            let start = usize::try_from(run.first_lba)
+                .ok()
+                .and_then(|lba| lba.checked_mul(run.block_size as usize));
+            let slot = vm
+                .disks
+                .iter_mut()
+                .find(|d| d.descriptor.disk_id == run.disk_id)
+                .and_then(|d| {
+                    let start = start?;
+                    d.data.get_mut(start..start.checked_add(run.data.len())?)
+                });
+            match slot {
+                Some(slot) => slot.copy_from_slice(&run.data),
+                None => session.abort_locally(
+                    &format!(
+                        "disk blocks outside the manifest (disk {}, block {})",
+                        run.disk_id, run.first_lba
+                    ),
+                    now,
+                ),
+            }
         }
         DestinationEvent::CommitRequested { expected_digest } => {
             match write_verified(vm, session.negotiated().map_or(0, |(v, _)| v), options) {
@@ -347,16 +415,18 @@ fn write_verified(
             protocol_version,
             memory_digest: digest_memory(&vm.memory),
             devices: Snapshot::device_entries(&vm.devices),
-            disk_count: 0,
+            disks: vm.disks.iter().map(SnapshotDisk::entry).collect(),
         },
         identity,
         cpu: vm.cpu.clone(),
         memory: core::mem::take(&mut vm.memory),
         vcpus: vm.vcpus.clone(),
         devices: vm.devices.clone(),
+        disks: core::mem::take(&mut vm.disks),
     };
     let result = write_and_check(&snapshot, &options.output);
     vm.memory = snapshot.memory;
+    vm.disks = snapshot.disks;
     result
 }
 
@@ -388,4 +458,55 @@ fn write_and_check(snapshot: &Snapshot, path: &Path) -> Result<u64, FormatError>
         let _ = std::fs::remove_file(&partial);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The most a tern host can describe: every CPUID leaf the comparison looks at (the
+    /// leaves `kernel/migration/adapters.rs::cpu_descriptor` sends and more) with every
+    /// bit set, every XCR0 bit, and every feature MSR a CPU model may list, all bits set.
+    fn richest_intel_source() -> CpuDescriptor {
+        let mut cpu = receiver_cpu();
+        for leaf in &mut cpu.cpuid {
+            if leaf.leaf != 0 {
+                (leaf.eax, leaf.ebx, leaf.ecx, leaf.edx) = (u32::MAX, u32::MAX, u32::MAX, u32::MAX);
+            }
+        }
+        cpu.cpuid[0].eax = u32::MAX;
+        cpu
+    }
+
+    #[test]
+    fn the_receiver_accepts_any_cpu_a_tern_host_describes() {
+        assert_eq!(richest_intel_source().compare(&receiver_cpu()), Vec::new());
+        // What tern sends today: no feature MSRs at all, the eight leaves at subleaf 0.
+        let mut today = richest_intel_source();
+        today.feature_msrs.clear();
+        today.cpuid.retain(|l| l.subleaf == 0);
+        assert_eq!(today.compare(&receiver_cpu()), Vec::new());
+    }
+
+    #[test]
+    fn the_receiver_cpu_is_a_valid_descriptor() {
+        receiver_cpu()
+            .validate()
+            .expect("the receiver's CPU descriptor passes the protocol's own checks");
+    }
+
+    #[test]
+    fn a_feature_msr_the_receiver_does_not_list_is_refused_by_name() {
+        // If tern starts sending another feature MSR, this is how it fails: the
+        // receiver's list in `receiver_cpu` must then grow.
+        let mut source = richest_intel_source();
+        source.feature_msrs.push(FeatureMsr {
+            index: 0x345,
+            value: 1,
+        });
+        assert_eq!(
+            source.compare(&receiver_cpu()),
+            vec![migration_proto::cpu::Incompatibility::MissingMsr(0x345)]
+        );
+    }
 }

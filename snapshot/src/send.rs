@@ -5,12 +5,18 @@
 //! and device states, then `Commit` with the whole-memory digest from the file's header,
 //! so the destination also checks its complete memory against what was saved. The tern
 //! host resumes the VM at `Release`, as after any migration.
+//!
+//! A snapshot with disks is sent as storage migration (`migrate -b`): the disk manifest
+//! before the offer (the host refuses it when it has no room), then every block of every
+//! disk once after the pages (the destination requires each block at least once; zero
+//! blocks are sent too), and the per-region disk digests at commit.
 
 use std::fmt;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use migration_proto::crypto::PreSharedKey;
+use migration_proto::message::{DiskBlocks, MAX_DISK_RUN_LEN};
 use migration_proto::session::{
     SessionError, SourceConfig, SourceEvent, SourceSession, UsageError,
 };
@@ -65,6 +71,7 @@ impl From<UsageError> for SendError {
 enum Phase {
     Handshake,
     Pages { next_pfn: usize },
+    Disks { disk: usize, next_byte: usize },
     Committing,
 }
 
@@ -81,7 +88,13 @@ pub fn send_snapshot(
     stream.set_nonblocking(true)?;
     stream.set_nodelay(true)?;
     let clock = Clock::start();
-    let config = SourceConfig::new(key.clone(), snapshot.identity.clone(), snapshot.cpu.clone());
+    let mut config =
+        SourceConfig::new(key.clone(), snapshot.identity.clone(), snapshot.cpu.clone());
+    config.disks = snapshot
+        .disks
+        .iter()
+        .map(|d| d.descriptor.clone())
+        .collect();
     let mut session = SourceSession::new(config, link::nonce()?, clock.now());
     if let Some(endpoints) = endpoints {
         session.set_endpoints(endpoints);
@@ -146,6 +159,36 @@ pub fn send_snapshot(
                 moved = true;
             }
             if *next_pfn == pages {
+                phase = Phase::Disks {
+                    disk: 0,
+                    next_byte: 0,
+                };
+            }
+        }
+        if let Phase::Disks { disk, next_byte } = &mut phase {
+            while let Some(d) = snapshot.disks.get(*disk)
+                && session.can_send_pages()
+            {
+                if *next_byte >= d.data.len() {
+                    *disk += 1;
+                    *next_byte = 0;
+                    continue;
+                }
+                let block_size = d.descriptor.block_size as usize;
+                let end = d.data.len().min(*next_byte + MAX_DISK_RUN_LEN);
+                session.send_disk_blocks(
+                    &DiskBlocks {
+                        disk_id: d.descriptor.disk_id,
+                        first_lba: (*next_byte / block_size.max(1)) as u64,
+                        block_size: d.descriptor.block_size,
+                        data: d.data[*next_byte..end].to_vec(),
+                    },
+                    clock.now(),
+                )?;
+                *next_byte = end;
+                moved = true;
+            }
+            if *disk == snapshot.disks.len() {
                 session.end_round(0, clock.now())?;
                 for vcpu in &snapshot.vcpus {
                     session.send_vcpu_state(vcpu, clock.now())?;

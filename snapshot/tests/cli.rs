@@ -64,6 +64,23 @@ fn info_prints_a_verified_header_and_refuses_damaged_files() {
 }
 
 #[test]
+fn info_lists_the_disks() {
+    let good = scratch("disk.snap");
+    std::fs::write(
+        &good,
+        common::snapshot_with_disk().to_bytes().expect("encode"),
+    )
+    .expect("write");
+    let out = tern_snapshot(&["info", good.to_str().expect("utf-8")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("disks:    vda (id 0, 1 MiB = 1050112 bytes, 512-byte blocks)"),
+        "{text}"
+    );
+}
+
+#[test]
 fn usage_mistakes_exit_with_2_and_the_usage() {
     for args in [
         &[][..],
@@ -71,6 +88,17 @@ fn usage_mistakes_exit_with_2_and_the_usage() {
         &["receive", "--listen", "127.0.0.1:0"][..],
         &["send", "only-a-file"][..],
         &["receive", "--bogus", "x"][..],
+        &[
+            "receive",
+            "--listen",
+            "127.0.0.1:0",
+            "--key-file",
+            "k",
+            "-o",
+            "f",
+            "--max-disk",
+            "lots",
+        ][..],
     ] {
         let out = tern_snapshot(args);
         let err = String::from_utf8_lossy(&out.stderr);

@@ -2,7 +2,7 @@
 
 mod common;
 
-use snapshot::format::{FormatError, MAGIC, PREAMBLE_LEN, Snapshot, SnapshotSummary};
+use snapshot::format::{FormatError, MAGIC, PREAMBLE_LEN, RecordKind, Snapshot, SnapshotSummary};
 
 #[test]
 fn a_written_snapshot_reads_back_identical() {
@@ -102,10 +102,10 @@ fn wrong_magic_and_versions_are_named() {
         Err(FormatError::NotASnapshot)
     ));
     let mut newer = file.clone();
-    newer[8] = 2;
+    newer[8] = 3;
     assert!(matches!(
         Snapshot::from_bytes(&newer),
-        Err(FormatError::UnsupportedVersion(2))
+        Err(FormatError::UnsupportedVersion(3))
     ));
     let mut flagged = file;
     flagged[10] = 1;
@@ -212,4 +212,124 @@ fn resealed_random_damage_is_refused_without_panicking() {
         }
         let _ = SnapshotSummary::from_bytes(&damaged);
     }
+}
+
+#[test]
+fn a_snapshot_with_a_disk_reads_back_identical_and_info_lists_it() {
+    let original = common::snapshot_with_disk();
+    let file = original.to_bytes().expect("encode");
+    let back = Snapshot::from_bytes(&file).expect("decode");
+    assert_eq!(back, original);
+    assert_eq!(back.disks[0].data, common::disk().data);
+    let disk_records = common::records(&file)
+        .iter()
+        .filter(|(_, kind, _)| *kind == RecordKind::Disk as u16)
+        .count();
+    // 300 KiB of pattern = two 256 KiB runs; the zero middle is left out; the last run.
+    assert_eq!(disk_records, 3);
+    let text = SnapshotSummary::from_bytes(&file)
+        .expect("summary")
+        .to_string();
+    for needle in [
+        "snapshot format 2",
+        "vda (id 0, 1 MiB = 1050112 bytes, 512-byte blocks)",
+        "3 block runs stored",
+        "lapic0",
+        "cpu-model",
+    ] {
+        assert!(text.contains(needle), "info lacks {needle}:\n{text}");
+    }
+}
+
+#[test]
+fn every_device_state_a_tern_host_sends_is_kept_in_order() {
+    // Interrupt and timer models, the CPU model and the disk's queue state travel as
+    // opaque device states: the file keeps each, byte for byte and in arrival order (the
+    // destination loads the timer models after `tsc-rate`).
+    let mut snap = common::snapshot();
+    snap.devices = common::tern_devices(255);
+    snap.header.devices = Snapshot::device_entries(&snap.devices);
+    let back = Snapshot::from_bytes(&snap.to_bytes().expect("encode")).expect("decode");
+    assert_eq!(back.devices, snap.devices);
+}
+
+/// Offset and length of the first DISK record's payload.
+fn first_disk_record(file: &[u8]) -> (usize, usize) {
+    let (at, _, len) = *common::records(file)
+        .iter()
+        .find(|(_, kind, _)| *kind == RecordKind::Disk as u16)
+        .expect("a disk record");
+    (at, len)
+}
+
+#[test]
+fn a_damaged_disk_record_is_refused() {
+    let file = common::snapshot_with_disk().to_bytes().expect("encode");
+    let (at, len) = first_disk_record(&file);
+    // A flipped block byte: the END digest refuses the file.
+    let mut damaged = file.clone();
+    damaged[at + 8 + len - 1] ^= 0x40;
+    assert!(matches!(
+        Snapshot::from_bytes(&damaged),
+        Err(FormatError::DigestMismatch)
+    ));
+    // Resealed, the disk's content digest still refuses it, naming the disk.
+    common::reseal(&mut damaged);
+    let err = Snapshot::from_bytes(&damaged).expect_err("disk digest");
+    assert!(
+        matches!(&err, FormatError::DiskDigestMismatch { disk } if disk == "vda"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("disk vda"), "{err}");
+    // A run naming a disk the header does not list (disk_id is the payload's first u32).
+    let mut damaged = file.clone();
+    damaged[at + 8] = 7;
+    common::reseal(&mut damaged);
+    match Snapshot::from_bytes(&damaged) {
+        Err(FormatError::BadRecord { offset, why }) => {
+            assert_eq!(offset, at);
+            assert!(why.contains("disk 7 is not in the header"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A run moved onto blocks another run stored (first_lba 0 -> 512: the second run).
+    let mut damaged = file.clone();
+    damaged[at + 8 + 4 + 1] = 2; // first_lba = 0x200
+    common::reseal(&mut damaged);
+    let err = Snapshot::from_bytes(&damaged).expect_err("stored twice");
+    assert!(err.to_string().contains("stored twice"), "{err}");
+    // A run past the end of the disk.
+    let mut damaged = file;
+    damaged[at + 8 + 4 + 2] = 0x10; // first_lba = 0x100000
+    common::reseal(&mut damaged);
+    let err = Snapshot::from_bytes(&damaged).expect_err("outside");
+    assert!(err.to_string().contains("outside disk vda"), "{err}");
+}
+
+#[test]
+fn a_disk_whose_contents_differ_from_the_header_digest_is_refused() {
+    let mut snap = common::snapshot_with_disk();
+    snap.header.disks[0].digest[5] ^= 1;
+    let file = snap.to_bytes().expect("encode");
+    assert!(matches!(
+        Snapshot::from_bytes(&file),
+        Err(FormatError::DiskDigestMismatch { .. })
+    ));
+}
+
+#[test]
+fn format_1_files_still_read_and_may_not_hold_disks() {
+    // Format 1 is format 2 without disks: the same bytes but the version.
+    let mut old = common::snapshot().to_bytes().expect("encode");
+    old[8] = 1;
+    common::reseal(&mut old);
+    assert_eq!(
+        Snapshot::from_bytes(&old).expect("format 1"),
+        common::snapshot()
+    );
+    let mut old = common::snapshot_with_disk().to_bytes().expect("encode");
+    old[8] = 1;
+    common::reseal(&mut old);
+    let err = Snapshot::from_bytes(&old).expect_err("format 1 with a disk");
+    assert!(err.to_string().contains("format 1 holds no disks"), "{err}");
 }

@@ -6,17 +6,15 @@
 use std::time::{Duration, Instant};
 
 use system_tests::TestResult;
+use system_tests::heartbeat::complete_lines;
 use system_tests::migration::{HB_CMDLINE, MigrationPair, RUNNING_HERE, TIMEOUT};
 
 /// `[hb2] HB seq=N` numbers on host 0 so far, from complete lines only (the last line may
 /// still be arriving: `seq=2` of `seq=26`).
 fn hb2_beats(pair: &mut MigrationPair) -> Vec<u64> {
-    pair.hosts[0]
-        .console()
-        .transcript()
+    complete_lines(&pair.hosts[0].console().transcript())
         .split("[hb2] HB seq=")
         .skip(1)
-        .filter(|t| t.contains('\n'))
         .filter_map(|t| t.split_whitespace().next()?.parse().ok())
         .collect()
 }

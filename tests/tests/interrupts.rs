@@ -15,6 +15,7 @@
 //! per timer source, and its count keeps rising on the destination with no gap in beats.
 
 use std::time::Duration;
+use system_tests::heartbeat::complete_lines;
 use system_tests::migration::{MigrationPair, RUNNING_HERE};
 use system_tests::tern::{self};
 use system_tests::{Emulator, EmulatorKind, HarnessError, TestResult};
@@ -104,9 +105,10 @@ fn timer_interrupts_reach_guests_and_halted_vcpus_sleep() -> TestResult {
     Ok(())
 }
 
-/// `(seq, irqs)` of every `[hb] HB seq=` line in `text` that has an `irqs=` field.
+/// `(seq, irqs)` of every complete `[hb] HB seq=` line in `text` that has an `irqs=` field.
 fn hb_irqs(text: &str) -> Vec<(u64, u64)> {
-    text.split("[hb] HB seq=")
+    complete_lines(text)
+        .split("[hb] HB seq=")
         .skip(1)
         .filter_map(|t| {
             let line = t.lines().next()?;

@@ -5,6 +5,7 @@
 //! lines, the after-checks) is `system_tests::migration::MigrationPair`.
 
 use system_tests::TestResult;
+use system_tests::heartbeat::complete_lines;
 use system_tests::migration::{HB_CMDLINE, MigrationPair, TIMEOUT};
 
 const OTHER_KEY: &str = "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -127,9 +128,8 @@ fn one_of_two_vms_migrates_the_other_keeps_beating() -> TestResult {
     pair.assert_arrived(1, &completed)?;
     // hb2 stayed and never skipped a number.
     pair.expect(0, "[hb2] HB seq=", TIMEOUT)?;
-    let hb2: Vec<u64> = pair.hosts[0]
-        .console()
-        .transcript()
+    let transcript = pair.hosts[0].console().transcript();
+    let hb2: Vec<u64> = complete_lines(&transcript)
         .split("[hb2] HB seq=")
         .skip(1)
         .filter_map(|t| t.split_whitespace().next()?.parse().ok())

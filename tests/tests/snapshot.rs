@@ -6,6 +6,10 @@
 //! the guest keeps beating on A; A is stopped; host B (`beta`, 10.0.0.2) boots empty and
 //! `send` restores the file there: the heartbeat continues from the snapshot's beat with
 //! its verified working set (no `CORRUPT`). An altered copy of the file is refused.
+//! The guest runs in disk mode (`hb.disk=1`, virtio-blk) with a local-APIC timer
+//! (`hb.irq=lapic`): the snapshot holds the disk and every device state (interrupt models,
+//! CPU model, the disk's queues), so on B the block sequence `blk=` continues from the
+//! snapshot's and verifies, and the interrupt count `irqs=` keeps rising.
 //! One emulator runs at a time.
 
 use std::net::{SocketAddr, TcpListener};
@@ -19,12 +23,18 @@ use snapshot::link::EndpointBinding;
 use snapshot::receive::{ReceiveOptions, receive_one};
 use snapshot::send::send_snapshot;
 use system_tests::gateway::{Gateway, GatewayPlan};
-use system_tests::heartbeat::{beats, migration_config};
+use system_tests::heartbeat::{beat_field, beats, disk_beats, disk_config, migration_config};
 use system_tests::migration::{HB_CMDLINE, KEY, PORT, TIMEOUT};
 use system_tests::{BxHub, Emulator, EmulatorKind, HarnessError, Nic, TestResult, tern};
 
 const GATEWAY_IP: [u8; 4] = [10, 0, 0, 9];
 const GATEWAY_HUB_PORT: u8 = 2;
+
+/// The heartbeat with a local-APIC timer interrupt and (with `disk_config`'s `hb.disk=1`)
+/// 50 block writes a second over 32 blocks of its disk.
+const SNAPSHOT_CMDLINE: &str = "hb.interval_ms=250 hb.wss_mib=1 hb.dirty_pages_per_sec=20 \
+                                hb.irq=lapic hb.irq_hz=100 hb.disk_blocks=32 \
+                                hb.disk_writes_per_sec=50";
 
 fn key() -> PreSharedKey {
     let mut bytes = [0u8; 32];
@@ -51,17 +61,16 @@ fn boot(hub: &BxHub, index: u8, name: &str, config: &str) -> Result<Emulator, Ha
     Ok(host)
 }
 
-/// Waits until `host` printed `count` whole beats after the last `after`; returns them.
-/// The last number in the transcript may be half a line, so it is never among them.
+/// Waits until `host` printed `count` whole beats after the last `after`; returns them
+/// ([`beats`] only counts complete lines).
 fn beats_after(host: &mut Emulator, after: &str, count: usize) -> Result<Vec<u64>, HarnessError> {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let text = host.console().transcript();
-        let mut found = text
+        let found = text
             .rsplit_once(after)
             .map_or_else(Vec::new, |(_, t)| beats(t));
-        if found.len() > count || Instant::now() > deadline {
-            found.pop();
+        if found.len() >= count || Instant::now() > deadline {
             return Ok(found);
         }
         thread::sleep(Duration::from_secs(5));
@@ -104,20 +113,21 @@ fn snapshot_stop_the_host_restore_on_another() -> TestResult {
     let to_host_b: SocketAddr = gateway.outbound_listeners[0];
 
     // Host A: the guest beats; snapshot it live while it keeps running.
-    let config_a = migration_config(0, KEY, Some("16M"), HB_CMDLINE);
+    let config_a = disk_config(0, KEY, "16M", SNAPSHOT_CMDLINE);
     let mut host_a = boot(&hub, 0, "snapshot-dr-a", &config_a)?;
     host_a.console().expect("[hb] HB seq=", TIMEOUT)?;
     let options = ReceiveOptions {
         key: key(),
         output: file.clone(),
         max_memory_bytes: 1 << 30,
+        max_disk_bytes: 1 << 30,
         binding: EndpointBinding::FromRelay,
     };
     let receiving =
         thread::spawn(move || receive_one(&receiver, &options, &mut |line| eprintln!("{line}")));
     let answer = tern::command(&mut host_a, "snapshot 10.0.0.9:4444 hb")?;
     assert!(
-        answer.contains("snapshot: live snapshot of 'hb'"),
+        answer.contains("snapshot: live snapshot of 'hb' with its disk"),
         "{answer}"
     );
     let saved_line = host_a.console().expect("snapshot: VM 'hb' ", TIMEOUT)?;
@@ -146,6 +156,39 @@ fn snapshot_stop_the_host_restore_on_another() -> TestResult {
     // The file verifies; an altered copy does not.
     let snap = Snapshot::read_file(&file).expect("the snapshot verifies");
     assert_eq!(snap.identity.memory_bytes, 16 << 20);
+    let disks: Vec<&str> = snap
+        .disks
+        .iter()
+        .map(|d| d.descriptor.name.as_str())
+        .collect();
+    assert_eq!(disks, ["vda"], "the file holds the VM's disk");
+    let ids: Vec<&str> = snap.devices.iter().map(|d| d.id.as_str()).collect();
+    for id in [
+        "vda",
+        "com1",
+        "tsc-rate",
+        "cpu-model",
+        "lapic0",
+        "ioapic",
+        "pic",
+        "pit",
+        "rtc",
+        "events0",
+    ] {
+        assert!(ids.contains(&id), "device state {id} kept: {ids:?}");
+    }
+    // The blocks and interrupts counted at A's last beat before the copy was taken.
+    let on_a = host_a.console().transcript();
+    let blk_at_snapshot = disk_beats(&on_a)
+        .iter()
+        .find(|(seq, _)| *seq == paused_at_least)
+        .map(|b| b.1)
+        .unwrap_or_else(|| panic!("no blk= at beat {paused_at_least}:\n{on_a}"));
+    let irqs_at_snapshot = beat_field(&on_a, "irqs")
+        .iter()
+        .find(|(seq, _)| *seq == paused_at_least)
+        .map(|b| b.1)
+        .unwrap_or_else(|| panic!("no irqs= at beat {paused_at_least}:\n{on_a}"));
     let mut altered = std::fs::read(&file).map_err(|e| HarnessError::io("read", e))?;
     let at = altered.len() / 2;
     altered[at] ^= 0x20;
@@ -184,6 +227,26 @@ fn snapshot_stop_the_host_restore_on_another() -> TestResult {
         restored.windows(2).all(|w| w[1] == w[0] + 1),
         "{restored:?}"
     );
+    // The disk came back with the VM: the block sequence goes on from the snapshot's and
+    // every read-back verifies; the interrupt models too: the timer keeps interrupting.
+    let on_b = host_b.console().transcript();
+    let on_b = on_b
+        .rsplit_once("is running on this host")
+        .map_or("", |(_, t)| t);
+    let blk: Vec<u64> = disk_beats(on_b).iter().map(|b| b.1).collect();
+    assert!(
+        blk.len() >= 2
+            && blk[0] >= blk_at_snapshot
+            && blk.windows(2).all(|w| w[0] <= w[1])
+            && blk[blk.len() - 1] > blk[0],
+        "blk= continues from {blk_at_snapshot} and rises on B: {blk:?}"
+    );
+    let irqs: Vec<u64> = beat_field(on_b, "irqs").iter().map(|b| b.1).collect();
+    assert!(
+        irqs.len() >= 2 && irqs[0] >= irqs_at_snapshot && irqs.windows(2).all(|w| w[0] < w[1]),
+        "irqs= continues from {irqs_at_snapshot} and keeps rising on B: {irqs:?}"
+    );
+    assert!(!on_b.contains("HB-DISK-ERROR"), "{on_b}");
     assert_no_corruption(&mut host_b, "host B");
     drop(gateway);
     let _ = std::fs::remove_file(&altered_path);

@@ -32,6 +32,18 @@ pub enum FormatError {
     },
     /// The guest memory decoded from the file does not have the digest its header records.
     MemoryDigestMismatch,
+    /// A disk decoded from the file does not have the content digest its header records.
+    DiskDigestMismatch {
+        /// The disk's name.
+        disk: String,
+    },
+    /// The snapshot's disks are larger than this program accepts.
+    DisksTooLarge {
+        /// Their total size in the header.
+        bytes: u64,
+        /// Largest accepted.
+        max: u64,
+    },
     /// The snapshot is larger than this program accepts.
     TooLarge {
         /// Guest memory size in the header.
@@ -53,7 +65,9 @@ impl fmt::Display for FormatError {
             FormatError::NotASnapshot => write!(f, "not a tern snapshot (bad magic)"),
             FormatError::UnsupportedVersion(v) => write!(
                 f,
-                "snapshot format version {v} is not supported (this program reads version {})",
+                "snapshot format version {v} is not supported (this program reads versions \
+                 {}..={})",
+                super::OLDEST_FORMAT_VERSION,
                 super::FORMAT_VERSION
             ),
             FormatError::UnknownFlags(bits) => {
@@ -78,6 +92,14 @@ impl fmt::Display for FormatError {
             FormatError::MemoryDigestMismatch => write!(
                 f,
                 "the guest memory in the snapshot does not match the memory digest in its header"
+            ),
+            FormatError::DiskDigestMismatch { disk } => write!(
+                f,
+                "disk {disk} in the snapshot does not match the content digest in its header"
+            ),
+            FormatError::DisksTooLarge { bytes, max } => write!(
+                f,
+                "snapshot holds {bytes} bytes of disks, more than the {max} accepted"
             ),
             FormatError::TooLarge { memory_bytes, max } => write!(
                 f,

@@ -3,13 +3,14 @@
 //! Layout (all integers little-endian; the full description is `docs/snapshot-format.md`):
 //!
 //! ```text
-//! preamble  "TERNSNAP" | version u16 = 1 | flags u16 = 0 | reserved u32 = 0
+//! preamble  "TERNSNAP" | version u16 = 2 | flags u16 = 0 | reserved u32 = 0
 //! records   kind u16 | reserved u16 = 0 | length u32 | payload          (repeated)
 //!           HEADER  (first)   created, origin, protocol version, memory digest,
-//!                              device list, disk count (0: reserved)
+//!                              device list, disk list (manifest entry + content digest)
 //!           VM      (second)  the migration Offer: VM identity + CPU descriptor
 //!           PAGES*            migration page runs (zero / LZ4 / raw pages); pages not in
 //!                              any run are zero
+//!           DISK*             migration DiskBlocks runs; blocks not in any run are zero
 //!           VCPU+             migration VcpuState, one per vCPU
 //!           DEVICE*           migration DeviceState, as listed in the header
 //!           END     (last)    BLAKE3 of every byte before its payload
@@ -22,10 +23,12 @@
 //! truncated or altered file before a single record is decoded; the memory digest checks
 //! the decoded guest memory itself, so a bug in the page codec cannot restore a wrong VM.
 
+mod disk;
 mod error;
 mod read;
 mod write;
 
+pub use disk::{DiskEntry, MAX_DISK_BYTES, SnapshotDisk, digest_disk};
 pub use error::FormatError;
 pub use read::SnapshotSummary;
 
@@ -35,8 +38,10 @@ use migration_proto::message::{DeviceState, VcpuState, VmIdentity};
 
 /// The first eight bytes of every snapshot file.
 pub const MAGIC: [u8; 8] = *b"TERNSNAP";
-/// The format this program writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The format this program writes.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format this program reads (format 1: the same layout, never any disk).
+pub const OLDEST_FORMAT_VERSION: u16 = 1;
 /// Preamble: magic, version, flags, reserved.
 pub const PREAMBLE_LEN: usize = 16;
 /// Record header: kind, reserved, length.
@@ -45,8 +50,10 @@ pub const RECORD_HEADER_LEN: usize = 8;
 pub const END_DIGEST_LEN: usize = 32;
 /// Largest guest memory a snapshot may hold (the config's limit for a VM).
 pub const MAX_MEMORY_BYTES: u64 = 64 << 30;
-/// Most devices a header may list.
-pub const MAX_DEVICES: usize = 64;
+/// Most devices a header may list: a local APIC and an event state per vCPU (`lapic0`,
+/// `events0`, ...) besides the VM-wide devices, for the largest VM the migration protocol
+/// carries.
+pub const MAX_DEVICES: usize = 2 * migration_proto::message::MAX_VCPUS as usize + 64;
 /// Longest origin text.
 pub const MAX_ORIGIN_LEN: usize = 128;
 
@@ -64,7 +71,7 @@ pub enum RecordKind {
     Vcpu = 0x0004,
     /// One device's state (migration `DeviceState` payload).
     Device = 0x0005,
-    /// Reserved for disk blocks (migration `DiskBlocks`); format 1 refuses it.
+    /// A run of blocks of one disk (migration `DiskBlocks` payload; format 2).
     Disk = 0x0006,
     /// The digest of everything before it (always the last record).
     End = 0xffff,
@@ -109,8 +116,8 @@ pub struct SnapshotHeader {
     pub memory_digest: Digest,
     /// The device states in the file, in order.
     pub devices: Vec<DeviceEntry>,
-    /// Virtual disks in the file: always 0 in format 1 (reserved for storage migration).
-    pub disk_count: u16,
+    /// The VM's virtual disks in the file, in order (none in format 1).
+    pub disks: Vec<DiskEntry>,
 }
 
 /// A complete snapshot in memory.
@@ -128,6 +135,8 @@ pub struct Snapshot {
     pub vcpus: Vec<VcpuState>,
     /// Every device's state.
     pub devices: Vec<DeviceState>,
+    /// Every disk, in the header's order.
+    pub disks: Vec<SnapshotDisk>,
 }
 
 impl Snapshot {

@@ -8,13 +8,17 @@
 use std::path::Path;
 
 use migration_proto::digest::{constant_time_eq, digest_memory};
-use migration_proto::message::{MAX_DEVICE_ID_LEN, Message, VcpuState};
+use migration_proto::message::{
+    DiskDescriptor, DiskManifest, MAX_DEVICE_ID_LEN, MAX_DISK_NAME_LEN, MAX_DISKS, Message,
+    VcpuState,
+};
 use migration_proto::wire::{MessageType, PAGE_SIZE, Reader};
 
 use super::error::{bad_decode, bad_record};
 use super::{
-    DeviceEntry, END_DIGEST_LEN, FORMAT_VERSION, FormatError, MAGIC, MAX_DEVICES, MAX_MEMORY_BYTES,
-    MAX_ORIGIN_LEN, PREAMBLE_LEN, RECORD_HEADER_LEN, RecordKind, Snapshot, SnapshotHeader,
+    DeviceEntry, DiskEntry, END_DIGEST_LEN, FORMAT_VERSION, FormatError, MAGIC, MAX_DEVICES,
+    MAX_DISK_BYTES, MAX_MEMORY_BYTES, MAX_ORIGIN_LEN, OLDEST_FORMAT_VERSION, PREAMBLE_LEN,
+    RECORD_HEADER_LEN, RecordKind, Snapshot, SnapshotHeader,
 };
 
 /// One record as found in the file.
@@ -75,8 +79,9 @@ impl<'a> Iterator for Records<'a> {
     }
 }
 
-/// Checks the preamble and the END digest; returns the file up to its END record.
-fn verified_body(file: &[u8]) -> Result<&[u8], FormatError> {
+/// Checks the preamble and the END digest; returns the file up to its END record and the
+/// file's format version.
+fn verified_body(file: &[u8]) -> Result<(&[u8], u16), FormatError> {
     if file.len() < MAGIC.len() || file[..MAGIC.len()] != MAGIC {
         return Err(FormatError::NotASnapshot);
     }
@@ -85,7 +90,7 @@ fn verified_body(file: &[u8]) -> Result<&[u8], FormatError> {
         .get(..PREAMBLE_LEN)
         .ok_or(FormatError::Truncated { len })?;
     let version = u16::from_le_bytes([preamble[8], preamble[9]]);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(FormatError::UnsupportedVersion(version));
     }
     let flags = u16::from_le_bytes([preamble[10], preamble[11]]);
@@ -110,10 +115,10 @@ fn verified_body(file: &[u8]) -> Result<&[u8], FormatError> {
         return Err(FormatError::DigestMismatch);
     }
     // Records are read from the whole slice so that their offsets are file offsets.
-    Ok(&file[..end_at])
+    Ok((&file[..end_at], version))
 }
 
-fn decode_header(record: &Record<'_>) -> Result<SnapshotHeader, FormatError> {
+fn decode_header(record: &Record<'_>, version: u16) -> Result<SnapshotHeader, FormatError> {
     let e = |err| bad_decode(record.offset, err);
     let mut r = Reader::new(record.payload);
     let created_unix_secs = r.u64("header.created").map_err(e)?;
@@ -129,13 +134,42 @@ fn decode_header(record: &Record<'_>) -> Result<SnapshotHeader, FormatError> {
             state_len: r.u32("header.device_len").map_err(e)?,
         });
     }
-    let disk_count = r.u16("header.disk_count").map_err(e)?;
-    r.finish().map_err(e)?;
-    if disk_count != 0 {
+    // Format 1 wrote a u16 disk count that was always 0: the same bytes as an empty list.
+    let disk_count = r.count16("header.disk_count", MAX_DISKS).map_err(e)?;
+    if version < 2 && disk_count != 0 {
         return Err(bad_record(
             record.offset,
             format!("{disk_count} disks: format 1 holds no disks"),
         ));
+    }
+    let mut disks = Vec::with_capacity(disk_count);
+    for _ in 0..disk_count {
+        disks.push(DiskEntry {
+            descriptor: DiskDescriptor {
+                disk_id: r.u32("header.disk_id").map_err(e)?,
+                name: r.text16("header.disk_name", MAX_DISK_NAME_LEN).map_err(e)?,
+                size_bytes: r.u64("header.disk_size").map_err(e)?,
+                block_size: r.u32("header.disk_block_size").map_err(e)?,
+            },
+            digest: r.array("header.disk_digest").map_err(e)?,
+        });
+    }
+    r.finish().map_err(e)?;
+    if !disks.is_empty() {
+        let manifest = DiskManifest {
+            disks: disks.iter().map(|d| d.descriptor.clone()).collect(),
+        };
+        manifest.validate().map_err(e)?;
+        let bytes = manifest
+            .disks
+            .iter()
+            .fold(0u64, |sum, d| sum.saturating_add(d.size_bytes));
+        if bytes > MAX_DISK_BYTES {
+            return Err(FormatError::DisksTooLarge {
+                bytes,
+                max: MAX_DISK_BYTES,
+            });
+        }
     }
     Ok(SnapshotHeader {
         created_unix_secs,
@@ -143,7 +177,7 @@ fn decode_header(record: &Record<'_>) -> Result<SnapshotHeader, FormatError> {
         protocol_version,
         memory_digest,
         devices,
-        disk_count,
+        disks,
     })
 }
 
@@ -161,6 +195,10 @@ pub struct SnapshotSummary {
     pub cpu: migration_proto::cpu::CpuDescriptor,
     /// Page runs stored (all-zero runs are left out).
     pub page_runs: usize,
+    /// Disk block runs stored (all-zero runs are left out).
+    pub disk_runs: usize,
+    /// The file's format version.
+    pub format_version: u16,
     /// Size of the file.
     pub file_len: u64,
 }
@@ -168,6 +206,7 @@ pub struct SnapshotSummary {
 /// The first two records, which every later check depends on.
 fn header_and_vm<'a>(
     records: &mut Records<'a>,
+    version: u16,
 ) -> Result<
     (
         SnapshotHeader,
@@ -185,7 +224,7 @@ fn header_and_vm<'a>(
             "the first record is not the HEADER",
         ));
     }
-    let header = decode_header(&first)?;
+    let header = decode_header(&first, version)?;
     let second = records
         .next()
         .ok_or_else(|| bad_record(first.offset, "no VM record"))??;
@@ -207,12 +246,13 @@ fn header_and_vm<'a>(
 impl Snapshot {
     /// Checks and decodes a whole snapshot file held in memory.
     pub fn from_bytes(file: &[u8]) -> Result<Snapshot, FormatError> {
-        let body = verified_body(file)?;
+        let (body, version) = verified_body(file)?;
         let mut records = Records {
             body,
             at: PREAMBLE_LEN,
         };
-        let (header, identity, cpu) = header_and_vm(&mut records)?;
+        let (header, identity, cpu) = header_and_vm(&mut records, version)?;
+        let mut disks = super::disk::IncomingDisks::new(&header.disks)?;
         let memory_bytes =
             usize::try_from(identity.memory_bytes).map_err(|_| FormatError::OutOfMemory {
                 bytes: identity.memory_bytes,
@@ -228,7 +268,9 @@ impl Snapshot {
             let record = record?;
             let at = record.offset;
             match record.kind {
-                RecordKind::Pages if vcpus.is_empty() && devices.is_empty() => {
+                RecordKind::Pages
+                    if !disks.any_stored && vcpus.is_empty() && devices.is_empty() =>
+                {
                     let Message::Pages(run) = decode_message(&record, MessageType::Pages)? else {
                         return Err(bad_record(at, "not a page run"));
                     };
@@ -270,8 +312,8 @@ impl Snapshot {
                     };
                     devices.push(state);
                 }
-                RecordKind::Disk => {
-                    return Err(bad_record(at, "disk records are not part of format 1"));
+                RecordKind::Disk if vcpus.is_empty() && devices.is_empty() => {
+                    disks.store(at, record.payload)?;
                 }
                 kind => return Err(bad_record(at, format!("{kind:?} record out of place"))),
             }
@@ -295,6 +337,7 @@ impl Snapshot {
         if !constant_time_eq(&digest_memory(&memory), &header.memory_digest) {
             return Err(FormatError::MemoryDigestMismatch);
         }
+        let disks = disks.finish(&header.disks)?;
         Ok(Snapshot {
             header,
             identity,
@@ -302,6 +345,7 @@ impl Snapshot {
             memory,
             vcpus,
             devices,
+            disks,
         })
     }
 
@@ -314,8 +358,8 @@ impl Snapshot {
 /// Reads a file whose size is plausible for a snapshot.
 fn read_checked(path: &Path) -> Result<Vec<u8>, FormatError> {
     let len = std::fs::metadata(path)?.len();
-    // Worst case: every page raw plus its run overhead, plus states; far below 2x.
-    if len > MAX_MEMORY_BYTES * 2 {
+    // Worst case: every page and block raw plus run overheads, plus states; far below 2x.
+    if len > (MAX_MEMORY_BYTES + MAX_DISK_BYTES) * 2 {
         return Err(FormatError::TooLarge {
             memory_bytes: len,
             max: MAX_MEMORY_BYTES,
@@ -327,16 +371,18 @@ fn read_checked(path: &Path) -> Result<Vec<u8>, FormatError> {
 impl SnapshotSummary {
     /// Checks the whole file's digest and decodes the first two records.
     pub fn from_bytes(file: &[u8]) -> Result<SnapshotSummary, FormatError> {
-        let body = verified_body(file)?;
+        let (body, format_version) = verified_body(file)?;
         let mut records = Records {
             body,
             at: PREAMBLE_LEN,
         };
-        let (header, identity, cpu) = header_and_vm(&mut records)?;
-        let mut page_runs = 0;
+        let (header, identity, cpu) = header_and_vm(&mut records, format_version)?;
+        let (mut page_runs, mut disk_runs) = (0, 0);
         for record in records {
-            if record?.kind == RecordKind::Pages {
-                page_runs += 1;
+            match record?.kind {
+                RecordKind::Pages => page_runs += 1,
+                RecordKind::Disk => disk_runs += 1,
+                _ => {}
             }
         }
         Ok(SnapshotSummary {
@@ -344,6 +390,8 @@ impl SnapshotSummary {
             identity,
             cpu,
             page_runs,
+            disk_runs,
+            format_version,
             file_len: file.len() as u64,
         })
     }
@@ -361,8 +409,8 @@ impl std::fmt::Display for SnapshotSummary {
         let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
         writeln!(
             f,
-            "snapshot format {FORMAT_VERSION}, {} bytes, digest verified",
-            self.file_len
+            "snapshot format {}, {} bytes, digest verified",
+            self.format_version, self.file_len
         )?;
         writeln!(f, "vm:       {} (uuid {})", id.name, hex(&id.uuid))?;
         writeln!(
@@ -399,7 +447,34 @@ impl std::fmt::Display for SnapshotSummary {
                 devices.join(", ")
             }
         )?;
-        writeln!(f, "disks:    none (reserved)")?;
+        let disks: Vec<String> = h
+            .disks
+            .iter()
+            .map(|d| {
+                let d = &d.descriptor;
+                format!(
+                    "{} (id {}, {} MiB = {} bytes, {}-byte blocks)",
+                    d.name,
+                    d.disk_id,
+                    d.size_bytes >> 20,
+                    d.size_bytes,
+                    d.block_size
+                )
+            })
+            .collect();
+        writeln!(
+            f,
+            "disks:    {}",
+            if disks.is_empty() {
+                String::from("none")
+            } else {
+                format!(
+                    "{}; {} block runs stored, the rest zero",
+                    disks.join(", "),
+                    self.disk_runs
+                )
+            }
+        )?;
         writeln!(
             f,
             "taken:    {} (Unix seconds) from {}, migration protocol v{}",

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use migration_proto::message::{Message, Offer, PageRun};
+use migration_proto::message::{DiskBlocks, MAX_DISK_RUN_LEN, Message, Offer, PageRun};
 use migration_proto::negotiation::Capabilities;
 use migration_proto::page_codec::{PageEncoder, is_zero_page};
 use migration_proto::wire::{MAX_PAGES_PER_FRAME, PAGE_SIZE, Writer};
@@ -50,7 +50,14 @@ impl SnapshotHeader {
             w.u32(d.version);
             w.u32(d.state_len);
         }
-        w.u16(self.disk_count);
+        w.count16(self.disks.len());
+        for d in &self.disks {
+            w.u32(d.descriptor.disk_id);
+            w.text16(&d.descriptor.name);
+            w.u64(d.descriptor.size_bytes);
+            w.u32(d.descriptor.block_size);
+            w.bytes(&d.digest);
+        }
     }
 }
 
@@ -102,6 +109,36 @@ impl Snapshot {
             payload.clear();
             message.encode(FILE_PAGE_CAPS, &mut encoder, &mut payload);
             w.record(RecordKind::Pages, &payload)?;
+        }
+
+        for disk in &self.disks {
+            let descriptor = &disk.descriptor;
+            if disk.data.len() as u64 != descriptor.size_bytes {
+                return Err(io::Error::other(format!(
+                    "disk {}: {} bytes of contents for a disk of {} bytes",
+                    descriptor.name,
+                    disk.data.len(),
+                    descriptor.size_bytes
+                )));
+            }
+            let block_size = descriptor.block_size as usize;
+            for (index, run) in disk.data.chunks(MAX_DISK_RUN_LEN).enumerate() {
+                if run.iter().all(|b| *b == 0) {
+                    continue; // absent blocks are zero
+                }
+                let message = Message::DiskBlocks(DiskBlocks {
+                    disk_id: descriptor.disk_id,
+                    first_lba: (index * (MAX_DISK_RUN_LEN / block_size.max(1))) as u64,
+                    block_size: descriptor.block_size,
+                    data: run.to_vec(),
+                });
+                message
+                    .validate()
+                    .map_err(|e| io::Error::other(format!("disk {}: {e}", descriptor.name)))?;
+                payload.clear();
+                message.encode(FILE_PAGE_CAPS, &mut encoder, &mut payload);
+                w.record(RecordKind::Disk, &payload)?;
+            }
         }
 
         for vcpu in &self.vcpus {

@@ -27,10 +27,10 @@ pub static MIGRATION_COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "snapshot",
-        usage: "[-c] HOST:PORT [VM]",
-        help: "save a copy of a VM to a snapshot receiver or tern host; the VM keeps running here (-c: paused while copying)",
+        usage: "[-c] [-b] HOST:PORT [VM]",
+        help: "save a copy of a VM, with its disk, to a snapshot receiver or tern host; the VM keeps running here (-c: paused while copying; -b: accepted, a snapshot always includes the disk)",
         min_args: 1,
-        max_args: 3,
+        max_args: 4,
         handler: snapshot,
     },
     CommandSpec {

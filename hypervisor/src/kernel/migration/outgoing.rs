@@ -193,11 +193,16 @@ pub(super) fn start_outgoing(
     ))
 }
 
-/// `snapshot [-c] HOST:PORT [VM]`.
+/// `snapshot [-c] [-b] HOST:PORT [VM]`. A snapshot always takes the VM's disk (storage
+/// migration, as `migrate -b`): a copy of memory without the disk it was written against is
+/// no backup, and unlike `migrate` nothing is left behind that could be meant to stay (the
+/// VM and its disk run on here). `-b` is accepted for symmetry with `migrate` and changes
+/// nothing. The receiver must take disks (`tern-snapshot receive` does, up to
+/// `--max-disk`; a tern host needs room for them), else it refuses and the VM runs on.
 pub(super) fn snapshot(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
     let args = parse_migrate(inv.args.iter().map(String::as_str)).map_err(|e| match e {
         ArgError::Usage(_) => {
-            CommandError::BadArgument(String::from("usage: snapshot [-c] HOST:PORT [VM]"))
+            CommandError::BadArgument(String::from("usage: snapshot [-c] [-b] HOST:PORT [VM]"))
         }
         other => CommandError::BadArgument(other.to_string()),
     })?;
@@ -209,7 +214,7 @@ pub(super) fn snapshot(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
             &vm_name,
             (args.host, args.port),
             args.cold,
-            false,
+            true,
             OutgoingPurpose::Snapshot,
         )
     })?;
