@@ -10,70 +10,7 @@
 use alloc::string::String;
 use core::fmt;
 
-/// Regions are whole mebibytes: a unit an operator can add up, aligned for any disk.
-pub const REGION_UNIT: u64 = 1 << 20;
-
-/// A VM's region of the host disk, in bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HostRegion {
-    /// Byte offset from the start of the disk.
-    pub offset: u64,
-    /// Length in bytes.
-    pub size: u64,
-}
-
-impl HostRegion {
-    /// First 512-byte sector.
-    pub fn first_sector(&self) -> u64 {
-        self.offset / 512
-    }
-
-    /// Length in 512-byte sectors.
-    pub fn sectors(&self) -> u64 {
-        self.size / 512
-    }
-
-    /// One past the last byte.
-    pub fn end(&self) -> u64 {
-        self.offset.saturating_add(self.size)
-    }
-
-    fn overlaps(&self, other: &Self) -> bool {
-        self.offset < other.end() && other.offset < self.end()
-    }
-}
-
-impl fmt::Display for HostRegion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}M@{}M", self.size >> 20, self.offset >> 20)
-    }
-}
-
-/// What a region spec must look like (the config error's "expected ...").
-pub const REGION_SYNTAX: &str = "SIZE@OFFSET in whole MiB or GiB, like 16M@64M (SIZE at least 1M)";
-
-fn mib_or_gib(text: &str) -> Option<u64> {
-    let (digits, unit) = match text.as_bytes().last()? {
-        b'M' | b'm' => (&text[..text.len() - 1], 1u64 << 20),
-        b'G' | b'g' => (&text[..text.len() - 1], 1u64 << 30),
-        _ => return None,
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse::<u64>().ok()?.checked_mul(unit)
-}
-
-/// Parses `SIZE@OFFSET` ([`REGION_SYNTAX`]).
-pub fn parse_region(text: &str) -> Result<HostRegion, &'static str> {
-    let (size, offset) = text.split_once('@').ok_or(REGION_SYNTAX)?;
-    let size = mib_or_gib(size.trim()).ok_or(REGION_SYNTAX)?;
-    let offset = mib_or_gib(offset.trim()).ok_or(REGION_SYNTAX)?;
-    if size == 0 || offset.checked_add(size).is_none() {
-        return Err(REGION_SYNTAX);
-    }
-    Ok(HostRegion { offset, size })
-}
+pub use boot_proto::config::host_disk::{HostRegion, REGION_SYNTAX, REGION_UNIT, parse_region};
 
 /// One VM's claim on the host disk, as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
