@@ -72,6 +72,36 @@ impl<P: AtaPorts> HostDiskRegion<P> {
         self.last_error.as_deref()
     }
 
+    /// Reads `out.len()` bytes (whole sectors) at byte `offset` of the region.
+    pub fn read_bytes(&self, offset: u64, out: &mut [u8]) -> Result<(), String> {
+        let lba = self
+            .lba(offset / SECTOR_SIZE, out.len() as u64)
+            .ok()
+            .filter(|_| offset.is_multiple_of(SECTOR_SIZE))
+            .ok_or_else(|| {
+                alloc::format!(
+                    "{} bytes at {offset} are not whole sectors of the region",
+                    out.len()
+                )
+            })?;
+        self.disk.lock().read(lba, out).map_err(|e| e.to_string())
+    }
+
+    /// Writes `data` (whole sectors) at byte `offset` of the region.
+    pub fn write_bytes(&mut self, offset: u64, data: &[u8]) -> Result<(), String> {
+        let lba = self
+            .lba(offset / SECTOR_SIZE, data.len() as u64)
+            .ok()
+            .filter(|_| offset.is_multiple_of(SECTOR_SIZE))
+            .ok_or_else(|| {
+                alloc::format!(
+                    "{} bytes at {offset} are not whole sectors of the region",
+                    data.len()
+                )
+            })?;
+        self.disk.lock().write(lba, data).map_err(|e| e.to_string())
+    }
+
     /// The disk LBA of `sector` of the region, if `len` bytes from it lie inside.
     fn lba(&self, sector: u64, len: u64) -> Result<u64, BackendError> {
         let err = BackendError::OutOfRange { sector, len };

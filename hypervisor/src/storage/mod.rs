@@ -9,4 +9,10 @@
 
 pub mod ata;
 pub mod host_disk;
+pub mod mirror;
+#[cfg(test)]
+mod mirror_tests;
 pub mod region;
+pub mod vm_disk;
+
+pub use vm_disk::{DynAtaPorts, HostDisk, VmDisk};
