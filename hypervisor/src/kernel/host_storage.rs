@@ -223,6 +223,78 @@ fn block_migrate_cancel(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
     }
 }
 
+/// Most MiB `host_disk_bench` moves.
+const MAX_BENCH_MIB: u64 = 64;
+
+/// `host_disk_bench MIB`: the backends' raw rates, for `cargo xtask bench storage`. Reads
+/// MIB from the start of the host disk, writes the same bytes back (contents unchanged: the
+/// command runs to completion before any VM runs again), and copies as many bytes in RAM.
+fn host_disk_bench(inv: &mut Invocation<'_>) -> Result<(), CommandError> {
+    let mib: u64 = inv
+        .args
+        .first()
+        .and_then(|a| a.parse().ok())
+        .filter(|&m| (1..=MAX_BENCH_MIB).contains(&m))
+        .ok_or_else(|| {
+            CommandError::BadArgument(format!("MIB: a number from 1 to {MAX_BENCH_MIB}"))
+        })?;
+    let guard = HOST_STORAGE.lock();
+    let storage = guard
+        .as_ref()
+        .ok_or_else(|| CommandError::Failed("no host disk ([host] host_disk)".into()))?;
+    let bytes = mib << 20;
+    let chunk = 128 * 1024usize;
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(chunk)
+        .map_err(|_| CommandError::Failed("out of heap for the buffer".into()))?;
+    buf.resize(chunk, 0);
+    let mut disk = storage.disk.lock();
+    if disk.sectors().saturating_mul(512) < bytes {
+        return Err(CommandError::Failed(format!(
+            "the host disk is smaller than {mib} MiB"
+        )));
+    }
+    let (mut read_ticks, mut write_ticks) = (0u64, 0u64);
+    let mut at = 0u64;
+    while at < bytes {
+        let lba = at / 512;
+        let t0 = crate::arch::tsc::rdtsc();
+        disk.read(lba, &mut buf)
+            .map_err(|e| CommandError::Failed(format!("{e}")))?;
+        let t1 = crate::arch::tsc::rdtsc();
+        disk.write(lba, &buf)
+            .map_err(|e| CommandError::Failed(format!("{e}")))?;
+        let t2 = crate::arch::tsc::rdtsc();
+        read_ticks += t1.saturating_sub(t0);
+        write_ticks += t2.saturating_sub(t1);
+        at += chunk as u64;
+    }
+    drop(disk);
+    drop(guard);
+    let mut ram = Vec::new();
+    ram.try_reserve_exact(chunk)
+        .map_err(|_| CommandError::Failed("out of heap for the buffer".into()))?;
+    ram.resize(chunk, 0u8);
+    let t0 = crate::arch::tsc::rdtsc();
+    at = 0;
+    while at < bytes {
+        ram.copy_from_slice(core::hint::black_box(&buf));
+        core::hint::black_box(&mut ram);
+        at += chunk as u64;
+    }
+    let ram_ticks = crate::arch::tsc::rdtsc().saturating_sub(t0);
+    let hz = u128::from(crate::arch::tsc::clock().hz.max(1));
+    let us = |ticks: u64| (u128::from(ticks) * 1_000_000 / hz) as u64;
+    writeln!(
+        inv.out,
+        "host_disk_bench {mib} MiB: read_us={} write_us={} ram_copy_us={}",
+        us(read_ticks),
+        us(write_ticks),
+        us(ram_ticks)
+    )?;
+    Ok(())
+}
+
 /// `block_migrate` and `block_migrate_cancel`.
 pub static BLOCK_COMMANDS: &[CommandSpec] = &[
     CommandSpec {
@@ -240,5 +312,13 @@ pub static BLOCK_COMMANDS: &[CommandSpec] = &[
         min_args: 1,
         max_args: 1,
         handler: block_migrate_cancel,
+    },
+    CommandSpec {
+        name: "host_disk_bench",
+        usage: "MIB",
+        help: "raw rates: read and rewrite MIB of the host disk's start, copy MIB in RAM (pauses the VMs meanwhile)",
+        min_args: 1,
+        max_args: 1,
+        handler: host_disk_bench,
     },
 ];

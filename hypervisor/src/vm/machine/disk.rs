@@ -148,6 +148,8 @@ impl<O: LineOutput> Machine<O> {
             .as_mut()
             .ok_or_else(|| String::from("the VM has no disk"))?;
         disk.device_mut().backend_mut().start_mirror(target)?;
+        let kind = disk.device().backend().kind();
+        log::info!("vm {}: block_migrate {kind}: started", self.name);
         self.block_migrate_outcome = None;
         Ok(())
     }
