@@ -10,6 +10,7 @@
 //! - `block_migrate_ram_to_host_under_writes_and_cancel_keeps_the_source`: a cancelled
 //!   move leaves the RAM disk in charge; a full move ends with the VM on the host disk,
 //!   `blk=` still growing and no `CORRUPT`.
+//! - `a_missing_host_disk_...`: `[host] host_disk` names a drive Bochs does not have.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -206,5 +207,29 @@ fn block_migrate_ram_to_host_under_writes_and_cancel_keeps_the_source() -> TestR
     host.kill();
     let bytes = std::fs::read(&image).map_err(|e| HarnessError::io("read image", e))?;
     assert_eq!(&bytes[1 << 20..(1 << 20) + 8], b"HBDISK01");
+    Ok(())
+}
+
+/// A configured host disk that is not there: one boot line naming the drive and the config
+/// line, the VM whose only disk it was is not created, the host runs on.
+#[test]
+#[ignore = "boots emulators: run with cargo xtask test"]
+fn a_missing_host_disk_is_named_at_boot_and_its_vm_not_created() -> TestResult {
+    let host = Emulator::builder(EmulatorKind::Bochs)
+        .name("storage-no-host-disk")
+        .config(&config("host_disk = 1M@1M\n"))
+        .start()?;
+    let mut host = tern::to_prompt(host)?.host;
+    let text = host.console().transcript();
+    assert!(
+        text.contains("host disk: line 3: [host] host_disk = ata1-master: no drive at ata1-master"),
+        "{text}"
+    );
+    assert!(
+        text.contains("vm hb: not created: host_disk 1M@1M (tern.cfg line 13): line 3: [host] host_disk = ata1-master: no drive at ata1-master"),
+        "{text}"
+    );
+    let info = tern::command(&mut host, "info block")?;
+    assert!(info.contains("no VM has a disk"), "{info}");
     Ok(())
 }
