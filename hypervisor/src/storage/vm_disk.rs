@@ -53,8 +53,9 @@ pub enum VmDisk {
     Host(HostDisk),
     /// Being moved: the source answers the guest; writes are mirrored to the target.
     Mirror(Box<BlockMirror>),
-    /// Only for the instant of a swap between the variants above (never seen outside
-    /// this module's methods): no sectors, every operation fails.
+    /// Only for the instant of a swap between the variants above, inside one method
+    /// (`start_mirror`, `step`): never seen by the device, which therefore never submits to
+    /// it. No sectors, no completions.
     Detached,
 }
 
@@ -139,8 +140,13 @@ impl VmDisk {
         if !m.finished() || m.has_pending_completions() {
             return None;
         }
-        let Self::Mirror(m) = core::mem::replace(self, Self::Detached) else {
-            return None;
+        let m = match core::mem::replace(self, Self::Detached) {
+            Self::Mirror(m) => m,
+            // Checked above; put anything else back untouched.
+            other => {
+                *self = other;
+                return None;
+            }
         };
         let (keep, outcome) = m.into_outcome();
         *self = keep;
