@@ -9,7 +9,7 @@
 //!   `CORRUPT`); the image file holds them at the region's offset.
 //! - `block_migrate_ram_to_host_under_writes_and_cancel_keeps_the_source`: a cancelled
 //!   move leaves the RAM disk in charge; a full move ends with the VM on the host disk,
-//!   `blk=` still growing and no `CORRUPT`.
+//!   `blk=` still growing and no `CORRUPT`; and the move back to RAM likewise.
 //! - `a_missing_host_disk_...`: `[host] host_disk` names a drive Bochs does not have.
 
 use std::path::PathBuf;
@@ -154,7 +154,7 @@ fn host_disk_blocks_survive_a_host_reboot() -> TestResult {
 
 #[test]
 #[ignore = "boots emulators: run with cargo xtask test"]
-fn block_migrate_ram_to_host_under_writes_and_cancel_keeps_the_source() -> TestResult {
+fn block_migrate_ram_to_host_and_back_under_writes_and_cancel_keeps_the_source() -> TestResult {
     let image = host_disk_image("storage-block-migrate")?;
     let mut host = boot(
         "storage-block-migrate",
@@ -197,6 +197,24 @@ fn block_migrate_ram_to_host_under_writes_and_cancel_keeps_the_source() -> TestR
     assert!(
         after > during,
         "blk= continues on the host disk: {after} > {during}"
+    );
+    let transcript = host.console().transcript();
+    assert!(
+        !transcript.contains("CORRUPT") && !transcript.contains("HB-DISK-ERROR"),
+        "{transcript}"
+    );
+    // And back to RAM, still under writes.
+    tern::command(&mut host, "block_migrate hb vda ram")?;
+    let back = host
+        .console()
+        .expect("digests verified, cut over", GUEST_TIMEOUT)?;
+    assert!(back.contains("block_migrate host->ram: done"), "{back}");
+    let info = tern::command(&mut host, "info block")?;
+    assert!(info.contains("backend ram"), "{info}");
+    let last = blk_after(&mut host, 4)?;
+    assert!(
+        last > after,
+        "blk= continues on the RAM disk: {last} > {after}"
     );
     let transcript = host.console().transcript();
     assert!(
