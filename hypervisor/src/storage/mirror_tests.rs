@@ -278,3 +278,36 @@ fn sizes_must_match_and_one_move_at_a_time() {
     let err = d.start_mirror(ram(0)).unwrap_err();
     assert_eq!(err, "a block migration (ram->host) is already running");
 }
+
+#[test]
+fn byte_access_for_cross_host_migration_on_every_backend() {
+    let r = rig();
+    let mut d = ram(6);
+    d.write_bytes(512, &[9; 1024]).expect("ram write");
+    let mut out = [0u8; 1024];
+    d.read_bytes(512, &mut out).expect("ram read");
+    assert_eq!(out, [9; 1024]);
+    assert!(d.read_bytes(DISK as u64 - 512, &mut out).is_err());
+    assert!(d.write_bytes(u64::MAX, &[0; 512]).is_err());
+
+    d.start_mirror(r.region()).expect("start");
+    // While moving: reads come from the source, writes outside the guest path are refused.
+    d.read_bytes(512, &mut out).expect("mirror read");
+    assert_eq!(out, [9; 1024]);
+    assert_eq!(
+        d.write_bytes(0, &[0; 512]),
+        Err("a block migration is running on this disk".to_string())
+    );
+    run_to_end(&mut d);
+
+    d.write_bytes(2048, &[7; 512]).expect("host write");
+    let mut one = [0u8; 512];
+    d.read_bytes(2048, &mut one).expect("host read");
+    assert_eq!(one, [7; 512]);
+    assert_eq!(r.raw_region()[2048], 7);
+    assert!(d.read_bytes(100, &mut one).is_err(), "not sector-aligned");
+    assert!(
+        d.read_bytes(DISK as u64, &mut one).is_err(),
+        "past the region"
+    );
+}
