@@ -24,6 +24,8 @@ pub mod memory;
 pub mod migration;
 /// PCI, NIC drivers behind a trait, the smoltcp interface.
 pub mod net;
+/// The host's own disk: an ATA PIO driver and VM regions carved from it.
+pub mod storage;
 /// VMs, vCPUs, guest memory, exit handlers and device models.
 pub mod vm;
 /// VMXON, typed VMCS access, EPT structures, entry/exit; the portable `VmExit` boundary.

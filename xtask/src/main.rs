@@ -6,6 +6,7 @@
 mod bench;
 mod bench_migration;
 mod bench_qemu_peer;
+mod bench_storage;
 mod bench_vmx;
 mod build;
 mod demo;
@@ -48,6 +49,9 @@ commands:
         VM-exit and preemption-timer slice costs, measured in Bochs with the guest TSC
   bench migration [--no-build] [--rates idle,moderate,moderate-partial,heavy,heavy-partial]
         live migrations in Bochs at three dirty rates, wp vs pml: docs/bench/migration.md
+  bench storage [--no-build]
+        guest disk I/O vs the backends' raw rates, block_migrate's cost, in Bochs:
+        docs/bench/storage.md
   demo [--heavy] [--no-build]
         two hosts in Bochs: live-migrate the heartbeat guest from alpha to beta, both
         consoles shown live; --heavy: a guest that dirties memory faster than the link
@@ -235,7 +239,24 @@ fn real_main() -> Result<()> {
                     }
                     bench_migration::run(rates.as_deref())
                 }
-                other => bail!("unknown benchmark `{other}` (known: net, vmx, migration)"),
+                "storage" => {
+                    let no_build = match args.next().as_deref() {
+                        None => false,
+                        Some("--no-build") => true,
+                        Some(other) => bail!("unknown bench option `{other}`\n{USAGE}"),
+                    };
+                    if !no_build {
+                        build::build(
+                            &workspace::Workspace::load()?,
+                            &build::BuildOptions {
+                                debug: false,
+                                net: NetConfig::None,
+                            },
+                        )?;
+                    }
+                    bench_storage::run()
+                }
+                other => bail!("unknown benchmark `{other}` (known: net, vmx, migration, storage)"),
             }
         }
         "demo" => {

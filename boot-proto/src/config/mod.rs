@@ -19,6 +19,7 @@
 
 pub mod bounds;
 mod error;
+pub mod host_disk;
 mod line;
 mod sections;
 mod value;
@@ -73,6 +74,9 @@ pub struct Config {
 pub struct HostConfig {
     /// 1-32 characters of `[A-Za-z0-9_-]`.
     pub name: String,
+    /// `host_disk = DRIVE`: the drive VMs' `host_disk` regions are carved from (none if
+    /// not given).
+    pub host_disk: Option<host_disk::HostDiskDrive>,
 }
 
 /// How the host's IPv4 address is obtained.
@@ -138,6 +142,9 @@ pub struct VmConfig {
     pub line: u32,
     /// `disk = PATH`: the VM's virtio-blk disk, a raw image on the ESP (none if not given).
     pub disk: Option<DiskConfig>,
+    /// `host_disk = SIZE@OFFSET`: the VM's region of the host disk. Without `disk` it is the
+    /// VM's disk; with `disk` it is where `block_migrate VM vda host` moves the RAM disk.
+    pub host_disk: Option<host_disk::HostDiskRegionConfig>,
 }
 
 /// `[vm NAME] disk = PATH`: a raw disk image the loader reads from the ESP and the

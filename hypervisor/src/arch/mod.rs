@@ -8,6 +8,8 @@
 pub mod tsc_clock;
 
 #[cfg(target_os = "none")]
+pub mod ata_ports;
+#[cfg(target_os = "none")]
 pub mod cpu;
 #[cfg(target_os = "none")]
 pub mod exceptions;

@@ -17,6 +17,7 @@ pub fn registry() -> CommandRegistry {
     r.register(HELP_COMMANDS);
     r.register(KERNEL_COMMANDS);
     r.register(super::vms::VM_COMMANDS);
+    r.register(super::host_storage::BLOCK_COMMANDS);
     r.register(super::network::COMMANDS);
     r.register(super::migration::MIGRATION_COMMANDS);
     r

@@ -172,6 +172,8 @@ pub extern "C" fn kernel_main(boot_info_phys: u64) -> ! {
     let mut main_loop = MainLoop::new();
     // Future pollers (NIC/smoltcp, migration sessions) are added here.
     // VMs first, so their boot lines come before the first prompt.
+    // The host disk before the VMs: VMs with a `host_disk` region boot from it.
+    super::host_storage::init(host.config.as_ref());
     let vms = super::vms::start(host);
     main_loop.add(Box::new(ConsolePoller::new(Shell::new(registry()))));
     if let Some(vms) = vms {

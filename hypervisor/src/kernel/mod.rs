@@ -23,6 +23,8 @@ pub mod entry;
 #[cfg(target_os = "none")]
 pub mod host;
 #[cfg(target_os = "none")]
+pub mod host_storage;
+#[cfg(target_os = "none")]
 pub mod migration;
 #[cfg(target_os = "none")]
 pub mod network;

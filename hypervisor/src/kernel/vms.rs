@@ -194,6 +194,17 @@ fn create_vm(
                 disk.path, disk.line
             ));
         }
+    } else if let Some(region) = &vm.host_disk {
+        // No image: the VM's disk is its region of the host disk, as the last boot left it.
+        let attached = super::host_storage::region_disk(&vm.name)
+            .and_then(|d| machine.attach_disk(d).map_err(|e| format!("{e}")));
+        if let Err(e) = attached {
+            machine.destroy(&mut ctx.vmx, &mut ctx.frames);
+            return Err(format!(
+                "host_disk {} (tern.cfg line {}): {e}",
+                region.region, region.line
+            ));
+        }
     }
     if vm.autostart {
         machine
@@ -202,7 +213,11 @@ fn create_vm(
     }
     let disk_line = machine.disk().map(|d| {
         let sectors = d.device().backend().capacity_sectors();
-        format!(", disk vda {} KiB at {DISK_WINDOW_GPA:#x}", sectors / 2)
+        let kind = d.device().backend().kind();
+        format!(
+            ", disk vda {} KiB ({kind}) at {DISK_WINDOW_GPA:#x}",
+            sectors / 2
+        )
     });
     log::info!(
         "vm {}: {} MiB, cpu {}{}, {}",
@@ -287,13 +302,24 @@ pub fn info_block(out: &mut dyn core::fmt::Write) -> Result<(), CommandError> {
     let mut any = false;
     for vm in h.set.iter_mut() {
         let name = alloc::string::String::from(vm.machine.name());
+        let outcome = vm.machine.block_migrate_outcome().cloned();
         if let Some(disk) = vm.machine.disk_mut() {
-            writeln!(out, "{}", disk.block_info(&name, "ram"))?;
+            let kind = disk.device().backend().kind();
+            let progress = disk.device().backend().mirror_progress();
+            writeln!(out, "{}", disk.block_info(&name, kind))?;
+            if let Some(p) = progress {
+                writeln!(out, "  {p}")?;
+            } else if let Some(o) = outcome {
+                writeln!(out, "  last {o}")?;
+            }
             any = true;
         }
     }
     if !any {
-        writeln!(out, "no VM has a disk ([vm NAME] disk = in tern.cfg)")?;
+        writeln!(
+            out,
+            "no VM has a disk ([vm NAME] disk = or host_disk = in tern.cfg)"
+        )?;
     }
     Ok(())
 }

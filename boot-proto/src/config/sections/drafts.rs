@@ -8,7 +8,7 @@ use super::super::{
     ConfigError, ConfigErrorKind, DEFAULT_MIGRATION_PORT, DEFAULT_MTU, DiskConfig, GuestBoot,
     HostConfig, MAX_CMDLINE_LEN, MAX_IMAGE_PATH_LEN, MigrationConfig, NetConfig, NetMode, VmConfig,
 };
-use super::super::{bounds, value};
+use super::super::{bounds, host_disk, value};
 use super::slot::{Slot, unknown_key};
 
 /// Sections that can appear once know where they started, for duplicate-section messages.
@@ -30,6 +30,7 @@ fn missing(section: &str, key: &'static str, line: u32) -> ConfigError {
 pub(crate) struct HostDraft {
     header_line: u32,
     name: Slot<String>,
+    host_disk: Slot<String>,
 }
 
 impl HostDraft {
@@ -37,6 +38,7 @@ impl HostDraft {
         Self {
             header_line,
             name: Slot::empty(),
+            host_disk: Slot::empty(),
         }
     }
 
@@ -45,6 +47,9 @@ impl HostDraft {
             "name" => self
                 .name
                 .fill("host", "name", raw, line, |e| e.parse(value::name)),
+            "host_disk" => self.host_disk.fill("host", "host_disk", raw, line, |e| {
+                e.parse(host_disk::drive)
+            }),
             _ => Err(unknown_key("host", key, line)),
         }
     }
@@ -54,7 +59,11 @@ impl HostDraft {
             .name
             .take()
             .ok_or_else(|| missing("host", "name", self.header_line))?;
-        Ok(HostConfig { name })
+        let host_disk = self
+            .host_disk
+            .take_with_line()
+            .map(|(drive, line)| host_disk::HostDiskDrive { drive, line });
+        Ok(HostConfig { name, host_disk })
     }
 }
 
@@ -239,6 +248,7 @@ pub(crate) struct VmDraft {
     vcpus: Slot<u32>,
     autostart: Slot<bool>,
     disk: Slot<DiskConfig>,
+    host_disk: Slot<host_disk::HostRegion>,
     cpu: Slot<String>,
 }
 
@@ -256,6 +266,7 @@ impl VmDraft {
             vcpus: Slot::empty(),
             autostart: Slot::empty(),
             disk: Slot::empty(),
+            host_disk: Slot::empty(),
             cpu: Slot::empty(),
         }
     }
@@ -295,6 +306,9 @@ impl VmDraft {
                 e.check_len(MAX_IMAGE_PATH_LEN)?;
                 let path = e.parse(value::disk_path)?;
                 Ok(DiskConfig { path, line })
+            }),
+            "host_disk" => self.host_disk.fill(s, "host_disk", raw, line, |e| {
+                e.parse(host_disk::parse_region)
             }),
             "cpu" => self
                 .cpu
@@ -370,6 +384,10 @@ impl VmDraft {
             cpu: self.cpu.take().unwrap_or_else(|| "host".to_string()),
             line: self.header_line,
             disk: self.disk.take(),
+            host_disk: self
+                .host_disk
+                .take_with_line()
+                .map(|(region, line)| host_disk::HostDiskRegionConfig { region, line }),
         })
     }
 }

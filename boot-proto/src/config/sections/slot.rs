@@ -112,6 +112,11 @@ impl<T> Slot<T> {
     pub(crate) fn take(self) -> Option<T> {
         self.set.map(|(value, _)| value)
     }
+
+    /// The value and the line that set it, if set, consuming the slot.
+    pub(crate) fn take_with_line(self) -> Option<(T, u32)> {
+        self.set
+    }
 }
 
 /// The error for a key that the section does not have.

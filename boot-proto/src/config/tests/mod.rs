@@ -4,6 +4,7 @@
 mod disk;
 mod errors;
 mod fuzz;
+mod host_disk;
 mod linux_keys;
 mod mtu;
 mod value_errors;
@@ -68,7 +69,8 @@ fn full_example_parses_to_every_field() {
         config,
         Config {
             host: HostConfig {
-                name: "alpha".to_string()
+                name: "alpha".to_string(),
+                host_disk: None,
             },
             net: NetConfig {
                 mode: NetMode::Static {
@@ -101,6 +103,7 @@ fn full_example_parses_to_every_field() {
                         path: "tern/disks/hb1.img".to_string(),
                         line: 24,
                     }),
+                    host_disk: None,
                 },
                 VmConfig {
                     name: "hb2".to_string(),
@@ -114,6 +117,7 @@ fn full_example_parses_to_every_field() {
                     cpu: "host".to_string(),
                     line: 26,
                     disk: None,
+                    host_disk: None,
                 },
             ],
         }

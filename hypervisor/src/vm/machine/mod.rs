@@ -38,6 +38,7 @@ use devices::{Bus, HwHost, host_has_rdtscp, host_has_xsave};
 use mmio_exit::MmioExit;
 
 use crate::arch::cpu::{rdmsr, wrmsr};
+use crate::storage::VmDisk;
 use crate::vm::board::Board;
 use crate::vm::console_out::{LineOutput, LineSink};
 use crate::vm::cpu_model::FeatureMasks;
@@ -49,7 +50,7 @@ use crate::vm::msr::SWITCHED_ON_VCPU_CHANGE;
 use crate::vm::msr::index::IA32_TSC_AUX;
 use crate::vm::state::{TransitionEffect, VmCommand, VmState, transition};
 use crate::vm::uart16550::{NoInterrupt, Uart16550};
-use crate::vm::virtio_blk::{RamDisk, VirtioBlkMmio};
+use crate::vm::virtio_blk::VirtioBlkMmio;
 use crate::vmx::ept::{EptTables, GUEST_PHYS_LIMIT};
 use crate::vmx::error::VmxError;
 use crate::vmx::frames::{FrameSource, FrameTables};
@@ -105,7 +106,9 @@ pub struct Machine<O: LineOutput> {
     /// Polls that found the vCPU asleep in HLT and did not enter it (`vm info`).
     pub(super) halt_skips: u64,
     /// The VM's virtio-blk disk (`[vm] disk =`), if it has one (`disk.rs`).
-    pub(super) disk: Option<VirtioBlkMmio<RamDisk>>,
+    pub(super) disk: Option<VirtioBlkMmio<VmDisk>>,
+    /// How the last `block_migrate` ended (`info block`).
+    pub(super) block_migrate_outcome: Option<crate::storage::mirror::MirrorOutcome>,
 }
 
 impl<O: LineOutput> Machine<O> {
@@ -205,6 +208,7 @@ impl<O: LineOutput> Machine<O> {
             halted: None,
             halt_skips: 0,
             disk: None,
+            block_migrate_outcome: None,
         }
     }
 

@@ -2,6 +2,11 @@
 //! first `hb.disk_blocks` sectors, each read back at once, and the oldest block read back
 //! too, so that a block lost or left stale by a storage migration is seen within one
 //! cycle of writes. A mismatch prints `CORRUPT disk ...` and the block is rewritten.
+//!
+//! A disk that already holds heartbeat blocks (a host-disk backend after a host reboot)
+//! is resumed: the highest intact sequence gives the write count, every block is checked
+//! against it (`HB-DISK-RESUME writes=N verified=K`, `CORRUPT` for any that disagrees),
+//! and the writes continue from there, so persistence is proven by the guest itself.
 
 use heartbeat::disk_block::{self, BLOCK_BYTES, expected_sequence};
 use heartbeat::params::Params;
@@ -50,14 +55,53 @@ impl DiskWorkload {
             say!("HB-DISK-ERROR the disk has no sectors");
             return None;
         }
-        Some(Self {
+        let mut workload = Self {
             dev,
             blocks,
             writes: 0,
             corrupt: 0,
             writes_per_sec: params.disk_writes_per_sec,
             credited: 0,
-        })
+        };
+        if !workload.resume() {
+            return None;
+        }
+        Some(workload)
+    }
+
+    /// Continue after the blocks a previous run left, if any; `false` when the device
+    /// failed.
+    fn resume(&mut self) -> bool {
+        let mut newest = None;
+        let mut buf = [0u8; BLOCK_BYTES];
+        for b in 0..self.blocks {
+            if let Err(e) = self.dev.read(b, &mut buf) {
+                say!("HB-DISK-ERROR read of block {b}: {e}");
+                return false;
+            }
+            if let Some(seq) = disk_block::sequence_of(&buf, b) {
+                newest = newest.max(Some(seq));
+            }
+        }
+        let Some(newest) = newest else {
+            return true;
+        };
+        self.writes = newest.saturating_add(1);
+        let corrupt_before = self.corrupt;
+        for b in 0..self.blocks {
+            if !self.verify(b) {
+                return false;
+            }
+        }
+        let checked = (0..self.blocks)
+            .filter(|&b| expected_sequence(b, self.writes, self.blocks).is_some())
+            .count() as u64;
+        say!(
+            "HB-DISK-RESUME writes={} verified={}",
+            self.writes,
+            checked - (self.corrupt - corrupt_before).min(checked)
+        );
+        true
     }
 
     /// Do the writes due after `elapsed_ticks` of a `tsc_hz` clock (at most a few per call,

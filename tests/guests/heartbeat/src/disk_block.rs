@@ -106,6 +106,13 @@ pub fn check(bytes: &[u8; BLOCK_BYTES], block: u64, sequence: u64) -> Result<(),
     Ok(())
 }
 
+/// The sequence an intact heartbeat block numbered `block` carries, if `bytes` is one
+/// (a disk that kept a previous run's blocks, e.g. on the host disk across a reboot).
+pub fn sequence_of(bytes: &[u8; BLOCK_BYTES], block: u64) -> Option<u64> {
+    let found = u64_at(bytes, 16);
+    check(bytes, block, found).ok().map(|()| found)
+}
+
 /// The sequence block `block` holds after `writes` writes over `blocks` blocks, or `None`
 /// if no write has reached it yet.
 pub fn expected_sequence(block: u64, writes: u64, blocks: u64) -> Option<u64> {
@@ -120,6 +127,17 @@ pub fn expected_sequence(block: u64, writes: u64, blocks: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequence_of_reads_intact_blocks_of_the_right_number_only() {
+        let b = encode(3, 77);
+        assert_eq!(sequence_of(&b, 3), Some(77));
+        assert_eq!(sequence_of(&b, 4), None);
+        let mut torn = b;
+        torn[100] ^= 1;
+        assert_eq!(sequence_of(&torn, 3), None);
+        assert_eq!(sequence_of(&[0; BLOCK_BYTES], 0), None);
+    }
 
     #[test]
     fn a_block_checks_as_itself_only() {
