@@ -18,7 +18,10 @@
 //! - PM1_CNT (2 bytes at 0x604): SCI_EN (bit 0) reads 1 (the FADT has no SMI command port, so
 //!   the platform is always in ACPI mode, §4.8.2.1); SLP_TYP (bits 12:10) is kept; SLP_EN
 //!   (bit 13) is write-only and reads 0 (§4.8.3.2.1, Table 4.18). A sleep request (SLP_EN with
-//!   a SLP_TYP) is recorded for the VM to act on; tern does not act on it yet.
+//!   a SLP_TYP) is recorded for the VM to act on ([`SleepAction`]): the `\_S5_` type powers
+//!   the VM off (it stops, as `vm stop` would; `vm start` boots it afresh); S1-S4 are not
+//!   implemented (the DSDT does not announce them), so the write is ignored with a console
+//!   line and the guest carries on as on hardware whose sleep failed.
 //!
 //! The state (enables, SLP_TYP) is migrated as device state `acpi-pm`.
 
@@ -26,7 +29,7 @@ pub mod state;
 #[cfg(test)]
 mod tests;
 
-use crate::vm::guest_acpi::{PM1A_CNT_PORT, PM1A_EVT_PORT};
+use crate::vm::guest_acpi::{PM1A_CNT_PORT, PM1A_EVT_PORT, S5_SLEEP_TYPE};
 
 /// PM1_EN bits that exist (Table 4.17): TMR_EN 0, GBL_EN 5, PWRBTN_EN 8, SLPBTN_EN 9, RTC_EN
 /// 10, PCIEXP_WAKE_DIS 14.
@@ -38,6 +41,26 @@ pub const PM1_CNT_SCI_EN: u16 = 1 << 0;
 pub const PM1_CNT_SLP_TYP: u16 = 0b111 << 10;
 /// PM1_CNT.SLP_EN (write-only).
 pub const PM1_CNT_SLP_EN: u16 = 1 << 13;
+
+/// What the VM does with a guest's sleep request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SleepAction {
+    /// `\_S5_` (soft off): the VM stops.
+    PowerOff,
+    /// A sleep type tern does not implement (the DSDT names only `\_S5_`): ignored.
+    Unsupported(u8),
+}
+
+impl SleepAction {
+    /// The action for a request of sleep type `slp_typ` (PM1_CNT.SLP_TYP, 0-7).
+    pub fn for_sleep_type(slp_typ: u8) -> Self {
+        if slp_typ == S5_SLEEP_TYPE {
+            Self::PowerOff
+        } else {
+            Self::Unsupported(slp_typ)
+        }
+    }
+}
 
 /// The PM1a event and control registers of one VM.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -91,6 +114,11 @@ impl AcpiPm {
     /// The SLP_TYP of a sleep the guest requested since the last call (`\_S5_` is power-off).
     pub fn take_sleep_request(&mut self) -> Option<u8> {
         self.sleep_request.take()
+    }
+
+    /// The action for a sleep the guest requested since the last call.
+    pub fn take_sleep_action(&mut self) -> Option<SleepAction> {
+        self.take_sleep_request().map(SleepAction::for_sleep_type)
     }
 
     /// The 16-bit register holding `port` and whether `port` is its high byte.

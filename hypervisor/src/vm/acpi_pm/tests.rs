@@ -80,3 +80,18 @@ fn state_round_trips_and_refuses_unimplemented_bits() {
     ));
     assert!(state::AcpiPmState::decode(&bytes[..bytes.len() - 1]).is_err());
 }
+
+#[test]
+fn linux_poweroff_is_a_power_off_and_other_sleep_types_are_not() {
+    let mut pm = AcpiPm::default();
+    assert_eq!(pm.take_sleep_action(), None);
+    // acpi_hw_legacy_sleep: SLP_TYP written first without SLP_EN, then with it.
+    write16(&mut pm, PM1A_CNT_PORT, 5 << 10);
+    assert_eq!(pm.take_sleep_action(), None, "no SLP_EN, no request");
+    write16(&mut pm, PM1A_CNT_PORT, (5 << 10) | PM1_CNT_SLP_EN);
+    assert_eq!(pm.take_sleep_action(), Some(SleepAction::PowerOff));
+    assert_eq!(pm.take_sleep_action(), None, "taken once");
+    // S3 (suspend to RAM) is not announced nor implemented.
+    write16(&mut pm, PM1A_CNT_PORT, (1 << 10) | PM1_CNT_SLP_EN);
+    assert_eq!(pm.take_sleep_action(), Some(SleepAction::Unsupported(1)));
+}

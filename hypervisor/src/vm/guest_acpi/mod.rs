@@ -33,7 +33,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::vm::interrupts::routing::IsaOverride;
-pub use fadt::{PM1A_CNT_PORT, PM1A_EVT_PORT, SCI_IRQ};
+pub use fadt::{PM1A_CNT_PORT, PM1A_EVT_PORT, S5_SLEEP_TYPE, SCI_IRQ};
 pub use madt::{IOAPIC_ID, LAPIC_ID};
 
 /// Where tern puts the tables: the BIOS read-only area, reserved in every tern e820 map.

@@ -75,7 +75,9 @@ impl<O: LineOutput, F: FrameSource> ManagedVm for ManagedMachine<O, F> {
                 .run_slice(&mut ctx.vmx, &mut ctx.frames, ticks)?
             {
                 SliceOutcome::Ran { .. } => SliceResult::Ran,
-                SliceOutcome::Halted | SliceOutcome::NotRunning => SliceResult::Idle,
+                SliceOutcome::Halted | SliceOutcome::NotRunning | SliceOutcome::PoweredOff => {
+                    SliceResult::Idle
+                }
                 SliceOutcome::Crashed(_) => SliceResult::Crashed,
             },
         )

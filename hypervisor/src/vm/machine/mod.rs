@@ -21,6 +21,7 @@ mod migration;
 mod mmio_exit;
 mod outside_ram;
 mod pml;
+mod power;
 mod report;
 mod snapshot;
 
@@ -73,6 +74,8 @@ pub enum SliceOutcome {
     Crashed(CrashReason),
     /// The VM is not in the running state.
     NotRunning,
+    /// The guest powered itself off (ACPI S5, `power.rs`): the VM is now stopped.
+    PoweredOff,
 }
 
 /// One VM on VT-x.
@@ -352,6 +355,9 @@ impl<O: LineOutput> Machine<O> {
         self.vcpu = Some(vcpu);
         self.poll_disk(frames);
         let outcome = result?;
+        if outcome == SliceOutcome::PoweredOff {
+            self.on_power_off();
+        }
         if let SliceOutcome::Crashed(reason) = outcome {
             self.crash = Some(reason);
             // A failed VM entry leaves the guest state as it was (SDM Vol. 3C §27.8): the
@@ -463,6 +469,9 @@ impl<O: LineOutput> Machine<O> {
                     }
                 }
                 ExitAction::Crash(reason) => break SliceOutcome::Crashed(reason),
+            }
+            if self.guest_powered_off() {
+                break SliceOutcome::PoweredOff;
             }
         };
         Ok(outcome)
