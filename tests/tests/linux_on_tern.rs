@@ -3,7 +3,8 @@
 //! tables tern built, the initramfs it loaded, and then, through `vm console linux`, the
 //! guest's busybox shell on its interrupt-driven 8250 (IRQ 4 through the I/O APIC): typed
 //! `uname -r` answers, the local-timer count in /proc/interrupts rises, and a tmpfs file
-//! round trip works. Linux reads its TSC and APIC-timer rates from CPUID leaf 0x15, so it
+//! round trip works. Finally `poweroff -f` in the guest's shell stops the VM (ACPI S5 through
+//! the FADT's PM1a control block) and the operator sees it stopped. Linux reads its TSC and APIC-timer rates from CPUID leaf 0x15, so it
 //! calibrates nothing (see docs/ARCHITECTURE.md, "Linux guests").
 
 use std::time::{Duration, Instant};
@@ -75,7 +76,25 @@ fn linux_boots_on_tern_to_its_shell() -> TestResult {
     // The host stays responsive while the guest runs.
     let answer = tern::command(&mut booted.host, "vm info linux")?;
     assert!(answer.contains("linux"), "{answer}");
-    shell_answers(booted.host.console(), vm_started)
+    shell_answers(booted.host.console(), vm_started)?;
+    powers_off(&mut booted.host)
+}
+
+/// `poweroff -f` in the guest (busybox: reboot(RB_POWER_OFF), so ACPI S5 with the DSDT's
+/// `\_S5_` type) stops the VM; Ctrl-] returns to `tern> `, where `vm list` says stopped.
+fn powers_off(host: &mut Emulator) -> TestResult {
+    let console = host.console();
+    console.send_line("poweroff -f")?;
+    console.expect("powered off by the guest (ACPI S5)", COMMAND_TIMEOUT)?;
+    console.send_raw(&[0x1d])?;
+    console.expect(tern::PROMPT, COMMAND_TIMEOUT)?;
+    let list = tern::command(host, "vm list")?;
+    let row = list
+        .lines()
+        .find(|l| l.contains("linux"))
+        .unwrap_or_else(|| panic!("no linux row:\n{list}"));
+    assert!(row.contains("stopped"), "{list}");
+    Ok(())
 }
 
 /// Through `vm console linux`, the guest's shell answers typed commands: its release, a
