@@ -38,8 +38,8 @@ pub const MASKED_REGISTERS: [(u32, CpuidRegister); 7] = [
 ];
 
 /// Features tern provides by emulation on every host: the local APIC model (xAPIC MMIO,
-/// x2APIC MSRs, TSC-deadline timer) and the MTRR MSRs (`vm::msr`).
-pub const EMULATED: [&str; 4] = ["apic", "x2apic", "tsc_deadline_timer", "mtrr"];
+/// x2APIC MSRs, TSC-deadline timer), the MTRR MSRs and IA32_TSC_ADJUST (`vm::msr`).
+pub const EMULATED: [&str; 5] = ["apic", "x2apic", "tsc_deadline_timer", "mtrr", "tsc_adjust"];
 
 /// For each of [`MASKED_REGISTERS`], the feature bits a VM may see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +71,7 @@ const X86_64_BASE: &[&str] = &[
     "lm",
     "x2apic",
     "tsc_deadline_timer",
+    "tsc_adjust",
 ];
 const NEHALEM: &[&str] = &[
     "pni", "ssse3", "cx16", "sse4_1", "sse4_2", "popcnt", "lahf_lm", "rdtscp",

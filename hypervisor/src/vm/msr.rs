@@ -20,6 +20,13 @@
 //!   12) so a guest does not look for the debug store; writes may only toggle fast strings.
 //! * MSR_PLATFORM_INFO (0xCE) reads 0: no ratio to report, no CPUID faulting (bit 31).
 //! * The MTRRs ([`mtrr`], §11.11) are stored and validated.
+//! * IA32_TSC_ADJUST (0x3b, SDM Vol. 3B §18.17.3): reads what was last written (0 at
+//!   reset); a write of X moves the guest's TSC by X minus the old value, which the exit
+//!   handler applies to the VMCS TSC offset ([`MsrFile::write_tsc_adjust`]). Offered (CPUID
+//!   7.0:EBX[1]) together with the invariant TSC because Linux trusts a TSC that is
+//!   constant, non-stop and has TSC_ADJUST and then runs no clocksource watchdog against
+//!   the (interrupt-driven, so late under emulation) jiffies. A WRMSR of IA32_TSC itself
+//!   still #GPs (tern does not emulate it; Linux does not write it).
 //! * IA32_SPEC_CTRL, IA32_PRED_CMD, IA32_ARCH_CAPABILITIES and the performance counters
 //!   #GP: no CPU model shows them (CPUID.7.0:EDX bits 26, 27, 29 are never set).
 
@@ -30,6 +37,7 @@ pub mod index {
     pub const IA32_PLATFORM_ID: u32 = 0x17;
     pub const IA32_APIC_BASE: u32 = 0x1b;
     pub const IA32_FEATURE_CONTROL: u32 = 0x3a;
+    pub const IA32_TSC_ADJUST: u32 = 0x3b;
     pub const IA32_BIOS_SIGN_ID: u32 = 0x8b;
     pub const MSR_PLATFORM_INFO: u32 = 0xce;
     pub const IA32_MTRRCAP: u32 = 0xfe;
@@ -110,6 +118,8 @@ pub struct MsrFile {
     pub mtrrs: Mtrrs,
     /// IA32_MISC_ENABLE as seen by the guest.
     pub misc_enable: u64,
+    /// IA32_TSC_ADJUST: the sum of the guest's own moves of its TSC (SDM Vol. 3B §18.17.3).
+    pub tsc_adjust: u64,
 }
 
 impl Default for MsrFile {
@@ -117,6 +127,7 @@ impl Default for MsrFile {
         Self {
             mtrrs: Mtrrs::default(),
             misc_enable: MISC_ENABLE_DEFAULT,
+            tsc_adjust: 0,
         }
     }
 }
@@ -150,8 +161,19 @@ impl MsrFile {
             IA32_APIC_BASE => APIC_BASE_DEFAULT,
             IA32_FEATURE_CONTROL => FEATURE_CONTROL_LOCKED,
             IA32_MISC_ENABLE => self.misc_enable,
+            IA32_TSC_ADJUST => self.tsc_adjust,
             _ => return MsrOutcome::InjectGp,
         })
+    }
+
+    /// A WRMSR of IA32_TSC_ADJUST with `value`: returns how far the guest's TSC moves (to add,
+    /// wrapping, to the TSC offset). "If an execution of WRMSR to the IA32_TSC_ADJUST MSR adds
+    /// (or subtracts) value X from that MSR, logical processor also adds (or subtracts) value
+    /// X from the TSC" (SDM Vol. 3B §18.17.3).
+    pub fn write_tsc_adjust(&mut self, value: u64) -> u64 {
+        let delta = value.wrapping_sub(self.tsc_adjust);
+        self.tsc_adjust = value;
+        delta
     }
 
     /// An intercepted WRMSR of `value`; `phys_bits` is the guest's MAXPHYADDR (CPUID
@@ -197,6 +219,16 @@ mod tests {
         assert_eq!(f.read(IA32_MTRRCAP, 0), MsrOutcome::Value(0x508));
         assert_eq!(f.read(MSR_PLATFORM_INFO, 0), MsrOutcome::Value(0));
         assert_eq!(f.read(IA32_MISC_ENABLE, 0), MsrOutcome::Value(0x1801));
+    }
+
+    #[test]
+    fn tsc_adjust_reports_the_move_of_each_write() {
+        let mut f = MsrFile::default();
+        assert_eq!(f.read(IA32_TSC_ADJUST, 0), MsrOutcome::Value(0));
+        assert_eq!(f.write_tsc_adjust(10), 10);
+        assert_eq!(f.write_tsc_adjust(10), 0, "same value: no move");
+        assert_eq!(f.write_tsc_adjust(4), 6u64.wrapping_neg());
+        assert_eq!(f.read(IA32_TSC_ADJUST, 0), MsrOutcome::Value(4));
     }
 
     #[test]

@@ -27,6 +27,9 @@
 //! MTRR ranges are the reset values (zero), as the sender never stored any. A state with
 //! some but not all of the range MSRs is refused. An older destination refuses a version-2
 //! state by name ("an MSR tern does not carry"), while the source still owns the VM.
+//! Version 3 adds IA32_TSC_ADJUST ([`OPTIONAL_MSRS`]): this tern always sends it and loads
+//! a state without it with its reset value 0; an older destination refuses it by name as
+//! above.
 //! * CR2 from the machine's switch (VMX leaves it alone, `machine::guest_fpu`). The XSAVE
 //!   area is not read here: the machine adds its own (`vm::xsave`), and the checks
 //!   ([`entry_checks`]) validate an incoming one against this host's XRSTOR rules.
@@ -83,6 +86,9 @@ pub const CARRIED_MSRS: [(u32, &str); 14] = [
     (index::IA32_KERNEL_GS_BASE, "IA32_KERNEL_GS_BASE"),
     (index::IA32_TSC_AUX, "IA32_TSC_AUX"),
 ];
+
+/// MSRs a state may leave out (then their reset value, 0): those added after version 2.
+pub const OPTIONAL_MSRS: [u32; 1] = [index::IA32_TSC_ADJUST];
 
 /// The MTRR range MSRs (fixed, then PHYSBASEn/PHYSMASKn) of the version-2 MSR list.
 pub const MTRR_RANGE_MSRS: [u32; RANGE_MSR_COUNT] = {
@@ -205,6 +211,10 @@ pub fn capture(
         MsrValue {
             index: index::IA32_MISC_ENABLE,
             value: e.msrs.misc_enable
+        },
+        MsrValue {
+            index: index::IA32_TSC_ADJUST,
+            value: e.msrs.tsc_adjust
         },
         MsrValue {
             index: index::IA32_DEBUGCTL,
@@ -401,6 +411,8 @@ pub fn apply(
             msrs: MsrFile {
                 mtrrs: mtrrs_of(state),
                 misc_enable: msr(index::IA32_MISC_ENABLE),
+                // Absent in states from before TSC_ADJUST was emulated: 0, its reset value.
+                tsc_adjust: msr(index::IA32_TSC_ADJUST),
             },
             xcr0: state.xcr0,
             // The checks bound the index to one APIC ID byte.

@@ -92,6 +92,7 @@ pub const FEATURES: &[CpuFeature] = &[
     f("rdrand", 1, Ecx, 30),
     // Leaf 7 subleaf 0 EBX/ECX/EDX (Table 3-8).
     f("fsgsbase", 7, Ebx, 0),
+    f("tsc_adjust", 7, Ebx, 1),
     f("bmi1", 7, Ebx, 3),
     f("avx2", 7, Ebx, 5),
     f("smep", 7, Ebx, 7),

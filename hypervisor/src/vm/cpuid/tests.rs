@@ -62,7 +62,11 @@ fn host_bits_are_never_invented_but_emulated_ones_are_always_there() {
     assert_eq!(r.edx, (1 << 9) | (1 << 12), "APIC and MTRR");
     assert_eq!(
         guest_cpuid(7, 0, CpuidResult::default(), view()),
-        CpuidResult::default()
+        CpuidResult {
+            ebx: 1 << 1,
+            ..CpuidResult::default()
+        },
+        "only TSC_ADJUST (emulated) in leaf 7"
     );
 }
 
@@ -82,7 +86,7 @@ fn the_model_masks_features() {
     assert_eq!(r.ecx & (1 << 26), 0, "no XSAVE in nehalem");
     assert_eq!(r.ecx & (1 << 27), 0, "so no OSXSAVE either");
     assert_ne!(r.ecx & (1 << 20), 0, "SSE4.2");
-    assert_eq!(guest_cpuid(7, 0, ALL, v).ebx, 0);
+    assert_eq!(guest_cpuid(7, 0, ALL, v).ebx, 1 << 1, "only TSC_ADJUST");
     assert_eq!(guest_cpuid(0xd, 0, ALL, v), CpuidResult::default());
     let e = guest_cpuid(0x8000_0001, 0, ALL, v);
     assert_eq!(e.edx & (1 << 26), 0, "no 1 GiB pages");

@@ -10,6 +10,7 @@
 use super::cpu_model::FeatureMasks;
 use super::cpuid::{APIC_TIMER_KHZ, CpuidResult, VcpuView, XCR0_OFFERED, guest_cpuid};
 use super::mmio::MmioError;
+use super::msr::index::IA32_TSC_ADJUST;
 use super::msr::{MsrFile, MsrOutcome, xcr0_valid};
 use crate::vmx::error::VmxError;
 use crate::vmx::exit::{
@@ -18,7 +19,7 @@ use crate::vmx::exit::{
 };
 use crate::vmx::regs::{Gpr, GuestRegisters};
 use crate::vmx::setup::controls::VmxConfig;
-use crate::vmx::setup::controls::bits::ENTRY_IA32E_MODE_GUEST;
+use crate::vmx::setup::controls::bits::{ENTRY_IA32E_MODE_GUEST, PROC_USE_TSC_OFFSETTING};
 use crate::vmx::setup::cr::{guest_cr0_write, guest_cr4_write};
 use crate::vmx::vmcs::VmcsAccess;
 use crate::vmx::vmcs::fields::{control, guest};
@@ -41,6 +42,8 @@ pub trait HostCpu {
     fn set_xcr0(&mut self, value: u64);
     /// The XCR0 bits the host supports (CPUID.(0xd,0):EAX/EDX).
     fn supported_xcr0(&self) -> u64;
+    /// The guest's TSC moved by `delta` (wrapping): later [`Self::guest_tsc`] reads include it.
+    fn move_guest_tsc(&mut self, delta: u64);
 }
 
 /// The VM's port-I/O devices.
@@ -273,6 +276,19 @@ pub fn handle_exit(
             }
             MsrOutcome::InjectGp => gp(vmcs)?,
         },
+        // SDM Vol. 3B §18.17.3: a write of IA32_TSC_ADJUST moves the TSC by the same amount,
+        // here the VMCS TSC offset (§26.3, "TSC offsetting"). Without TSC offsetting the
+        // guest reads the host's TSC and the MSR policy refuses the write (#GP).
+        VmExit::Wrmsr {
+            msr: IA32_TSC_ADJUST,
+            value,
+        } if cfg.primary & PROC_USE_TSC_OFFSETTING != 0 => {
+            let delta = emu.msrs.write_tsc_adjust(value);
+            let offset = vmcs.read64(control::TSC_OFFSET)?.wrapping_add(delta);
+            vmcs.write64(control::TSC_OFFSET, offset)?;
+            host.move_guest_tsc(delta);
+            advance_rip(vmcs, raw)?;
+        }
         VmExit::Wrmsr { msr, value } => match ports
             .write_msr(msr, value, host.guest_tsc())
             .unwrap_or_else(|| emu.msrs.write(msr, value, guest_phys_bits(host)))

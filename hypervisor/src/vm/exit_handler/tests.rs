@@ -6,8 +6,11 @@ use crate::vmx::setup::testing::bochs_like_msrs;
 use crate::vmx::setup::{VmxConfig, write_pvh_guest_state};
 use crate::vmx::vmcs::fake::FakeVmcs;
 
+#[derive(Default)]
 struct FakeHost {
     xcr0: Vec<u64>,
+    /// Guest-TSC moves (IA32_TSC_ADJUST writes).
+    tsc_moves: Vec<u64>,
 }
 
 impl HostCpu for FakeHost {
@@ -27,6 +30,9 @@ impl HostCpu for FakeHost {
     }
     fn supported_xcr0(&self) -> u64 {
         0b111
+    }
+    fn move_guest_tsc(&mut self, delta: u64) {
+        self.tsc_moves.push(delta);
     }
 }
 
@@ -86,7 +92,7 @@ impl Rig {
             regs,
             emu: VcpuEmulation::default(),
             cfg,
-            host: FakeHost { xcr0: Vec::new() },
+            host: FakeHost::default(),
             ports: Ports::default(),
         }
     }
@@ -190,6 +196,40 @@ fn msr_allow_list_and_gp_injection() {
         "#GP(0)"
     );
     assert_eq!(r.rip(), rip, "faulting instruction not skipped");
+}
+
+#[test]
+fn tsc_adjust_writes_move_the_tsc_offset_by_the_difference() {
+    let mut r = Rig::new();
+    assert_ne!(
+        r.cfg.primary & PROC_USE_TSC_OFFSETTING,
+        0,
+        "Bochs has TSC offsetting"
+    );
+    r.vmcs.write64(control::TSC_OFFSET, 1000).unwrap();
+    r.regs.rcx = 0x3b; // IA32_TSC_ADJUST
+    r.exit(31, 0);
+    assert_eq!((r.regs.rdx, r.regs.rax), (0, 0), "0 at reset");
+    // WRMSR 500: the TSC moves forward by 500.
+    let rip = r.rip();
+    r.regs.rax = 500;
+    r.regs.rdx = 0;
+    r.exit(32, 0);
+    assert_eq!(r.injected(), None);
+    assert_eq!(r.rip(), rip + 2);
+    assert_eq!(r.vmcs.get(control::TSC_OFFSET.0), Some(1500));
+    // WRMSR -100 (two's complement): back by 600.
+    let minus_100 = 100u64.wrapping_neg();
+    r.regs.rax = minus_100 & 0xffff_ffff;
+    r.regs.rdx = minus_100 >> 32;
+    r.exit(32, 0);
+    assert_eq!(r.vmcs.get(control::TSC_OFFSET.0), Some(900));
+    assert_eq!(r.host.tsc_moves, [500, 600u64.wrapping_neg()]);
+    // RDMSR reads the last value written.
+    r.regs.rax = 0;
+    r.regs.rdx = 0;
+    r.exit(31, 0);
+    assert_eq!((r.regs.rdx << 32) | r.regs.rax, minus_100);
 }
 
 #[test]

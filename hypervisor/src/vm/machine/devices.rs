@@ -105,6 +105,10 @@ impl HostCpu for HwHost {
         }
     }
 
+    fn move_guest_tsc(&mut self, delta: u64) {
+        self.tsc_offset = self.tsc_offset.wrapping_add(delta);
+    }
+
     fn supported_xcr0(&self) -> u64 {
         if !self.xsave {
             return 1;

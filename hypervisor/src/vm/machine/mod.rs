@@ -437,6 +437,8 @@ impl<O: LineOutput> Machine<O> {
             let action = vcpu.with_vmcs(vmx, |vmcs, regs| {
                 handle_exit(exit, &raw, vmcs, regs, emu, &cfg, host, &mut bus)
             })?;
+            // A write of IA32_TSC_ADJUST moves the offset (`vm::msr`); keep the VM's copy.
+            self.tsc_offset = host.tsc_offset;
             match action {
                 ExitAction::Continue => {}
                 ExitAction::SliceEnd => break SliceOutcome::Ran { exits },

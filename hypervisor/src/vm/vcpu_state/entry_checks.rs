@@ -14,7 +14,7 @@
 //! the values the VMCS will hold ([`super::vmcs_cr0`], [`super::vmcs_cr4`]), after refusing
 //! bits this host cannot run at all. tern's own limits come first ([`check_tern_limits`]):
 //! the MSR list is exactly [`super::CARRIED_MSRS`] (plus, in version 2, all of
-//! [`super::MTRR_RANGE_MSRS`], each valid for WRMSR), and the state tern cannot load yet
+//! [`super::MTRR_RANGE_MSRS`], each valid for WRMSR, and maybe [`super::OPTIONAL_MSRS`]), and the state tern cannot load yet
 //! (CR2, CR8, DR0-DR3, DR6, PDPTEs, XSAVE, a pending NMI) must be empty. The SYSCALL-family MSRs are written with WRMSR **in host mode** before
 //! entry, where a bad value is a host #GP: [`check_switched_msrs`] holds them to the WRMSR
 //! rules (SDM Vol. 4 and the WRMSR reference: canonical addresses, reserved bits 0).
@@ -23,7 +23,7 @@ use core::fmt;
 
 use migration_proto::message::{EventKind, SegmentRegister, VcpuState};
 
-use super::{CARRIED_MSRS, MTRR_RANGE_MSRS, msr_value, vmcs_cr0, vmcs_cr4};
+use super::{CARRIED_MSRS, MTRR_RANGE_MSRS, OPTIONAL_MSRS, msr_value, vmcs_cr0, vmcs_cr4};
 use crate::vm::cpuid::XCR0_OFFERED;
 use crate::vm::msr::mtrr;
 use crate::vm::msr::{SWITCHED_ON_VCPU_CHANGE, index, pat_valid, xcr0_valid};
@@ -231,7 +231,8 @@ fn check_tern_limits(s: &VcpuState, limits: &GuestStateLimits) -> Result<(), Gue
     }
     for m in &s.msrs {
         let carried = CARRIED_MSRS.iter().any(|(index, _)| *index == m.index)
-            || MTRR_RANGE_MSRS.contains(&m.index);
+            || MTRR_RANGE_MSRS.contains(&m.index)
+            || OPTIONAL_MSRS.contains(&m.index);
         if !carried {
             return fail(
                 "MSRs",

@@ -102,6 +102,7 @@ fn long_mode_vcpu() -> (FakeVmcs, VcpuSoftware) {
                     variable: [(0xc000_0000, 0x7f_c000_0800); 8],
                 },
                 misc_enable: 1,
+                tsc_adjust: 0x1234,
             },
             xcr0: 0b111,
             apic_id: 0,
@@ -156,9 +157,10 @@ fn capture_carries_the_architectural_state() {
     assert_eq!(msr_value(&s, index::IA32_SYSENTER_CS), Some(0x10));
     assert_eq!(
         s.msrs.len(),
-        CARRIED_MSRS.len() + MTRR_RANGE_MSRS.len(),
-        "every carried MSR once, then the MTRR ranges (version 2)"
+        CARRIED_MSRS.len() + OPTIONAL_MSRS.len() + MTRR_RANGE_MSRS.len(),
+        "every carried MSR once, TSC_ADJUST (version 3), then the MTRR ranges (version 2)"
     );
+    assert_eq!(msr_value(&s, index::IA32_TSC_ADJUST), Some(0x1234));
     assert_eq!(msr_value(&s, 0x250), Some(0x0606_0606_0606_0606));
     assert_eq!(msr_value(&s, 0x20f), Some(0x7f_c000_0800));
     assert_eq!(s.validate(), Ok(()), "the protocol's own rules hold");
@@ -254,10 +256,16 @@ fn the_destination_runs_cr0_cr4_with_its_own_fixed_bits() {
 fn a_version_1_msr_list_loads_with_reset_mtrr_ranges() {
     let (vmcs, soft) = long_mode_vcpu();
     let mut state = capture(&vmcs, &soft, 0).unwrap();
-    state.msrs.retain(|m| !MTRR_RANGE_MSRS.contains(&m.index));
+    state
+        .msrs
+        .retain(|m| !MTRR_RANGE_MSRS.contains(&m.index) && !OPTIONAL_MSRS.contains(&m.index));
     assert_eq!(state.msrs.len(), CARRIED_MSRS.len());
     let (mut target, _) = pvh_vmcs();
     let back = apply(&state, &mut target, &limits()).unwrap();
+    assert_eq!(
+        back.emulation.msrs.tsc_adjust, 0,
+        "TSC_ADJUST absent: reset value"
+    );
     assert_eq!(
         back.emulation.msrs.mtrrs.def_type, 0xc06,
         "DEF_TYPE is version 1"
