@@ -28,6 +28,17 @@
 //!
 //! The TSC rate is a fact of the VM ([`VcpuView::tsc_khz`]), not of the host it happens to
 //! run on: a migrated VM keeps the value it was shown at boot (it travels with the VM).
+//!
+//! **A TSC Linux trusts.** Leaf 0x8000_0007 EDX[8] (invariant TSC, SDM Vol. 3B §18.17.1) is
+//! always shown, whatever the host says: the guest's TSC is the host's plus a VMCS offset,
+//! and tern itself already runs on the assumption that the host TSC ticks at one constant
+//! rate (its timers, the VM's fixed `tsc_khz` and the LAPIC model depend on it), nor does it
+//! let the guest reach a C-state that could stop it (HLT exits). With IA32_TSC_ADJUST
+//! (emulated, `vm::msr`) this is what Linux (6.1 `check_system_tsc_reliable`) needs to
+//! switch off its clocksource watchdog, which otherwise compares the TSC with jiffies
+//! counted from timer interrupts that arrive late under emulation and marks it unstable.
+//! The bit is in the migration CPU descriptor (leaf 0x8000_0007 is compared), so a
+//! destination that would not show it refuses the VM by name.
 
 use super::cpu_model::{EMULATED, FeatureMasks};
 use migration_proto::cpu::CpuidRegister;
@@ -255,9 +266,10 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, host: CpuidResult, vcpu: VcpuView) -
         },
         // Brand string and cache descriptors are informative.
         0x8000_0002..=0x8000_0006 => host,
-        // Only the invariant-TSC bit: power management is not virtualized.
+        // Only the invariant-TSC bit, always (module doc); power management is not
+        // virtualized.
         0x8000_0007 => CpuidResult {
-            edx: host.edx & EDX_INVARIANT_TSC,
+            edx: EDX_INVARIANT_TSC,
             ..zero
         },
         // Address widths only (EBX holds WBNOINVD and speculation-control bits).

@@ -110,6 +110,19 @@ fn no_pmu_no_tsx_no_avx512_no_speculation_bits() {
 }
 
 #[test]
+fn the_tsc_is_invariant_whatever_the_host_reports() {
+    let host_without = CpuidResult::default();
+    let r = guest_cpuid(0x8000_0007, 0, host_without, view());
+    assert_eq!(
+        r,
+        CpuidResult {
+            edx: 1 << 8,
+            ..CpuidResult::default()
+        }
+    );
+}
+
+#[test]
 fn xsave_leaves_offer_x87_sse_avx_only() {
     let r = guest_cpuid(0xd, 0, ALL, view());
     assert_eq!(r.eax, 0b111);
