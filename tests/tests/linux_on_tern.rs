@@ -128,6 +128,28 @@ fn shell_answers(console: &mut system_tests::Console, vm_started: Instant) -> Te
     assert!(uart_irqs > 0, "no UART interrupts:\n{second}");
     let echo = linux::command(console, "echo ok > /tmp/x; cat /tmp/x", COMMAND_TIMEOUT)?;
     assert!(echo.lines().any(|l| l.trim() == "ok"), "{echo}");
+    // The TSC is one Linux trusts (constant, non-stop, with TSC_ADJUST: no clocksource
+    // watchdog against the jiffies), so it stays the clocksource.
+    let flags = linux::command(console, "grep -m1 ^flags /proc/cpuinfo", COMMAND_TIMEOUT)?;
+    let flag_line = flags
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .unwrap_or_else(|| panic!("no flags line:\n{flags}"));
+    for flag in ["constant_tsc", "nonstop_tsc", "tsc_adjust"] {
+        assert!(
+            flag_line.split_whitespace().any(|f| f == flag),
+            "{flag} missing:\n{flag_line}"
+        );
+    }
+    let clocksource = linux::command(
+        console,
+        "cat /sys/devices/system/clocksource/clocksource0/current_clocksource",
+        COMMAND_TIMEOUT,
+    )?;
+    assert!(
+        clocksource.lines().any(|l| l.trim() == "tsc"),
+        "clocksource is not the TSC:\n{clocksource}"
+    );
     let transcript = console.transcript();
     for bad in [
         "Kernel panic",
@@ -137,6 +159,8 @@ fn shell_answers(console: &mut system_tests::Console, vm_started: Instant) -> Te
         "SCI (IRQ9) allocation failed",
         "Could not disable RealTimeClock events",
         "unchecked MSR access error",
+        "as unstable",
+        "Marking TSC unstable",
     ] {
         assert!(!transcript.contains(bad), "{bad}");
     }
