@@ -11,8 +11,8 @@
 //! The guest is told on its command line, in the form Linux's virtio-mmio driver reads
 //! (`virtio_mmio.device=<size>@<base>:<irq>`, Documentation/admin-guide/kernel-parameters):
 //! [`DISK_CMDLINE_PARAM`]. The heartbeat guest parses the same parameter. IRQ 5 is an ISA
-//! line nothing else uses here; until the interrupt work delivers it, guests poll the used
-//! ring (docs/ARCHITECTURE.md, "virtio-blk").
+//! line nothing else uses here; the board drives it from the device's interrupt level
+//! (`vm::board::DeviceLines`, docs/ARCHITECTURE.md, "virtio-blk").
 
 use alloc::string::String;
 use core::fmt;
