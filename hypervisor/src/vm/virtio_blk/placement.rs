@@ -17,6 +17,8 @@
 use alloc::string::String;
 use core::fmt;
 
+use crate::vm::guest_acpi::VirtioMmioDevice;
+
 /// Guest-physical base of the disk's virtio-mmio window.
 pub const DISK_WINDOW_GPA: u64 = 0xfeb0_0000;
 
@@ -28,6 +30,13 @@ pub const DISK_IRQ: u8 = 5;
 
 /// The command-line parameter that tells the guest where its disk is.
 pub const DISK_CMDLINE_PARAM: &str = "virtio_mmio.device=4K@0xfeb00000:5";
+
+/// The disk as a Linux guest's DSDT describes it (`vm::guest_acpi::virtio_mmio_aml`).
+pub const DISK_ACPI_DEVICE: VirtioMmioDevice = VirtioMmioDevice {
+    base: DISK_WINDOW_GPA as u32,
+    len: DISK_WINDOW_BYTES as u32,
+    gsi: DISK_IRQ as u32,
+};
 
 /// Most RAM a VM with a disk may have: its RAM must end below the window.
 pub const MAX_RAM_WITH_DISK: u64 = DISK_WINDOW_GPA;
