@@ -250,9 +250,10 @@ mod tests {
             "qemu-system-x86",
             "mtools",
             "dosfstools",
+            "e2fsprogs",
         ] {
             assert!(missing.contains(&name), "{name} not listed: {missing:?}");
         }
-        assert_eq!(missing.len(), 7);
+        assert_eq!(missing.len(), 8);
     }
 }
