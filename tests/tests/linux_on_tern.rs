@@ -50,11 +50,17 @@ fn linux_boots_on_tern_to_its_shell() -> TestResult {
         banner_line.starts_with("[linux] "),
         "not the VM's output: {banner_line}"
     );
+    // The disk is announced in the DSDT only, not on the command line.
+    assert!(!before.contains("virtio_mmio.device="), "{before}");
     // What tern told Linux: the e820 map and the ACPI tables.
     let e820 = console.expect("BIOS-e820: [mem 0x00000000fee00000", LINUX_TIMEOUT)?;
     assert!(
         e820.contains("BIOS-e820: [mem 0x0000000000100000-0x0000000007ffffff] usable"),
         "{e820}"
+    );
+    assert!(
+        e820.contains("BIOS-e820: [mem 0x00000000feb00000-0x00000000feb00fff] reserved"),
+        "the disk's window is not reserved: {e820}"
     );
     let acpi = console.expect("ACPI: APIC 0x00000000000E", LINUX_TIMEOUT)?;
     for table in [

@@ -8,7 +8,8 @@
 //! [`MAX_RAM_WITH_DISK`] of RAM (tern's RAM is one range from 0: there is no hole to put a
 //! window in above 4 GiB, and none below it when RAM covers it).
 //!
-//! The guest is told on its command line, in the form Linux's virtio-mmio driver reads
+//! A PVH guest is told on its command line (a Linux guest in its DSDT, built from
+//! [`DISK_ACPI_DEVICE`]), in the form Linux's virtio-mmio driver reads
 //! (`virtio_mmio.device=<size>@<base>:<irq>`, Documentation/admin-guide/kernel-parameters):
 //! [`DISK_CMDLINE_PARAM`]. The heartbeat guest parses the same parameter. IRQ 5 is an ISA
 //! line nothing else uses here; the board drives it from the device's interrupt level
