@@ -3,8 +3,11 @@
 //! tables tern built, the initramfs it loaded, and then, through `vm console linux`, the
 //! guest's busybox shell on its interrupt-driven 8250 (IRQ 4 through the I/O APIC): typed
 //! `uname -r` answers, the local-timer count in /proc/interrupts rises, and a tmpfs file
-//! round trip works. Finally `poweroff -f` in the guest's shell stops the VM (ACPI S5 through
-//! the FADT's PM1a control block) and the operator sees it stopped. Linux reads its TSC and APIC-timer rates from CPUID leaf 0x15, so it
+//! round trip works. Its disk (`tern/disks/linux.img`, ext4 made by xtask) is found through
+//! the DSDT as `/dev/vda`, runs on its interrupt (IRQ 5), is mounted, written, read back and
+//! checked clean by `e2fsck -n`. Finally `poweroff -f` in the guest's shell stops the VM (ACPI
+//! S5 through the FADT's PM1a control block) and the operator sees it stopped. Linux reads its
+//! TSC and APIC-timer rates from CPUID leaf 0x15, so it
 //! calibrates nothing (see docs/ARCHITECTURE.md, "Linux guests").
 
 use std::time::{Duration, Instant};
@@ -12,11 +15,12 @@ use system_tests::linux::{self, KERNEL_BANNER};
 use system_tests::tern;
 use system_tests::{Emulator, EmulatorKind, TestResult};
 
-/// A Linux VM: the ESP's kernel and initrd (`cargo xtask build` puts them there), 128 MiB.
+/// A Linux VM: the ESP's kernel, initrd and ext4 disk (`cargo xtask build` puts them
+/// there), 128 MiB.
 const CONFIG: &str = "[host]\nname = alpha\n\n[net]\nmode = none\n\n\
 [vm linux]\nkernel = tern/linux/vmlinuz\ninitrd = tern/linux/initrd.cpio\nmemory = 128M\n\
 cmdline = \"earlyprintk=serial,ttyS0,115200 console=ttyS0\"\n\
-autostart = yes\n";
+autostart = yes\ndisk = tern/disks/linux.img\n";
 
 /// Loading 16 MiB from the ESP, decompressing and initialising the kernel take Bochs a
 /// while: about 30 s from the VM's start to the shell prompt on an idle core.
@@ -37,7 +41,7 @@ fn linux_boots_on_tern_to_its_shell() -> TestResult {
     assert!(
         booted
             .boot_log
-            .contains("vm linux: 128 MiB, cpu host, running"),
+            .contains("vm linux: 128 MiB, cpu host, disk vda 4096 KiB"),
         "{}",
         booted.boot_log
     );
@@ -48,11 +52,17 @@ fn linux_boots_on_tern_to_its_shell() -> TestResult {
         banner_line.starts_with("[linux] "),
         "not the VM's output: {banner_line}"
     );
+    // The disk is announced in the DSDT only, not on the command line.
+    assert!(!before.contains("virtio_mmio.device="), "{before}");
     // What tern told Linux: the e820 map and the ACPI tables.
     let e820 = console.expect("BIOS-e820: [mem 0x00000000fee00000", LINUX_TIMEOUT)?;
     assert!(
         e820.contains("BIOS-e820: [mem 0x0000000000100000-0x0000000007ffffff] usable"),
         "{e820}"
+    );
+    assert!(
+        e820.contains("BIOS-e820: [mem 0x00000000feb00000-0x00000000feb00fff] reserved"),
+        "the disk's window is not reserved: {e820}"
     );
     let acpi = console.expect("ACPI: APIC 0x00000000000E", LINUX_TIMEOUT)?;
     for table in [
@@ -94,6 +104,43 @@ fn powers_off(host: &mut Emulator) -> TestResult {
         .find(|l| l.contains("linux"))
         .unwrap_or_else(|| panic!("no linux row:\n{list}"));
     assert!(row.contains("stopped"), "{list}");
+    Ok(())
+}
+
+/// The disk: virtio-mmio found through the DSDT, `/dev/vda` mounted (ext4), the file
+/// xtask put there read, a new file written and read back after a remount with the page
+/// cache dropped (so from the device, as is `e2fsck`'s view), completions on
+/// the disk's interrupt (IRQ 5), and `e2fsck -n` clean after the unmount.
+fn disk_works(console: &mut system_tests::Console) -> TestResult {
+    let mount = linux::command(
+        console,
+        "mount -t ext4 /dev/vda /mnt && cat /mnt/hello.txt",
+        COMMAND_TIMEOUT,
+    )?;
+    assert!(mount.contains("tern ext4 disk"), "{mount}");
+    let written = linux::command(
+        console,
+        "echo written-by-linux > /mnt/new.txt && umount /mnt && echo 3 > /proc/sys/vm/drop_caches \
+         && mount -t ext4 /dev/vda /mnt && cat /mnt/new.txt && umount /mnt \
+         && echo 3 > /proc/sys/vm/drop_caches",
+        COMMAND_TIMEOUT,
+    )?;
+    assert!(
+        written.lines().any(|l| l.trim() == "written-by-linux"),
+        "{written}"
+    );
+    let interrupts = linux::command(console, "cat /proc/interrupts", COMMAND_TIMEOUT)?;
+    let row = interrupts
+        .lines()
+        .find(|l| l.trim_start().starts_with("5:"))
+        .unwrap_or_else(|| panic!("no IRQ 5 row:\n{interrupts}"));
+    assert!(row.contains("virtio"), "IRQ 5 is not the disk's: {row}");
+    assert!(
+        linux::interrupt_count(&interrupts, "5").unwrap_or(0) > 0,
+        "no disk interrupts: {row}"
+    );
+    let fsck = linux::command(console, "e2fsck -n /dev/vda; echo fsck=$?", COMMAND_TIMEOUT)?;
+    assert!(fsck.contains("fsck=0"), "e2fsck -n not clean:\n{fsck}");
     Ok(())
 }
 
@@ -150,6 +197,7 @@ fn shell_answers(console: &mut system_tests::Console, vm_started: Instant) -> Te
         clocksource.lines().any(|l| l.trim() == "tsc"),
         "clocksource is not the TSC:\n{clocksource}"
     );
+    disk_works(console)?;
     let transcript = console.transcript();
     for bad in [
         "Kernel panic",

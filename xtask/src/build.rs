@@ -53,6 +53,7 @@ pub fn build(ws: &Workspace, options: &BuildOptions) -> Result<Binaries> {
     let mut contents = EspContents::new(&binaries, config.render());
     contents.add(esp::LINUX_KERNEL_PATH, linux.kernel.clone());
     contents.add(esp::LINUX_INITRD_PATH, linux.initrd.clone());
+    contents.add(esp::LINUX_DISK_PATH, linux.disk.clone());
     esp::assemble(&ws.esp_dir(), &contents)?;
     step.done();
     let step = Step::start(format!("write FAT16 image {}", ws.esp_image().display()));

@@ -8,6 +8,7 @@
 //! tern/disks/test.img      a 1 MiB raw test disk (`[vm NAME] disk =`), see [`test_disk_image`]
 //! tern/linux/vmlinuz       the Linux test guest's kernel (Debian's, see linux_image)
 //! tern/linux/initrd.cpio   and its initramfs
+//! tern/disks/linux.img     and its 4 MiB ext4 disk
 //! ```
 //!
 //! A directory (not only an image) because both emulators boot one directly (Bochs vvfat,
@@ -67,6 +68,8 @@ impl EspContents {
 pub const LINUX_KERNEL_PATH: &str = "tern/linux/vmlinuz";
 /// Where its initramfs goes.
 pub const LINUX_INITRD_PATH: &str = "tern/linux/initrd.cpio";
+/// The Linux test guest's ext4 disk (`[vm linux] disk =`).
+pub const LINUX_DISK_PATH: &str = "tern/disks/linux.img";
 
 impl EspContents {
     /// Also copy `source` to `relative` on the ESP.

@@ -59,6 +59,11 @@ const PACKAGES: &[SystemPackage] = &[
         evidence: "/usr/sbin/mkfs.fat",
         why: "formats the FAT image",
     },
+    SystemPackage {
+        name: "e2fsprogs",
+        evidence: "/usr/sbin/mkfs.ext4",
+        why: "makes the Linux guest's ext4 disk image",
+    },
 ];
 
 /// Rust components every developer command needs.
@@ -245,9 +250,10 @@ mod tests {
             "qemu-system-x86",
             "mtools",
             "dosfstools",
+            "e2fsprogs",
         ] {
             assert!(missing.contains(&name), "{name} not listed: {missing:?}");
         }
-        assert_eq!(missing.len(), 7);
+        assert_eq!(missing.len(), 8);
     }
 }

@@ -5,7 +5,8 @@
 //! build/linux/cache/*.deb               apt-get download, keyed by version (debian.rs)
 //! build/linux/unpacked/PKG_VERSION/     dpkg-deb -x
 //! build/linux/vmlinuz                   the bzImage, copied from the kernel package
-//! build/linux/initrd.cpio               newc archive (cpio.rs): busybox, /init, modules
+//! build/linux/initrd.cpio               newc archive (cpio.rs): busybox, e2fsck, /init, modules
+//! build/linux/disk.img                  ext4 made by `mkfs.ext4 -d` (the guest's /dev/vda)
 //! ```
 //!
 //! The archive is uncompressed: it is about 2 MiB, the kernel unpacks it without a
@@ -36,6 +37,17 @@ pub const BUSYBOX_PACKAGE: PinnedPackage = PinnedPackage {
     version: "1:1.35.0-4+deb12u1+b1",
 };
 
+/// Statically linked e2fsck: the guest checks its ext4 disk (busybox has no e2fsck).
+pub const E2FSCK_PACKAGE: PinnedPackage = PinnedPackage {
+    name: "e2fsck-static",
+    version: "1.47.0-2+b2",
+};
+
+/// Size of the Linux guest's disk (the loader takes images up to 16 MiB).
+pub const DISK_BYTES: u64 = 4 << 20;
+/// The file the disk image holds, and its contents (the system test reads it back).
+pub const DISK_FILE: (&str, &str) = ("hello.txt", "tern ext4 disk\n");
+
 /// Modules (relative to the kernel's module directory) for tern's devices that the cloud
 /// kernel builds as modules (its /boot/config: `VIRTIO`, `VIRTIO_MMIO`, `VIRTIO_BLK` = m;
 /// `SERIAL_8250`, `EXT4_FS` = y). In load order; /init loads them.
@@ -47,7 +59,9 @@ pub const MODULES: &[&str] = &[
 ];
 
 /// Directories of the initramfs (besides those holding modules).
-const DIRECTORIES: &[&str] = &["bin", "sbin", "dev", "proc", "sys", "tmp", "etc", "root"];
+const DIRECTORIES: &[&str] = &[
+    "bin", "sbin", "dev", "proc", "sys", "tmp", "etc", "root", "mnt",
+];
 
 /// Where the built image is.
 pub struct LinuxImage {
@@ -55,6 +69,8 @@ pub struct LinuxImage {
     pub kernel: PathBuf,
     /// The initramfs (cpio newc).
     pub initrd: PathBuf,
+    /// The guest's ext4 disk (raw).
+    pub disk: PathBuf,
 }
 
 /// The directory of everything Linux-image related.
@@ -68,10 +84,12 @@ pub fn build(ws: &Workspace) -> Result<LinuxImage> {
     let cache = dir.join("cache");
     let kernel_tree = unpacked(&KERNEL_PACKAGE, &cache, &dir)?;
     let busybox_tree = unpacked(&BUSYBOX_PACKAGE, &cache, &dir)?;
+    let e2fsck_tree = unpacked(&E2FSCK_PACKAGE, &cache, &dir)?;
     let step = Step::start(format!("Linux image: kernel {KERNEL_RELEASE}, initramfs"));
     let image = LinuxImage {
         kernel: dir.join("vmlinuz"),
         initrd: dir.join("initrd.cpio"),
+        disk: dir.join("disk.img"),
     };
     let vmlinuz = kernel_tree.join(format!("boot/vmlinuz-{KERNEL_RELEASE}"));
     std::fs::copy(&vmlinuz, &image.kernel).with_context(|| {
@@ -80,11 +98,42 @@ pub fn build(ws: &Workspace) -> Result<LinuxImage> {
             vmlinuz.display()
         )
     })?;
-    let archive = initramfs(&kernel_tree, &busybox_tree)?;
+    let archive = initramfs(&kernel_tree, &busybox_tree, &e2fsck_tree)?;
     std::fs::write(&image.initrd, archive)
         .with_context(|| format!("write {}", image.initrd.display()))?;
+    ext4_disk(&dir, &image.disk)?;
     step.done();
     Ok(image)
+}
+
+/// The guest's disk: a fresh ext4 filesystem of [`DISK_BYTES`] holding [`DISK_FILE`], made
+/// by e2fsprogs' `mkfs.ext4 -d` (no root, no loop device).
+fn ext4_disk(dir: &Path, image: &Path) -> Result<()> {
+    let content = dir.join("disk-content");
+    if content.exists() {
+        std::fs::remove_dir_all(&content)
+            .with_context(|| format!("remove {}", content.display()))?;
+    }
+    std::fs::create_dir_all(&content).with_context(|| format!("create {}", content.display()))?;
+    std::fs::write(content.join(DISK_FILE.0), DISK_FILE.1)
+        .with_context(|| format!("write {}", content.join(DISK_FILE.0).display()))?;
+    if image.exists() {
+        std::fs::remove_file(image).with_context(|| format!("remove {}", image.display()))?;
+    }
+    let status = std::process::Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "tern", "-d"])
+        .arg(&content)
+        .arg(image)
+        .arg(format!("{}k", DISK_BYTES >> 10))
+        .env("PATH", "/usr/sbin:/sbin:/usr/bin:/bin")
+        .status()
+        .context("run mkfs.ext4 (package e2fsprogs; `cargo xtask prereq` installs it)")?;
+    anyhow::ensure!(
+        status.success(),
+        "mkfs.ext4 of {} failed: {status}",
+        image.display()
+    );
+    Ok(())
 }
 
 fn unpacked(package: &PinnedPackage, cache: &Path, dir: &Path) -> Result<PathBuf> {
@@ -99,10 +148,11 @@ fn unpacked(package: &PinnedPackage, cache: &Path, dir: &Path) -> Result<PathBuf
 }
 
 /// The initramfs archive from the unpacked packages.
-fn initramfs(kernel_tree: &Path, busybox_tree: &Path) -> Result<Vec<u8>> {
+fn initramfs(kernel_tree: &Path, busybox_tree: &Path, e2fsck_tree: &Path) -> Result<Vec<u8>> {
     let read =
         |path: PathBuf| std::fs::read(&path).with_context(|| format!("read {}", path.display()));
     let busybox = read(busybox_tree.join("bin/busybox"))?;
+    let e2fsck = read(e2fsck_tree.join("sbin/e2fsck.static"))?;
     let modules = MODULES
         .iter()
         .map(|m| {
@@ -124,6 +174,7 @@ fn initramfs(kernel_tree: &Path, busybox_tree: &Path) -> Result<Vec<u8>> {
     archive.add("bin/busybox", 0o755, EntryKind::File(&busybox))?;
     // The one applet link /init needs before `busybox --install` made the others.
     archive.add("bin/sh", 0o777, EntryKind::Symlink("busybox"))?;
+    archive.add("sbin/e2fsck", 0o755, EntryKind::File(&e2fsck))?;
     archive.add("init", 0o755, EntryKind::File(init_script::INIT.as_bytes()))?;
     let mut made: Vec<String> = Vec::new();
     for (module, bytes) in &modules {

@@ -19,7 +19,11 @@
 //! | MMIO 0xFEC00000 | `ioapic` ([`IoApicWindow`]) |
 //!
 //! and, at [`Board::sync`]: LAPIC timer to guest TSC, one IRQ0 pulse per PIT OUT0 edge,
-//! IRQ8 = RTC IRQF, IRQ4 = the UART's line (INTR gated by OUT2, `Uart16550::pc_irq_line`).
+//! IRQ8 = RTC IRQF, IRQ4 = the UART's line (INTR gated by OUT2, `Uart16550::pc_irq_line`),
+//! IRQ5 = the virtio-blk disk's level line (`VirtioMmio::interrupt_level`; a VM without a
+//! disk leaves it low). The disk's line is also refreshed right after each access to its
+//! window ([`Board::set_disk_irq`]), so that the guest's InterruptACK lowers it before the
+//! guest's EOI reaches the I/O APIC, which would otherwise deliver the stale level again.
 
 pub mod entry;
 pub mod state;
@@ -52,6 +56,17 @@ pub mod isa_irq {
     pub const COM1: u8 = 4;
     /// RTC.
     pub const RTC: u8 = 8;
+    /// The virtio-blk disk (`vm::virtio_blk::placement::DISK_IRQ`).
+    pub const DISK: u8 = crate::vm::virtio_blk::placement::DISK_IRQ;
+}
+
+/// The device interrupt lines the board samples at each [`Board::sync`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceLines {
+    /// COM1's INTR as the board sees it (`Uart16550::pc_irq_line`).
+    pub com1: bool,
+    /// The disk's level line (`VirtioMmio::interrupt_level`); false without a disk.
+    pub disk: bool,
 }
 
 /// Guest TSC ticks <-> guest nanoseconds, from the VM's TSC rate.
@@ -255,10 +270,10 @@ impl Board {
     }
 
     /// Brings the timers to guest TSC `now` and drives the ISA lines from their outputs
-    /// and the UART's: call before each VM entry (and before deciding whether a halted
+    /// and the devices' `lines`: call before each VM entry (and before deciding whether a halted
     /// vCPU wakes). PIT edges missed while the VM did not run are delivered as one pulse
     /// (as a guest that was not scheduled would see; Linux counts lost ticks itself).
-    pub fn sync(&mut self, now: u64, uart_irq: bool) {
+    pub fn sync(&mut self, now: u64, lines: DeviceLines) {
         let ns = self.clock.ns(now);
         self.irq.lapic.advance(now);
         if self.pit.advance(ns) > 0 {
@@ -267,7 +282,17 @@ impl Board {
         }
         self.rtc.advance(ns);
         self.irq.set_isa_irq(isa_irq::RTC, self.rtc.irq_asserted());
-        self.irq.set_isa_irq(isa_irq::COM1, uart_irq);
+        self.irq.set_isa_irq(isa_irq::COM1, lines.com1);
+        self.set_disk_irq(lines.disk);
+    }
+
+    /// Drives the disk's line (ISA IRQ 5, GSI 5) to `level` now: after a guest access to
+    /// the disk's registers, so that an InterruptACK lowers the line at once. A level
+    /// line that stays high re-delivers after EOI through the I/O APIC's Remote IRR
+    /// (82093AA datasheet, 3.2.4 redirection table: level-triggered Remote IRR), and stays
+    /// requested in the 8259 when it is programmed level-triggered by the ELCR.
+    pub fn set_disk_irq(&mut self, level: bool) {
+        self.irq.set_isa_irq(isa_irq::DISK, level);
     }
 
     /// The guest TSC at which a timer next needs attention (the LAPIC timer, the PIT's

@@ -39,6 +39,14 @@ fn init_pics(b: &mut Board, master_mask: u8, slave_mask: u8) {
     }
 }
 
+/// The lines with COM1 at `level` and no disk interrupt.
+fn com1(level: bool) -> DeviceLines {
+    DeviceLines {
+        com1: level,
+        disk: false,
+    }
+}
+
 fn injected_vector(b: &mut Board) -> Option<u8> {
     b.plan_entry(open()).inject.map(|e| e.vector)
 }
@@ -53,9 +61,9 @@ fn pit_rate_generator_reaches_the_cpu_through_the_8259() {
     out(&mut b, 0x40, (1193u16 >> 8) as u8, 0);
     let deadline = b.next_deadline().unwrap();
     assert!((MS - 10_000..MS + 10_000).contains(&deadline), "{deadline}");
-    b.sync(deadline - 1, false);
+    b.sync(deadline - 1, com1(false));
     assert_eq!(injected_vector(&mut b), None);
-    b.sync(deadline, false);
+    b.sync(deadline, com1(false));
     assert_eq!(b.irq0_pulses, 1);
     // Interrupts disabled: nothing is injected, the window is requested.
     let closed = b.plan_entry(GuestInterruptibility::default());
@@ -64,7 +72,7 @@ fn pit_rate_generator_reaches_the_cpu_through_the_8259() {
     assert_eq!(injected_vector(&mut b), Some(0x20));
     // Non-specific EOI; the next tick comes a period later.
     out(&mut b, 0x20, 0x20, deadline);
-    b.sync(deadline + MS, false);
+    b.sync(deadline + MS, com1(false));
     assert_eq!(injected_vector(&mut b), Some(0x20));
     assert_eq!(b.irq0_pulses, 2);
 }
@@ -76,7 +84,7 @@ fn masked_irq0_is_not_delivered() {
     out(&mut b, 0x43, 0x34, 0);
     out(&mut b, 0x40, 100, 0);
     out(&mut b, 0x40, 0, 0);
-    b.sync(10 * MS, false);
+    b.sync(10 * MS, com1(false));
     assert_eq!(injected_vector(&mut b), None);
 }
 
@@ -98,10 +106,10 @@ fn lapic_timer_periodic_through_the_xapic_page() {
     // 100_000 ticks at 100 MHz = 1 ms.
     write(&mut b, 0x380, 100_000, 0);
     assert_eq!(b.next_deadline(), Some(MS));
-    b.sync(MS, false);
+    b.sync(MS, com1(false));
     assert_eq!(injected_vector(&mut b), Some(0x40));
     // In service until EOI; the next period's interrupt waits behind it.
-    b.sync(2 * MS, false);
+    b.sync(2 * MS, com1(false));
     assert_eq!(injected_vector(&mut b), None);
     write(&mut b, 0xb0, 0, 2 * MS);
     assert_eq!(injected_vector(&mut b), Some(0x40));
@@ -141,9 +149,71 @@ fn ioapic_routes_irq0_to_gsi2() {
     out(&mut b, 0x43, 0x34, 0);
     out(&mut b, 0x40, 100, 0);
     out(&mut b, 0x40, 0, 0);
-    b.sync(MS, false);
+    b.sync(MS, com1(false));
     assert!(b.irq.lapic.irr().contains(0x30));
     assert_eq!(injected_vector(&mut b), Some(0x30));
+}
+
+/// Writes `value` to the xAPIC register at `offset`.
+fn apic_write(b: &mut Board, offset: u64, value: u64) {
+    let cell = RefCell::new(b);
+    let mut w = ApicWindow {
+        board: &cell,
+        now: 0,
+    };
+    MmioHandler::write(&mut w, offset, 4, value);
+}
+
+#[test]
+fn the_disk_line_is_gsi5_level_through_the_ioapic() {
+    let mut b = board();
+    init_pics(&mut b, 0xff, 0xff);
+    {
+        let cell = RefCell::new(&mut b);
+        let mut w = IoApicWindow { board: &cell };
+        // Redirection entry 5 (registers 0x1a/0x1b): vector 0x35, fixed, level, active
+        // high, physical destination 0, as Linux programs it from the DSDT's _CRS.
+        MmioHandler::write(&mut w, 0x00, 4, 0x1b);
+        MmioHandler::write(&mut w, 0x10, 4, 0);
+        MmioHandler::write(&mut w, 0x00, 4, 0x1a);
+        MmioHandler::write(&mut w, 0x10, 4, (1 << 15) | 0x35);
+    }
+    apic_write(&mut b, 0xf0, 0x1ff);
+    let disk = |level| DeviceLines {
+        com1: false,
+        disk: level,
+    };
+    b.sync(MS, disk(false));
+    assert_eq!(injected_vector(&mut b), None, "no disk interrupt yet");
+    b.sync(MS, disk(true));
+    assert_eq!(injected_vector(&mut b), Some(0x35));
+    // The guest's EOI while the device still asserts its line: delivered again.
+    apic_write(&mut b, 0xb0, 0);
+    assert!(b.irq.lapic.irr().contains(0x35), "level still high");
+    assert_eq!(injected_vector(&mut b), Some(0x35));
+    // InterruptACK lowers the line at the MMIO exit; the EOI then ends it.
+    b.set_disk_irq(false);
+    apic_write(&mut b, 0xb0, 0);
+    assert!(!b.irq.lapic.irr().contains(0x35));
+    assert_eq!(injected_vector(&mut b), None);
+    b.sync(2 * MS, disk(false));
+    assert_eq!(injected_vector(&mut b), None);
+}
+
+#[test]
+fn the_disk_line_reaches_the_8259_on_irq5() {
+    let mut b = board();
+    init_pics(&mut b, 0xfb & !0x20, 0xff);
+    b.sync(MS, DeviceLines::default());
+    assert_eq!(injected_vector(&mut b), None);
+    b.sync(
+        MS,
+        DeviceLines {
+            com1: false,
+            disk: true,
+        },
+    );
+    assert_eq!(injected_vector(&mut b), Some(0x25));
 }
 
 #[test]
@@ -153,17 +223,17 @@ fn rtc_periodic_interrupt_and_uart_line_reach_the_pics() {
     // Register B: periodic interrupt enable, 24h, BCD.
     out(&mut b, 0x70, 0x0b, 0);
     out(&mut b, 0x71, 0x42, 0);
-    b.sync(10 * MS, false);
+    b.sync(10 * MS, com1(false));
     assert_eq!(injected_vector(&mut b), Some(0x28));
     // Reading register C clears IRQF and so drops IRQ8.
     out(&mut b, 0x70, 0x0c, 10 * MS);
     assert!(b.port_read(0x71, 1, 10 * MS).unwrap() & 0xc0 == 0xc0);
-    b.sync(10 * MS, false);
+    b.sync(10 * MS, com1(false));
     assert!(!b.rtc.irq_asserted());
     // COM1 on IRQ4 (master vector 0x24).
     out(&mut b, 0xa0, 0x20, 10 * MS);
     out(&mut b, 0x20, 0x20, 10 * MS);
-    b.sync(10 * MS, true);
+    b.sync(10 * MS, com1(true));
     assert_eq!(injected_vector(&mut b), Some(0x24));
 }
 
@@ -218,7 +288,7 @@ mod vmcs_entry {
         out(&mut b, 0x43, 0x34, 0);
         out(&mut b, 0x40, 100, 0);
         out(&mut b, 0x40, 0, 0);
-        b.sync(MS, false);
+        b.sync(MS, com1(false));
         b
     }
 
@@ -336,7 +406,7 @@ mod migration {
         }
         out(&mut b, 0x70, 0x0b, 0);
         out(&mut b, 0x71, 0x42, 0);
-        b.sync(3 * MS, false);
+        b.sync(3 * MS, com1(false));
         // The 8259 (ExtINT through LINT0) goes first; the LAPIC timer's 0x40 stays in IRR.
         assert_eq!(injected_vector(&mut b), Some(0x20));
         assert!(b.irq.lapic.irr().contains(0x40));
@@ -375,7 +445,7 @@ mod migration {
         assert_eq!(dest, source);
         // Both go on identically.
         for b in [&mut source, &mut dest] {
-            b.sync(10 * MS, false);
+            b.sync(10 * MS, com1(false));
         }
         assert_eq!(dest.next_deadline(), source.next_deadline());
         assert_eq!(dest.plan_entry(open()), source.plan_entry(open()));

@@ -61,9 +61,10 @@ pub fn facs() -> Vec<u8> {
     f
 }
 
-/// The DSDT: `Name (_S5, Package () { 5, 5, 0, 0 })` (AML, §19.6.101 and §20.2.5).
-pub fn dsdt() -> Vec<u8> {
-    let aml = [
+/// The DSDT: `Name (_S5, Package () { 5, 5, 0, 0 })` (AML, §19.6.101 and §20.2.5), and
+/// the disk's device when the VM has one.
+pub fn dsdt(disk: Option<&super::VirtioMmioDevice>) -> Vec<u8> {
+    let mut aml = alloc::vec![
         0x08,
         b'_',
         b'S',
@@ -79,5 +80,8 @@ pub fn dsdt() -> Vec<u8> {
         0x00,
         0x00, // ZeroOp, ZeroOp (reserved)
     ];
+    if let Some(disk) = disk {
+        aml.extend_from_slice(&super::virtio_mmio_aml::device_aml(b"VDA0", disk));
+    }
     sdt::table(*b"DSDT", 2, &aml)
 }

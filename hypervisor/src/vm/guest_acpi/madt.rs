@@ -61,6 +61,13 @@ pub fn madt(platform: &AcpiPlatform) -> Vec<u8> {
         b.extend_from_slice(&o.gsi.to_le_bytes());
         b.extend_from_slice(&inti_flags(o.trigger, o.active_low).to_le_bytes());
     }
+    // The disk's ISA-range GSI: level, active-high, as its _CRS says (without the override
+    // Linux would apply the ISA default, edge, to the I/O APIC pin).
+    if let Some(disk) = platform.virtio_mmio.filter(|d| d.gsi < 16) {
+        b.extend_from_slice(&[TYPE_SOURCE_OVERRIDE, 10, 0, disk.gsi as u8]);
+        b.extend_from_slice(&disk.gsi.to_le_bytes());
+        b.extend_from_slice(&inti_flags(TriggerMode::Level, false).to_le_bytes());
+    }
     // Local APIC NMI (§5.2.12.7): LINT1 of every processor, flags "conforms to the bus".
     b.extend_from_slice(&[TYPE_LOCAL_APIC_NMI, 6, ALL_PROCESSORS, 0, 0, LINT1]);
     sdt::table(*b"APIC", 5, &b)

@@ -17,7 +17,9 @@
 //!   command port (the platform is always in ACPI mode, §4.8.2.1), PM1a event and control
 //!   blocks at I/O ports 0x600 and 0x604, no PM timer (Linux uses the TSC tern announces).
 //!   IAPC_BOOT_ARCH says: legacy devices yes, 8042 no, VGA no, MSI no.
-//! - **DSDT**: only `\_S5_` (sleep type 5, the power-off value written to PM1a_CNT.SLP_TYP).
+//! - **DSDT**: `\_S5_` (sleep type 5, the power-off value written to PM1a_CNT.SLP_TYP)
+//!   and, for a VM with a disk, the disk as a virtio-mmio device `\_SB.VDA0` (`LNRO0005`,
+//!   window and level GSI in `_CRS`, [`virtio_mmio_aml`]) with a matching MADT override.
 //!   The PM1 blocks are announced so that the FADT is a valid non-reduced one; decoding a
 //!   guest's write there (power-off) is for the port-I/O handler and is not wired yet.
 //!
@@ -28,6 +30,9 @@ mod madt;
 mod sdt;
 #[cfg(test)]
 mod tests;
+pub mod virtio_mmio_aml;
+#[cfg(test)]
+mod virtio_mmio_tests;
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -35,6 +40,7 @@ use alloc::vec::Vec;
 use crate::vm::interrupts::routing::IsaOverride;
 pub use fadt::{PM1A_CNT_PORT, PM1A_EVT_PORT, S5_SLEEP_TYPE, SCI_IRQ};
 pub use madt::{IOAPIC_ID, LAPIC_ID};
+pub use virtio_mmio_aml::VirtioMmioDevice;
 
 /// Where tern puts the tables: the BIOS read-only area, reserved in every tern e820 map.
 pub const ACPI_TABLES_GPA: u64 = 0xe_0000;
@@ -50,6 +56,8 @@ pub struct AcpiPlatform {
     pub ioapic_address: u32,
     /// ISA IRQ -> GSI overrides (`GsiRouting::overrides()`).
     pub overrides: &'static [IsaOverride],
+    /// The VM's disk as a virtio-mmio device, if it has one (DSDT device, MADT override).
+    pub virtio_mmio: Option<VirtioMmioDevice>,
 }
 
 /// Built tables, to be copied to guest-physical `gpa`.
@@ -97,7 +105,7 @@ pub fn build(gpa: u64, platform: &AcpiPlatform) -> Result<AcpiTables, AcpiBuildE
     if !gpa.is_multiple_of(16) || gpa >= u64::from(u32::MAX) {
         return Err(AcpiBuildError::BadBase(gpa));
     }
-    let dsdt = fadt::dsdt();
+    let dsdt = fadt::dsdt(platform.virtio_mmio.as_ref());
     let facs = fadt::facs();
     let madt = madt::madt(platform);
     // Offsets from gpa, in this order: RSDP, XSDT (two entries), FADT, FACS, MADT, DSDT.

@@ -8,7 +8,7 @@ use crate::acpi::tables::{
 use crate::vm::interrupts::message::TriggerMode;
 use crate::vm::interrupts::routing::GsiRouting;
 
-struct GuestMemory<'a>(&'a AcpiTables);
+pub(super) struct GuestMemory<'a>(pub(super) &'a AcpiTables);
 
 impl PhysMemory for GuestMemory<'_> {
     fn read(&self, phys: u64, buf: &mut [u8]) -> Result<(), AcpiError> {
@@ -25,11 +25,12 @@ impl PhysMemory for GuestMemory<'_> {
     }
 }
 
-fn platform() -> AcpiPlatform {
+pub(super) fn platform() -> AcpiPlatform {
     AcpiPlatform {
         lapic_address: 0xfee0_0000,
         ioapic_address: 0xfec0_0000,
         overrides: GsiRouting::default().overrides(),
+        virtio_mmio: None,
     }
 }
 
@@ -42,7 +43,7 @@ fn sum(bytes: &[u8]) -> u8 {
 }
 
 /// Every table the XSDT lists (and the DSDT), by signature.
-fn all_tables(t: &AcpiTables) -> Vec<Vec<u8>> {
+pub(super) fn all_tables(t: &AcpiTables) -> Vec<Vec<u8>> {
     let mem = GuestMemory(t);
     let mut out: Vec<Vec<u8>> = root_table_entries(&mem, t.rsdp_gpa)
         .unwrap()
@@ -54,7 +55,7 @@ fn all_tables(t: &AcpiTables) -> Vec<Vec<u8>> {
     out
 }
 
-fn find<'a>(tables: &'a [Vec<u8>], signature: &[u8; 4]) -> &'a [u8] {
+pub(super) fn find<'a>(tables: &'a [Vec<u8>], signature: &[u8; 4]) -> &'a [u8] {
     tables
         .iter()
         .find(|t| &t[..4] == signature)
@@ -140,7 +141,7 @@ fn fadt_is_a_full_not_hardware_reduced_one() {
 }
 
 /// MADT structures after the 44-byte fixed part: (type, bytes).
-fn madt_entries(madt: &[u8]) -> Vec<(u8, &[u8])> {
+pub(super) fn madt_entries(madt: &[u8]) -> Vec<(u8, &[u8])> {
     let mut out = Vec::new();
     let mut at = 44;
     while at < madt.len() {

@@ -30,7 +30,7 @@ use core::fmt;
 
 use boot_proto::bzimage::{BzImage, BzImageError, ENTRY_64_OFFSET};
 
-use crate::vm::guest_acpi::{self, AcpiBuildError, AcpiPlatform};
+use crate::vm::guest_acpi::{self, AcpiBuildError, AcpiPlatform, VirtioMmioDevice};
 use crate::vm::interrupts::routing::GsiRouting;
 use crate::vm::ioapic::DEFAULT_IOAPIC_BASE;
 use crate::vm::lapic::DEFAULT_APIC_BASE_ADDRESS;
@@ -163,14 +163,14 @@ pub struct LinuxBoot<'a> {
 
 impl<'a> LinuxBoot<'a> {
     /// Plan the boot of `kernel_file` with `initrd` and `cmdline` into `ram_bytes` of RAM
-    /// (guest-physical 0..ram_bytes), with `reserved` MMIO windows (start, length) listed
-    /// in the e820 map besides the fixed ones.
+    /// (guest-physical 0..ram_bytes); a `disk` (virtio-mmio) has its window reserved in the
+    /// e820 map and is described in the DSDT.
     pub fn prepare(
         kernel_file: &'a [u8],
         initrd: &'a [u8],
         cmdline: &str,
         ram_bytes: u64,
-        reserved: &[(u64, u64)],
+        disk: Option<VirtioMmioDevice>,
     ) -> Result<LinuxBoot<'a>, LinuxBootError> {
         let kernel = BzImage::parse(kernel_file).map_err(LinuxBootError::Kernel)?;
         if cmdline.len() > kernel.cmdline_size as usize
@@ -182,13 +182,18 @@ impl<'a> LinuxBoot<'a> {
             });
         }
         let layout = LinuxLayout::plan(&kernel, initrd.len() as u64, ram_bytes)?;
-        let map = e820::memory_map(ram_bytes, reserved)?;
+        let reserved: Vec<(u64, u64)> = disk
+            .iter()
+            .map(|d| (u64::from(d.base), u64::from(d.len)))
+            .collect();
+        let map = e820::memory_map(ram_bytes, &reserved)?;
         let acpi = guest_acpi::build(
             guest_acpi::ACPI_TABLES_GPA,
             &AcpiPlatform {
                 lapic_address: DEFAULT_APIC_BASE_ADDRESS as u32,
                 ioapic_address: DEFAULT_IOAPIC_BASE as u32,
                 overrides: GsiRouting::default().overrides(),
+                virtio_mmio: disk,
             },
         )
         .map_err(LinuxBootError::Acpi)?;

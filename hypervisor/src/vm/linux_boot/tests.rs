@@ -270,7 +270,7 @@ fn assert_disjoint_inside(boot: &LinuxBoot<'_>, ram: u64) {
 fn the_plan_enters_at_load_plus_0x200_with_rsi_at_the_zero_page() {
     let file = bzimage();
     let initrd = vec![0x5a; 100_000];
-    let boot = LinuxBoot::prepare(&file, &initrd, "console=ttyS0", 64 * MIB, &[]).unwrap();
+    let boot = LinuxBoot::prepare(&file, &initrd, "console=ttyS0", 64 * MIB, None).unwrap();
     assert_eq!(boot.entry.rip, 16 * MIB + 0x200);
     assert_eq!(boot.entry.rsi, ZERO_PAGE_GPA);
     assert_eq!(boot.entry.cr3, PAGE_TABLES_GPA);
@@ -284,18 +284,48 @@ fn the_plan_enters_at_load_plus_0x200_with_rsi_at_the_zero_page() {
 }
 
 #[test]
+fn a_disk_is_reserved_in_e820_and_described_in_the_dsdt_only_when_there_is_one() {
+    let file = bzimage();
+    let disk = crate::vm::virtio_blk::placement::DISK_ACPI_DEVICE;
+    let e820_of = |boot: &LinuxBoot| {
+        let page = boot.writes.iter().find(|w| w.gpa == ZERO_PAGE_GPA).unwrap();
+        let p = page.bytes.as_slice();
+        (0..usize::from(p[E820_ENTRIES]))
+            .map(|i| {
+                let at = E820_TABLE + 20 * i;
+                (u64_at(p, at), u64_at(p, at + 8), u32_at(p, at + 16))
+            })
+            .collect::<Vec<_>>()
+    };
+    let acpi_of = |boot: &LinuxBoot| {
+        let tables = boot
+            .writes
+            .iter()
+            .find(|w| w.gpa == guest_acpi::ACPI_TABLES_GPA)
+            .unwrap();
+        tables.bytes.as_slice().windows(8).any(|w| w == b"LNRO0005")
+    };
+    let with = LinuxBoot::prepare(&file, &[], "console=ttyS0", 64 * MIB, Some(disk)).unwrap();
+    assert!(e820_of(&with).contains(&(0xfeb0_0000, 0x1000, E820_RESERVED)));
+    assert!(acpi_of(&with));
+    let without = LinuxBoot::prepare(&file, &[], "console=ttyS0", 64 * MIB, None).unwrap();
+    assert!(!e820_of(&without).iter().any(|e| e.0 == 0xfeb0_0000));
+    assert!(!acpi_of(&without));
+}
+
+#[test]
 fn bad_command_lines_and_kernels_are_refused() {
     let file = bzimage();
     let long = "x".repeat(2048);
     assert_eq!(
-        LinuxBoot::prepare(&file, &[], &long, 64 * MIB, &[]).unwrap_err(),
+        LinuxBoot::prepare(&file, &[], &long, 64 * MIB, None).unwrap_err(),
         LinuxBootError::BadCmdline { max: 2047 }
     );
-    assert!(LinuxBoot::prepare(&file, &[], "a\0b", 64 * MIB, &[]).is_err());
+    assert!(LinuxBoot::prepare(&file, &[], "a\0b", 64 * MIB, None).is_err());
     let mut not64 = bzimage();
     not64[0x236] = 0;
     assert!(matches!(
-        LinuxBoot::prepare(&not64, &[], "", 64 * MIB, &[]),
+        LinuxBoot::prepare(&not64, &[], "", 64 * MIB, None),
         Err(LinuxBootError::Kernel(
             boot_proto::bzimage::BzImageError::Not64Bit
         ))
@@ -314,10 +344,10 @@ fn the_debian_kernel_and_initrd_fit_a_128_mib_vm() {
         std::eprintln!("skipped: no {} (cargo xtask build)", dir.display());
         return;
     };
-    let boot = LinuxBoot::prepare(&kernel, &initrd, "console=ttyS0", 128 * MIB, &[]).unwrap();
+    let boot = LinuxBoot::prepare(&kernel, &initrd, "console=ttyS0", 128 * MIB, None).unwrap();
     assert_eq!(boot.entry.rip, 0x100_0200);
     assert_disjoint_inside(&boot, 128 * MIB);
-    let err = LinuxBoot::prepare(&kernel, &initrd, "console=ttyS0", 48 * MIB, &[]).unwrap_err();
+    let err = LinuxBoot::prepare(&kernel, &initrd, "console=ttyS0", 48 * MIB, None).unwrap_err();
     assert!(matches!(err, LinuxBootError::DoesNotFit { .. }), "{err}");
 }
 
@@ -336,7 +366,7 @@ proptest! {
             file[at] = value;
         }
         let initrd = vec![0u8; initrd_len];
-        if let Ok(boot) = LinuxBoot::prepare(&file, &initrd, "console=ttyS0", ram_mib * MIB, &[]) {
+        if let Ok(boot) = LinuxBoot::prepare(&file, &initrd, "console=ttyS0", ram_mib * MIB, None) {
             assert_disjoint_inside(&boot, ram_mib * MIB);
         }
     }

@@ -5,6 +5,7 @@
 use alloc::string::String;
 
 use super::MachineError;
+use crate::vm::guest_acpi::VirtioMmioDevice;
 use crate::vm::guest_ram::GuestRam;
 use crate::vm::linux_boot::LinuxBoot;
 use crate::vm::pvh::{START_INFO_GPA, build_boot_params, parse_elf};
@@ -48,18 +49,20 @@ impl BootImage {
                 build_boot_params(ram_bytes, &self.cmdline).map_err(MachineError::Image)?;
             }
             GuestImage::Linux { kernel, initrd } => {
-                LinuxBoot::prepare(kernel, initrd, &self.cmdline, ram_bytes, &[])
+                LinuxBoot::prepare(kernel, initrd, &self.cmdline, ram_bytes, None)
                     .map_err(MachineError::Linux)?;
             }
         }
         Ok(())
     }
 
-    /// Load into `ram` (zeroed) and say how the vCPU enters.
+    /// Load into `ram` (zeroed) and say how the vCPU enters; a Linux guest with a `disk`
+    /// finds it in its DSDT and e820 map (a PVH guest reads its command line).
     pub(super) fn load(
         &self,
         ram: &GuestRam,
         frames: &impl FrameSource,
+        disk: Option<VirtioMmioDevice>,
     ) -> Result<GuestEntry, MachineError> {
         let size = ram.size();
         match self.image {
@@ -81,7 +84,7 @@ impl BootImage {
                 })
             }
             GuestImage::Linux { kernel, initrd } => {
-                let boot = LinuxBoot::prepare(kernel, initrd, &self.cmdline, size, &[])
+                let boot = LinuxBoot::prepare(kernel, initrd, &self.cmdline, size, disk)
                     .map_err(MachineError::Linux)?;
                 for write in &boot.writes {
                     ram.write(frames, write.gpa, write.bytes.as_slice())

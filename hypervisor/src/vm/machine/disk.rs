@@ -12,6 +12,7 @@ use alloc::string::String;
 use migration_proto::dirty::DirtyBitmap;
 use migration_proto::message::DiskDescriptor;
 
+use super::boot_image::GuestImage;
 use super::{Machine, MachineError};
 use crate::storage::VmDisk;
 use crate::storage::mirror::MirrorOutcome;
@@ -35,7 +36,7 @@ fn disk_name(vm: &str) -> String {
 
 impl<O: LineOutput> Machine<O> {
     /// Give the VM `disk` as its virtio-blk device, and append the window's parameter to
-    /// its command line. Only before the VM first runs, and only when its RAM ends below
+    /// a PVH guest's command line (a Linux guest finds it in its DSDT). Only before the VM first runs, and only when its RAM ends below
     /// the window.
     pub fn attach_disk(&mut self, disk: impl Into<VmDisk>) -> Result<(), MachineError> {
         if self.state != VmState::Created {
@@ -46,8 +47,16 @@ impl<O: LineOutput> Machine<O> {
         }
         placement::check_ram_fits(self.ram.size())
             .map_err(|e| MachineError::Disk(format!("{e}")))?;
-        let cmdline = cmdline_with_disk(&self.boot.cmdline);
-        build_boot_params(self.ram.size(), &cmdline).map_err(MachineError::Image)?;
+        // A PVH guest learns the window from its command line; Linux from its DSDT (the
+        // parameter would register the device twice on a kernel that reads both).
+        let cmdline = match self.boot.image {
+            GuestImage::Pvh(_) => {
+                let cmdline = cmdline_with_disk(&self.boot.cmdline);
+                build_boot_params(self.ram.size(), &cmdline).map_err(MachineError::Image)?;
+                cmdline
+            }
+            GuestImage::Linux { .. } => self.boot.cmdline.clone(),
+        };
         let name = disk_name(&self.name);
         let device = VirtioBlk::new(disk.into(), &name);
         self.disk = Some(VirtioMmio::new(name, device));

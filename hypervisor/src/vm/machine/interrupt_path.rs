@@ -10,6 +10,7 @@
 //! `halt: skipped`). A VM thus costs only this check per poll while idle.
 
 use super::Machine;
+use crate::vm::board::DeviceLines;
 use crate::vm::board::entry::{program_entry, record_vectoring};
 use crate::vm::board::state::SavedDevice;
 use crate::vm::console_out::LineOutput;
@@ -24,13 +25,25 @@ use crate::vmx::vmcs::VmcsAccess;
 use crate::vmx::vmcs::fields::guest;
 
 impl<O: LineOutput> Machine<O> {
+    /// The device lines the board samples: COM1's INTR and the disk's level (low without
+    /// a disk).
+    pub(super) fn device_lines(&self) -> DeviceLines {
+        DeviceLines {
+            com1: self.uart.pc_irq_line(),
+            disk: self
+                .disk
+                .as_ref()
+                .is_some_and(|disk| disk.interrupt_level()),
+        }
+    }
+
     /// Whether the vCPU stays asleep in HLT at guest TSC `now` (false when it is not
     /// halted or an event wakes it; it then runs).
     pub(super) fn sleeps(&mut self, now: u64) -> bool {
         let Some(cpu) = self.halted else {
             return false;
         };
-        self.board.sync(now, self.uart.pc_irq_line());
+        self.board.sync(now, self.device_lines());
         if self.board.wakes_from_halt(cpu) {
             self.halted = None;
             false
@@ -66,7 +79,7 @@ impl<O: LineOutput> Machine<O> {
         now: u64,
         budget: u64,
     ) -> Result<u64, VmxError> {
-        self.board.sync(now, self.uart.pc_irq_line());
+        self.board.sync(now, self.device_lines());
         let board = &mut self.board;
         vcpu.with_vmcs(vmx, |vmcs, _| program_entry(board, vmcs).map(|_| ()))?;
         Ok(match self.board.next_deadline() {

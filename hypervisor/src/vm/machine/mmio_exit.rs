@@ -87,7 +87,13 @@ impl<O: LineOutput> Machine<O> {
         let mem = GuestRamMemory::new(&self.ram, frames);
         let result = vcpu.with_vmcs(vmx, |vmcs, regs| {
             emulate_mmio_access(vmcs, regs, &mem, &mut bus, gpa)
-        })?;
+        });
+        // The disk's InterruptACK (or a notify that completed a request) changes its
+        // line: the board sees it before the guest's EOI (`Board::set_disk_irq`).
+        if let Some(disk) = self.disk.as_ref() {
+            self.board.set_disk_irq(disk.interrupt_level());
+        }
+        let result = result?;
         Ok(match result {
             Ok(_) => MmioExit::Done,
             Err(e) => MmioExit::Crash(CrashReason::Mmio(e)),

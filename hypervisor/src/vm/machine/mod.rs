@@ -240,7 +240,11 @@ impl<O: LineOutput> Machine<O> {
         self.ram
             .fill(frames, 0, size, 0)
             .map_err(MachineError::Ram)?;
-        let entry = self.boot.load(&self.ram, &*frames)?;
+        let disk = self
+            .disk
+            .is_some()
+            .then_some(crate::vm::virtio_blk::placement::DISK_ACPI_DEVICE);
+        let entry = self.boot.load(&self.ram, &*frames, disk)?;
         vmx.invept(self.eptp)?;
         self.vcpu = Some(HwVcpu::new(vmx, frames, self.eptp, self.vpid, &entry)?);
         // A reboot resets the disk's transport like a power cycle (its contents stay).

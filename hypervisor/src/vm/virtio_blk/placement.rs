@@ -8,14 +8,17 @@
 //! [`MAX_RAM_WITH_DISK`] of RAM (tern's RAM is one range from 0: there is no hole to put a
 //! window in above 4 GiB, and none below it when RAM covers it).
 //!
-//! The guest is told on its command line, in the form Linux's virtio-mmio driver reads
+//! A PVH guest is told on its command line (a Linux guest in its DSDT, built from
+//! [`DISK_ACPI_DEVICE`]), in the form Linux's virtio-mmio driver reads
 //! (`virtio_mmio.device=<size>@<base>:<irq>`, Documentation/admin-guide/kernel-parameters):
 //! [`DISK_CMDLINE_PARAM`]. The heartbeat guest parses the same parameter. IRQ 5 is an ISA
-//! line nothing else uses here; until the interrupt work delivers it, guests poll the used
-//! ring (docs/ARCHITECTURE.md, "virtio-blk").
+//! line nothing else uses here; the board drives it from the device's interrupt level
+//! (`vm::board::DeviceLines`, docs/ARCHITECTURE.md, "virtio-blk").
 
 use alloc::string::String;
 use core::fmt;
+
+use crate::vm::guest_acpi::VirtioMmioDevice;
 
 /// Guest-physical base of the disk's virtio-mmio window.
 pub const DISK_WINDOW_GPA: u64 = 0xfeb0_0000;
@@ -28,6 +31,13 @@ pub const DISK_IRQ: u8 = 5;
 
 /// The command-line parameter that tells the guest where its disk is.
 pub const DISK_CMDLINE_PARAM: &str = "virtio_mmio.device=4K@0xfeb00000:5";
+
+/// The disk as a Linux guest's DSDT describes it (`vm::guest_acpi::virtio_mmio_aml`).
+pub const DISK_ACPI_DEVICE: VirtioMmioDevice = VirtioMmioDevice {
+    base: DISK_WINDOW_GPA as u32,
+    len: DISK_WINDOW_BYTES as u32,
+    gsi: DISK_IRQ as u32,
+};
 
 /// Most RAM a VM with a disk may have: its RAM must end below the window.
 pub const MAX_RAM_WITH_DISK: u64 = DISK_WINDOW_GPA;
