@@ -35,6 +35,12 @@ pub struct VmxOn {
     region: u64,
     /// The control settings and capabilities in use on this CPU.
     pub config: VmxConfig,
+    /// The CPU's current-VMCS pointer as this code last set it: only [`VmxOn::load`]
+    /// (VMPTRLD) and [`Vmcs::clear`] (VMCLEAR, which invalidates the pointer when it names
+    /// the current VMCS, SDM Vol. 3C 31.3) change it, and VM entries and exits keep it.
+    /// Lets `load` skip a VMPTRLD of the VMCS that is already current: an exit's handling
+    /// reaches the VMCS several times (entry plan, IDT vectoring, handlers).
+    current: Option<u64>,
 }
 
 /// Enter VMX root operation on the current CPU (SDM Vol. 3C §24.7 "Enabling and Entering
@@ -82,7 +88,11 @@ pub unsafe fn enable(frames: &mut impl FrameSource) -> Result<VmxOn, VmxError> {
         frames.free(region);
         return Err(e);
     }
-    Ok(VmxOn { region, config })
+    Ok(VmxOn {
+        region,
+        config,
+        current: None,
+    })
 }
 
 /// A zeroed frame with the VMCS revision identifier in bits 30:0 of its first dword
@@ -112,9 +122,14 @@ impl VmxOn {
 
     /// Make `vmcs` current and return the handle through which it is read and written.
     pub fn load<'a>(&'a mut self, vmcs: &'a mut Vmcs) -> Result<LoadedVmcs<'a>, VmxError> {
-        // SAFETY: we are in VMX root operation (`self` exists) and the region is a VMCS
-        // created by `Vmcs::new` with the right revision identifier.
-        unsafe { instr::vmptrld(vmcs.phys)? };
+        if self.current != Some(vmcs.phys) {
+            // Forget the old pointer first: a failed VMPTRLD leaves it unknown.
+            self.current = None;
+            // SAFETY: we are in VMX root operation (`self` exists) and the region is a
+            // VMCS created by `Vmcs::new` with the right revision identifier.
+            unsafe { instr::vmptrld(vmcs.phys)? };
+            self.current = Some(vmcs.phys);
+        }
         Ok(LoadedVmcs { vmx: self, vmcs })
     }
 
@@ -175,7 +190,10 @@ impl Vmcs {
 
     /// VMCLEAR: write the VMCS back to memory and reset its launch state (needed before it
     /// is freed or used on another CPU).
-    pub fn clear(&mut self, _vmx: &mut VmxOn) -> Result<(), VmxError> {
+    pub fn clear(&mut self, vmx: &mut VmxOn) -> Result<(), VmxError> {
+        if vmx.current == Some(self.phys) {
+            vmx.current = None;
+        }
         // SAFETY: VMX root operation; the region is ours.
         unsafe { instr::vmclear(self.phys)? };
         self.launched = false;
